@@ -1,0 +1,408 @@
+"""One typed config tree: defaults, stacking presets, YAML files and ``--set key=value``.
+
+Resolution order (later wins): dataclass defaults -> the env's preset -> named presets
+(``--preset debug``) -> ``--config FILE.yaml`` -> ``--set`` overrides. The resolved tree is
+written to ``config.yaml`` in the run directory before anything runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from worldmodels.errors import UserError
+
+
+@dataclass
+class EnvConfig:
+    id: str = ""
+    """Gymnasium id (``CartPole-v1``, ``ALE/Pong-v5``) or ``package.module:ClassName``."""
+    frame_skip: int = 0
+    """Repeat each action this many env steps (0 = the env's own default)."""
+    discrete_actions: bool = False
+    """Use the env's discretised action set (CarRacing: 5 actions instead of 3 continuous)."""
+    max_episode_steps: int = 0
+    """Truncate episodes after this many agent steps (0 = the env's own limit)."""
+    image_size: int = 64
+    """Pixel observations are resized to image_size x image_size RGB."""
+
+
+@dataclass
+class CollectConfig:
+    episodes: int = 200
+    """Number of episodes the store should hold; re-running continues to this count."""
+    workers: int = 1
+    """Worker processes used for collection (1 = in this process)."""
+    policy: str = "random"
+    """``random``, or a run directory whose trained agent (V+M+C) acts."""
+    val_fraction: float = 0.1
+    """Fraction of episodes (chosen by a fixed hash of their index) held out from training."""
+
+
+@dataclass
+class VisionConfig:
+    kind: str = "auto"
+    """``conv_vae`` (pixels), ``mlp_vae`` (vectors) or ``auto`` to pick by observation type."""
+    latent_dim: int = 32
+    """Size of the latent z."""
+    hidden_dims: list[int] = field(default_factory=lambda: [256, 128])
+    """Hidden layer sizes of the MLP VAE encoder (decoder mirrors them)."""
+    batch_norm: bool = True
+    """BatchNorm after each conv layer of the ConvVAE encoder."""
+    beta: float = 4.0
+    """beta of the beta-VAE: weight of the KL term."""
+    beta_anneal_epochs: int = 3
+    """beta rises linearly from 0 to ``beta`` over this many epochs (0 = no annealing)."""
+    kl_tolerance: float = 0.5
+    """Free nats per latent dimension: the KL term is max(KL, kl_tolerance * latent_dim)."""
+    lr: float = 1e-4
+    """Adam learning rate."""
+    epochs: int = 10
+    """Training epochs over the training episodes."""
+    batch_size: int = 64
+    """Frames per batch."""
+    chunk_episodes: int = 64
+    """Episodes held in RAM at once by the frame loader (bounds memory on big stores)."""
+
+
+@dataclass
+class MemoryConfig:
+    kind: str = "mdn_rnn"
+    """Memory model: ``mdn_rnn``."""
+    hidden_dim: int = 256
+    """LSTM hidden size."""
+    num_mixtures: int = 5
+    """Gaussians in the mixture density output (per latent dimension)."""
+    temperature: float = 1.0
+    """Sampling temperature tau when dreaming (logits / tau, sigma * sqrt(tau))."""
+    seq_len: int = 32
+    """Training sequence length."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    epochs: int = 20
+    """Training epochs."""
+    batch_size: int = 32
+    """Sequences per batch."""
+    reward_weight: float = 1.0
+    """Weight of the reward-head MSE in the memory loss."""
+    done_weight: float = 1.0
+    """Weight of the done-head BCE in the memory loss."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip."""
+    sample_latents: bool = True
+    """Train on z sampled from V's posterior (as in the paper) rather than its mean."""
+    chunk_episodes: int = 256
+    """Episodes of latents held in RAM at once by the sequence loader."""
+
+
+@dataclass
+class ControllerConfig:
+    kind: str = "linear"
+    """``linear`` on [z, h] (the paper) or ``mlp``."""
+    hidden_dims: list[int] = field(default_factory=lambda: [32])
+    """Hidden sizes of the ``mlp`` controller (tanh)."""
+    population: int = 64
+    """CMA-ES population size."""
+    sigma: float = 0.5
+    """CMA-ES initial step size."""
+    rollouts: int = 4
+    """Episodes per candidate; fitness is their mean return."""
+    generations: int = 50
+    """Maximum CMA-ES generations."""
+    eval_every: int = 1
+    """Evaluate the distribution mean every this many generations."""
+    eval_episodes: int = 16
+    """Episodes for that evaluation (these real steps are counted too)."""
+    target_return: float | None = None
+    """Stop when the evaluated mean reaches this (None = the env's reward_threshold)."""
+    max_steps: int = 0
+    """Cap on steps per training episode (0 = the env's limit)."""
+
+
+@dataclass
+class EvaluateConfig:
+    episodes: int = 100
+    """Evaluation episodes in the real env."""
+    seed_offset: int = 1_000_000
+    """Evaluation episode seeds start at seed + seed_offset, apart from every training seed."""
+    batch_envs: int = 50
+    """Envs stepped together during evaluation."""
+
+
+@dataclass
+class Config:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    method: str = "classic"
+    """Training method (``classic`` = V -> M -> CMA-ES controller in the real env)."""
+    seed: int = 0
+    """Master seed: every episode, batch and CMA-ES generation derives from it."""
+    device: str = "auto"
+    """``auto`` (cuda if available), ``cpu`` or ``cuda``."""
+    presets: list[str] = field(default_factory=list)
+    """Named presets applied on top of the env preset (e.g. ``debug``)."""
+
+
+# Per-env presets: the seed's table is the starting point (latent 32, LSTM 256, 5 Gaussians,
+# population 64, sigma 0.5). CartPole is not in the seed's table: it is sized so the whole
+# pipeline finishes in minutes on 2 cores.
+ENV_PRESETS: dict[str, dict[str, Any]] = {
+    "CartPole-v1": {
+        "collect": {"episodes": 300},
+        "vision": {"latent_dim": 8, "hidden_dims": [64, 64], "beta": 1.0, "lr": 1e-3,
+                   "epochs": 20, "batch_size": 128, "kl_tolerance": 0.0},
+        "memory": {"hidden_dim": 64, "epochs": 20, "seq_len": 32, "lr": 3e-3},
+        "controller": {"population": 32, "rollouts": 2, "sigma": 0.5, "generations": 40,
+                       "eval_episodes": 20},
+    },
+    "LunarLander-v3": {
+        "collect": {"episodes": 500},
+        "vision": {"latent_dim": 32, "hidden_dims": [256, 128], "beta": 1.0, "lr": 1e-3,
+                   "epochs": 20, "batch_size": 256, "kl_tolerance": 0.0},
+        "memory": {"hidden_dim": 256, "epochs": 20, "lr": 1e-3},
+        "controller": {"population": 64, "rollouts": 4, "sigma": 0.5, "generations": 100},
+    },
+    "CarRacing-v3": {
+        "env": {"frame_skip": 2},
+        "collect": {"episodes": 200},
+        "vision": {"beta": 4.0, "lr": 1e-4, "epochs": 10},
+        "memory": {"hidden_dim": 256, "epochs": 20, "seq_len": 100},
+        "controller": {"population": 64, "rollouts": 4, "sigma": 0.1, "generations": 100},
+    },
+    "ALE/Pong-v5": {
+        "collect": {"episodes": 200},
+        "vision": {"beta": 4.0, "lr": 1e-4, "epochs": 10},
+        "memory": {"hidden_dim": 256, "epochs": 20, "seq_len": 100},
+        "controller": {"population": 64, "rollouts": 2, "sigma": 0.5, "generations": 100},
+    },
+    "ALE/Breakout-v5": {
+        "collect": {"episodes": 200},
+        "vision": {"beta": 4.0, "lr": 1e-4, "epochs": 10},
+        "memory": {"hidden_dim": 256, "epochs": 20, "seq_len": 100},
+        "controller": {"population": 64, "rollouts": 2, "sigma": 0.5, "generations": 100},
+    },
+}
+
+# Named presets that stack on top of the env preset.
+NAMED_PRESETS: dict[str, dict[str, Any]] = {
+    "debug": {
+        "env": {"max_episode_steps": 40},
+        "collect": {"episodes": 6},
+        "vision": {"latent_dim": 8, "hidden_dims": [32], "epochs": 2, "batch_size": 32,
+                   "beta_anneal_epochs": 1},
+        "memory": {"hidden_dim": 16, "num_mixtures": 2, "epochs": 2, "seq_len": 8,
+                   "batch_size": 8},
+        "controller": {"population": 6, "rollouts": 1, "generations": 2, "eval_episodes": 2},
+        "evaluate": {"episodes": 3},
+    },
+    "gpu": {
+        "collect": {"episodes": 10000, "workers": 16},
+        "vision": {"epochs": 50, "batch_size": 256},
+        "memory": {"epochs": 100, "batch_size": 128},
+        "controller": {"rollouts": 16, "generations": 300},
+    },
+}
+
+# Keys a resumed or re-run run may change: budgets, parallelism and evaluation.
+# Anything else (sizes, env, seeds, learning rates) makes the stored checkpoints incompatible.
+RESUME_MUTABLE_KEYS = frozenset({
+    "collect.episodes", "collect.workers", "vision.epochs", "memory.epochs",
+    "controller.generations", "controller.eval_every", "controller.eval_episodes",
+    "controller.target_return", "device", "method",
+    "evaluate.episodes", "evaluate.seed_offset", "evaluate.batch_envs",
+})
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A plain nested dict (YAML-safe) of a config dataclass."""
+    return dataclasses.asdict(cfg)
+
+
+def _coerce(value: Any, typ: Any, key: str) -> Any:
+    """Check ``value`` against the annotated type ``typ``; return it converted or raise."""
+    origin = typing.get_origin(typ)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(typ)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except UserError:
+                continue
+        raise UserError(f"--set {key}: expected {typ}, got {value!r}")
+    if origin is list:
+        (item_type,) = typing.get_args(typ)
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise UserError(f"config key '{key}' expects a list such as [64, 64], got {value!r}")
+        return [_coerce(v, item_type, key) for v in value]
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        raise UserError(f"config key '{key}' expects true or false, got {value!r}")
+    if typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise UserError(f"config key '{key}' expects an integer, got {value!r}")
+    if typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise UserError(f"config key '{key}' expects a number, got {value!r}")
+    if typ is str:
+        if isinstance(value, str):
+            return value
+        raise UserError(f"config key '{key}' expects a string, got {value!r}")
+    raise UserError(f"config key '{key}' has an unsupported type {typ}")
+
+
+def apply_overrides(cfg: Any, overrides: dict[str, Any], prefix: str = "") -> None:
+    """Apply a nested dict of overrides to a config dataclass in place, checking every key."""
+    hints = _hints(type(cfg))
+    names = {f.name for f in dataclasses.fields(cfg)}
+    for key, value in overrides.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            valid = ", ".join(sorted(f"{prefix}{n}" for n in names))
+            raise UserError(f"unknown config key '{full}'; valid keys here: {valid}")
+        current = getattr(cfg, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise UserError(f"config key '{full}' is a section; set its fields, "
+                                f"e.g. {full}.<field>=value")
+            apply_overrides(current, value, prefix=f"{full}.")
+        else:
+            setattr(cfg, key, _coerce(value, hints[key], full))
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """Turn ``["vision.epochs=3", "controller.hidden_dims=[16,16]"]`` into a nested dict."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--set expects key=value (e.g. vision.epochs=3), got '{item}'")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"--set {key}: '{part}' is set both as a value and a section")
+        node[parts[-1]] = value
+    return out
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML config file into a dict, with one-line errors."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"config file {path} is not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of sections (env:, vision:, ...)")
+    return data
+
+
+def resolve(env_id: str | None, presets: list[str], file_overrides: dict[str, Any],
+            set_overrides: dict[str, Any], base: dict[str, Any] | None = None) -> Config:
+    """Build the resolved config. ``base`` is a stored config.yaml (for an existing run)."""
+    cfg = Config()
+    if base is not None:
+        apply_overrides(cfg, base)
+    else:
+        env_from_file = file_overrides.get("env", {}).get("id") if isinstance(
+            file_overrides.get("env"), dict) else None
+        chosen = env_id or env_from_file
+        if chosen and chosen in ENV_PRESETS:
+            apply_overrides(cfg, copy.deepcopy(ENV_PRESETS[chosen]))
+        for name in list(file_overrides.get("presets", []) or []) + presets:
+            if name not in NAMED_PRESETS:
+                raise UserError(f"unknown preset '{name}'; available: {', '.join(NAMED_PRESETS)}")
+            apply_overrides(cfg, copy.deepcopy(NAMED_PRESETS[name]))
+            if name not in cfg.presets:
+                cfg.presets.append(name)
+    apply_overrides(cfg, file_overrides)
+    apply_overrides(cfg, set_overrides)
+    if env_id:
+        cfg.env.id = env_id
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Range checks that the type system cannot express."""
+    checks = [
+        (cfg.collect.episodes >= 1, "collect.episodes must be >= 1"),
+        (cfg.collect.workers >= 1, "collect.workers must be >= 1"),
+        (0.0 <= cfg.collect.val_fraction < 1.0, "collect.val_fraction must be in [0, 1)"),
+        (cfg.vision.kind in ("auto", "conv_vae", "mlp_vae"),
+         "vision.kind must be auto, conv_vae or mlp_vae"),
+        (cfg.vision.latent_dim >= 1, "vision.latent_dim must be >= 1"),
+        (cfg.vision.epochs >= 0 and cfg.memory.epochs >= 0, "epochs must be >= 0"),
+        (cfg.memory.kind == "mdn_rnn", "memory.kind must be mdn_rnn"),
+        (cfg.memory.num_mixtures >= 1, "memory.num_mixtures must be >= 1"),
+        (cfg.memory.seq_len >= 1, "memory.seq_len must be >= 1"),
+        (cfg.memory.temperature > 0, "memory.temperature must be > 0"),
+        (cfg.controller.kind in ("linear", "mlp"), "controller.kind must be linear or mlp"),
+        (cfg.controller.population >= 2, "controller.population must be >= 2"),
+        (cfg.controller.rollouts >= 1, "controller.rollouts must be >= 1"),
+        (cfg.controller.sigma > 0, "controller.sigma must be > 0"),
+        (cfg.evaluate.episodes >= 1, "evaluate.episodes must be >= 1"),
+        (cfg.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
+        (cfg.env.image_size >= 8, "env.image_size must be >= 8"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
+    if cfg.env.image_size != 64 and cfg.vision.kind == "conv_vae":
+        raise UserError("the ConvVAE needs env.image_size=64 (its 4 conv layers assume 64x64)")
+
+
+def flat_items(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flat_items(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def incompatible_keys(stored: Config, new: Config) -> list[str]:
+    """Keys whose values differ and that a resumed run may not change."""
+    a, b = flat_items(to_dict(stored)), flat_items(to_dict(new))
+    return sorted(k for k in a if a[k] != b.get(k) and k not in RESUME_MUTABLE_KEYS)
+
+
+def dump_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+

@@ -1,0 +1,167 @@
+"""Batches for V (frames) and M (latent sequences), streamed in chunks of episodes so the
+whole dataset is never in RAM; and the latent cache, keyed by the vision checkpoint's hash.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from worldmodels.data.store import Episode, EpisodeStore
+from worldmodels.errors import CorruptEpisodeError
+from worldmodels.models.memory.mdn_rnn import MemoryBatch
+
+log = logging.getLogger(__name__)
+
+
+def frame_batches(store: EpisodeStore, indices: list[int], batch_size: int,
+                  rng: np.random.Generator, chunk_episodes: int) -> Iterator[np.ndarray]:
+    """One epoch of shuffled frames: episodes in random order, ``chunk_episodes`` at a time,
+    frames shuffled within the chunk."""
+    order = rng.permutation(len(indices))
+    for start in range(0, len(order), chunk_episodes):
+        chunk = [indices[j] for j in order[start:start + chunk_episodes]]
+        frames = [ep.observations for _, ep in store.iter_episodes(chunk)]
+        if not frames:
+            continue
+        pool = np.concatenate(frames)
+        perm = rng.permutation(len(pool))
+        for b in range(0, len(perm), batch_size):
+            yield pool[perm[b:b + batch_size]]
+
+
+def observation_stats(store: EpisodeStore, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of vector observations (streaming, float64)."""
+    total, s, ss = 0, None, None
+    for _, ep in store.iter_episodes(indices):
+        x = ep.observations.astype(np.float64)
+        s = x.sum(0) if s is None else s + x.sum(0)
+        ss = (x**2).sum(0) if ss is None else ss + (x**2).sum(0)
+        total += len(x)
+    if total == 0 or s is None or ss is None:
+        raise ValueError("no observations to compute statistics from")
+    mean = s / total
+    std = np.sqrt(np.maximum(ss / total - mean**2, 0.0))
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+class LatentCache:
+    """Per-episode latents (mu, logvar of V's posterior) under ``latents/<vision sha256>/``.
+
+    The directory name is the content hash of the vision checkpoint that encoded them, so
+    latents are never reused against another V.
+    """
+
+    def __init__(self, root: Path, vision_hash: str):
+        self.vision_hash = vision_hash
+        self.root = Path(root) / vision_hash[:16]
+
+    def path(self, index: int) -> Path:
+        return self.root / f"ep_{index:06d}.npz"
+
+    def has(self, index: int) -> bool:
+        return self.path(index).exists()
+
+    def write(self, index: int, mu: np.ndarray, logvar: np.ndarray, episode: Episode) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        marker = self.root / "vision.json"
+        if not marker.exists():
+            marker.write_text(json.dumps({"vision_sha256": self.vision_hash}))
+        final = self.path(index)
+        tmp = self.root / f".{final.name}.tmp{os.getpid()}"
+        with open(tmp, "wb") as fh:
+            np.savez(fh, mu=mu.astype(np.float32), logvar=logvar.astype(np.float32),
+                     actions=episode.actions, rewards=episode.rewards,
+                     terminated=episode.terminated)
+        os.replace(tmp, final)
+
+    def read(self, index: int) -> dict[str, np.ndarray]:
+        path = self.path(index)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError) as exc:
+            raise CorruptEpisodeError(f"{path}: {type(exc).__name__}: {exc}") from None
+
+
+@torch.no_grad()
+def encode_missing(cache: LatentCache, store: EpisodeStore, indices: list[int], vision,
+                   device: torch.device, batch_size: int = 256) -> int:
+    """Encode every episode not yet in the cache; returns how many were encoded."""
+    todo = [i for i in indices if not cache.has(i)]
+    for i, ep in store.iter_episodes(todo):
+        mus, logvars = [], []
+        for b in range(0, len(ep.observations), batch_size):
+            obs = torch.as_tensor(ep.observations[b:b + batch_size], device=device)
+            mu, logvar = vision.encode(obs)
+            mus.append(mu.cpu().numpy())
+            logvars.append(logvar.cpu().numpy())
+        cache.write(i, np.concatenate(mus), np.concatenate(logvars), ep)
+    return len(todo)
+
+
+def _action_features(actions: np.ndarray, action_kind: str, action_dim: int) -> np.ndarray:
+    if action_kind == "discrete":
+        out = np.zeros((len(actions), action_dim), dtype=np.float32)
+        out[np.arange(len(actions)), actions.astype(np.int64)] = 1.0
+        return out
+    return actions.astype(np.float32).reshape(len(actions), action_dim)
+
+
+def sequence_batches(cache: LatentCache, indices: list[int], seq_len: int, batch_size: int,
+                     rng: np.random.Generator, chunk_episodes: int, action_kind: str,
+                     action_dim: int, sample_latents: bool, device: torch.device
+                     ) -> Iterator[MemoryBatch]:
+    """One epoch of windows of ``seq_len`` transitions covering every episode once (random
+    phase), padded and masked at episode ends."""
+    order = rng.permutation(len(indices))
+    for start in range(0, len(order), chunk_episodes):
+        windows = []
+        for j in order[start:start + chunk_episodes]:
+            try:
+                d = cache.read(indices[j])
+            except CorruptEpisodeError as exc:
+                log.warning("skipping corrupt latent file %s", exc)
+                continue
+            t = len(d["rewards"])
+            z = d["mu"]
+            if sample_latents:
+                z = z + rng.standard_normal(z.shape).astype(np.float32) * np.exp(
+                    0.5 * d["logvar"])
+            acts = _action_features(d["actions"], action_kind, action_dim)
+            offset = int(rng.integers(seq_len)) if t > seq_len else 0
+            starts = list(range(offset - seq_len if offset else 0, t, seq_len))
+            for s in starts:
+                s0 = max(s, 0)
+                e = min(s + seq_len, t)
+                if e <= s0:
+                    continue
+                windows.append((z[s0:e + 1], acts[s0:e], d["rewards"][s0:e],
+                                d["terminated"][s0:e]))
+        perm = rng.permutation(len(windows))
+        for b in range(0, len(perm), batch_size):
+            yield _pad([windows[k] for k in perm[b:b + batch_size]], seq_len, device)
+
+
+def _pad(windows: list[tuple[np.ndarray, ...]], seq_len: int, device: torch.device
+         ) -> MemoryBatch:
+    n = len(windows)
+    zdim, adim = windows[0][0].shape[-1], windows[0][1].shape[-1]
+    z = np.zeros((n, seq_len + 1, zdim), np.float32)
+    a = np.zeros((n, seq_len, adim), np.float32)
+    r = np.zeros((n, seq_len), np.float32)
+    d = np.zeros((n, seq_len), np.float32)
+    m = np.zeros((n, seq_len), np.float32)
+    for k, (zw, aw, rw, dw) in enumerate(windows):
+        t = len(rw)
+        z[k, :t + 1], a[k, :t], r[k, :t], d[k, :t], m[k, :t] = zw, aw, rw, dw, 1.0
+    def to(x: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(x, device=device)
+
+    return MemoryBatch(to(z), to(a), to(r), to(d), to(m))

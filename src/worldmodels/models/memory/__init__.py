@@ -1,0 +1,15 @@
+"""Memory models (M): predict z_{t+1}, r_t and done_t from (z_t, a_t, state)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from worldmodels.models.memory.mdn_rnn import MDNRNN
+
+MEMORY_MODELS: dict[str, type[nn.Module]] = {"mdn_rnn": MDNRNN}
+
+
+def build_memory(name: str, kwargs: dict[str, Any]) -> nn.Module:
+    return MEMORY_MODELS[name](**kwargs)

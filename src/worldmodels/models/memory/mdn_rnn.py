@@ -1,0 +1,92 @@
+"""MDN-RNN: an LSTM over [z_t, a_t] whose output h_{t+1} parameterises a Gaussian mixture over
+z_{t+1}, plus a reward head (r_t, MSE) and a done head (terminated_t, BCE).
+
+The recurrent state is a value passed in and returned (``(h, c)``, each [B, H]); the module
+holds parameters only.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from worldmodels.models.memory.mdn import mdn_nll
+
+State = tuple[Tensor, Tensor]
+
+
+class MemoryOutput(NamedTuple):
+    logit_pi: Tensor  # [B, T, Z, K]
+    mu: Tensor  # [B, T, Z, K]
+    log_sigma: Tensor  # [B, T, Z, K]
+    reward: Tensor  # [B, T]
+    done_logit: Tensor  # [B, T]
+    hidden: Tensor  # [B, T, H]  h_{t+1}, the feature the controller sees at t+1
+
+
+class MemoryBatch(NamedTuple):
+    z: Tensor  # [B, T+1, Z] latents z_0..z_T
+    actions: Tensor  # [B, T, A] action features
+    rewards: Tensor  # [B, T]
+    dones: Tensor  # [B, T] terminated flags
+    mask: Tensor  # [B, T] 1 for real steps, 0 for padding
+
+
+class MDNRNN(nn.Module):
+    def __init__(self, latent_dim: int, action_dim: int, hidden_dim: int = 256,
+                 num_mixtures: int = 5):
+        super().__init__()
+        self.latent_dim, self.action_dim = latent_dim, action_dim
+        self.hidden_dim, self.num_mixtures = hidden_dim, num_mixtures
+        self.lstm = nn.LSTM(latent_dim + action_dim, hidden_dim, batch_first=True)
+        self.mdn = nn.Linear(hidden_dim, latent_dim * num_mixtures * 3)
+        self.reward_head = nn.Linear(hidden_dim, 1)
+        self.done_head = nn.Linear(hidden_dim, 1)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.hidden_dim
+
+    def initial(self, batch: int, device: torch.device | str = "cpu") -> State:
+        zeros = torch.zeros(batch, self.hidden_dim, device=device)
+        return zeros, zeros.clone()
+
+    def _heads(self, out: Tensor) -> MemoryOutput:
+        b, t, _ = out.shape
+        params = self.mdn(out).view(b, t, self.latent_dim, self.num_mixtures, 3)
+        return MemoryOutput(params[..., 0], params[..., 1], params[..., 2],
+                            self.reward_head(out).squeeze(-1), self.done_head(out).squeeze(-1),
+                            out)
+
+    def forward(self, z: Tensor, actions: Tensor, state: State | None = None
+                ) -> tuple[MemoryOutput, State]:
+        """z [B, T, Z], actions [B, T, A] -> predictions for steps t+1 and the final state."""
+        assert z.dim() == 3 and actions.dim() == 3 and z.shape[:2] == actions.shape[:2], (
+            f"expected z [B, T, Z] and actions [B, T, A], got {tuple(z.shape)}, "
+            f"{tuple(actions.shape)}")
+        if state is None:
+            state = self.initial(z.shape[0], z.device)
+        h0, c0 = state
+        out, (h, c) = self.lstm(torch.cat([z, actions], -1), (h0.unsqueeze(0), c0.unsqueeze(0)))
+        return self._heads(out), (h.squeeze(0), c.squeeze(0))
+
+    def step(self, z: Tensor, action: Tensor, state: State) -> tuple[MemoryOutput, State]:
+        """One step: z [B, Z], action [B, A]. Outputs have T = 1."""
+        return self.forward(z.unsqueeze(1), action.unsqueeze(1), state)
+
+    def loss(self, batch: MemoryBatch, reward_weight: float = 1.0, done_weight: float = 1.0
+             ) -> tuple[Tensor, dict[str, float]]:
+        out, _ = self.forward(batch.z[:, :-1], batch.actions)
+        mask = batch.mask
+        denom = mask.sum().clamp(min=1.0)
+        nll = (mdn_nll(out.logit_pi, out.mu, out.log_sigma, batch.z[:, 1:]).mean(-1) * mask
+               ).sum() / denom
+        reward = ((out.reward - batch.rewards).pow(2) * mask).sum() / denom
+        done = (F.binary_cross_entropy_with_logits(out.done_logit, batch.dones, reduction="none")
+                * mask).sum() / denom
+        total = nll + reward_weight * reward + done_weight * done
+        return total, {"loss": float(total.detach()), "nll": float(nll.detach()),
+                       "reward_loss": float(reward.detach()), "done_loss": float(done.detach())}

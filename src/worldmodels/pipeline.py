@@ -1,0 +1,278 @@
+"""The stages of a run, in order, and the training methods built from them.
+
+The CLI parses and calls these; these call the trainers. A stage whose artifact is complete is
+skipped; an interrupted one continues with ``resume=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from worldmodels.agent import ControllerPolicy
+from worldmodels.config import (
+    Config,
+    incompatible_keys,
+    load_yaml,
+    parse_set,
+    resolve,
+    to_dict,
+)
+from worldmodels.controllers.linear import PolicyShape
+from worldmodels.data.collect import collect
+from worldmodels.data.store import EpisodeStore, is_validation
+from worldmodels.envs import EnvSpec, probe
+from worldmodels.errors import UserError
+from worldmodels.rollout import EnvPool, run_batch
+from worldmodels.runs import RunDir, atomic_write_json, check_spec, file_sha256
+from worldmodels.world_model import WorldModel, load_world_model
+
+
+@dataclass
+class Context:
+    run: RunDir
+    cfg: Config
+    spec: EnvSpec
+    device: torch.device
+    resume: bool = False
+    progress: bool = True
+    _writer: Any = field(default=None, repr=False)
+
+    @property
+    def writer(self):
+        if self._writer is None:
+            self._writer = self.run.writer()
+        return self._writer
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA GPU is available; use "
+                        "--device cpu or auto")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def open_run(run_dir: str | Path, env_id: str | None = None, presets: list[str] | None = None,
+             config_file: str | None = None, set_items: list[str] | None = None,
+             seed: int | None = None, device: str | None = None, resume: bool = False,
+             progress: bool = True) -> Context:
+    """Resolve the config and validate everything before the first byte is written."""
+    run = RunDir(run_dir)
+    file_overrides = load_yaml(Path(config_file)) if config_file else {}
+    set_overrides = parse_set(set_items or [])
+    if seed is not None:
+        set_overrides["seed"] = seed
+    if device is not None:
+        set_overrides["device"] = device
+    if run.has_config():
+        stored = run.load_config()
+        if env_id and env_id != stored.env.id:
+            raise UserError(f"run directory {run.root} was written for env {stored.env.id}, not "
+                            f"{env_id}; use a new --run-dir (or drop --env to continue it)")
+        if presets:
+            raise UserError(f"--preset applies when a run is created; {run.root} already has "
+                            f"a config (use --set for budgets, or a new --run-dir)")
+        cfg = resolve(None, [], file_overrides, set_overrides, base=to_dict(stored))
+        bad = incompatible_keys(stored, cfg)
+        if bad:
+            raise UserError(f"run directory {run.root} was made with a different "
+                            f"{', '.join(bad)}; its checkpoints depend on them: use a new "
+                            f"--run-dir")
+        spec = probe(cfg.env)
+        resolve_device(cfg.device)
+        if cfg != stored:
+            run.write_config(cfg, spec)
+    else:
+        if not env_id and not (isinstance(file_overrides.get("env"), dict)
+                               and file_overrides["env"].get("id")):
+            raise UserError(f"--env is required for a new run directory ({run.root} has no "
+                            f"config.yaml); see `worldmodels envs`")
+        cfg = resolve(env_id, presets or [], file_overrides, set_overrides)
+        spec = probe(cfg.env)
+        resolve_device(cfg.device)
+        run.write_config(cfg, spec)
+    return Context(run, cfg, spec, resolve_device(cfg.device), resume, progress)
+
+
+@contextmanager
+def timed(ctx: Context, stage: str):
+    """Adds the stage's wall time to ``counters.json`` (also when it is interrupted)."""
+    t0 = time.time()
+    try:
+        yield
+    finally:
+        counters = ctx.run.counters()
+        walls = counters.setdefault("wall_seconds", {})
+        walls[stage] = walls.get(stage, 0.0) + time.time() - t0
+        atomic_write_json(ctx.run.root / "counters.json", counters)
+
+
+def split(ctx: Context) -> tuple[list[int], list[int]]:
+    store = EpisodeStore(ctx.run.episodes)
+    indices = store.valid_indices()
+    val = [i for i in indices if is_validation(i, ctx.cfg.collect.val_fraction)]
+    train = [i for i in indices if not is_validation(i, ctx.cfg.collect.val_fraction)]
+    if not train and val:  # tiny stores: never train on nothing
+        train, val = val, []
+    return train, val
+
+
+def stage_collect(ctx: Context) -> dict[str, Any]:
+    store = EpisodeStore(ctx.run.episodes)
+    with timed(ctx, "collect"):
+        collect(store, ctx.cfg.env, ctx.spec, ctx.cfg.collect.episodes, ctx.cfg.seed,
+                ctx.cfg.collect.policy, ctx.cfg.collect.workers, ctx.progress)
+    summary = store.summary()
+    if summary["episodes"] < ctx.cfg.collect.episodes:
+        raise UserError(f"only {summary['episodes']} of {ctx.cfg.collect.episodes} episodes in "
+                        f"{ctx.run.episodes} could be read; re-run collect")
+    return summary
+
+
+def vision_complete(ctx: Context) -> bool:
+    from worldmodels.training.supervised import stage_complete
+
+    return stage_complete(ctx.run, "vision")
+
+
+def stage_vision(ctx: Context) -> dict[str, float]:
+    from worldmodels.training.vision import train_vision
+
+    train, val = split(ctx)
+    with timed(ctx, "vision"):
+        return train_vision(ctx.run, ctx.cfg, ctx.spec, train, val, ctx.device, ctx.resume,
+                            ctx.writer, ctx.progress)
+
+
+def stage_memory(ctx: Context) -> dict[str, float]:
+    from worldmodels.training.memory import train_memory
+
+    train, val = split(ctx)
+    with timed(ctx, "memory"):
+        return train_memory(ctx.run, ctx.cfg, ctx.spec, train, val, ctx.device, ctx.resume,
+                            ctx.writer, ctx.progress)
+
+
+def world_model(ctx: Context) -> WorldModel:
+    world = load_world_model(ctx.run, ctx.spec, ctx.device)
+    mem = ctx.run.load("memory/best")
+    if mem.get("vision_sha256") != file_sha256(ctx.run.ckpt_path("vision/best")):
+        raise UserError(f"M in {ctx.run.checkpoints} was trained on another V; retrain it "
+                        f"with `worldmodels train-memory --run-dir {ctx.run.root}`")
+    return world
+
+
+def stage_controller(ctx: Context) -> dict[str, Any]:
+    from worldmodels.training.cmaes import train_cmaes
+
+    with timed(ctx, "controller"):
+        return train_cmaes(ctx.run, ctx.cfg, ctx.spec, world_model(ctx), ctx.resume,
+                           ctx.writer, ctx.progress)
+
+
+def controller_params(ctx: Context) -> tuple[PolicyShape, np.ndarray]:
+    payload = ctx.run.load("controller/best")
+    check_spec(payload, ctx.spec, str(ctx.run.ckpt_path("controller/best")))
+    kw = payload["model"]["kwargs"]
+    shape = PolicyShape(kw["in_dim"], kw["out_dim"], tuple(kw["hidden"]))
+    return shape, payload["model"]["state_dict"]["params"].numpy()
+
+
+def load_agent_policy(run_dir: str, spec: EnvSpec) -> ControllerPolicy:
+    """A trained agent (V + M + C) from another run directory, e.g. to collect with it."""
+    run = RunDir(run_dir)
+    if not run.has_config():
+        raise UserError(f"collect.policy={run_dir} is not a run directory (no config.yaml); "
+                        f"use 'random' or a trained run's directory")
+    ctx = Context(run, run.load_config(), spec, torch.device("cpu"))
+    shape, params = controller_params(ctx)
+    return ControllerPolicy(world_model(ctx), shape, params)
+
+
+def real_env_steps(ctx: Context) -> int:
+    steps = EpisodeStore(ctx.run.episodes).summary()["env_steps"]
+    if ctx.run.has("controller/last"):
+        steps += int(ctx.run.load("controller/last")["progress"].get("env_steps", 0))
+    return int(steps)
+
+
+def evaluate(ctx: Context, episodes: int | None = None, video: str | None = None
+             ) -> dict[str, Any]:
+    """Mean and std of the return over N real episodes (seeds apart from training); eval.json."""
+    n = episodes or ctx.cfg.evaluate.episodes
+    world = world_model(ctx)
+    shape, params = controller_params(ctx)
+    seeds = [ctx.cfg.seed + ctx.cfg.evaluate.seed_offset + k for k in range(n)]
+    pool = EnvPool(ctx.cfg.env)
+    returns: list[float] = []
+    try:
+        for b in range(0, n, ctx.cfg.evaluate.batch_envs):
+            chunk = seeds[b:b + ctx.cfg.evaluate.batch_envs]
+            policy = ControllerPolicy(world, shape, params, repeat=len(chunk))
+            returns.extend(run_batch(pool, ctx.spec, policy, chunk).returns.tolist())
+    finally:
+        pool.close()
+    walls = ctx.run.counters().get("wall_seconds", {})
+    result = {
+        "env": ctx.spec.env_id, "method": ctx.cfg.method, "episodes": n,
+        "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
+        "real_env_steps": real_env_steps(ctx),
+        "wall_seconds": round(float(sum(walls.values())), 2),
+    }
+    atomic_write_json(ctx.run.eval_path, result)
+    if video:
+        from worldmodels.evaluation.video import record_episode
+
+        record_episode(ctx.cfg.env, ctx.spec, ControllerPolicy(world, shape, params),
+                       seeds[0], Path(video))
+    return result
+
+
+def format_eval(result: dict[str, Any]) -> str:
+    return (f"{result['env']} [{result['method']}]: {result['mean_return']:.1f} ± "
+            f"{result['std_return']:.1f} over {result['episodes']} episodes "
+            f"(real env steps {result['real_env_steps']:,}, "
+            f"training wall time {result['wall_seconds']:.0f}s)")
+
+
+STAGES: dict[str, Callable[[Context], Any]] = {
+    "collect": stage_collect, "vision": stage_vision, "memory": stage_memory,
+    "controller": stage_controller,
+}
+
+
+def train_classic(ctx: Context, skip: set[str]) -> None:
+    """Random rollouts -> V -> M -> C by CMA-ES in the real env (Ha & Schmidhuber)."""
+    for name, fn in STAGES.items():
+        if name in skip:
+            continue
+        fn(ctx)
+
+
+METHODS: dict[str, Callable[[Context, set[str]], None]] = {"classic": train_classic}
+
+
+def train(ctx: Context, method: str, skip: set[str]) -> None:
+    if method not in METHODS:
+        raise UserError(f"unknown method '{method}'; available: {', '.join(METHODS)}")
+    METHODS[method](ctx, skip)
+
+
+def write_summary(ctx: Context, name: str, data: dict[str, Any]) -> None:
+    path = ctx.run.root / f"{name}.json"
+    atomic_write_json(path, json.loads(json.dumps(data, default=float)))

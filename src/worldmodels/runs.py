@@ -1,0 +1,184 @@
+"""The run directory: config, checkpoints, counters, TensorBoard. Everything a stage writes goes
+through here, so atomicity, resume and versioning live in one place.
+
+Checkpoints are plain dicts of tensors and primitives saved with ``torch.save`` and loaded
+with ``torch.load(weights_only=True)``: a checkpoint file can never execute code. Each holds
+the model's registry name, constructor kwargs and state dict, the env's shape signature, the
+resolved config, library versions and the stage's progress (optimiser state, RNG state,
+counters).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import platform
+import secrets
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from worldmodels import __version__
+from worldmodels.config import Config, apply_overrides, dump_yaml
+from worldmodels.envs import EnvSpec
+from worldmodels.errors import UserError
+
+CHECKPOINT_FORMAT = 1
+
+
+def versions() -> dict[str, str]:
+    import cma
+    import gymnasium
+
+    return {"worldmodels": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "gymnasium": gymnasium.__version__, "cma": cma.__version__,
+            "python": platform.python_version()}
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _secret() -> bytes:
+    """A per-user key: signs the pickled CMA-ES state so only files this machine wrote load."""
+    path = Path(os.environ.get("WORLDMODELS_HOME", Path.home() / ".cache" / "worldmodels"))
+    key = path / "signing.key"
+    if not key.exists():
+        atomic_write_bytes(key, secrets.token_bytes(32))
+        key.chmod(0o600)
+    return key.read_bytes()
+
+
+def sign(data: bytes) -> str:
+    return hmac.new(_secret(), data, hashlib.sha256).hexdigest()
+
+
+def verify(data: bytes, signature: str) -> bool:
+    return hmac.compare_digest(sign(data), signature)
+
+
+def np_rng_state(rng: np.random.Generator) -> str:
+    return json.dumps(rng.bit_generator.state)
+
+
+def restore_np_rng(rng: np.random.Generator, state: str) -> None:
+    rng.bit_generator.state = json.loads(state)
+
+
+class RunDir:
+    """Paths and file operations of one run directory."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+        self.config_path = self.root / "config.yaml"
+        self.episodes = self.root / "data" / "episodes"
+        self.latents = self.root / "data" / "latents"
+        self.checkpoints = self.root / "checkpoints"
+        self.tb = self.root / "tb"
+        self.videos = self.root / "videos"
+        self.plots = self.root / "plots"
+        self.eval_path = self.root / "eval.json"
+        self.spec_path = self.root / "env_spec.json"
+
+    def has_config(self) -> bool:
+        return self.config_path.exists()
+
+    def load_config(self) -> Config:
+        try:
+            data = yaml.safe_load(self.config_path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise UserError(f"cannot read {self.config_path} ({exc}); the run directory is "
+                            f"damaged: use a new --run-dir") from None
+        cfg = Config()
+        apply_overrides(cfg, data)
+        return cfg
+
+    def write_config(self, cfg: Config, spec: EnvSpec) -> None:
+        atomic_write_bytes(self.config_path, dump_yaml(cfg).encode())
+        atomic_write_json(self.spec_path, spec.to_dict())
+
+    def ckpt_path(self, name: str) -> Path:
+        return self.checkpoints / f"{name}.pt"
+
+    def has(self, name: str) -> bool:
+        return self.ckpt_path(name).exists()
+
+    def save(self, name: str, payload: dict[str, Any]) -> Path:
+        path = self.ckpt_path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        torch.save({"format": CHECKPOINT_FORMAT, "versions": versions(), **payload}, tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load(self, name: str) -> dict[str, Any]:
+        path = self.ckpt_path(name)
+        if not path.exists():
+            raise UserError(f"{path} does not exist; run the stage that writes it first "
+                            f"(see `worldmodels train --help`)")
+        return load_checkpoint(path)
+
+    def writer(self):  # -> SummaryWriter (imported lazily: tensorboard is slow to import)
+        from torch.utils.tensorboard import SummaryWriter
+
+        return SummaryWriter(str(self.tb))
+
+    def counters(self) -> dict[str, int]:
+        path = self.root / "counters.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unreadable, truncated, or not a weights-only file
+        raise UserError(f"cannot load checkpoint {path} ({type(exc).__name__}); it is "
+                        f"corrupt or not a worldmodels checkpoint: retrain that stage") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path} is not a worldmodels checkpoint (format "
+                        f"{CHECKPOINT_FORMAT}); retrain that stage")
+    return payload
+
+
+def model_payload(name: str, kwargs: dict[str, Any], module: torch.nn.Module) -> dict[str, Any]:
+    return {"name": name, "kwargs": kwargs, "state_dict": module.state_dict()}
+
+
+def check_spec(payload: dict[str, Any], spec: EnvSpec, path: str) -> None:
+    """Refuse a checkpoint whose observation/action shapes differ from the env's."""
+    stored = payload.get("spec")
+    if stored != spec.shape_signature():
+        raise UserError(
+            f"checkpoint {path} was trained for {_describe(stored)} but env {spec.env_id} has "
+            f"{_describe(spec.shape_signature())}; retrain it for this env or use a run "
+            f"directory of that env")
+
+
+def _describe(sig: dict[str, Any] | None) -> str:
+    if not sig:
+        return "an unknown env"
+    return (f"{sig['obs_kind']} obs {tuple(sig['obs_shape'])} and {sig['action_dim']} "
+            f"{sig['action_kind']} actions")

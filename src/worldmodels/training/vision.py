@@ -1,0 +1,110 @@
+"""Train V on frames from the episode store (beta-VAE, beta annealed, KL tolerance)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from worldmodels.config import Config
+from worldmodels.data.loaders import frame_batches, observation_stats
+from worldmodels.data.store import EpisodeStore
+from worldmodels.envs import EnvSpec
+from worldmodels.errors import UserError
+from worldmodels.models.vision import build_vision
+from worldmodels.runs import RunDir
+from worldmodels.training.supervised import Stage, train_supervised
+
+
+def vision_kind(cfg: Config, spec: EnvSpec) -> str:
+    if cfg.vision.kind != "auto":
+        return cfg.vision.kind
+    return "conv_vae" if spec.obs_kind == "pixels" else "mlp_vae"
+
+
+def vision_kwargs(cfg: Config, spec: EnvSpec) -> dict[str, Any]:
+    kind = vision_kind(cfg, spec)
+    if kind == "conv_vae":
+        if spec.obs_kind != "pixels":
+            raise UserError("vision.kind=conv_vae needs pixel observations; use mlp_vae")
+        return {"latent_dim": cfg.vision.latent_dim, "batch_norm": cfg.vision.batch_norm}
+    if spec.obs_kind != "vector":
+        raise UserError("vision.kind=mlp_vae needs vector observations; use conv_vae")
+    return {"obs_dim": spec.obs_shape[0], "latent_dim": cfg.vision.latent_dim,
+            "hidden_dims": list(cfg.vision.hidden_dims)}
+
+
+def beta_at(cfg: Config, epoch: int) -> float:
+    """Linear warm-up of beta over ``beta_anneal_epochs`` (epoch counts from 0)."""
+    if cfg.vision.beta_anneal_epochs <= 0:
+        return cfg.vision.beta
+    return cfg.vision.beta * min(1.0, (epoch + 1) / cfg.vision.beta_anneal_epochs)
+
+
+def train_vision(run: RunDir, cfg: Config, spec: EnvSpec, train_idx: list[int],
+                 val_idx: list[int], device: torch.device, resume: bool, writer: Any,
+                 progress: bool = True) -> dict[str, float]:
+    if not train_idx:
+        raise UserError(f"no training episodes in {run.episodes}; run `worldmodels collect` "
+                        f"first")
+    store = EpisodeStore(run.episodes)
+    kind = vision_kind(cfg, spec)
+    kwargs = vision_kwargs(cfg, spec)
+    model = build_vision(kind, kwargs).to(device)
+    if kind == "mlp_vae":
+        mean, std = observation_stats(store, train_idx)
+        model.set_normaliser(torch.as_tensor(mean, device=device),
+                             torch.as_tensor(std, device=device))
+    fixed = _preview_frames(store, val_idx or train_idx) if kind == "conv_vae" else None
+
+    def batches(rng: np.random.Generator):
+        for b in frame_batches(store, train_idx, cfg.vision.batch_size, rng,
+                               cfg.vision.chunk_episodes):
+            yield torch.as_tensor(b, device=device)
+
+    def val_batches():
+        rng = np.random.default_rng(0)
+        for b in frame_batches(store, val_idx, cfg.vision.batch_size, rng,
+                               cfg.vision.chunk_episodes):
+            yield torch.as_tensor(b, device=device)
+
+    def loss(m, batch, epoch: int):
+        value, metrics = m.loss(batch, beta_at(cfg, epoch), cfg.vision.kl_tolerance)
+        metrics["beta"] = beta_at(cfg, epoch)
+        return value, metrics
+
+    def log_images(epoch: int, writer: Any) -> None:
+        if fixed is None:
+            return
+        model.eval()
+        with torch.no_grad():
+            x = torch.as_tensor(fixed, device=device)
+            mu, _ = model.encode(x)
+            recon = model.postprocess(model.decode(mu)).cpu()
+        model.train()
+        grid = torch.cat([torch.as_tensor(fixed), recon], dim=1)  # originals over recons
+        writer.add_images("vision/reconstruction", grid, epoch, dataformats="NHWC")
+
+    stage = Stage(
+        name="vision", model=model, model_name=kind, model_kwargs=kwargs,
+        epochs=cfg.vision.epochs, lr=cfg.vision.lr, grad_clip=0.0,
+        train_batches=batches, val_batches=val_batches if val_idx else None, loss=loss,
+        batch_items=lambda b: int(b.shape[0]),
+        header={"spec": spec.shape_signature(), "config": cfg_dict(cfg)},
+        on_epoch_end=log_images,
+    )
+    return train_supervised(run, stage, cfg.seed + 101, resume, writer, progress)
+
+
+def _preview_frames(store: EpisodeStore, indices: list[int], n: int = 8) -> np.ndarray | None:
+    for _, ep in store.iter_episodes(indices[:4]):
+        step = max(1, len(ep.observations) // n)
+        return ep.observations[::step][:n]
+    return None
+
+
+def cfg_dict(cfg: Config) -> dict[str, Any]:
+    from worldmodels.config import to_dict
+
+    return to_dict(cfg)
