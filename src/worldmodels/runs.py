@@ -35,7 +35,7 @@ def versions() -> dict[str, str]:
     import cma
     import gymnasium
 
-    return {"worldmodels": __version__, "torch": torch.__version__, "numpy": np.__version__,
+    return {"worldmodels": __version__, "torch": str(torch.__version__), "numpy": np.__version__,
             "gymnasium": gymnasium.__version__, "cma": cma.__version__,
             "python": platform.python_version()}
 

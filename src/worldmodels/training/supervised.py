@@ -110,7 +110,7 @@ def train_supervised(run: RunDir, stage: Stage, seed: int, resume: bool, writer:
             count += 1
             for k, v in m.items():
                 sums[k] = sums.get(k, 0.0) + v
-            bar.set_postfix(loss=f"{m.get('loss', float(loss)):.4g}")
+            bar.set_postfix(loss=f"{m.get('loss', float(loss.detach())):.4g}")
         bar.close()
         metrics = {k: v / max(count, 1) for k, v in sums.items()}
         val = _mean_val(stage, epoch)
