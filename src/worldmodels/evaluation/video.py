@@ -1,4 +1,7 @@
 """Write one episode of an agent as an mp4 or gif (imageio; mp4 through imageio-ffmpeg)."""
+import os
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # render offscreen, no display needed
 
 from __future__ import annotations
 
