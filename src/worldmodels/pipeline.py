@@ -84,9 +84,9 @@ def open_run(run_dir: str | Path, env_id: str | None = None, presets: list[str] 
         if env_id and env_id != stored.env.id:
             raise UserError(f"run directory {run.root} was written for env {stored.env.id}, not "
                             f"{env_id}; use a new --run-dir (or drop --env to continue it)")
-        if presets:
-            raise UserError(f"--preset applies when a run is created; {run.root} already has "
-                            f"a config (use --set for budgets, or a new --run-dir)")
+        if presets and sorted(presets) != sorted(stored.presets):
+            raise UserError(f"run directory {run.root} was created with presets "
+                            f"{stored.presets or 'none'}, not {presets}; use a new --run-dir")
         cfg = resolve(None, [], file_overrides, set_overrides, base=to_dict(stored))
         bad = incompatible_keys(stored, cfg)
         if bad:

@@ -30,6 +30,7 @@ class WorldModel:
     @torch.no_grad()
     def encode(self, obs: np.ndarray) -> Tensor:
         """Observations [B, *obs] -> z = the posterior mean [B, Z]."""
+        obs = np.require(obs, requirements=["W"])  # env frames may be read-only views
         mu, _ = self.vision.encode(torch.as_tensor(obs, device=self.device))
         return mu
 

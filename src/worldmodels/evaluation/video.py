@@ -1,9 +1,7 @@
 """Write one episode of an agent as an mp4 or gif (imageio; mp4 through imageio-ffmpeg)."""
-import os
-
-os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # render offscreen, no display needed
-
 from __future__ import annotations
+
+import os
 
 from pathlib import Path
 
@@ -14,6 +12,8 @@ from worldmodels.agent import Policy
 from worldmodels.config import EnvConfig
 from worldmodels.envs import EnvSpec, action_to_env, make_env
 from worldmodels.errors import UserError
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # render offscreen, no display needed
 
 
 def record_episode(env_cfg: EnvConfig, spec: EnvSpec, policy: Policy, seed: int, path: Path,

@@ -41,6 +41,7 @@ def train_memory(run: RunDir, cfg: Config, spec: EnvSpec, train_idx: list[int],
     if not train_idx:
         raise UserError("no episodes could be encoded for memory training; re-run collect")
     kwargs = memory_kwargs(cfg, spec)
+    torch.manual_seed(cfg.seed + 200)  # weight init depends on the seed alone
     model = build_memory(cfg.memory.kind, kwargs).to(device)
     mc = cfg.memory
 

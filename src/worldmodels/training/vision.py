@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from worldmodels.config import Config
+from worldmodels.config import Config, to_dict
 from worldmodels.data.loaders import frame_batches, observation_stats
 from worldmodels.data.store import EpisodeStore
 from worldmodels.envs import EnvSpec
@@ -51,6 +51,7 @@ def train_vision(run: RunDir, cfg: Config, spec: EnvSpec, train_idx: list[int],
     store = EpisodeStore(run.episodes)
     kind = vision_kind(cfg, spec)
     kwargs = vision_kwargs(cfg, spec)
+    torch.manual_seed(cfg.seed + 100)  # weight init depends on the seed alone
     model = build_vision(kind, kwargs).to(device)
     if kind == "mlp_vae":
         mean, std = observation_stats(store, train_idx)
@@ -91,7 +92,7 @@ def train_vision(run: RunDir, cfg: Config, spec: EnvSpec, train_idx: list[int],
         epochs=cfg.vision.epochs, lr=cfg.vision.lr, grad_clip=0.0,
         train_batches=batches, val_batches=val_batches if val_idx else None, loss=loss,
         batch_items=lambda b: int(b.shape[0]),
-        header={"spec": spec.shape_signature(), "config": cfg_dict(cfg)},
+        header={"spec": spec.shape_signature(), "config": to_dict(cfg)},
         on_epoch_end=log_images,
     )
     return train_supervised(run, stage, cfg.seed + 101, resume, writer, progress)
@@ -103,8 +104,3 @@ def _preview_frames(store: EpisodeStore, indices: list[int], n: int = 8) -> np.n
         return ep.observations[::step][:n]
     return None
 
-
-def cfg_dict(cfg: Config) -> dict[str, Any]:
-    from worldmodels.config import to_dict
-
-    return to_dict(cfg)
