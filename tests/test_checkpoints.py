@@ -11,8 +11,9 @@ PIXELS = EnvSpec("P", "pixels", (64, 64, 3), "discrete", 3, (0.0,), (2.0,), None
 
 def _round_trip(tmp_path, name, kwargs, module, registry_build):
     run = RunDir(tmp_path)
-    run.save("m/best", {"model": model_payload(name, kwargs, module),
-                        "spec": PIXELS.shape_signature()})
+    run.save(
+        "m/best", {"model": model_payload(name, kwargs, module), "spec": PIXELS.shape_signature()}
+    )
     payload = load_checkpoint(run.ckpt_path("m/best"))  # weights_only=True inside
     clone = registry_build(payload["model"]["name"], payload["model"]["kwargs"])
     clone.load_state_dict(payload["model"]["state_dict"])
@@ -25,8 +26,9 @@ def test_conv_vae_save_load_is_bit_identical(tmp_path):
     model.train()
     model.encode(torch.randint(0, 255, (4, 64, 64, 3), dtype=torch.uint8))  # move BN stats
     model.eval()
-    clone = _round_trip(tmp_path, "conv_vae", {"latent_dim": 8, "batch_norm": True}, model,
-                        build_vision)
+    clone = _round_trip(
+        tmp_path, "conv_vae", {"latent_dim": 8, "batch_norm": True}, model, build_vision
+    )
     x = torch.randint(0, 255, (5, 64, 64, 3), dtype=torch.uint8)
     with torch.no_grad():
         assert torch.equal(model.encode(x)[0], clone.encode(x)[0])
@@ -56,8 +58,13 @@ def test_mdn_rnn_and_controller_save_load_bit_identical(tmp_path):
             assert torch.equal(x, y)
     ctrl = FlatController(20, 3, [5])
     ctrl.set_flat(torch.randn(ctrl.shape.num_params))
-    clone_c = _round_trip(tmp_path / "c", "mlp", {"in_dim": 20, "out_dim": 3, "hidden": [5]},
-                          ctrl, lambda _n, kw: FlatController(**kw))
+    clone_c = _round_trip(
+        tmp_path / "c",
+        "mlp",
+        {"in_dim": 20, "out_dim": 3, "hidden": [5]},
+        ctrl,
+        lambda _n, kw: FlatController(**kw),
+    )
     f = torch.randn(7, 20)
     assert torch.equal(ctrl(f), clone_c(f))
 

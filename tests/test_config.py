@@ -13,23 +13,36 @@ def test_presets_stack_in_order():
 
 
 def test_set_parses_yaml_values_and_checks_types():
-    cfg = resolve("CartPole-v1", [], {}, parse_set(["controller.hidden_dims=[16, 8]",
-                                                    "vision.lr=0.01", "memory.sample_latents=false",
-                                                    "controller.target_return=null"]))
+    cfg = resolve(
+        "CartPole-v1",
+        [],
+        {},
+        parse_set(
+            [
+                "controller.hidden_dims=[16, 8]",
+                "vision.lr=0.01",
+                "memory.sample_latents=false",
+                "controller.target_return=null",
+            ]
+        ),
+    )
     assert cfg.controller.hidden_dims == [16, 8]
     assert cfg.vision.lr == 0.01 and cfg.memory.sample_latents is False
     assert cfg.controller.target_return is None
     assert resolve("CartPole-v1", [], {}, parse_set(["vision.lr=1"])).vision.lr == 1.0
 
 
-@pytest.mark.parametrize("item,needle", [
-    ("vision.nope=1", "unknown config key 'vision.nope'"),
-    ("vision.epochs=ten", "expects an integer"),
-    ("memory.sample_latents=3", "expects true or false"),
-    ("vision=3", "is a section"),
-    ("novalue", "expects key=value"),
-    ("controller.population=1", "population must be >= 2"),
-])
+@pytest.mark.parametrize(
+    "item,needle",
+    [
+        ("vision.nope=1", "unknown config key 'vision.nope'"),
+        ("vision.epochs=ten", "expects an integer"),
+        ("memory.sample_latents=3", "expects true or false"),
+        ("vision=3", "is a section"),
+        ("novalue", "expects key=value"),
+        ("controller.population=1", "population must be >= 2"),
+    ],
+)
 def test_bad_overrides_are_user_errors(item, needle):
     with pytest.raises(UserError, match=needle):
         resolve("CartPole-v1", [], {}, parse_set([item]))

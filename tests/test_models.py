@@ -17,7 +17,7 @@ def test_kl_and_beta_vae_loss_hand_computed():
     # KL = 0.5 * sum(sigma^2 + mu^2 - 1 - log sigma^2) = 0.5 * (1 + 1 - 1 - 0 + 4 - 1 - ln 4)
     kl = 0.5 * (1.0 + 3.0 - math.log(4.0))
     assert abs(float(gaussian_kl(mu, logvar)) - kl) < 1e-6
-    loss, m = beta_vae_loss(torch.tensor([2.0]), mu, logvar, beta=4.0, kl_tolerance=0.0)
+    loss, _m = beta_vae_loss(torch.tensor([2.0]), mu, logvar, beta=4.0, kl_tolerance=0.0)
     assert abs(float(loss) - (2.0 + 4.0 * kl)) < 1e-5
     # KL tolerance: floor of 0.5 nats x 2 dims = 1.0 > kl (~1.307)? no: kl is above, unchanged
     loss_tol, _ = beta_vae_loss(torch.tensor([2.0]), mu, logvar, beta=4.0, kl_tolerance=1.0)
@@ -49,7 +49,7 @@ def test_conv_vae_loss_falls_on_tiny_data():
     torch.manual_seed(0)
     frames = torch.zeros(8, 64, 64, 3, dtype=torch.uint8)
     for i in range(8):  # squares at different places
-        frames[i, 8 * i:8 * i + 12, 10:30] = 255
+        frames[i, 8 * i : 8 * i + 12, 10:30] = 255
     model = ConvVAE(latent_dim=8, batch_norm=False)
     first, last = _fit(model, frames, 60, 1e-3)
     assert last < 0.5 * first
@@ -62,8 +62,9 @@ def test_mdn_rnn_loss_falls_and_step_matches_sequence():
     zs = [torch.randn(b, z) * 0.1]
     for k in range(t):  # z_{t+1} = 0.9 z_t + action effect
         zs.append(0.9 * zs[-1] + (actions[:, k, :1] - 0.5))
-    batch = MemoryBatch(torch.stack(zs, 1), actions, actions[:, :, 0], torch.zeros(b, t),
-                        torch.ones(b, t))
+    batch = MemoryBatch(
+        torch.stack(zs, 1), actions, actions[:, :, 0], torch.zeros(b, t), torch.ones(b, t)
+    )
     model = MDNRNN(z, a, hidden_dim=32, num_mixtures=3)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     first = float(model.loss(batch)[0])
@@ -89,7 +90,7 @@ def test_batched_controller_forward_equals_per_candidate_loop():
     feats = torch.randn(6, 7, 5)
     out = batched_forward(shape, params, feats)
     for p in range(6):
-        single = batched_forward(shape, params[p:p + 1], feats[p:p + 1])
+        single = batched_forward(shape, params[p : p + 1], feats[p : p + 1])
         assert torch.allclose(out[p], single[0], atol=1e-6)
     assert shape.num_params == 5 * 4 + 4 + 4 * 3 + 3
 

@@ -10,13 +10,29 @@ from worldmodels.errors import UserError
 
 def _ctx(run_dir, resume=False, **sets):
     items = [f"{k}={v}" for k, v in sets.items()]
-    return pipeline.open_run(run_dir, "CartPole-v1", ["debug"] if not resume else [],
-                             None, items, 0, "cpu", resume, progress=False)
+    return pipeline.open_run(
+        run_dir,
+        "CartPole-v1",
+        ["debug"] if not resume else [],
+        None,
+        items,
+        0,
+        "cpu",
+        resume,
+        progress=False,
+    )
 
 
 def _prepare(run_dir):
-    ctx = _ctx(run_dir, **{"vision.epochs": 4, "memory.epochs": 3, "controller.generations": 4,
-                           "collect.episodes": 12})
+    ctx = _ctx(
+        run_dir,
+        **{
+            "vision.epochs": 4,
+            "memory.epochs": 3,
+            "controller.generations": 4,
+            "collect.episodes": 12,
+        },
+    )
     pipeline.stage_collect(ctx)
     return ctx
 

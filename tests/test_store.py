@@ -15,9 +15,13 @@ TESTS = Path(__file__).parent
 
 
 def _episode(t=5):
-    return Episode(np.arange((t + 1) * 2, dtype=np.float32).reshape(t + 1, 2),
-                   np.zeros(t, np.int64), np.ones(t, np.float32),
-                   np.array([False] * (t - 1) + [True]), {"env": "X", "seed": 3, "return": t})
+    return Episode(
+        np.arange((t + 1) * 2, dtype=np.float32).reshape(t + 1, 2),
+        np.zeros(t, np.int64),
+        np.ones(t, np.float32),
+        np.array([False] * (t - 1) + [True]),
+        {"env": "X", "seed": 3, "return": t},
+    )
 
 
 def test_round_trip_is_exact_and_leaves_no_temp_files(tmp_path):
@@ -38,7 +42,7 @@ def test_truncated_and_garbage_files_are_reported_and_skipped(tmp_path, caplog):
     data = store.path(1).read_bytes()
     store.path(1).write_bytes(data[: len(data) // 2])  # truncated
     store.path(2).write_bytes(b"not a zip file")
-    with pytest.raises(CorruptEpisodeError, match="ep_000001.npz"):
+    with pytest.raises(CorruptEpisodeError, match=r"ep_000001\.npz"):
         read_episode(store.path(1))
     assert store.valid_indices() == [0]
     assert "ep_000001.npz" in caplog.text and "ep_000002.npz" in caplog.text
@@ -55,15 +59,27 @@ def test_inconsistent_lengths_are_corrupt(tmp_path):
 
 
 def _collect_cmd(run_dir, episodes):
-    return [sys.executable, "-m", "worldmodels", "collect", "--env", "slow_env:SlowEnv",
-            "--run-dir", str(run_dir), "--episodes", str(episodes), "--quiet"]
+    return [
+        sys.executable,
+        "-m",
+        "worldmodels",
+        "collect",
+        "--env",
+        "slow_env:SlowEnv",
+        "--run-dir",
+        str(run_dir),
+        "--episodes",
+        str(episodes),
+        "--quiet",
+    ]
 
 
 def test_collect_killed_midway_resumes_without_loss_or_repeats(tmp_path):
     run_dir = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.Popen(_collect_cmd(run_dir, 40), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _collect_cmd(run_dir, 40), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     episodes = run_dir / "data" / "episodes"
     deadline = time.time() + 60
     while time.time() < deadline and len(list(episodes.glob("ep_*.npz"))) < 5:
@@ -72,8 +88,9 @@ def test_collect_killed_midway_resumes_without_loss_or_repeats(tmp_path):
     proc.wait()
     before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in episodes.glob("ep_*.npz")}
     assert 5 <= len(before) < 40, "the kill should land mid-collection"
-    out = subprocess.run(_collect_cmd(run_dir, 40), env=env, capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        _collect_cmd(run_dir, 40), env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     store = EpisodeStore(episodes)
     assert store.indices() == list(range(40))

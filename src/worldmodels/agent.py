@@ -40,11 +40,15 @@ class RandomPolicy:
 class ControllerPolicy:
     """V + M + C for a population: params [P, N]; env i is driven by candidate i // repeat."""
 
-    def __init__(self, world: WorldModel, shape: PolicyShape, params: np.ndarray | torch.Tensor,
-                 repeat: int = 1):
+    def __init__(
+        self,
+        world: WorldModel,
+        shape: PolicyShape,
+        params: np.ndarray | torch.Tensor,
+        repeat: int = 1,
+    ):
         self.world, self.shape, self.repeat = world, shape, repeat
-        self.params = torch.as_tensor(np.asarray(params), dtype=torch.float32,
-                                      device=world.device)
+        self.params = torch.as_tensor(np.asarray(params), dtype=torch.float32, device=world.device)
         if self.params.dim() == 1:
             self.params = self.params.unsqueeze(0)
 

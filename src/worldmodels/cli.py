@@ -18,72 +18,129 @@ EPILOG = """examples:
 
 def _common(p: argparse.ArgumentParser, run_dir_required: bool = True) -> None:
     g = p.add_argument_group("run")
-    g.add_argument("--env", metavar="ID",
-                   help="Gymnasium id (CartPole-v1, ALE/Pong-v5, ...) or package.module:Class. "
-                        "Required for a new run directory; an existing one remembers it.")
-    g.add_argument("--run-dir", required=run_dir_required, metavar="DIR",
-                   help="Run directory: config.yaml, data/, checkpoints/, tb/, eval.json.")
-    g.add_argument("--seed", type=int, default=None,
-                   help="Master seed for every episode, batch and CMA-ES generation (default 0).")
-    g.add_argument("--config", metavar="FILE.yaml",
-                   help="YAML file with config sections (env:, collect:, vision:, memory:, "
-                        "controller:, evaluate:) applied over the presets.")
-    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set_items",
-                   help="Override one config key, e.g. --set vision.epochs=5 (repeatable).")
-    g.add_argument("--preset", action="append", default=[], metavar="NAME",
-                   help="Named preset stacked on the env preset: debug (tiny, for tests) or "
-                        "gpu (paper-scale budgets). Only when creating a run.")
-    g.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
-                   help="Where models run (default auto: cuda if available).")
-    g.add_argument("--resume", action="store_true",
-                   help="Continue an interrupted stage from its last checkpoint.")
+    g.add_argument(
+        "--env",
+        metavar="ID",
+        help="Gymnasium id (CartPole-v1, ALE/Pong-v5, ...) or package.module:Class. "
+        "Required for a new run directory; an existing one remembers it.",
+    )
+    g.add_argument(
+        "--run-dir",
+        required=run_dir_required,
+        metavar="DIR",
+        help="Run directory: config.yaml, data/, checkpoints/, tb/, eval.json.",
+    )
+    g.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="Master seed for every episode, batch and CMA-ES generation (default 0).",
+    )
+    g.add_argument(
+        "--config",
+        metavar="FILE.yaml",
+        help="YAML file with config sections (env:, collect:, vision:, memory:, "
+        "controller:, evaluate:) applied over the presets.",
+    )
+    g.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="set_items",
+        help="Override one config key, e.g. --set vision.epochs=5 (repeatable).",
+    )
+    g.add_argument(
+        "--preset",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="Named preset stacked on the env preset: debug (tiny, for tests) or "
+        "gpu (paper-scale budgets). Only when creating a run.",
+    )
+    g.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default=None,
+        help="Where models run (default auto: cuda if available).",
+    )
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="Continue an interrupted stage from its last checkpoint.",
+    )
     g.add_argument("--quiet", action="store_true", help="No progress bars.")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="worldmodels", description="World-model RL: collect -> V -> M -> C, evaluate.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="worldmodels",
+        description="World-model RL: collect -> V -> M -> C, evaluate.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("collect", help="Collect episodes into the run's episode store.",
-                       description="Collect episodes (random policy or a trained agent) until "
-                                   "the store holds collect.episodes; re-running continues.")
+    p = sub.add_parser(
+        "collect",
+        help="Collect episodes into the run's episode store.",
+        description="Collect episodes (random policy or a trained agent) until "
+        "the store holds collect.episodes; re-running continues.",
+    )
     _common(p)
     p.add_argument("--episodes", type=int, help="Target episode count (collect.episodes).")
     p.add_argument("--workers", type=int, help="Worker processes (collect.workers).")
     p.add_argument("--policy", help="'random' or a trained run directory (collect.policy).")
 
-    for name, text in [("train-vision", "Train V (ConvVAE for pixels, MLP VAE for vectors)."),
-                       ("train-memory", "Train M (MDN-RNN with reward and done heads)."),
-                       ("train-controller", "Train C with CMA-ES in the real environment.")]:
+    for name, text in [
+        ("train-vision", "Train V (ConvVAE for pixels, MLP VAE for vectors)."),
+        ("train-memory", "Train M (MDN-RNN with reward and done heads)."),
+        ("train-controller", "Train C with CMA-ES in the real environment."),
+    ]:
         p = sub.add_parser(name, help=text, description=text)
         _common(p)
 
-    p = sub.add_parser("train", help="Run every stage of a method in order.",
-                       description="Run all stages of a method in order; a stage whose artifact "
-                                   "is complete is skipped. Ends with an evaluation.")
+    p = sub.add_parser(
+        "train",
+        help="Run every stage of a method in order.",
+        description="Run all stages of a method in order; a stage whose artifact "
+        "is complete is skipped. Ends with an evaluation.",
+    )
     _common(p)
     p.add_argument("--method", default=None, help="Training method: classic (default).")
-    for stage, alias in [("collect", None), ("vision", "--skip-vae"),
-                         ("memory", "--skip-mdnrnn"), ("controller", None)]:
+    for stage, alias in [
+        ("collect", None),
+        ("vision", "--skip-vae"),
+        ("memory", "--skip-mdnrnn"),
+        ("controller", None),
+    ]:
         flags = [f"--skip-{stage}"] + ([alias] if alias else [])
-        p.add_argument(*flags, action="store_true", dest=f"skip_{stage}",
-                       help=f"Skip the {stage} stage (its artifact must exist for later ones).")
+        p.add_argument(
+            *flags,
+            action="store_true",
+            dest=f"skip_{stage}",
+            help=f"Skip the {stage} stage (its artifact must exist for later ones).",
+        )
     p.add_argument("--no-eval", action="store_true", help="Do not evaluate at the end.")
     p.add_argument("--episodes", type=int, help="Evaluation episodes (evaluate.episodes).")
     p.add_argument("--video", metavar="PATH", help="Write one evaluation episode (.mp4/.gif).")
 
-    p = sub.add_parser("evaluate", help="Evaluate the agent in the real env; writes eval.json.",
-                       description="Run N real episodes with seeds apart from training; print "
-                                   "mean ± std and write eval.json.")
+    p = sub.add_parser(
+        "evaluate",
+        help="Evaluate the agent in the real env; writes eval.json.",
+        description="Run N real episodes with seeds apart from training; print "
+        "mean ± std and write eval.json.",
+    )
     _common(p)
     p.add_argument("--episodes", type=int, default=None, help="Episodes (default 100).")
     p.add_argument("--video", metavar="PATH", help="Write one episode as .mp4 or .gif.")
     p.add_argument("--method", default=None, help="Method name recorded in eval.json.")
 
-    p = sub.add_parser("envs", help="List environment presets.",
-                       description="List the environments with presets and named presets.")
+    p = sub.add_parser(
+        "envs",
+        help="List environment presets.",
+        description="List the environments with presets and named presets.",
+    )
     _common(p, run_dir_required=False)
     return parser
 
@@ -115,8 +172,11 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "collect":
         _positive("--episodes", args.episodes)
         _positive("--workers", args.workers)
-        for key, value in [("collect.episodes", args.episodes),
-                           ("collect.workers", args.workers), ("collect.policy", args.policy)]:
+        for key, value in [
+            ("collect.episodes", args.episodes),
+            ("collect.workers", args.workers),
+            ("collect.policy", args.policy),
+        ]:
             if value is not None:
                 sets.append(f"{key}={value}")
     if args.command in ("train", "evaluate"):
@@ -124,13 +184,24 @@ def run(args: argparse.Namespace) -> int:
         _positive("--episodes", args.episodes)
         if args.method:
             sets.append(f"method={args.method}")
-    ctx = pipeline.open_run(args.run_dir, args.env, args.preset, args.config, sets, args.seed,
-                            args.device, args.resume, progress=not args.quiet)
+    ctx = pipeline.open_run(
+        args.run_dir,
+        args.env,
+        args.preset,
+        args.config,
+        sets,
+        args.seed,
+        args.device,
+        args.resume,
+        progress=not args.quiet,
+    )
     try:
         if args.command == "collect":
             s = pipeline.stage_collect(ctx)
-            print(f"{s['episodes']} episodes ({s['steps']:,} steps, mean return "
-                  f"{s['mean_return']:.1f}) in {ctx.run.episodes}")
+            print(
+                f"{s['episodes']} episodes ({s['steps']:,} steps, mean return "
+                f"{s['mean_return']:.1f}) in {ctx.run.episodes}"
+            )
         elif args.command == "train-vision":
             m = pipeline.stage_vision(ctx)
             print(f"vision: {_fmt(m)} -> {ctx.run.ckpt_path('vision/best')}")
@@ -139,12 +210,17 @@ def run(args: argparse.Namespace) -> int:
             print(f"memory: {_fmt(m)} -> {ctx.run.ckpt_path('memory/best')}")
         elif args.command == "train-controller":
             m = pipeline.stage_controller(ctx)
-            print(f"controller: best score {m.get('best_score', float('nan')):.1f} after "
-                  f"{m.get('generation')} generations -> "
-                  f"{ctx.run.ckpt_path('controller/best')}")
+            print(
+                f"controller: best score {m.get('best_score', float('nan')):.1f} after "
+                f"{m.get('generation')} generations -> "
+                f"{ctx.run.ckpt_path('controller/best')}"
+            )
         elif args.command == "train":
-            skip = {s for s in ("collect", "vision", "memory", "controller")
-                    if getattr(args, f"skip_{s}")}
+            skip = {
+                s
+                for s in ("collect", "vision", "memory", "controller")
+                if getattr(args, f"skip_{s}")
+            }
             pipeline.train(ctx, ctx.cfg.method, skip)
             if not args.no_eval:
                 _print_eval(ctx, pipeline.evaluate(ctx, args.episodes, args.video), args.video)
@@ -163,8 +239,10 @@ def _print_eval(ctx, result, video: str | None) -> None:
     from worldmodels.pipeline import format_eval
 
     print(format_eval(result))
-    print(f"wrote {ctx.run.eval_path}; TensorBoard: tensorboard --logdir {ctx.run.tb}"
-          + (f"; video: {video}" if video else ""))
+    print(
+        f"wrote {ctx.run.eval_path}; TensorBoard: tensorboard --logdir {ctx.run.tb}"
+        + (f"; video: {video}" if video else "")
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -180,8 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"worldmodels: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("worldmodels: interrupted; continue with the same command and --resume",
-              file=sys.stderr)
+        print(
+            "worldmodels: interrupted; continue with the same command and --resume", file=sys.stderr
+        )
         return 130
 
 

@@ -160,16 +160,35 @@ class Config:
 ENV_PRESETS: dict[str, dict[str, Any]] = {
     "CartPole-v1": {
         "collect": {"episodes": 300},
-        "vision": {"latent_dim": 8, "hidden_dims": [64, 64], "beta": 1.0, "lr": 1e-3,
-                   "epochs": 20, "batch_size": 128, "kl_tolerance": 0.0},
+        "vision": {
+            "latent_dim": 8,
+            "hidden_dims": [64, 64],
+            "beta": 1.0,
+            "lr": 1e-3,
+            "epochs": 20,
+            "batch_size": 128,
+            "kl_tolerance": 0.0,
+        },
         "memory": {"hidden_dim": 64, "epochs": 20, "seq_len": 32, "lr": 3e-3},
-        "controller": {"population": 32, "rollouts": 2, "sigma": 0.5, "generations": 40,
-                       "eval_episodes": 20},
+        "controller": {
+            "population": 32,
+            "rollouts": 2,
+            "sigma": 0.5,
+            "generations": 40,
+            "eval_episodes": 20,
+        },
     },
     "LunarLander-v3": {
         "collect": {"episodes": 500},
-        "vision": {"latent_dim": 32, "hidden_dims": [256, 128], "beta": 1.0, "lr": 1e-3,
-                   "epochs": 20, "batch_size": 256, "kl_tolerance": 0.0},
+        "vision": {
+            "latent_dim": 32,
+            "hidden_dims": [256, 128],
+            "beta": 1.0,
+            "lr": 1e-3,
+            "epochs": 20,
+            "batch_size": 256,
+            "kl_tolerance": 0.0,
+        },
         "memory": {"hidden_dim": 256, "epochs": 20, "lr": 1e-3},
         "controller": {"population": 64, "rollouts": 4, "sigma": 0.5, "generations": 100},
     },
@@ -199,10 +218,14 @@ NAMED_PRESETS: dict[str, dict[str, Any]] = {
     "debug": {
         "env": {"max_episode_steps": 40},
         "collect": {"episodes": 6},
-        "vision": {"latent_dim": 8, "hidden_dims": [32], "epochs": 2, "batch_size": 32,
-                   "beta_anneal_epochs": 1},
-        "memory": {"hidden_dim": 16, "num_mixtures": 2, "epochs": 2, "seq_len": 8,
-                   "batch_size": 8},
+        "vision": {
+            "latent_dim": 8,
+            "hidden_dims": [32],
+            "epochs": 2,
+            "batch_size": 32,
+            "beta_anneal_epochs": 1,
+        },
+        "memory": {"hidden_dim": 16, "num_mixtures": 2, "epochs": 2, "seq_len": 8, "batch_size": 8},
         "controller": {"population": 6, "rollouts": 1, "generations": 2, "eval_episodes": 2},
         "evaluate": {"episodes": 3},
     },
@@ -216,12 +239,23 @@ NAMED_PRESETS: dict[str, dict[str, Any]] = {
 
 # Keys a resumed or re-run run may change: budgets, parallelism and evaluation.
 # Anything else (sizes, env, seeds, learning rates) makes the stored checkpoints incompatible.
-RESUME_MUTABLE_KEYS = frozenset({
-    "collect.episodes", "collect.workers", "vision.epochs", "memory.epochs",
-    "controller.generations", "controller.eval_every", "controller.eval_episodes",
-    "controller.target_return", "device", "method",
-    "evaluate.episodes", "evaluate.seed_offset", "evaluate.batch_envs",
-})
+RESUME_MUTABLE_KEYS = frozenset(
+    {
+        "collect.episodes",
+        "collect.workers",
+        "vision.epochs",
+        "memory.epochs",
+        "controller.generations",
+        "controller.eval_every",
+        "controller.eval_episodes",
+        "controller.target_return",
+        "device",
+        "method",
+        "evaluate.episodes",
+        "evaluate.seed_offset",
+        "evaluate.batch_envs",
+    }
+)
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -286,8 +320,9 @@ def apply_overrides(cfg: Any, overrides: dict[str, Any], prefix: str = "") -> No
         current = getattr(cfg, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
-                raise UserError(f"config key '{full}' is a section; set its fields, "
-                                f"e.g. {full}.<field>=value")
+                raise UserError(
+                    f"config key '{full}' is a section; set its fields, e.g. {full}.<field>=value"
+                )
             apply_overrides(current, value, prefix=f"{full}.")
         else:
             setattr(cfg, key, _coerce(value, hints[key], full))
@@ -332,15 +367,23 @@ def load_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def resolve(env_id: str | None, presets: list[str], file_overrides: dict[str, Any],
-            set_overrides: dict[str, Any], base: dict[str, Any] | None = None) -> Config:
+def resolve(
+    env_id: str | None,
+    presets: list[str],
+    file_overrides: dict[str, Any],
+    set_overrides: dict[str, Any],
+    base: dict[str, Any] | None = None,
+) -> Config:
     """Build the resolved config. ``base`` is a stored config.yaml (for an existing run)."""
     cfg = Config()
     if base is not None:
         apply_overrides(cfg, base)
     else:
-        env_from_file = file_overrides.get("env", {}).get("id") if isinstance(
-            file_overrides.get("env"), dict) else None
+        env_from_file = (
+            file_overrides.get("env", {}).get("id")
+            if isinstance(file_overrides.get("env"), dict)
+            else None
+        )
         chosen = env_id or env_from_file
         if chosen and chosen in ENV_PRESETS:
             apply_overrides(cfg, copy.deepcopy(ENV_PRESETS[chosen]))
@@ -364,8 +407,10 @@ def validate(cfg: Config) -> None:
         (cfg.collect.episodes >= 1, "collect.episodes must be >= 1"),
         (cfg.collect.workers >= 1, "collect.workers must be >= 1"),
         (0.0 <= cfg.collect.val_fraction < 1.0, "collect.val_fraction must be in [0, 1)"),
-        (cfg.vision.kind in ("auto", "conv_vae", "mlp_vae"),
-         "vision.kind must be auto, conv_vae or mlp_vae"),
+        (
+            cfg.vision.kind in ("auto", "conv_vae", "mlp_vae"),
+            "vision.kind must be auto, conv_vae or mlp_vae",
+        ),
         (cfg.vision.latent_dim >= 1, "vision.latent_dim must be >= 1"),
         (cfg.vision.epochs >= 0 and cfg.memory.epochs >= 0, "epochs must be >= 0"),
         (cfg.memory.kind == "mdn_rnn", "memory.kind must be mdn_rnn"),
@@ -405,4 +450,3 @@ def incompatible_keys(stored: Config, new: Config) -> list[str]:
 
 def dump_yaml(cfg: Config) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
-

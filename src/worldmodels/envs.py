@@ -56,14 +56,23 @@ class EnvSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EnvSpec:
-        return cls(**{**d, "obs_shape": tuple(d["obs_shape"]),
-                      "action_low": tuple(d["action_low"]),
-                      "action_high": tuple(d["action_high"])})
+        return cls(
+            **{
+                **d,
+                "obs_shape": tuple(d["obs_shape"]),
+                "action_low": tuple(d["action_low"]),
+                "action_high": tuple(d["action_high"]),
+            }
+        )
 
     def shape_signature(self) -> dict[str, Any]:
         """The parts a checkpoint depends on."""
-        return {"obs_kind": self.obs_kind, "obs_shape": list(self.obs_shape),
-                "action_kind": self.action_kind, "action_dim": self.action_dim}
+        return {
+            "obs_kind": self.obs_kind,
+            "obs_shape": list(self.obs_shape),
+            "action_kind": self.action_kind,
+            "action_dim": self.action_dim,
+        }
 
 
 class FrameSkip(gym.Wrapper):
@@ -74,14 +83,15 @@ class FrameSkip(gym.Wrapper):
         self.skip = skip
 
     def step(self, action: Any):  # type: ignore[override]
-        total = 0.0
-        for i in range(self.skip):
+        total, steps = 0.0, 0
+        while True:
             obs, reward, terminated, truncated, info = self.env.step(action)
             total += float(reward)
-            if terminated or truncated:
+            steps += 1
+            if terminated or truncated or steps == self.skip:
                 break
         info = dict(info)
-        info["env_steps"] = i + 1
+        info["env_steps"] = steps
         return obs, total, terminated, truncated, info
 
 
@@ -119,13 +129,16 @@ def _import_class(target: str) -> type:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # any import failure is the user's module
-        raise UserError(f"cannot import module '{module_name}' for env '{target}' "
-                        f"({type(exc).__name__}: {exc}); check it is installed and on "
-                        f"PYTHONPATH") from None
+        raise UserError(
+            f"cannot import module '{module_name}' for env '{target}' "
+            f"({type(exc).__name__}: {exc}); check it is installed and on "
+            f"PYTHONPATH"
+        ) from None
     cls = getattr(module, class_name, None)
     if cls is None or not inspect.isclass(cls):
-        raise UserError(f"module '{module_name}' has no class '{class_name}'; "
-                        f"use package.module:ClassName") from None
+        raise UserError(
+            f"module '{module_name}' has no class '{class_name}'; use package.module:ClassName"
+        ) from None
     return cls
 
 
@@ -144,8 +157,9 @@ def _make_raw(cfg: EnvConfig, render_mode: str | None) -> gym.Env:
         try:
             env = cls(**kwargs)
         except Exception as exc:
-            raise UserError(f"constructing {env_id}() failed ({type(exc).__name__}: {exc})"
-                            ) from None
+            raise UserError(
+                f"constructing {env_id}() failed ({type(exc).__name__}: {exc})"
+            ) from None
         if not isinstance(env, gym.Env):
             raise UserError(f"{env_id} is not a gymnasium.Env subclass")
         return env
@@ -160,9 +174,11 @@ def _make_raw(cfg: EnvConfig, render_mode: str | None) -> gym.Env:
     try:
         return gym.make(env_id, **kwargs)
     except gym.error.Error as exc:
-        raise UserError(f"unknown or unusable environment '{env_id}' ({exc}); run "
-                        f"`worldmodels envs` for presets, or pass a registered Gymnasium id "
-                        f"or package.module:ClassName") from None
+        raise UserError(
+            f"unknown or unusable environment '{env_id}' ({exc}); run "
+            f"`worldmodels envs` for presets, or pass a registered Gymnasium id "
+            f"or package.module:ClassName"
+        ) from None
 
 
 def make_env(cfg: EnvConfig, render_mode: str | None = None) -> gym.Env:
@@ -175,20 +191,27 @@ def make_env(cfg: EnvConfig, render_mode: str | None = None) -> gym.Env:
         env = ResizeFrame(env, cfg.image_size)
     elif not _is_vector(space):
         env.close()
-        raise UserError(f"env '{cfg.id}' has observation space {space}; supported are RGB "
-                        f"frames (H, W, 3) uint8 and 1-D Box vectors")
+        raise UserError(
+            f"env '{cfg.id}' has observation space {space}; supported are RGB "
+            f"frames (H, W, 3) uint8 and 1-D Box vectors"
+        )
     if not isinstance(env.action_space, (gym.spaces.Discrete, gym.spaces.Box)):
         env.close()
-        raise UserError(f"env '{cfg.id}' has action space {env.action_space}; supported are "
-                        f"Discrete and Box")
+        raise UserError(
+            f"env '{cfg.id}' has action space {env.action_space}; supported are Discrete and Box"
+        )
     if cfg.max_episode_steps > 0:
         env = gym.wrappers.TimeLimit(env, cfg.max_episode_steps)
     return CountSteps(env)
 
 
 def _is_pixels(space: gym.Space) -> bool:
-    return (isinstance(space, gym.spaces.Box) and len(space.shape) == 3
-            and space.shape[-1] in (1, 3) and space.dtype == np.uint8)
+    return (
+        isinstance(space, gym.spaces.Box)
+        and len(space.shape) == 3
+        and space.shape[-1] in (1, 3)
+        and space.dtype == np.uint8
+    )
 
 
 def _is_vector(space: gym.Space) -> bool:

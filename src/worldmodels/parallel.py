@@ -19,8 +19,7 @@ R = TypeVar("R")
 class Executor(Protocol):
     workers: int
 
-    def map_unordered(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[tuple[T, R]]:
-        ...
+    def map_unordered(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[tuple[T, R]]: ...
 
     def close(self) -> None: ...
 
@@ -44,8 +43,7 @@ class LocalExecutor:
 
     def __init__(self, workers: int):
         self.workers = workers
-        self._pool = ProcessPoolExecutor(max_workers=workers,
-                                         mp_context=mp.get_context("spawn"))
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
 
     def map_unordered(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[tuple[T, R]]:
         pending: dict[Future[Any], T] = {}

@@ -60,17 +60,25 @@ class Context:
 
 def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no CUDA GPU is available; use "
-                        "--device cpu or auto")
+        raise UserError(
+            "--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto"
+        )
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
 
 
-def open_run(run_dir: str | Path, env_id: str | None = None, presets: list[str] | None = None,
-             config_file: str | None = None, set_items: list[str] | None = None,
-             seed: int | None = None, device: str | None = None, resume: bool = False,
-             progress: bool = True) -> Context:
+def open_run(
+    run_dir: str | Path,
+    env_id: str | None = None,
+    presets: list[str] | None = None,
+    config_file: str | None = None,
+    set_items: list[str] | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> Context:
     """Resolve the config and validate everything before the first byte is written."""
     run = RunDir(run_dir)
     file_overrides = load_yaml(Path(config_file)) if config_file else {}
@@ -82,26 +90,35 @@ def open_run(run_dir: str | Path, env_id: str | None = None, presets: list[str] 
     if run.has_config():
         stored = run.load_config()
         if env_id and env_id != stored.env.id:
-            raise UserError(f"run directory {run.root} was written for env {stored.env.id}, not "
-                            f"{env_id}; use a new --run-dir (or drop --env to continue it)")
+            raise UserError(
+                f"run directory {run.root} was written for env {stored.env.id}, not "
+                f"{env_id}; use a new --run-dir (or drop --env to continue it)"
+            )
         if presets and sorted(presets) != sorted(stored.presets):
-            raise UserError(f"run directory {run.root} was created with presets "
-                            f"{stored.presets or 'none'}, not {presets}; use a new --run-dir")
+            raise UserError(
+                f"run directory {run.root} was created with presets "
+                f"{stored.presets or 'none'}, not {presets}; use a new --run-dir"
+            )
         cfg = resolve(None, [], file_overrides, set_overrides, base=to_dict(stored))
         bad = incompatible_keys(stored, cfg)
         if bad:
-            raise UserError(f"run directory {run.root} was made with a different "
-                            f"{', '.join(bad)}; its checkpoints depend on them: use a new "
-                            f"--run-dir")
+            raise UserError(
+                f"run directory {run.root} was made with a different "
+                f"{', '.join(bad)}; its checkpoints depend on them: use a new "
+                f"--run-dir"
+            )
         spec = probe(cfg.env)
         resolve_device(cfg.device)
         if cfg != stored:
             run.write_config(cfg, spec)
     else:
-        if not env_id and not (isinstance(file_overrides.get("env"), dict)
-                               and file_overrides["env"].get("id")):
-            raise UserError(f"--env is required for a new run directory ({run.root} has no "
-                            f"config.yaml); see `worldmodels envs`")
+        if not env_id and not (
+            isinstance(file_overrides.get("env"), dict) and file_overrides["env"].get("id")
+        ):
+            raise UserError(
+                f"--env is required for a new run directory ({run.root} has no "
+                f"config.yaml); see `worldmodels envs`"
+            )
         cfg = resolve(env_id, presets or [], file_overrides, set_overrides)
         spec = probe(cfg.env)
         resolve_device(cfg.device)
@@ -132,57 +149,85 @@ def split(ctx: Context) -> tuple[list[int], list[int]]:
     return train, val
 
 
+def require_resume(ctx: Context, stage: str) -> None:
+    """An interrupted stage continues only with --resume (checked before anything is written)."""
+    if ctx.resume or not ctx.run.has(f"{stage}/last"):
+        return
+    progress = ctx.run.load(f"{stage}/last")["progress"]
+    if not progress.get("complete"):
+        where = (
+            f"epoch {progress['epoch']}"
+            if "epoch" in progress
+            else f"generation {progress.get('generation')}"
+        )
+        raise UserError(
+            f"{ctx.run.root} has an interrupted {stage} stage (at {where}); pass "
+            f"--resume to continue it or use a new --run-dir"
+        )
+
+
 def stage_collect(ctx: Context) -> dict[str, Any]:
     store = EpisodeStore(ctx.run.episodes)
     with timed(ctx, "collect"):
-        collect(store, ctx.cfg.env, ctx.spec, ctx.cfg.collect.episodes, ctx.cfg.seed,
-                ctx.cfg.collect.policy, ctx.cfg.collect.workers, ctx.progress)
+        collect(
+            store,
+            ctx.cfg.env,
+            ctx.spec,
+            ctx.cfg.collect.episodes,
+            ctx.cfg.seed,
+            ctx.cfg.collect.policy,
+            ctx.cfg.collect.workers,
+            ctx.progress,
+        )
     summary = store.summary()
     if summary["episodes"] < ctx.cfg.collect.episodes:
-        raise UserError(f"only {summary['episodes']} of {ctx.cfg.collect.episodes} episodes in "
-                        f"{ctx.run.episodes} could be read; re-run collect")
+        raise UserError(
+            f"only {summary['episodes']} of {ctx.cfg.collect.episodes} episodes in "
+            f"{ctx.run.episodes} could be read; re-run collect"
+        )
     return summary
-
-
-def vision_complete(ctx: Context) -> bool:
-    from worldmodels.training.supervised import stage_complete
-
-    return stage_complete(ctx.run, "vision")
 
 
 def stage_vision(ctx: Context) -> dict[str, float]:
     from worldmodels.training.vision import train_vision
 
+    require_resume(ctx, "vision")
     train, val = split(ctx)
     with timed(ctx, "vision"):
-        return train_vision(ctx.run, ctx.cfg, ctx.spec, train, val, ctx.device, ctx.resume,
-                            ctx.writer, ctx.progress)
+        return train_vision(
+            ctx.run, ctx.cfg, ctx.spec, train, val, ctx.device, ctx.writer, ctx.progress
+        )
 
 
 def stage_memory(ctx: Context) -> dict[str, float]:
     from worldmodels.training.memory import train_memory
 
+    require_resume(ctx, "memory")
     train, val = split(ctx)
     with timed(ctx, "memory"):
-        return train_memory(ctx.run, ctx.cfg, ctx.spec, train, val, ctx.device, ctx.resume,
-                            ctx.writer, ctx.progress)
+        return train_memory(
+            ctx.run, ctx.cfg, ctx.spec, train, val, ctx.device, ctx.writer, ctx.progress
+        )
 
 
 def world_model(ctx: Context) -> WorldModel:
     world = load_world_model(ctx.run, ctx.spec, ctx.device)
     mem = ctx.run.load("memory/best")
     if mem.get("vision_sha256") != file_sha256(ctx.run.ckpt_path("vision/best")):
-        raise UserError(f"M in {ctx.run.checkpoints} was trained on another V; retrain it "
-                        f"with `worldmodels train-memory --run-dir {ctx.run.root}`")
+        raise UserError(
+            f"M in {ctx.run.checkpoints} was trained on another V; retrain it "
+            f"with `worldmodels train-memory --run-dir {ctx.run.root}`"
+        )
     return world
 
 
 def stage_controller(ctx: Context) -> dict[str, Any]:
     from worldmodels.training.cmaes import train_cmaes
 
+    require_resume(ctx, "controller")
+    world = world_model(ctx)
     with timed(ctx, "controller"):
-        return train_cmaes(ctx.run, ctx.cfg, ctx.spec, world_model(ctx), ctx.resume,
-                           ctx.writer, ctx.progress)
+        return train_cmaes(ctx.run, ctx.cfg, ctx.spec, world, ctx.writer, ctx.progress)
 
 
 def controller_params(ctx: Context) -> tuple[PolicyShape, np.ndarray]:
@@ -197,8 +242,10 @@ def load_agent_policy(run_dir: str, spec: EnvSpec) -> ControllerPolicy:
     """A trained agent (V + M + C) from another run directory, e.g. to collect with it."""
     run = RunDir(run_dir)
     if not run.has_config():
-        raise UserError(f"collect.policy={run_dir} is not a run directory (no config.yaml); "
-                        f"use 'random' or a trained run's directory")
+        raise UserError(
+            f"collect.policy={run_dir} is not a run directory (no config.yaml); "
+            f"use 'random' or a trained run's directory"
+        )
     ctx = Context(run, run.load_config(), spec, torch.device("cpu"))
     shape, params = controller_params(ctx)
     return ControllerPolicy(world_model(ctx), shape, params)
@@ -211,8 +258,7 @@ def real_env_steps(ctx: Context) -> int:
     return int(steps)
 
 
-def evaluate(ctx: Context, episodes: int | None = None, video: str | None = None
-             ) -> dict[str, Any]:
+def evaluate(ctx: Context, episodes: int | None = None, video: str | None = None) -> dict[str, Any]:
     """Mean and std of the return over N real episodes (seeds apart from training); eval.json."""
     n = episodes or ctx.cfg.evaluate.episodes
     world = world_model(ctx)
@@ -222,15 +268,18 @@ def evaluate(ctx: Context, episodes: int | None = None, video: str | None = None
     returns: list[float] = []
     try:
         for b in range(0, n, ctx.cfg.evaluate.batch_envs):
-            chunk = seeds[b:b + ctx.cfg.evaluate.batch_envs]
+            chunk = seeds[b : b + ctx.cfg.evaluate.batch_envs]
             policy = ControllerPolicy(world, shape, params, repeat=len(chunk))
             returns.extend(run_batch(pool, ctx.spec, policy, chunk).returns.tolist())
     finally:
         pool.close()
     walls = ctx.run.counters().get("wall_seconds", {})
     result = {
-        "env": ctx.spec.env_id, "method": ctx.cfg.method, "episodes": n,
-        "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
+        "env": ctx.spec.env_id,
+        "method": ctx.cfg.method,
+        "episodes": n,
+        "mean_return": float(np.mean(returns)),
+        "std_return": float(np.std(returns)),
         "real_env_steps": real_env_steps(ctx),
         "wall_seconds": round(float(sum(walls.values())), 2),
     }
@@ -238,20 +287,25 @@ def evaluate(ctx: Context, episodes: int | None = None, video: str | None = None
     if video:
         from worldmodels.evaluation.video import record_episode
 
-        record_episode(ctx.cfg.env, ctx.spec, ControllerPolicy(world, shape, params),
-                       seeds[0], Path(video))
+        record_episode(
+            ctx.cfg.env, ctx.spec, ControllerPolicy(world, shape, params), seeds[0], Path(video)
+        )
     return result
 
 
 def format_eval(result: dict[str, Any]) -> str:
-    return (f"{result['env']} [{result['method']}]: {result['mean_return']:.1f} ± "
-            f"{result['std_return']:.1f} over {result['episodes']} episodes "
-            f"(real env steps {result['real_env_steps']:,}, "
-            f"training wall time {result['wall_seconds']:.0f}s)")
+    return (
+        f"{result['env']} [{result['method']}]: {result['mean_return']:.1f} ± "
+        f"{result['std_return']:.1f} over {result['episodes']} episodes "
+        f"(real env steps {result['real_env_steps']:,}, "
+        f"training wall time {result['wall_seconds']:.0f}s)"
+    )
 
 
 STAGES: dict[str, Callable[[Context], Any]] = {
-    "collect": stage_collect, "vision": stage_vision, "memory": stage_memory,
+    "collect": stage_collect,
+    "vision": stage_vision,
+    "memory": stage_memory,
     "controller": stage_controller,
 }
 

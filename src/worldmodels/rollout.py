@@ -38,8 +38,9 @@ class EnvPool:
         self.envs = []
 
 
-def run_batch(pool: EnvPool, spec: EnvSpec, policy: Policy, seeds: list[int],
-              max_steps: int = 0) -> BatchResult:
+def run_batch(
+    pool: EnvPool, spec: EnvSpec, policy: Policy, seeds: list[int], max_steps: int = 0
+) -> BatchResult:
     """One episode per seed, all envs stepped together; finished envs stop stepping."""
     n = len(seeds)
     envs = pool.take(n)
@@ -62,8 +63,9 @@ def run_batch(pool: EnvPool, spec: EnvSpec, policy: Policy, seeds: list[int],
     return BatchResult(returns, lengths, env_steps)
 
 
-def run_episode(env: gym.Env, spec: EnvSpec, policy: Policy, seed: int,
-                max_steps: int = 0) -> Episode:
+def run_episode(
+    env: gym.Env, spec: EnvSpec, policy: Policy, seed: int, max_steps: int = 0
+) -> Episode:
     """One recorded episode (for the episode store)."""
     obs, _ = env.reset(seed=int(seed))
     state = policy.reset(1)
@@ -88,6 +90,11 @@ def run_episode(env: gym.Env, spec: EnvSpec, policy: Policy, seed: int,
         actions=np.asarray(actions, dtype=act_dtype),
         rewards=np.asarray(rewards, dtype=np.float32),
         terminated=np.asarray(terminated, dtype=bool),
-        meta={"env": spec.env_id, "seed": int(seed), "return": float(np.sum(rewards)),
-              "truncated": truncated, "env_steps": env_steps},
+        meta={
+            "env": spec.env_id,
+            "seed": int(seed),
+            "return": float(np.sum(rewards)),
+            "truncated": truncated,
+            "env_steps": env_steps,
+        },
     )

@@ -35,9 +35,14 @@ def versions() -> dict[str, str]:
     import cma
     import gymnasium
 
-    return {"worldmodels": __version__, "torch": str(torch.__version__), "numpy": np.__version__,
-            "gymnasium": gymnasium.__version__, "cma": cma.__version__,
-            "python": platform.python_version()}
+    return {
+        "worldmodels": __version__,
+        "torch": str(torch.__version__),
+        "numpy": np.__version__,
+        "gymnasium": gymnasium.__version__,
+        "cma": cma.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -110,8 +115,10 @@ class RunDir:
         try:
             data = yaml.safe_load(self.config_path.read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
-            raise UserError(f"cannot read {self.config_path} ({exc}); the run directory is "
-                            f"damaged: use a new --run-dir") from None
+            raise UserError(
+                f"cannot read {self.config_path} ({exc}); the run directory is "
+                f"damaged: use a new --run-dir"
+            ) from None
         cfg = Config()
         apply_overrides(cfg, data)
         return cfg
@@ -137,8 +144,10 @@ class RunDir:
     def load(self, name: str) -> dict[str, Any]:
         path = self.ckpt_path(name)
         if not path.exists():
-            raise UserError(f"{path} does not exist; run the stage that writes it first "
-                            f"(see `worldmodels train --help`)")
+            raise UserError(
+                f"{path} does not exist; run the stage that writes it first "
+                f"(see `worldmodels train --help`)"
+            )
         return load_checkpoint(path)
 
     def writer(self):  # -> SummaryWriter (imported lazily: tensorboard is slow to import)
@@ -155,11 +164,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unreadable, truncated, or not a weights-only file
-        raise UserError(f"cannot load checkpoint {path} ({type(exc).__name__}); it is "
-                        f"corrupt or not a worldmodels checkpoint: retrain that stage") from None
+        raise UserError(
+            f"cannot load checkpoint {path} ({type(exc).__name__}); it is "
+            f"corrupt or not a worldmodels checkpoint: retrain that stage"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path} is not a worldmodels checkpoint (format "
-                        f"{CHECKPOINT_FORMAT}); retrain that stage")
+        raise UserError(
+            f"{path} is not a worldmodels checkpoint (format "
+            f"{CHECKPOINT_FORMAT}); retrain that stage"
+        )
     return payload
 
 
@@ -174,11 +187,14 @@ def check_spec(payload: dict[str, Any], spec: EnvSpec, path: str) -> None:
         raise UserError(
             f"checkpoint {path} was trained for {_describe(stored)} but env {spec.env_id} has "
             f"{_describe(spec.shape_signature())}; retrain it for this env or use a run "
-            f"directory of that env")
+            f"directory of that env"
+        )
 
 
 def _describe(sig: dict[str, Any] | None) -> str:
     if not sig:
         return "an unknown env"
-    return (f"{sig['obs_kind']} obs {tuple(sig['obs_shape'])} and {sig['action_dim']} "
-            f"{sig['action_kind']} actions")
+    return (
+        f"{sig['obs_kind']} obs {tuple(sig['obs_shape'])} and {sig['action_dim']} "
+        f"{sig['action_kind']} actions"
+    )

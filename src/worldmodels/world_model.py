@@ -69,5 +69,4 @@ def load_memory(run: RunDir, spec: EnvSpec, device: torch.device) -> nn.Module:
 
 
 def load_world_model(run: RunDir, spec: EnvSpec, device: torch.device) -> WorldModel:
-    return WorldModel(load_vision(run, spec, device), load_memory(run, spec, device), spec,
-                      device)
+    return WorldModel(load_vision(run, spec, device), load_memory(run, spec, device), spec, device)

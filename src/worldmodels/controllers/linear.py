@@ -7,6 +7,7 @@ params [P, N] and features [P, B, F] -> outputs [P, B, out] in one einsum per la
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,20 +30,21 @@ class PolicyShape:
     @property
     def num_params(self) -> int:
         s = self.sizes
-        return sum(a * b + b for a, b in zip(s[:-1], s[1:], strict=True))
+        return sum(a * b + b for a, b in itertools.pairwise(s))
 
 
 def batched_forward(shape: PolicyShape, params: Tensor, features: Tensor) -> Tensor:
     """params [P, N], features [P, B, F] -> raw outputs [P, B, out]."""
     assert params.dim() == 2 and params.shape[1] == shape.num_params, (
-        f"expected params [P, {shape.num_params}], got {tuple(params.shape)}")
+        f"expected params [P, {shape.num_params}], got {tuple(params.shape)}"
+    )
     assert features.dim() == 3 and features.shape[-1] == shape.in_dim
     x, offset, sizes = features, 0, shape.sizes
     p = params.shape[0]
-    for layer, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        w = params[:, offset:offset + a * b].view(p, a, b)
+    for layer, (a, b) in enumerate(itertools.pairwise(sizes)):
+        w = params[:, offset : offset + a * b].view(p, a, b)
         offset += a * b
-        bias = params[:, offset:offset + b].view(p, 1, b)
+        bias = params[:, offset : offset + b].view(p, 1, b)
         offset += b
         x = torch.einsum("pbi,pio->pbo", x, w) + bias
         if layer < len(sizes) - 2:

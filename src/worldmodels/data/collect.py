@@ -61,9 +61,16 @@ def run_collect_task(task: CollectTask) -> Episode:
     return episode
 
 
-def collect(store: EpisodeStore, env_cfg: EnvConfig, spec: EnvSpec, target: int,
-            master_seed: int, policy: str = "random", workers: int = 1,
-            progress: bool = True) -> int:
+def collect(
+    store: EpisodeStore,
+    env_cfg: EnvConfig,
+    spec: EnvSpec,
+    target: int,
+    master_seed: int,
+    policy: str = "random",
+    workers: int = 1,
+    progress: bool = True,
+) -> int:
     """Fill the store up to ``target`` episodes; returns how many were collected now."""
     store.clean_partial()
     have = set(store.valid_indices())
@@ -72,8 +79,10 @@ def collect(store: EpisodeStore, env_cfg: EnvConfig, spec: EnvSpec, target: int,
         return 0
     from dataclasses import asdict
 
-    tasks = [CollectTask(i, episode_seed(master_seed, i), asdict(env_cfg), spec.to_dict(), policy)
-             for i in missing]
+    tasks = [
+        CollectTask(i, episode_seed(master_seed, i), asdict(env_cfg), spec.to_dict(), policy)
+        for i in missing
+    ]
     executor = make_executor("local", workers)
     bar = tqdm(total=len(tasks), desc="collect", unit="ep", disable=not progress)
     try:

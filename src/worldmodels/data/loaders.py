@@ -20,20 +20,25 @@ from worldmodels.models.memory.mdn_rnn import MemoryBatch
 log = logging.getLogger(__name__)
 
 
-def frame_batches(store: EpisodeStore, indices: list[int], batch_size: int,
-                  rng: np.random.Generator, chunk_episodes: int) -> Iterator[np.ndarray]:
+def frame_batches(
+    store: EpisodeStore,
+    indices: list[int],
+    batch_size: int,
+    rng: np.random.Generator,
+    chunk_episodes: int,
+) -> Iterator[np.ndarray]:
     """One epoch of shuffled frames: episodes in random order, ``chunk_episodes`` at a time,
     frames shuffled within the chunk."""
     order = rng.permutation(len(indices))
     for start in range(0, len(order), chunk_episodes):
-        chunk = [indices[j] for j in order[start:start + chunk_episodes]]
+        chunk = [indices[j] for j in order[start : start + chunk_episodes]]
         frames = [ep.observations for _, ep in store.iter_episodes(chunk)]
         if not frames:
             continue
         pool = np.concatenate(frames)
         perm = rng.permutation(len(pool))
         for b in range(0, len(perm), batch_size):
-            yield pool[perm[b:b + batch_size]]
+            yield pool[perm[b : b + batch_size]]
 
 
 def observation_stats(store: EpisodeStore, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -76,9 +81,14 @@ class LatentCache:
         final = self.path(index)
         tmp = self.root / f".{final.name}.tmp{os.getpid()}"
         with open(tmp, "wb") as fh:
-            np.savez(fh, mu=mu.astype(np.float32), logvar=logvar.astype(np.float32),
-                     actions=episode.actions, rewards=episode.rewards,
-                     terminated=episode.terminated)
+            np.savez(
+                fh,
+                mu=mu.astype(np.float32),
+                logvar=logvar.astype(np.float32),
+                actions=episode.actions,
+                rewards=episode.rewards,
+                terminated=episode.terminated,
+            )
         os.replace(tmp, final)
 
     def read(self, index: int) -> dict[str, np.ndarray]:
@@ -91,14 +101,20 @@ class LatentCache:
 
 
 @torch.no_grad()
-def encode_missing(cache: LatentCache, store: EpisodeStore, indices: list[int], vision,
-                   device: torch.device, batch_size: int = 256) -> int:
+def encode_missing(
+    cache: LatentCache,
+    store: EpisodeStore,
+    indices: list[int],
+    vision,
+    device: torch.device,
+    batch_size: int = 256,
+) -> int:
     """Encode every episode not yet in the cache; returns how many were encoded."""
     todo = [i for i in indices if not cache.has(i)]
     for i, ep in store.iter_episodes(todo):
         mus, logvars = [], []
         for b in range(0, len(ep.observations), batch_size):
-            obs = torch.as_tensor(ep.observations[b:b + batch_size], device=device)
+            obs = torch.as_tensor(ep.observations[b : b + batch_size], device=device)
             mu, logvar = vision.encode(obs)
             mus.append(mu.cpu().numpy())
             logvars.append(logvar.cpu().numpy())
@@ -114,16 +130,24 @@ def _action_features(actions: np.ndarray, action_kind: str, action_dim: int) -> 
     return actions.astype(np.float32).reshape(len(actions), action_dim)
 
 
-def sequence_batches(cache: LatentCache, indices: list[int], seq_len: int, batch_size: int,
-                     rng: np.random.Generator, chunk_episodes: int, action_kind: str,
-                     action_dim: int, sample_latents: bool, device: torch.device
-                     ) -> Iterator[MemoryBatch]:
+def sequence_batches(
+    cache: LatentCache,
+    indices: list[int],
+    seq_len: int,
+    batch_size: int,
+    rng: np.random.Generator,
+    chunk_episodes: int,
+    action_kind: str,
+    action_dim: int,
+    sample_latents: bool,
+    device: torch.device,
+) -> Iterator[MemoryBatch]:
     """One epoch of windows of ``seq_len`` transitions covering every episode once (random
     phase), padded and masked at episode ends."""
     order = rng.permutation(len(indices))
     for start in range(0, len(order), chunk_episodes):
         windows = []
-        for j in order[start:start + chunk_episodes]:
+        for j in order[start : start + chunk_episodes]:
             try:
                 d = cache.read(indices[j])
             except CorruptEpisodeError as exc:
@@ -132,8 +156,7 @@ def sequence_batches(cache: LatentCache, indices: list[int], seq_len: int, batch
             t = len(d["rewards"])
             z = d["mu"]
             if sample_latents:
-                z = z + rng.standard_normal(z.shape).astype(np.float32) * np.exp(
-                    0.5 * d["logvar"])
+                z = z + rng.standard_normal(z.shape).astype(np.float32) * np.exp(0.5 * d["logvar"])
             acts = _action_features(d["actions"], action_kind, action_dim)
             offset = int(rng.integers(seq_len)) if t > seq_len else 0
             starts = list(range(offset - seq_len if offset else 0, t, seq_len))
@@ -142,15 +165,15 @@ def sequence_batches(cache: LatentCache, indices: list[int], seq_len: int, batch
                 e = min(s + seq_len, t)
                 if e <= s0:
                     continue
-                windows.append((z[s0:e + 1], acts[s0:e], d["rewards"][s0:e],
-                                d["terminated"][s0:e]))
+                windows.append(
+                    (z[s0 : e + 1], acts[s0:e], d["rewards"][s0:e], d["terminated"][s0:e])
+                )
         perm = rng.permutation(len(windows))
         for b in range(0, len(perm), batch_size):
-            yield _pad([windows[k] for k in perm[b:b + batch_size]], seq_len, device)
+            yield _pad([windows[k] for k in perm[b : b + batch_size]], seq_len, device)
 
 
-def _pad(windows: list[tuple[np.ndarray, ...]], seq_len: int, device: torch.device
-         ) -> MemoryBatch:
+def _pad(windows: list[tuple[np.ndarray, ...]], seq_len: int, device: torch.device) -> MemoryBatch:
     n = len(windows)
     zdim, adim = windows[0][0].shape[-1], windows[0][1].shape[-1]
     z = np.zeros((n, seq_len + 1, zdim), np.float32)
@@ -160,7 +183,8 @@ def _pad(windows: list[tuple[np.ndarray, ...]], seq_len: int, device: torch.devi
     m = np.zeros((n, seq_len), np.float32)
     for k, (zw, aw, rw, dw) in enumerate(windows):
         t = len(rw)
-        z[k, :t + 1], a[k, :t], r[k, :t], d[k, :t], m[k, :t] = zw, aw, rw, dw, 1.0
+        z[k, : t + 1], a[k, :t], r[k, :t], d[k, :t], m[k, :t] = zw, aw, rw, dw, 1.0
+
     def to(x: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(x, device=device)
 

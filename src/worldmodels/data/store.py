@@ -95,8 +95,7 @@ class EpisodeStore:
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.path(index)
         tmp = self.root / f".{final.name}.tmp{os.getpid()}"
-        meta = {**episode.meta, "index": index, "length": episode.length,
-                "format": FORMAT_VERSION}
+        meta = {**episode.meta, "index": index, "length": episode.length, "format": FORMAT_VERSION}
         with open(tmp, "wb") as fh:
             np.savez_compressed(
                 fh,
@@ -170,9 +169,16 @@ def read_episode(path: Path) -> Episode:
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
         raise CorruptEpisodeError(f"{path}: {type(exc).__name__}: {exc}") from None
     t = arrays["rewards"].shape[0]
-    if (arrays["observations"].shape[0] != t + 1 or arrays["actions"].shape[0] != t
-            or arrays["terminated"].shape[0] != t or meta.get("length") != t):
-        raise CorruptEpisodeError(f"{path}: inconsistent lengths (rewards {t}, observations "
-                                  f"{arrays['observations'].shape[0]}, meta {meta.get('length')})")
-    return Episode(arrays["observations"], arrays["actions"], arrays["rewards"],
-                   arrays["terminated"], meta)
+    if (
+        arrays["observations"].shape[0] != t + 1
+        or arrays["actions"].shape[0] != t
+        or arrays["terminated"].shape[0] != t
+        or meta.get("length") != t
+    ):
+        raise CorruptEpisodeError(
+            f"{path}: inconsistent lengths (rewards {t}, observations "
+            f"{arrays['observations'].shape[0]}, meta {meta.get('length')})"
+        )
+    return Episode(
+        arrays["observations"], arrays["actions"], arrays["rewards"], arrays["terminated"], meta
+    )

@@ -1,8 +1,8 @@
 """Write one episode of an agent as an mp4 or gif (imageio; mp4 through imageio-ffmpeg)."""
+
 from __future__ import annotations
 
 import os
-
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -16,8 +16,15 @@ from worldmodels.errors import UserError
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # render offscreen, no display needed
 
 
-def record_episode(env_cfg: EnvConfig, spec: EnvSpec, policy: Policy, seed: int, path: Path,
-                   fps: int = 30, max_frames: int = 2000) -> Path:
+def record_episode(
+    env_cfg: EnvConfig,
+    spec: EnvSpec,
+    policy: Policy,
+    seed: int,
+    path: Path,
+    fps: int = 30,
+    max_frames: int = 2000,
+) -> Path:
     if path.suffix.lower() not in (".mp4", ".gif"):
         raise UserError(f"--video {path}: the file must end in .mp4 or .gif")
     env = make_env(env_cfg, render_mode="rgb_array")

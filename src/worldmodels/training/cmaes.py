@@ -36,35 +36,46 @@ EVAL_SEED_BASE = 20_000_000
 
 
 def controller_kwargs(cfg: Config, world: WorldModel, spec: EnvSpec) -> dict[str, Any]:
-    shape = policy_shape(cfg.controller.kind, world.feature_dim, spec,
-                         cfg.controller.hidden_dims)
+    shape = policy_shape(cfg.controller.kind, world.feature_dim, spec, cfg.controller.hidden_dims)
     return {"in_dim": shape.in_dim, "out_dim": shape.out_dim, "hidden": list(shape.hidden)}
 
 
 def _load_es(run: RunDir, last: dict[str, Any]) -> cma.CMAEvolutionStrategy:
     data = last["es_state"].numpy().tobytes()
     if not verify(data, last["es_signature"]):
-        raise UserError(f"the CMA-ES state in {run.ckpt_path('controller/last')} was not written "
-                        f"by worldmodels on this machine; refusing to unpickle it. Delete "
-                        f"{run.checkpoints / 'controller'} to restart controller training")
+        raise UserError(
+            f"the CMA-ES state in {run.ckpt_path('controller/last')} was not written "
+            f"by worldmodels on this machine; refusing to unpickle it. Delete "
+            f"{run.checkpoints / 'controller'} to restart controller training"
+        )
     return pickle.loads(data)  # safe: signed with this machine's key, checked above
 
 
 def _new_es(n: int, cfg: Config) -> cma.CMAEvolutionStrategy:
     noise = np.random.RandomState(cfg.seed + 303)  # own stream, pickled with the ES state
-    opts = {"popsize": cfg.controller.population, "seed": cfg.seed + 303, "verbose": -9,
-            "randn": noise.randn, "CMA_diagonal": n > 2000}
+    opts = {
+        "popsize": cfg.controller.population,
+        "seed": cfg.seed + 303,
+        "verbose": -9,
+        "randn": noise.randn,
+        "CMA_diagonal": n > 2000,
+    }
     return cma.CMAEvolutionStrategy(np.zeros(n), cfg.controller.sigma, opts)
 
 
 def train_seeds(master: int, generation: int, rollouts: int) -> list[int]:
-    return [TRAIN_SEED_BASE + master * 100_003 + generation * rollouts + r
-            for r in range(rollouts)]
+    return [TRAIN_SEED_BASE + master * 100_003 + generation * rollouts + r for r in range(rollouts)]
 
 
-def evaluate_params(pool: EnvPool, spec: EnvSpec, world: WorldModel, shape: PolicyShape,
-                    params: np.ndarray, seeds: list[int], max_steps: int = 0
-                    ) -> tuple[np.ndarray, int]:
+def evaluate_params(
+    pool: EnvPool,
+    spec: EnvSpec,
+    world: WorldModel,
+    shape: PolicyShape,
+    params: np.ndarray,
+    seeds: list[int],
+    max_steps: int = 0,
+) -> tuple[np.ndarray, int]:
     """params [P, N], each run on every seed -> (returns [P, len(seeds)], env steps)."""
     p, r = params.shape[0], len(seeds)
     policy = ControllerPolicy(world, shape, params, repeat=r)
@@ -72,14 +83,17 @@ def evaluate_params(pool: EnvPool, spec: EnvSpec, world: WorldModel, shape: Poli
     return result.returns.reshape(p, r), result.env_steps
 
 
-def train_cmaes(run: RunDir, cfg: Config, spec: EnvSpec, world: WorldModel, resume: bool,
-                writer: Any, progress: bool = True) -> dict[str, Any]:
+def train_cmaes(
+    run: RunDir, cfg: Config, spec: EnvSpec, world: WorldModel, writer: Any, progress: bool = True
+) -> dict[str, Any]:
     cc = cfg.controller
     kwargs = controller_kwargs(cfg, world, spec)
     shape = PolicyShape(kwargs["in_dim"], kwargs["out_dim"], tuple(kwargs["hidden"]))
     target = cc.target_return if cc.target_return is not None else spec.reward_threshold
-    consumed = {"vision_sha256": file_sha256(run.ckpt_path("vision/best")),
-                "memory_sha256": file_sha256(run.ckpt_path("memory/best"))}
+    consumed = {
+        "vision_sha256": file_sha256(run.ckpt_path("vision/best")),
+        "memory_sha256": file_sha256(run.ckpt_path("memory/best")),
+    }
     start, env_steps, best_score = 0, 0, -math.inf
     best_params = np.zeros(shape.num_params)
     if run.has("controller/last"):
@@ -87,13 +101,11 @@ def train_cmaes(run: RunDir, cfg: Config, spec: EnvSpec, world: WorldModel, resu
         prog = last["progress"]
         if prog.get("complete"):
             return prog
-        if not resume:
-            raise UserError(f"{run.root} has an interrupted controller stage (generation "
-                            f"{prog['generation']}/{cc.generations}); pass --resume to continue "
-                            f"it or use a new --run-dir")
         if {k: last.get(k) for k in consumed} != consumed:
-            raise UserError(f"the controller in {run.checkpoints} was trained on other V/M "
-                            f"checkpoints; delete {run.checkpoints / 'controller'} to retrain")
+            raise UserError(
+                f"the controller in {run.checkpoints} was trained on other V/M "
+                f"checkpoints; delete {run.checkpoints / 'controller'} to retrain"
+            )
         es = _load_es(run, last)
         start, env_steps = int(prog["generation"]), int(prog["env_steps"])
         best_score = float(prog["best_score"])
@@ -102,38 +114,64 @@ def train_cmaes(run: RunDir, cfg: Config, spec: EnvSpec, world: WorldModel, resu
         es = _new_es(shape.num_params, cfg)
 
     pool = EnvPool(cfg.env)
-    bar = tqdm(range(start, cc.generations), desc="cma-es", unit="gen", disable=not progress,
-               initial=start, total=cc.generations)
+    bar = tqdm(
+        range(start, cc.generations),
+        desc="cma-es",
+        unit="gen",
+        disable=not progress,
+        initial=start,
+        total=cc.generations,
+    )
     complete = False
     prog: dict[str, Any] = {}
     try:
         for gen in bar:
             t0 = time.time()
             solutions = np.asarray(es.ask())
-            returns, steps = evaluate_params(pool, spec, world, shape, solutions,
-                                             train_seeds(cfg.seed, gen, cc.rollouts),
-                                             cc.max_steps)
+            returns, steps = evaluate_params(
+                pool,
+                spec,
+                world,
+                shape,
+                solutions,
+                train_seeds(cfg.seed, gen, cc.rollouts),
+                cc.max_steps,
+            )
             fitness = returns.mean(axis=1)
             if not np.all(np.isfinite(fitness)):
-                raise TrainingDivergedError(f"controller fitness is not finite at generation "
-                                            f"{gen + 1}; the last good checkpoint was kept")
+                raise TrainingDivergedError(
+                    f"controller fitness is not finite at generation "
+                    f"{gen + 1}; the last good checkpoint was kept"
+                )
             es.tell(list(solutions), list(-fitness))
             env_steps += steps
             eval_score = math.nan
             if (gen + 1) % cc.eval_every == 0 or gen + 1 == cc.generations:
                 candidates = np.stack([es.mean, solutions[int(np.argmax(fitness))]])
-                seeds = [EVAL_SEED_BASE + cfg.seed * 10_007 + gen * cc.eval_episodes + k
-                         for k in range(cc.eval_episodes)]
-                ev, steps = evaluate_params(pool, spec, world, shape, candidates, seeds,
-                                            cc.max_steps)
+                seeds = [
+                    EVAL_SEED_BASE + cfg.seed * 10_007 + gen * cc.eval_episodes + k
+                    for k in range(cc.eval_episodes)
+                ]
+                ev, steps = evaluate_params(
+                    pool, spec, world, shape, candidates, seeds, cc.max_steps
+                )
                 env_steps += steps
                 scores = ev.mean(axis=1)
                 k = int(np.argmax(scores))
                 eval_score = float(scores[k])
                 if eval_score > best_score:
                     best_score, best_params = eval_score, candidates[k].copy()
-                    _save_best(run, cfg, spec, kwargs, best_params, consumed, gen + 1,
-                               best_score, env_steps)
+                    _save_best(
+                        run,
+                        cfg,
+                        spec,
+                        kwargs,
+                        best_params,
+                        consumed,
+                        gen + 1,
+                        best_score,
+                        env_steps,
+                    )
             elapsed = max(time.time() - t0, 1e-9)
             writer.add_scalar("rollout/ep_rew_mean", float(returns.mean()), env_steps)
             writer.add_scalar("train/fitness_max", float(fitness.max()), gen + 1)
@@ -143,10 +181,14 @@ def train_cmaes(run: RunDir, cfg: Config, spec: EnvSpec, world: WorldModel, resu
                 writer.add_scalar("eval/mean_reward", eval_score, env_steps)
             writer.add_scalar("time/fps", steps / elapsed, gen + 1)
             bar.set_postfix(best=f"{best_score:.1f}", mean=f"{fitness.mean():.1f}")
-            complete = gen + 1 == cc.generations or (target is not None and
-                                                      best_score >= target)
-            prog = {"generation": gen + 1, "env_steps": env_steps, "best_score": best_score,
-                    "complete": complete, "last_fitness_mean": float(fitness.mean())}
+            complete = gen + 1 == cc.generations or (target is not None and best_score >= target)
+            prog = {
+                "generation": gen + 1,
+                "env_steps": env_steps,
+                "best_score": best_score,
+                "complete": complete,
+                "last_fitness_mean": float(fitness.mean()),
+            }
             _save_last(run, cfg, spec, kwargs, es, best_params, consumed, prog)
             writer.flush()
             if complete:
@@ -155,38 +197,69 @@ def train_cmaes(run: RunDir, cfg: Config, spec: EnvSpec, world: WorldModel, resu
         bar.close()
         pool.close()
     if not complete and start >= cc.generations:
-        prog = {"generation": start, "env_steps": env_steps, "best_score": best_score,
-                "complete": True}
+        prog = {
+            "generation": start,
+            "env_steps": env_steps,
+            "best_score": best_score,
+            "complete": True,
+        }
         _save_last(run, cfg, spec, kwargs, es, best_params, consumed, prog)
     return prog
 
 
-def _payload(cfg: Config, spec: EnvSpec, kwargs: dict[str, Any], params: np.ndarray,
-             consumed: dict[str, str]) -> dict[str, Any]:
+def _payload(
+    cfg: Config, spec: EnvSpec, kwargs: dict[str, Any], params: np.ndarray, consumed: dict[str, str]
+) -> dict[str, Any]:
     from worldmodels.controllers.linear import FlatController
 
     module = FlatController(kwargs["in_dim"], kwargs["out_dim"], kwargs["hidden"])
     module.set_flat(params)
-    return {"model": {"name": cfg.controller.kind, "kwargs": kwargs,
-                      "state_dict": module.state_dict()},
-            "spec": spec.shape_signature(), "config": to_dict(cfg), **consumed}
+    return {
+        "model": {"name": cfg.controller.kind, "kwargs": kwargs, "state_dict": module.state_dict()},
+        "spec": spec.shape_signature(),
+        "config": to_dict(cfg),
+        **consumed,
+    }
 
 
-def _save_best(run: RunDir, cfg: Config, spec: EnvSpec, kwargs: dict[str, Any],
-               params: np.ndarray, consumed: dict[str, str], generation: int, score: float,
-               env_steps: int) -> None:
-    run.save("controller/best", {**_payload(cfg, spec, kwargs, params, consumed),
-                                 "progress": {"generation": generation, "score": score,
-                                              "env_steps": env_steps}})
+def _save_best(
+    run: RunDir,
+    cfg: Config,
+    spec: EnvSpec,
+    kwargs: dict[str, Any],
+    params: np.ndarray,
+    consumed: dict[str, str],
+    generation: int,
+    score: float,
+    env_steps: int,
+) -> None:
+    run.save(
+        "controller/best",
+        {
+            **_payload(cfg, spec, kwargs, params, consumed),
+            "progress": {"generation": generation, "score": score, "env_steps": env_steps},
+        },
+    )
 
 
-def _save_last(run: RunDir, cfg: Config, spec: EnvSpec, kwargs: dict[str, Any],
-               es: cma.CMAEvolutionStrategy, best_params: np.ndarray,
-               consumed: dict[str, str], progress: dict[str, Any]) -> None:
+def _save_last(
+    run: RunDir,
+    cfg: Config,
+    spec: EnvSpec,
+    kwargs: dict[str, Any],
+    es: cma.CMAEvolutionStrategy,
+    best_params: np.ndarray,
+    consumed: dict[str, str],
+    progress: dict[str, Any],
+) -> None:
     data = es.pickle_dumps()
-    run.save("controller/last", {
-        **_payload(cfg, spec, kwargs, np.asarray(es.mean), consumed),
-        "best_params": torch.as_tensor(best_params, dtype=torch.float64),
-        "es_state": torch.frombuffer(bytearray(data), dtype=torch.uint8),
-        "es_signature": sign(data), "progress": progress,
-    })
+    run.save(
+        "controller/last",
+        {
+            **_payload(cfg, spec, kwargs, np.asarray(es.mean), consumed),
+            "best_params": torch.as_tensor(best_params, dtype=torch.float64),
+            "es_state": torch.frombuffer(bytearray(data), dtype=torch.uint8),
+            "es_signature": sign(data),
+            "progress": progress,
+        },
+    )

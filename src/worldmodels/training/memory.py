@@ -19,20 +19,33 @@ from worldmodels.world_model import load_vision
 
 
 def memory_kwargs(cfg: Config, spec: EnvSpec) -> dict[str, Any]:
-    return {"latent_dim": cfg.vision.latent_dim, "action_dim": spec.action_dim,
-            "hidden_dim": cfg.memory.hidden_dim, "num_mixtures": cfg.memory.num_mixtures}
+    return {
+        "latent_dim": cfg.vision.latent_dim,
+        "action_dim": spec.action_dim,
+        "hidden_dim": cfg.memory.hidden_dim,
+        "num_mixtures": cfg.memory.num_mixtures,
+    }
 
 
-def train_memory(run: RunDir, cfg: Config, spec: EnvSpec, train_idx: list[int],
-                 val_idx: list[int], device: torch.device, resume: bool, writer: Any,
-                 progress: bool = True) -> dict[str, float]:
+def train_memory(
+    run: RunDir,
+    cfg: Config,
+    spec: EnvSpec,
+    train_idx: list[int],
+    val_idx: list[int],
+    device: torch.device,
+    writer: Any,
+    progress: bool = True,
+) -> dict[str, float]:
     vision_hash = file_sha256(run.ckpt_path("vision/best"))
     if run.has("memory/last"):
         consumed = run.load("memory/last").get("vision_sha256")
         if consumed != vision_hash:
-            raise UserError(f"the memory checkpoint in {run.checkpoints} was trained on another "
-                            f"vision checkpoint; delete {run.checkpoints / 'memory'} to retrain M "
-                            f"on the current V")
+            raise UserError(
+                f"the memory checkpoint in {run.checkpoints} was trained on another "
+                f"vision checkpoint; delete {run.checkpoints / 'memory'} to retrain M "
+                f"on the current V"
+            )
     vision = load_vision(run, spec, device)
     cache = LatentCache(run.latents, vision_hash)
     encode_missing(cache, EpisodeStore(run.episodes), train_idx + val_idx, vision, device)
@@ -45,20 +58,40 @@ def train_memory(run: RunDir, cfg: Config, spec: EnvSpec, train_idx: list[int],
     model = build_memory(cfg.memory.kind, kwargs).to(device)
     mc = cfg.memory
 
-    def batches(rng: np.random.Generator, indices: list[int] = train_idx,
-                sample: bool = mc.sample_latents):
-        return sequence_batches(cache, indices, mc.seq_len, mc.batch_size, rng,
-                                mc.chunk_episodes, spec.action_kind, spec.action_dim,
-                                sample, device)
+    def batches(
+        rng: np.random.Generator, indices: list[int] = train_idx, sample: bool = mc.sample_latents
+    ):
+        return sequence_batches(
+            cache,
+            indices,
+            mc.seq_len,
+            mc.batch_size,
+            rng,
+            mc.chunk_episodes,
+            spec.action_kind,
+            spec.action_dim,
+            sample,
+            device,
+        )
 
     stage = Stage(
-        name="memory", model=model, model_name=cfg.memory.kind, model_kwargs=kwargs,
-        epochs=mc.epochs, lr=mc.lr, grad_clip=mc.grad_clip, train_batches=batches,
+        name="memory",
+        model=model,
+        model_name=cfg.memory.kind,
+        model_kwargs=kwargs,
+        epochs=mc.epochs,
+        lr=mc.lr,
+        grad_clip=mc.grad_clip,
+        train_batches=batches,
         val_batches=(lambda: batches(np.random.default_rng(0), val_idx, False))
-        if val_idx else None,
+        if val_idx
+        else None,
         loss=lambda m, b, _e: m.loss(b, mc.reward_weight, mc.done_weight),
         batch_items=lambda b: int(b.mask.sum()),
-        header={"spec": spec.shape_signature(), "config": to_dict(cfg),
-                "vision_sha256": vision_hash},
+        header={
+            "spec": spec.shape_signature(),
+            "config": to_dict(cfg),
+            "vision_sha256": vision_hash,
+        },
     )
-    return train_supervised(run, stage, cfg.seed + 202, resume, writer, progress)
+    return train_supervised(run, stage, cfg.seed + 202, writer, progress)

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from worldmodels.errors import TrainingDivergedError, UserError
+from worldmodels.errors import TrainingDivergedError
 from worldmodels.runs import RunDir, model_payload, np_rng_state, restore_np_rng
 
 LossFn = Callable[[nn.Module, Any, int], tuple[Tensor, dict[str, float]]]
@@ -62,20 +62,17 @@ def _mean_val(stage: Stage, epoch: int) -> float | None:
     return total / count if count else None
 
 
-def train_supervised(run: RunDir, stage: Stage, seed: int, resume: bool, writer: Any,
-                     progress: bool = True) -> dict[str, Any]:
-    """Train to ``stage.epochs``, resuming from ``last.pt`` if asked. Returns final metrics."""
+def train_supervised(
+    run: RunDir, stage: Stage, seed: int, writer: Any, progress: bool = True
+) -> dict[str, Any]:
+    """Train to ``stage.epochs``, continuing from ``last.pt`` where one exists (the caller
+    decides whether continuing is allowed: ``pipeline.require_resume``). Returns metrics."""
     model = stage.model
     optimiser = torch.optim.Adam(model.parameters(), lr=stage.lr)
     rng = np.random.default_rng(seed)
     start, best_val, metrics = 0, math.inf, {}
     if run.has(f"{stage.name}/last"):
         last = run.load(f"{stage.name}/last")
-        if not last["progress"].get("complete") and not resume:
-            raise UserError(
-                f"{run.root} has an interrupted {stage.name} stage (epoch "
-                f"{last['progress']['epoch']}/{stage.epochs}); pass --resume to continue it "
-                f"or use a new --run-dir")
         model.load_state_dict(last["model"]["state_dict"])
         optimiser.load_state_dict(last["optimiser"])
         restore_np_rng(rng, last["progress"]["np_rng"])
@@ -90,8 +87,13 @@ def train_supervised(run: RunDir, stage: Stage, seed: int, resume: bool, writer:
         _save(run, stage, optimiser, rng, 0, best_val, metrics, complete=True, best=True)
     for epoch in range(start, stage.epochs):
         t0, items, sums, count = time.time(), 0, {}, 0
-        bar = tqdm(stage.train_batches(rng), desc=f"{stage.name} epoch {epoch + 1}/"
-                   f"{stage.epochs}", unit="batch", disable=not progress, leave=False)
+        bar = tqdm(
+            stage.train_batches(rng),
+            desc=f"{stage.name} epoch {epoch + 1}/{stage.epochs}",
+            unit="batch",
+            disable=not progress,
+            leave=False,
+        )
         for step, batch in enumerate(bar):
             loss, m = stage.loss(model, batch, epoch)
             if not torch.isfinite(loss):
@@ -99,7 +101,8 @@ def train_supervised(run: RunDir, stage: Stage, seed: int, resume: bool, writer:
                 raise TrainingDivergedError(
                     f"{stage.name} training diverged: {', '.join(bad)} is {float(loss)} at epoch "
                     f"{epoch + 1} batch {step}; the last good checkpoint "
-                    f"{run.ckpt_path(stage.name + '/last')} was kept (try a lower lr)")
+                    f"{run.ckpt_path(stage.name + '/last')} was kept (try a lower lr)"
+                )
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             if stage.grad_clip > 0:
@@ -131,18 +134,37 @@ def train_supervised(run: RunDir, stage: Stage, seed: int, resume: bool, writer:
     return metrics
 
 
-def _save(run: RunDir, stage: Stage, optimiser: torch.optim.Optimizer,
-          rng: np.random.Generator, epoch: int, best_val: float, metrics: dict[str, float],
-          complete: bool, best: bool) -> None:
-    payload = {**stage.header, "model": model_payload(stage.model_name, stage.model_kwargs,
-                                                      stage.model)}
+def _save(
+    run: RunDir,
+    stage: Stage,
+    optimiser: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    epoch: int,
+    best_val: float,
+    metrics: dict[str, float],
+    complete: bool,
+    best: bool,
+) -> None:
+    payload = {
+        **stage.header,
+        "model": model_payload(stage.model_name, stage.model_kwargs, stage.model),
+    }
     if best or not run.has(f"{stage.name}/best"):
-        run.save(f"{stage.name}/best", {**payload, "progress": {"epoch": epoch,
-                                                                 "metrics": metrics}})
-    run.save(f"{stage.name}/last", {
-        **payload,
-        "optimiser": optimiser.state_dict(),
-        "progress": {"epoch": epoch, "best_val": best_val, "complete": complete,
-                     "metrics": metrics, "np_rng": np_rng_state(rng),
-                     "torch_rng": torch.get_rng_state()},
-    })
+        run.save(
+            f"{stage.name}/best", {**payload, "progress": {"epoch": epoch, "metrics": metrics}}
+        )
+    run.save(
+        f"{stage.name}/last",
+        {
+            **payload,
+            "optimiser": optimiser.state_dict(),
+            "progress": {
+                "epoch": epoch,
+                "best_val": best_val,
+                "complete": complete,
+                "metrics": metrics,
+                "np_rng": np_rng_state(rng),
+                "torch_rng": torch.get_rng_state(),
+            },
+        },
+    )

@@ -31,8 +31,11 @@ def vision_kwargs(cfg: Config, spec: EnvSpec) -> dict[str, Any]:
         return {"latent_dim": cfg.vision.latent_dim, "batch_norm": cfg.vision.batch_norm}
     if spec.obs_kind != "vector":
         raise UserError("vision.kind=mlp_vae needs vector observations; use conv_vae")
-    return {"obs_dim": spec.obs_shape[0], "latent_dim": cfg.vision.latent_dim,
-            "hidden_dims": list(cfg.vision.hidden_dims)}
+    return {
+        "obs_dim": spec.obs_shape[0],
+        "latent_dim": cfg.vision.latent_dim,
+        "hidden_dims": list(cfg.vision.hidden_dims),
+    }
 
 
 def beta_at(cfg: Config, epoch: int) -> float:
@@ -42,12 +45,18 @@ def beta_at(cfg: Config, epoch: int) -> float:
     return cfg.vision.beta * min(1.0, (epoch + 1) / cfg.vision.beta_anneal_epochs)
 
 
-def train_vision(run: RunDir, cfg: Config, spec: EnvSpec, train_idx: list[int],
-                 val_idx: list[int], device: torch.device, resume: bool, writer: Any,
-                 progress: bool = True) -> dict[str, float]:
+def train_vision(
+    run: RunDir,
+    cfg: Config,
+    spec: EnvSpec,
+    train_idx: list[int],
+    val_idx: list[int],
+    device: torch.device,
+    writer: Any,
+    progress: bool = True,
+) -> dict[str, float]:
     if not train_idx:
-        raise UserError(f"no training episodes in {run.episodes}; run `worldmodels collect` "
-                        f"first")
+        raise UserError(f"no training episodes in {run.episodes}; run `worldmodels collect` first")
     store = EpisodeStore(run.episodes)
     kind = vision_kind(cfg, spec)
     kwargs = vision_kwargs(cfg, spec)
@@ -55,19 +64,22 @@ def train_vision(run: RunDir, cfg: Config, spec: EnvSpec, train_idx: list[int],
     model = build_vision(kind, kwargs).to(device)
     if kind == "mlp_vae":
         mean, std = observation_stats(store, train_idx)
-        model.set_normaliser(torch.as_tensor(mean, device=device),
-                             torch.as_tensor(std, device=device))
+        model.set_normaliser(
+            torch.as_tensor(mean, device=device), torch.as_tensor(std, device=device)
+        )
     fixed = _preview_frames(store, val_idx or train_idx) if kind == "conv_vae" else None
 
     def batches(rng: np.random.Generator):
-        for b in frame_batches(store, train_idx, cfg.vision.batch_size, rng,
-                               cfg.vision.chunk_episodes):
+        for b in frame_batches(
+            store, train_idx, cfg.vision.batch_size, rng, cfg.vision.chunk_episodes
+        ):
             yield torch.as_tensor(b, device=device)
 
     def val_batches():
         rng = np.random.default_rng(0)
-        for b in frame_batches(store, val_idx, cfg.vision.batch_size, rng,
-                               cfg.vision.chunk_episodes):
+        for b in frame_batches(
+            store, val_idx, cfg.vision.batch_size, rng, cfg.vision.chunk_episodes
+        ):
             yield torch.as_tensor(b, device=device)
 
     def loss(m, batch, epoch: int):
@@ -88,14 +100,21 @@ def train_vision(run: RunDir, cfg: Config, spec: EnvSpec, train_idx: list[int],
         writer.add_images("vision/reconstruction", grid, epoch, dataformats="NHWC")
 
     stage = Stage(
-        name="vision", model=model, model_name=kind, model_kwargs=kwargs,
-        epochs=cfg.vision.epochs, lr=cfg.vision.lr, grad_clip=0.0,
-        train_batches=batches, val_batches=val_batches if val_idx else None, loss=loss,
+        name="vision",
+        model=model,
+        model_name=kind,
+        model_kwargs=kwargs,
+        epochs=cfg.vision.epochs,
+        lr=cfg.vision.lr,
+        grad_clip=0.0,
+        train_batches=batches,
+        val_batches=val_batches if val_idx else None,
+        loss=loss,
         batch_items=lambda b: int(b.shape[0]),
         header={"spec": spec.shape_signature(), "config": to_dict(cfg)},
         on_epoch_end=log_images,
     )
-    return train_supervised(run, stage, cfg.seed + 101, resume, writer, progress)
+    return train_supervised(run, stage, cfg.seed + 101, writer, progress)
 
 
 def _preview_frames(store: EpisodeStore, indices: list[int], n: int = 8) -> np.ndarray | None:
@@ -103,4 +122,3 @@ def _preview_frames(store: EpisodeStore, indices: list[int], n: int = 8) -> np.n
         step = max(1, len(ep.observations) // n)
         return ep.observations[::step][:n]
     return None
-

@@ -29,15 +29,23 @@ def mdn_nll(logit_pi: Tensor, mu: Tensor, log_sigma: Tensor, target: Tensor) -> 
     return -torch.logsumexp(log_pi + log_prob, dim=-1)
 
 
-def mdn_sample(logit_pi: Tensor, mu: Tensor, log_sigma: Tensor, temperature: float = 1.0,
-               generator: torch.Generator | None = None) -> Tensor:
+def mdn_sample(
+    logit_pi: Tensor,
+    mu: Tensor,
+    log_sigma: Tensor,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """Sample [..., Z] with temperature tau: logits / tau, sigma * sqrt(tau) (Ha & Schmidhuber)."""
     log_sigma = log_sigma.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
     probs = torch.softmax(logit_pi / temperature, dim=-1)
     flat = probs.reshape(-1, probs.shape[-1])
     u = torch.rand(flat.shape[0], 1, generator=generator, device="cpu").to(flat.device)
-    k = torch.searchsorted(flat.cumsum(-1).clamp(max=1.0 - 1e-7), u).clamp(
-        max=probs.shape[-1] - 1).reshape(probs.shape[:-1] + (1,))
+    k = (
+        torch.searchsorted(flat.cumsum(-1).clamp(max=1.0 - 1e-7), u)
+        .clamp(max=probs.shape[-1] - 1)
+        .reshape((*probs.shape[:-1], 1))
+    )
     mu_k = torch.gather(mu, -1, k).squeeze(-1)
     sigma_k = torch.gather(log_sigma, -1, k).squeeze(-1).exp() * math.sqrt(temperature)
     eps = torch.randn(mu_k.shape, generator=generator, device="cpu").to(mu_k.device)

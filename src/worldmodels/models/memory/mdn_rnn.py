@@ -36,8 +36,9 @@ class MemoryBatch(NamedTuple):
 
 
 class MDNRNN(nn.Module):
-    def __init__(self, latent_dim: int, action_dim: int, hidden_dim: int = 256,
-                 num_mixtures: int = 5):
+    def __init__(
+        self, latent_dim: int, action_dim: int, hidden_dim: int = 256, num_mixtures: int = 5
+    ):
         super().__init__()
         self.latent_dim, self.action_dim = latent_dim, action_dim
         self.hidden_dim, self.num_mixtures = hidden_dim, num_mixtures
@@ -57,16 +58,23 @@ class MDNRNN(nn.Module):
     def _heads(self, out: Tensor) -> MemoryOutput:
         b, t, _ = out.shape
         params = self.mdn(out).view(b, t, self.latent_dim, self.num_mixtures, 3)
-        return MemoryOutput(params[..., 0], params[..., 1], params[..., 2],
-                            self.reward_head(out).squeeze(-1), self.done_head(out).squeeze(-1),
-                            out)
+        return MemoryOutput(
+            params[..., 0],
+            params[..., 1],
+            params[..., 2],
+            self.reward_head(out).squeeze(-1),
+            self.done_head(out).squeeze(-1),
+            out,
+        )
 
-    def forward(self, z: Tensor, actions: Tensor, state: State | None = None
-                ) -> tuple[MemoryOutput, State]:
+    def forward(
+        self, z: Tensor, actions: Tensor, state: State | None = None
+    ) -> tuple[MemoryOutput, State]:
         """z [B, T, Z], actions [B, T, A] -> predictions for steps t+1 and the final state."""
         assert z.dim() == 3 and actions.dim() == 3 and z.shape[:2] == actions.shape[:2], (
             f"expected z [B, T, Z] and actions [B, T, A], got {tuple(z.shape)}, "
-            f"{tuple(actions.shape)}")
+            f"{tuple(actions.shape)}"
+        )
         if state is None:
             state = self.initial(z.shape[0], z.device)
         h0, c0 = state
@@ -77,16 +85,23 @@ class MDNRNN(nn.Module):
         """One step: z [B, Z], action [B, A]. Outputs have T = 1."""
         return self.forward(z.unsqueeze(1), action.unsqueeze(1), state)
 
-    def loss(self, batch: MemoryBatch, reward_weight: float = 1.0, done_weight: float = 1.0
-             ) -> tuple[Tensor, dict[str, float]]:
+    def loss(
+        self, batch: MemoryBatch, reward_weight: float = 1.0, done_weight: float = 1.0
+    ) -> tuple[Tensor, dict[str, float]]:
         out, _ = self.forward(batch.z[:, :-1], batch.actions)
         mask = batch.mask
         denom = mask.sum().clamp(min=1.0)
-        nll = (mdn_nll(out.logit_pi, out.mu, out.log_sigma, batch.z[:, 1:]).mean(-1) * mask
-               ).sum() / denom
+        nll = (
+            mdn_nll(out.logit_pi, out.mu, out.log_sigma, batch.z[:, 1:]).mean(-1) * mask
+        ).sum() / denom
         reward = ((out.reward - batch.rewards).pow(2) * mask).sum() / denom
-        done = (F.binary_cross_entropy_with_logits(out.done_logit, batch.dones, reduction="none")
-                * mask).sum() / denom
+        done = (
+            F.binary_cross_entropy_with_logits(out.done_logit, batch.dones, reduction="none") * mask
+        ).sum() / denom
         total = nll + reward_weight * reward + done_weight * done
-        return total, {"loss": float(total.detach()), "nll": float(nll.detach()),
-                       "reward_loss": float(reward.detach()), "done_loss": float(done.detach())}
+        return total, {
+            "loss": float(total.detach()),
+            "nll": float(nll.detach()),
+            "reward_loss": float(reward.detach()),
+            "done_loss": float(done.detach()),
+        }

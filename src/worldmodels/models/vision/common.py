@@ -11,8 +11,9 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     return -0.5 * torch.sum(1.0 + logvar - mu.pow(2) - logvar.exp(), dim=-1)
 
 
-def beta_vae_loss(recon_error: Tensor, mu: Tensor, logvar: Tensor, beta: float,
-                  kl_tolerance: float) -> tuple[Tensor, dict[str, float]]:
+def beta_vae_loss(
+    recon_error: Tensor, mu: Tensor, logvar: Tensor, beta: float, kl_tolerance: float
+) -> tuple[Tensor, dict[str, float]]:
     """``recon_error`` is the per-sample summed squared error [B].
 
     The KL term is clamped from below at ``kl_tolerance * latent_dim`` nats (the paper's
@@ -23,11 +24,13 @@ def beta_vae_loss(recon_error: Tensor, mu: Tensor, logvar: Tensor, beta: float,
     kl_term = torch.clamp(kl, min=floor)
     recon = recon_error.mean()
     loss = recon + beta * kl_term
-    return loss, {"recon_loss": float(recon.detach()), "kl": float(kl.detach()),
-                  "loss": float(loss.detach())}
+    return loss, {
+        "recon_loss": float(recon.detach()),
+        "kl": float(kl.detach()),
+        "loss": float(loss.detach()),
+    }
 
 
-def reparameterise(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None
-                   ) -> Tensor:
+def reparameterise(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
     eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
     return mu + eps * torch.exp(0.5 * logvar)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import Tensor, nn
 
@@ -20,7 +22,7 @@ class ConvVAE(nn.Module):
         self.latent_dim = latent_dim
         layers: list[nn.Module] = []
         channels = [3, 32, 64, 128, 256]
-        for cin, cout in zip(channels[:-1], channels[1:], strict=True):
+        for cin, cout in itertools.pairwise(channels):
             layers.append(nn.Conv2d(cin, cout, 4, stride=2))
             if batch_norm:
                 layers.append(nn.BatchNorm2d(cout))
@@ -30,10 +32,14 @@ class ConvVAE(nn.Module):
         self.fc_logvar = nn.Linear(1024, latent_dim)
         self.fc_dec = nn.Linear(latent_dim, 1024)
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(1024, 128, 5, stride=2), nn.ReLU(),
-            nn.ConvTranspose2d(128, 64, 5, stride=2), nn.ReLU(),
-            nn.ConvTranspose2d(64, 32, 6, stride=2), nn.ReLU(),
-            nn.ConvTranspose2d(32, 3, 6, stride=2), nn.Sigmoid(),
+            nn.ConvTranspose2d(1024, 128, 5, stride=2),
+            nn.ReLU(),
+            nn.ConvTranspose2d(128, 64, 5, stride=2),
+            nn.ReLU(),
+            nn.ConvTranspose2d(64, 32, 6, stride=2),
+            nn.ReLU(),
+            nn.ConvTranspose2d(32, 3, 6, stride=2),
+            nn.Sigmoid(),
         )
 
     def preprocess(self, obs: Tensor) -> Tensor:
@@ -52,8 +58,13 @@ class ConvVAE(nn.Module):
     def decode(self, z: Tensor) -> Tensor:
         return self.decoder(self.fc_dec(z).view(-1, 1024, 1, 1))
 
-    def loss(self, obs: Tensor, beta: float, kl_tolerance: float,
-             generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, float]]:
+    def loss(
+        self,
+        obs: Tensor,
+        beta: float,
+        kl_tolerance: float,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, dict[str, float]]:
         x = self.preprocess(obs)
         h = self.encoder(x)
         mu, logvar = self.fc_mu(h), self.fc_logvar(h).clamp(-10.0, 10.0)

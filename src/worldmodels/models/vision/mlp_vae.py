@@ -3,6 +3,8 @@ statistics of the collected data (stored as buffers, so a checkpoint carries the
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import Tensor, nn
 
@@ -11,7 +13,7 @@ from worldmodels.models.vision.common import beta_vae_loss
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+    for a, b in itertools.pairwise(sizes):
         layers += [nn.Linear(a, b), nn.LayerNorm(b), nn.ReLU()]
     return nn.Sequential(*layers)
 
@@ -27,8 +29,9 @@ class MlpVAE(nn.Module):
         self.encoder = _mlp([obs_dim, *hidden])
         self.fc_mu = nn.Linear(hidden[-1], latent_dim)
         self.fc_logvar = nn.Linear(hidden[-1], latent_dim)
-        self.decoder = nn.Sequential(_mlp([latent_dim, *reversed(hidden)]),
-                                     nn.Linear(hidden[0], obs_dim))
+        self.decoder = nn.Sequential(
+            _mlp([latent_dim, *reversed(hidden)]), nn.Linear(hidden[0], obs_dim)
+        )
 
     def set_normaliser(self, mean: Tensor, std: Tensor) -> None:
         self.obs_mean.copy_(mean)
@@ -36,7 +39,8 @@ class MlpVAE(nn.Module):
 
     def preprocess(self, obs: Tensor) -> Tensor:
         assert obs.dim() == 2 and obs.shape[-1] == self.obs_dim, (
-            f"expected [B, {self.obs_dim}], got {tuple(obs.shape)}")
+            f"expected [B, {self.obs_dim}], got {tuple(obs.shape)}"
+        )
         return (obs.float() - self.obs_mean) / self.obs_std
 
     def postprocess(self, x: Tensor) -> Tensor:
@@ -49,8 +53,13 @@ class MlpVAE(nn.Module):
     def decode(self, z: Tensor) -> Tensor:
         return self.decoder(z)
 
-    def loss(self, obs: Tensor, beta: float, kl_tolerance: float,
-             generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, float]]:
+    def loss(
+        self,
+        obs: Tensor,
+        beta: float,
+        kl_tolerance: float,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, dict[str, float]]:
         x = self.preprocess(obs)
         h = self.encoder(x)
         mu, logvar = self.fc_mu(h), self.fc_logvar(h).clamp(-10.0, 10.0)

@@ -1,0 +1,266 @@
+"""The command line end to end, and every bad input: one line, exit 2, nothing on disk touched."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from worldmodels.cli import main
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    if not root.exists():
+        return {}
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+
+
+def _fails_cleanly(capsys, argv, needle, touched: Path):
+    before = _snapshot(touched)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("worldmodels: error:") and needle in err, err
+    assert _snapshot(touched) == before
+
+
+@pytest.fixture(scope="module")
+def cartpole_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("cli") / "cartpole"
+    assert (
+        main(
+            [
+                "train",
+                "--env",
+                "CartPole-v1",
+                "--run-dir",
+                str(run_dir),
+                "--preset",
+                "debug",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    return run_dir
+
+
+def test_debug_pipeline_end_to_end_on_cartpole(cartpole_run, capsys):
+    for name in (
+        "config.yaml",
+        "env_spec.json",
+        "eval.json",
+        "checkpoints/vision/best.pt",
+        "checkpoints/memory/best.pt",
+        "checkpoints/controller/best.pt",
+    ):
+        assert (cartpole_run / name).exists(), name
+    result = json.loads((cartpole_run / "eval.json").read_text())
+    assert set(result) == {
+        "env",
+        "method",
+        "episodes",
+        "mean_return",
+        "std_return",
+        "real_env_steps",
+        "wall_seconds",
+    }
+    assert result["env"] == "CartPole-v1" and result["method"] == "classic"
+    assert result["episodes"] == 3 and result["real_env_steps"] > 0
+    assert list((cartpole_run / "tb").glob("events.out.tfevents.*"))
+    # re-running train skips every complete stage and changes no checkpoint
+    before = _snapshot(cartpole_run / "checkpoints")
+    assert main(["train", "--run-dir", str(cartpole_run), "--quiet", "--no-eval"]) == 0
+    assert _snapshot(cartpole_run / "checkpoints") == before
+    # evaluate prints mean ± std and writes eval.json and a video
+    assert (
+        main(
+            [
+                "evaluate",
+                "--run-dir",
+                str(cartpole_run),
+                "--episodes",
+                "4",
+                "--quiet",
+                "--video",
+                str(cartpole_run / "videos" / "ep.gif"),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "± " in out and "over 4 episodes" in out
+    assert (cartpole_run / "videos" / "ep.gif").stat().st_size > 1000
+
+
+def test_debug_pipeline_end_to_end_on_pixels(tmp_path):
+    run_dir = tmp_path / "car"
+    assert (
+        main(
+            [
+                "train",
+                "--env",
+                "CarRacing-v3",
+                "--run-dir",
+                str(run_dir),
+                "--preset",
+                "debug",
+                "--quiet",
+                "--set",
+                "collect.episodes=3",
+                "--set",
+                "env.max_episode_steps=25",
+            ]
+        )
+        == 0
+    )
+    spec = json.loads((run_dir / "env_spec.json").read_text())
+    assert spec["obs_kind"] == "pixels" and spec["obs_shape"] == [64, 64, 3]
+    assert json.loads((run_dir / "eval.json").read_text())["real_env_steps"] > 0
+
+
+def test_unknown_env_id(tmp_path, capsys):
+    _fails_cleanly(
+        capsys,
+        ["train", "--env", "NoSuchEnv-v9", "--run-dir", str(tmp_path / "r")],
+        "NoSuchEnv-v9",
+        tmp_path,
+    )
+    assert not (tmp_path / "r").exists()
+
+
+def test_module_class_that_does_not_import(tmp_path, capsys):
+    _fails_cleanly(
+        capsys,
+        ["collect", "--env", "no_such_pkg.envs:Thing", "--run-dir", str(tmp_path / "r")],
+        "cannot import module 'no_such_pkg.envs'",
+        tmp_path,
+    )
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    "item,needle",
+    [
+        ("vision.latnt_dim=3", "unknown config key 'vision.latnt_dim'"),
+        ("memory.hidden_dim=big", "expects an integer"),
+    ],
+)
+def test_bad_set(tmp_path, capsys, item, needle):
+    _fails_cleanly(
+        capsys,
+        ["train", "--env", "CartPole-v1", "--run-dir", str(tmp_path / "r"), "--set", item],
+        needle,
+        tmp_path,
+    )
+    assert not (tmp_path / "r").exists()
+
+
+def test_run_dir_of_another_env(cartpole_run, capsys):
+    _fails_cleanly(
+        capsys,
+        ["train", "--env", "LunarLander-v3", "--run-dir", str(cartpole_run)],
+        "was written for env CartPole-v1",
+        cartpole_run,
+    )
+
+
+def test_incompatible_config_on_existing_run(cartpole_run, capsys):
+    _fails_cleanly(
+        capsys,
+        ["train", "--run-dir", str(cartpole_run), "--resume", "--set", "vision.latent_dim=5"],
+        "different vision.latent_dim",
+        cartpole_run,
+    )
+
+
+def test_checkpoint_with_other_shapes(cartpole_run, tmp_path, capsys):
+    lunar = tmp_path / "lunar"
+    assert (
+        main(
+            [
+                "train-vision",
+                "--env",
+                "LunarLander-v3",
+                "--run-dir",
+                str(lunar),
+                "--preset",
+                "debug",
+                "--quiet",
+                "--set",
+                "collect.episodes=2",
+            ]
+        )
+        == 2
+    )  # no episodes yet
+    capsys.readouterr()
+    assert main(["collect", "--run-dir", str(lunar), "--quiet"]) == 0
+    assert main(["train-vision", "--run-dir", str(lunar), "--quiet"]) == 0
+    mixed = tmp_path / "mixed"
+    shutil.copytree(cartpole_run, mixed)
+    shutil.copy(lunar / "checkpoints/vision/best.pt", mixed / "checkpoints/vision/best.pt")
+    capsys.readouterr()
+    _fails_cleanly(
+        capsys, ["evaluate", "--run-dir", str(mixed)], "was trained for vector obs (8,)", mixed
+    )
+
+
+def test_bad_video_suffix_and_bad_yaml(tmp_path, capsys, cartpole_run):
+    _fails_cleanly(
+        capsys,
+        ["evaluate", "--run-dir", str(cartpole_run), "--video", "x.avi"],
+        "must end in .mp4 or .gif",
+        cartpole_run,
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("vision: [unclosed\n")
+    _fails_cleanly(
+        capsys,
+        ["train", "--env", "CartPole-v1", "--run-dir", str(tmp_path / "r"), "--config", str(bad)],
+        "not valid YAML",
+        tmp_path,
+    )
+
+
+def test_interrupted_stage_needs_resume(cartpole_run, tmp_path, capsys):
+    import torch
+
+    run = tmp_path / "cut"
+    shutil.copytree(cartpole_run, run)
+    last = torch.load(run / "checkpoints/vision/last.pt", weights_only=True)
+    last["progress"]["complete"] = False
+    last["progress"]["epoch"] = 1
+    torch.save(last, run / "checkpoints/vision/last.pt")
+    _fails_cleanly(capsys, ["train-vision", "--run-dir", str(run)], "pass --resume", run)
+    assert main(["train-vision", "--run-dir", str(run), "--resume", "--quiet"]) == 0
+
+
+def test_envs_lists_presets(capsys):
+    assert main(["envs"]) == 0
+    out = capsys.readouterr().out
+    for env_id in ("CartPole-v1", "LunarLander-v3", "CarRacing-v3", "ALE/Pong-v5", "debug"):
+        assert env_id in out
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for flag in (
+        "--env",
+        "--run-dir",
+        "--seed",
+        "--config",
+        "--set",
+        "--resume",
+        "--skip-vae",
+        "--skip-mdnrnn",
+        "--method",
+    ):
+        assert flag in out
