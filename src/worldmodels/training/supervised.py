@@ -98,8 +98,9 @@ def train_supervised(
             loss, m = stage.loss(model, batch, epoch)
             if not torch.isfinite(loss):
                 bad = [k for k, v in m.items() if not math.isfinite(v)] or ["loss"]
+                value = float(loss.detach())
                 raise TrainingDivergedError(
-                    f"{stage.name} training diverged: {', '.join(bad)} is {float(loss)} at epoch "
+                    f"{stage.name} training diverged: {', '.join(bad)} is {value} at epoch "
                     f"{epoch + 1} batch {step}; the last good checkpoint "
                     f"{run.ckpt_path(stage.name + '/last')} was kept (try a lower lr)"
                 )

@@ -1,0 +1,116 @@
+import numpy as np
+import torch
+
+from worldmodels.config import EnvConfig
+from worldmodels.data.collect import collect
+from worldmodels.data.store import EpisodeStore
+from worldmodels.envs import make_env, probe
+
+
+def test_pixel_envs_become_64x64_rgb_and_carracing_discretises():
+    pong = probe(EnvConfig(id="ALE/Pong-v5"))
+    assert pong.obs_kind == "pixels" and pong.obs_shape == (64, 64, 3)
+    assert pong.action_kind == "discrete" and pong.action_dim == 6
+    car = probe(EnvConfig(id="CarRacing-v3", discrete_actions=True))
+    assert car.action_kind == "discrete" and car.action_dim == 5
+    car_c = probe(EnvConfig(id="CarRacing-v3"))
+    assert car_c.action_kind == "continuous" and car_c.action_low == (-1.0, 0.0, 0.0)
+
+
+def test_frame_skip_repeats_and_counts_env_steps():
+    env = make_env(EnvConfig(id="CartPole-v1", frame_skip=3))
+    env.reset(seed=0)
+    _, reward, term, _, info = env.step(1)
+    assert info["env_steps"] == 3 and reward == 3.0 and not term
+    plain = make_env(EnvConfig(id="CartPole-v1", max_episode_steps=5))
+    plain.reset(seed=0)
+    steps = 0
+    while True:
+        _, _, term, trunc, info = plain.step(0 if steps % 2 else 1)
+        steps += info["env_steps"]
+        if term or trunc:
+            break
+    assert steps == 5
+
+
+def test_user_env_class_by_module_path(monkeypatch):
+    import sys
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    spec = probe(EnvConfig(id="slow_env:SlowEnv"))
+    assert spec.obs_shape == (2,) and spec.action_dim == 2
+    assert "slow_env" in sys.modules
+
+
+def test_two_workers_collect_the_same_episodes_as_one(tmp_path):
+    cfg = EnvConfig(id="CartPole-v1")
+    spec = probe(cfg)
+    one, two = EpisodeStore(tmp_path / "one"), EpisodeStore(tmp_path / "two")
+    collect(one, cfg, spec, 6, master_seed=3, workers=1, progress=False)
+    collect(two, cfg, spec, 6, master_seed=3, workers=2, progress=False)
+    for i in range(6):
+        a, b = one.read(i), two.read(i)
+        assert np.array_equal(a.observations, b.observations)
+        assert np.array_equal(a.actions, b.actions)
+        assert a.meta["seed"] == b.meta["seed"]
+
+
+def test_collect_with_a_trained_agent(tmp_path):
+    from worldmodels import pipeline
+
+    ctx = pipeline.open_run(
+        tmp_path / "agent", "CartPole-v1", ["debug"], None, [], 0, "cpu", progress=False
+    )
+    pipeline.train(ctx, "classic", set())
+    store = EpisodeStore(tmp_path / "eps")
+    collect(store, ctx.cfg.env, ctx.spec, 2, 0, policy=str(tmp_path / "agent"), progress=False)
+    assert store.read(0).meta["policy"] == str(tmp_path / "agent")
+    # the agent's actions are the controller's deterministic argmax: replaying gives the same
+    again = EpisodeStore(tmp_path / "eps2")
+    collect(again, ctx.cfg.env, ctx.spec, 2, 0, policy=str(tmp_path / "agent"), progress=False)
+    assert np.array_equal(store.read(1).actions, again.read(1).actions)
+
+
+def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    from worldmodels.cli import main
+    from worldmodels.models.vision.mlp_vae import MlpVAE
+
+    run = tmp_path / "nan"
+    assert (
+        main(
+            [
+                "collect",
+                "--env",
+                "CartPole-v1",
+                "--run-dir",
+                str(run),
+                "--preset",
+                "debug",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    original = MlpVAE.loss
+    calls = {"n": 0}
+
+    def poisoned(self, obs, beta, kl_tolerance, generator=None):
+        loss, m = original(self, obs, beta, kl_tolerance, generator)
+        calls["n"] += 1
+        if self.training and calls["n"] > 12:
+            return loss * float("nan"), {**m, "loss": float("nan")}
+        return loss, m
+
+    monkeypatch.setattr(MlpVAE, "loss", poisoned)
+    rc = main(["train-vision", "--run-dir", str(run), "--quiet", "--set", "vision.epochs=50"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and "vision training diverged: loss is nan" in err
+    assert len(err.splitlines()) == 1
+    last = torch.load(run / "checkpoints/vision/last.pt", weights_only=True)
+    assert last["progress"]["epoch"] >= 1 and not last["progress"]["complete"]
+    assert all(
+        torch.isfinite(v).all()
+        for v in last["model"]["state_dict"].values()
+        if v.is_floating_point()
+    )
