@@ -1,4 +1,4 @@
-"""Policies that act in a batch of real envs: random, and V + M + C (the agent).
+"""The agent: V + M + C acting in a batch of real envs (see ``rollout.Policy``).
 
 A policy has ``reset(n) -> state`` and ``act(obs [n, *obs], state) -> (actions [n], state)``;
 the recurrent state is passed in and out, never hidden in the policy.
@@ -6,35 +6,11 @@ the recurrent state is passed in and out, never hidden in the policy.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
 import numpy as np
 import torch
 
 from worldmodels.controllers.linear import PolicyShape, batched_forward, outputs_to_actions
-from worldmodels.envs import EnvSpec
 from worldmodels.world_model import WorldModel
-
-
-class Policy(Protocol):
-    def reset(self, n: int) -> Any: ...
-
-    def act(self, obs: np.ndarray, state: Any) -> tuple[np.ndarray, Any]: ...
-
-
-class RandomPolicy:
-    def __init__(self, spec: EnvSpec, rng: np.random.Generator):
-        self.spec, self.rng = spec, rng
-
-    def reset(self, n: int) -> None:
-        return None
-
-    def act(self, obs: np.ndarray, state: None) -> tuple[np.ndarray, None]:
-        n = obs.shape[0]
-        if self.spec.action_kind == "discrete":
-            return self.rng.integers(self.spec.action_dim, size=n).astype(np.int64), None
-        low, high = np.asarray(self.spec.action_low), np.asarray(self.spec.action_high)
-        return self.rng.uniform(low, high, size=(n, len(low))).astype(np.float32), None
 
 
 class ControllerPolicy:

@@ -1,16 +1,39 @@
-"""Run a batch of real-env episodes with one policy call per step for the whole batch."""
+"""Run a batch of real-env episodes with one policy call per step for the whole batch.
+
+Imports no torch: collection workers with a random policy start fast."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
 
-from worldmodels.agent import Policy
 from worldmodels.config import EnvConfig
 from worldmodels.data.store import Episode
 from worldmodels.envs import EnvSpec, action_to_env, make_env
+
+
+class Policy(Protocol):
+    def reset(self, n: int) -> Any: ...
+
+    def act(self, obs: np.ndarray, state: Any) -> tuple[np.ndarray, Any]: ...
+
+
+class RandomPolicy:
+    def __init__(self, spec: EnvSpec, rng: np.random.Generator):
+        self.spec, self.rng = spec, rng
+
+    def reset(self, n: int) -> None:
+        return None
+
+    def act(self, obs: np.ndarray, state: None) -> tuple[np.ndarray, None]:
+        n = obs.shape[0]
+        if self.spec.action_kind == "discrete":
+            return self.rng.integers(self.spec.action_dim, size=n).astype(np.int64), None
+        low, high = np.asarray(self.spec.action_low), np.asarray(self.spec.action_high)
+        return self.rng.uniform(low, high, size=(n, len(low))).astype(np.float32), None
 
 
 @dataclass

@@ -7,24 +7,25 @@ episodes in flight.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from worldmodels.agent import ControllerPolicy, Policy, RandomPolicy
 from worldmodels.config import EnvConfig
 from worldmodels.data.store import Episode, EpisodeStore
 from worldmodels.envs import EnvSpec, make_env
 from worldmodels.parallel import make_executor
-from worldmodels.rollout import run_episode
+from worldmodels.rollout import Policy, RandomPolicy, run_episode
 
 
 @dataclass(frozen=True)
 class CollectTask:
-    index: int
-    seed: int
+    """A few episodes for one worker: plain data, the env is built inside the worker."""
+
+    indices: tuple[int, ...]
+    seeds: tuple[int, ...]
     env: dict[str, Any]
     spec: dict[str, Any]
     policy: str
@@ -37,8 +38,8 @@ def episode_seed(master_seed: int, index: int) -> int:
 _WORKER_CACHE: dict[str, Any] = {}
 
 
-def _policy_for(task: CollectTask, spec: EnvSpec) -> Policy:
-    rng = np.random.default_rng(task.seed)
+def _policy_for(task: CollectTask, seed: int, spec: EnvSpec) -> Policy:
+    rng = np.random.default_rng(seed)
     if task.policy == "random":
         return RandomPolicy(spec, rng)
     key = f"agent:{task.policy}"
@@ -46,19 +47,27 @@ def _policy_for(task: CollectTask, spec: EnvSpec) -> Policy:
         from worldmodels.pipeline import load_agent_policy
 
         _WORKER_CACHE[key] = load_agent_policy(task.policy, spec)
-    policy: ControllerPolicy = _WORKER_CACHE[key]
-    return policy
+    return _WORKER_CACHE[key]
 
 
-def run_collect_task(task: CollectTask) -> Episode:
+def run_collect_task(task: CollectTask) -> list[Episode]:
     """Worker entry point: builds its env from the config (cached per process)."""
     spec = EnvSpec.from_dict(task.spec)
     env_key = f"env:{sorted(task.env.items())}"
     if env_key not in _WORKER_CACHE:
         _WORKER_CACHE[env_key] = make_env(EnvConfig(**task.env))
-    episode = run_episode(_WORKER_CACHE[env_key], spec, _policy_for(task, spec), task.seed)
-    episode.meta["policy"] = task.policy
-    return episode
+    episodes = []
+    for seed in task.seeds:
+        episode = run_episode(_WORKER_CACHE[env_key], spec, _policy_for(task, seed, spec), seed)
+        episode.meta["policy"] = task.policy
+        episodes.append(episode)
+    return episodes
+
+
+def chunk_size(missing: int, workers: int) -> int:
+    """Episodes per task: enough to amortise inter-process overhead, small enough that a kill
+    loses little (at most 2 tasks per worker are in flight)."""
+    return 1 if workers <= 1 else max(1, min(16, missing // (workers * 8)))
 
 
 def collect(
@@ -77,18 +86,25 @@ def collect(
     missing = [i for i in range(target) if i not in have]
     if not missing:
         return 0
-    from dataclasses import asdict
-
+    size = chunk_size(len(missing), workers)
+    chunks = [missing[k : k + size] for k in range(0, len(missing), size)]
     tasks = [
-        CollectTask(i, episode_seed(master_seed, i), asdict(env_cfg), spec.to_dict(), policy)
-        for i in missing
+        CollectTask(
+            tuple(chunk),
+            tuple(episode_seed(master_seed, i) for i in chunk),
+            asdict(env_cfg),
+            spec.to_dict(),
+            policy,
+        )
+        for chunk in chunks
     ]
     executor = make_executor("local", workers)
-    bar = tqdm(total=len(tasks), desc="collect", unit="ep", disable=not progress)
+    bar = tqdm(total=len(missing), desc="collect", unit="ep", disable=not progress)
     try:
-        for task, episode in executor.map_unordered(run_collect_task, tasks):
-            store.write(task.index, episode)
-            bar.update(1)
+        for task, episodes in executor.map_unordered(run_collect_task, tasks):
+            for index, episode in zip(task.indices, episodes, strict=True):
+                store.write(index, episode)
+            bar.update(len(episodes))
     finally:
         bar.close()
         executor.close()
