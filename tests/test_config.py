@@ -57,3 +57,14 @@ def test_resume_may_change_budgets_but_not_shapes():
     b.vision.latent_dim = 7
     b.seed = 4
     assert incompatible_keys(a, b) == ["seed", "vision.latent_dim"]
+
+
+def test_beta_anneals_linearly_and_defaults_per_model_kind():
+    from worldmodels.training.vision import beta_at
+
+    cfg = resolve("CarRacing-v3", [], {}, parse_set(["vision.beta_anneal_epochs=4"]))
+    assert [beta_at(cfg, "conv_vae", e) for e in range(5)] == [1.0, 2.0, 3.0, 4.0, 4.0]
+    cfg.vision.beta = 2.0
+    assert beta_at(cfg, "conv_vae", 1) == 1.0
+    cfg.vision.beta, cfg.vision.beta_anneal_epochs = None, 0
+    assert beta_at(cfg, "mlp_vae", 0) == 0.05

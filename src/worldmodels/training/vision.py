@@ -38,11 +38,15 @@ def vision_kwargs(cfg: Config, spec: EnvSpec) -> dict[str, Any]:
     }
 
 
-def beta_at(cfg: Config, epoch: int) -> float:
+DEFAULT_BETA = {"conv_vae": 4.0, "mlp_vae": 0.05}
+
+
+def beta_at(cfg: Config, kind: str, epoch: int) -> float:
     """Linear warm-up of beta over ``beta_anneal_epochs`` (epoch counts from 0)."""
+    beta = cfg.vision.beta if cfg.vision.beta is not None else DEFAULT_BETA[kind]
     if cfg.vision.beta_anneal_epochs <= 0:
-        return cfg.vision.beta
-    return cfg.vision.beta * min(1.0, (epoch + 1) / cfg.vision.beta_anneal_epochs)
+        return beta
+    return beta * min(1.0, (epoch + 1) / cfg.vision.beta_anneal_epochs)
 
 
 def train_vision(
@@ -83,8 +87,8 @@ def train_vision(
             yield torch.as_tensor(b, device=device)
 
     def loss(m, batch, epoch: int):
-        value, metrics = m.loss(batch, beta_at(cfg, epoch), cfg.vision.kl_tolerance)
-        metrics["beta"] = beta_at(cfg, epoch)
+        value, metrics = m.loss(batch, beta_at(cfg, kind, epoch), cfg.vision.kl_tolerance)
+        metrics["beta"] = beta_at(cfg, kind, epoch)
         return value, metrics
 
     def log_images(epoch: int, writer: Any) -> None:
