@@ -15,9 +15,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/worldmodels train --env CartPole-v1 --run-dir runs/demo --seed 0 --resume
-	$(VENV)/bin/worldmodels evaluate --run-dir runs/demo --episodes 100 --video runs/demo/videos/episode.gif
-	@echo "TensorBoard: $(VENV)/bin/tensorboard --logdir runs/demo/tb    video: runs/demo/videos/episode.gif"
+	$(VENV)/bin/worldmodels train --env CartPole-v1 --run-dir runs/demo --seed 0 --resume \
+		--episodes 100 --video runs/demo/videos/episode.gif
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from worldmodels.agent import ControllerPolicy
 from worldmodels.config import (
@@ -266,12 +267,15 @@ def evaluate(ctx: Context, episodes: int | None = None, video: str | None = None
     seeds = [ctx.cfg.seed + ctx.cfg.evaluate.seed_offset + k for k in range(n)]
     pool = EnvPool(ctx.cfg.env)
     returns: list[float] = []
+    bar = tqdm(total=n, desc="evaluate", unit="ep", disable=not ctx.progress)
     try:
         for b in range(0, n, ctx.cfg.evaluate.batch_envs):
             chunk = seeds[b : b + ctx.cfg.evaluate.batch_envs]
             policy = ControllerPolicy(world, shape, params, repeat=len(chunk))
             returns.extend(run_batch(pool, ctx.spec, policy, chunk).returns.tolist())
+            bar.update(len(chunk))
     finally:
+        bar.close()
         pool.close()
     walls = ctx.run.counters().get("wall_seconds", {})
     result = {

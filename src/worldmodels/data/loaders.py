@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from worldmodels.data.store import Episode, EpisodeStore
 from worldmodels.errors import CorruptEpisodeError
@@ -108,10 +109,19 @@ def encode_missing(
     vision,
     device: torch.device,
     batch_size: int = 256,
+    progress: bool = True,
 ) -> int:
     """Encode every episode not yet in the cache; returns how many were encoded."""
     todo = [i for i in indices if not cache.has(i)]
-    for i, ep in store.iter_episodes(todo):
+    bar = tqdm(
+        store.iter_episodes(todo),
+        total=len(todo),
+        desc="encode latents",
+        unit="ep",
+        disable=not progress or not todo,
+        leave=False,
+    )
+    for i, ep in bar:
         mus, logvars = [], []
         for b in range(0, len(ep.observations), batch_size):
             obs = torch.as_tensor(ep.observations[b : b + batch_size], device=device)

@@ -48,7 +48,9 @@ def train_memory(
             )
     vision = load_vision(run, spec, device)
     cache = LatentCache(run.latents, vision_hash)
-    encode_missing(cache, EpisodeStore(run.episodes), train_idx + val_idx, vision, device)
+    encode_missing(
+        cache, EpisodeStore(run.episodes), train_idx + val_idx, vision, device, progress=progress
+    )
     train_idx = [i for i in train_idx if cache.has(i)]
     val_idx = [i for i in val_idx if cache.has(i)]
     if not train_idx:
