@@ -30,6 +30,9 @@ def test_set_parses_yaml_values_and_checks_types():
     assert cfg.vision.lr == 0.01 and cfg.memory.sample_latents is False
     assert cfg.controller.target_return is None
     assert resolve("CartPole-v1", [], {}, parse_set(["vision.lr=1"])).vision.lr == 1.0
+    assert resolve("CartPole-v1", [], {}, parse_set(["vision.lr=1e-4"])).vision.lr == 1e-4
+    with pytest.raises(UserError, match="expects float or null"):
+        resolve("CartPole-v1", [], {}, parse_set(["controller.target_return=high"]))
 
 
 @pytest.mark.parametrize(

@@ -284,7 +284,8 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
                 return _coerce(value, arg, key)
             except UserError:
                 continue
-        raise UserError(f"--set {key}: expected {typ}, got {value!r}")
+        names = " or ".join("null" if a is type(None) else a.__name__ for a in args)
+        raise UserError(f"config key '{key}' expects {names}, got {value!r}")
     if origin is list:
         (item_type,) = typing.get_args(typ)
         if isinstance(value, tuple):
@@ -303,6 +304,11 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
     if typ is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise UserError(f"config key '{key}' expects a number, got {value!r}")
     if typ is str:
         if isinstance(value, str):

@@ -1,0 +1,74 @@
+"""SIGKILL a whole `worldmodels train` mid-controller, resume it, and get the same result as a
+run that was never killed."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+TESTS = Path(__file__).parent
+SETS = [
+    "controller.generations=6",
+    "controller.population=6",
+    "controller.eval_episodes=2",
+    "controller.target_return=1e9",
+]
+
+
+def _train(run_dir: Path, resume: bool = False) -> list[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "worldmodels",
+        "train",
+        "--env",
+        "slow_env:SlowEnv",
+        "--run-dir",
+        str(run_dir),
+        "--preset",
+        "debug",
+        "--quiet",
+        "--no-eval",
+    ]
+    for item in SETS:
+        cmd += ["--set", item]
+    return cmd + (["--resume"] if resume else [])
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
+
+def test_train_killed_during_controller_resumes_to_the_same_result(tmp_path):
+    ref = subprocess.run(
+        _train(tmp_path / "ref"), env=_env(), capture_output=True, text=True, timeout=300
+    )
+    assert ref.returncode == 0, ref.stderr
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(
+        _train(cut), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    last = cut / "checkpoints" / "controller" / "last.pt"
+    deadline = time.time() + 240
+    while time.time() < deadline and not last.exists():
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    gen = torch.load(last, weights_only=True)["progress"]["generation"]
+    assert 1 <= gen < 5, "the kill should land mid-controller"
+    refused = subprocess.run(_train(cut), env=_env(), capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "pass --resume" in refused.stderr
+    done = subprocess.run(
+        _train(cut, resume=True), env=_env(), capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    a = torch.load(tmp_path / "ref/checkpoints/controller/last.pt", weights_only=True)
+    b = torch.load(last, weights_only=True)
+    assert a["progress"] == b["progress"] and b["progress"]["generation"] == 5
+    assert torch.equal(a["best_params"], b["best_params"])
+    assert torch.equal(a["model"]["state_dict"]["params"], b["model"]["state_dict"]["params"])
