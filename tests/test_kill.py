@@ -12,8 +12,8 @@ import torch
 
 TESTS = Path(__file__).parent
 SETS = [
-    "controller.generations=6",
-    "controller.population=6",
+    "controller.generations=5",
+    "controller.population=4",
     "controller.eval_episodes=2",
     "controller.target_return=1e9",
 ]
