@@ -166,33 +166,36 @@ ENV_PRESETS: dict[str, dict[str, Any]] = {
         "vision": {
             "latent_dim": 8,
             "hidden_dims": [64, 64],
-            "beta": 1.0,
             "lr": 1e-3,
             "epochs": 20,
             "batch_size": 128,
             "kl_tolerance": 0.0,
         },
         "memory": {"hidden_dim": 64, "epochs": 20, "seq_len": 32, "lr": 3e-3},
+        # stop on 495 (not the env's 475) over 20 episodes: the best of many noisy evaluations
+        # overestimates, and stopping at 475 measured that way has given 146 on 100 fresh ones
         "controller": {
             "population": 32,
             "rollouts": 2,
             "sigma": 0.5,
-            "generations": 40,
+            "generations": 60,
             "eval_episodes": 20,
+            "target_return": 495.0,
         },
     },
     "LunarLander-v3": {
         "collect": {"episodes": 500},
+        # latent 16 and LSTM 64 (not the paper's 32 / 256): a linear controller on [z, h] then has
+        # 324 parameters instead of 1,156, which CMA-ES can search in minutes on 2 cores
         "vision": {
-            "latent_dim": 32,
+            "latent_dim": 16,
             "hidden_dims": [256, 128],
-            "beta": 1.0,
             "lr": 1e-3,
             "epochs": 20,
             "batch_size": 256,
             "kl_tolerance": 0.0,
         },
-        "memory": {"hidden_dim": 256, "epochs": 20, "lr": 1e-3},
+        "memory": {"hidden_dim": 64, "epochs": 20, "lr": 1e-3},
         "controller": {"population": 64, "rollouts": 4, "sigma": 0.5, "generations": 100},
     },
     "CarRacing-v3": {
