@@ -121,7 +121,9 @@ class ResizeFrame(gym.ObservationWrapper):
         if frame.shape[:2] == (self.size, self.size):
             return frame.astype(np.uint8, copy=False)
         img = Image.fromarray(frame.astype(np.uint8))
-        return np.asarray(img.resize((self.size, self.size), Image.BILINEAR), dtype=np.uint8)
+        return np.asarray(
+            img.resize((self.size, self.size), Image.Resampling.BILINEAR), dtype=np.uint8
+        )
 
 
 def _import_class(target: str) -> type:
@@ -223,8 +225,11 @@ def spec_of(env: gym.Env, env_id: str) -> EnvSpec:
     act = env.action_space
     if isinstance(act, gym.spaces.Discrete):
         kind: Literal["discrete", "continuous"] = "discrete"
-        dim, low, high = int(act.n), (0.0,), (float(act.n - 1),)
+        dim = int(act.n)
+        low: tuple[float, ...] = (0.0,)
+        high: tuple[float, ...] = (float(act.n - 1),)
     else:
+        assert isinstance(act, gym.spaces.Box)
         kind = "continuous"
         dim = int(np.prod(act.shape))
         low = tuple(float(x) for x in np.asarray(act.low).reshape(-1))
@@ -241,7 +246,7 @@ def spec_of(env: gym.Env, env_id: str) -> EnvSpec:
     return EnvSpec(
         env_id=env_id,
         obs_kind="pixels" if _is_pixels(obs_space) else "vector",
-        obs_shape=tuple(int(x) for x in obs_space.shape),
+        obs_shape=tuple(int(x) for x in obs_space.shape or ()),
         action_kind=kind,
         action_dim=dim,
         action_low=low,

@@ -277,7 +277,7 @@ def evaluate(ctx: Context, episodes: int | None = None, video: str | None = None
     finally:
         bar.close()
         pool.close()
-    walls = ctx.run.counters().get("wall_seconds", {})
+    walls: dict[str, float] = ctx.run.counters().get("wall_seconds", {})
     result = {
         "env": ctx.spec.env_id,
         "method": ctx.cfg.method,

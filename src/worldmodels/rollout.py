@@ -31,7 +31,7 @@ class RandomPolicy:
     def act(self, obs: np.ndarray, state: None) -> tuple[np.ndarray, None]:
         n = obs.shape[0]
         if self.spec.action_kind == "discrete":
-            return self.rng.integers(self.spec.action_dim, size=n).astype(np.int64), None
+            return np.asarray(self.rng.integers(self.spec.action_dim, size=n), np.int64), None
         low, high = np.asarray(self.spec.action_low), np.asarray(self.spec.action_high)
         return self.rng.uniform(low, high, size=(n, len(low))).astype(np.float32), None
 

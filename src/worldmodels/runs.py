@@ -155,7 +155,7 @@ class RunDir:
 
         return SummaryWriter(str(self.tb))
 
-    def counters(self) -> dict[str, int]:
+    def counters(self) -> dict[str, Any]:
         path = self.root / "counters.json"
         return json.loads(path.read_text()) if path.exists() else {}
 

@@ -6,19 +6,21 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from worldmodels.envs import EnvSpec
 from worldmodels.models.memory import build_memory
+from worldmodels.models.memory.base import MemoryModel
 from worldmodels.models.memory.mdn_rnn import MemoryOutput, State
 from worldmodels.models.vision import build_vision
+from worldmodels.models.vision.base import VisionModel
 from worldmodels.runs import RunDir, check_spec
 
 
 @dataclass
 class WorldModel:
-    vision: nn.Module
-    memory: nn.Module
+    vision: VisionModel
+    memory: MemoryModel
     spec: EnvSpec
     device: torch.device
 
@@ -52,7 +54,7 @@ class WorldModel:
         return torch.cat([z, state[0]], dim=-1)
 
 
-def load_vision(run: RunDir, spec: EnvSpec, device: torch.device) -> nn.Module:
+def load_vision(run: RunDir, spec: EnvSpec, device: torch.device) -> VisionModel:
     payload = run.load("vision/best")
     check_spec(payload, spec, str(run.ckpt_path("vision/best")))
     model = build_vision(payload["model"]["name"], payload["model"]["kwargs"])
@@ -60,7 +62,7 @@ def load_vision(run: RunDir, spec: EnvSpec, device: torch.device) -> nn.Module:
     return model.to(device).eval()
 
 
-def load_memory(run: RunDir, spec: EnvSpec, device: torch.device) -> nn.Module:
+def load_memory(run: RunDir, spec: EnvSpec, device: torch.device) -> MemoryModel:
     payload = run.load("memory/best")
     check_spec(payload, spec, str(run.ckpt_path("memory/best")))
     model = build_memory(payload["model"]["name"], payload["model"]["kwargs"])

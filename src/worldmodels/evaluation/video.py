@@ -31,7 +31,7 @@ def record_episode(
     try:
         obs, _ = env.reset(seed=seed)
         state = policy.reset(1)
-        frames = [np.asarray(env.render())]
+        frames: list = [np.asarray(env.render())]
         while len(frames) < max_frames:
             action, state = policy.act(obs[None], state)
             obs, _, term, trunc, _ = env.step(action_to_env(action[0], spec))

@@ -95,6 +95,7 @@ def train_cmaes(
         "memory_sha256": file_sha256(run.ckpt_path("memory/best")),
     }
     start, env_steps, best_score = 0, 0, -math.inf
+    prog: dict[str, Any]
     best_params = np.zeros(shape.num_params)
     if run.has("controller/last"):
         last = run.load("controller/last")
@@ -123,7 +124,7 @@ def train_cmaes(
         total=cc.generations,
     )
     complete = False
-    prog: dict[str, Any] = {}
+    prog = {}
     try:
         for gen in bar:
             t0 = time.time()

@@ -88,7 +88,7 @@ def train_memory(
         val_batches=(lambda: batches(np.random.default_rng(0), val_idx, False))
         if val_idx
         else None,
-        loss=lambda m, b, _e: m.loss(b, mc.reward_weight, mc.done_weight),
+        loss=lambda m, b, _e: model.loss(b, mc.reward_weight, mc.done_weight),
         batch_items=lambda b: int(b.mask.sum()),
         header={
             "spec": spec.shape_signature(),

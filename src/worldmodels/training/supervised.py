@@ -86,7 +86,8 @@ def train_supervised(
     if stage.epochs == 0 and not run.has(f"{stage.name}/best"):
         _save(run, stage, optimiser, rng, 0, best_val, metrics, complete=True, best=True)
     for epoch in range(start, stage.epochs):
-        t0, items, sums, count = time.time(), 0, {}, 0
+        t0, items, count = time.time(), 0, 0
+        sums: dict[str, float] = {}
         bar = tqdm(
             stage.train_batches(rng),
             desc=f"{stage.name} epoch {epoch + 1}/{stage.epochs}",

@@ -13,6 +13,7 @@ from worldmodels.data.store import EpisodeStore
 from worldmodels.envs import EnvSpec
 from worldmodels.errors import UserError
 from worldmodels.models.vision import build_vision
+from worldmodels.models.vision.mlp_vae import MlpVAE
 from worldmodels.runs import RunDir
 from worldmodels.training.supervised import Stage, train_supervised
 
@@ -66,7 +67,7 @@ def train_vision(
     kwargs = vision_kwargs(cfg, spec)
     torch.manual_seed(cfg.seed + 100)  # weight init depends on the seed alone
     model = build_vision(kind, kwargs).to(device)
-    if kind == "mlp_vae":
+    if isinstance(model, MlpVAE):
         mean, std = observation_stats(store, train_idx)
         model.set_normaliser(
             torch.as_tensor(mean, device=device), torch.as_tensor(std, device=device)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch import nn
-
+from worldmodels.models.memory.base import MemoryModel
 from worldmodels.models.memory.mdn_rnn import MDNRNN
 
-MEMORY_MODELS: dict[str, type[nn.Module]] = {"mdn_rnn": MDNRNN}
+MEMORY_MODELS: dict[str, type[MemoryModel]] = {"mdn_rnn": MDNRNN}
 
 
-def build_memory(name: str, kwargs: dict[str, Any]) -> nn.Module:
+def build_memory(name: str, kwargs: dict[str, Any]) -> MemoryModel:
     return MEMORY_MODELS[name](**kwargs)

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from worldmodels.models.memory.base import MemoryModel
 from worldmodels.models.memory.mdn import mdn_nll
 
 State = tuple[Tensor, Tensor]
@@ -35,7 +36,7 @@ class MemoryBatch(NamedTuple):
     mask: Tensor  # [B, T] 1 for real steps, 0 for padding
 
 
-class MDNRNN(nn.Module):
+class MDNRNN(MemoryModel):
     def __init__(
         self, latent_dim: int, action_dim: int, hidden_dim: int = 256, num_mixtures: int = 5
     ):

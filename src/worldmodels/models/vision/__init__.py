@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch import nn
-
+from worldmodels.models.vision.base import VisionModel
 from worldmodels.models.vision.conv_vae import ConvVAE
 from worldmodels.models.vision.mlp_vae import MlpVAE
 
-VISION_MODELS: dict[str, type[nn.Module]] = {"conv_vae": ConvVAE, "mlp_vae": MlpVAE}
+VISION_MODELS: dict[str, type[VisionModel]] = {"conv_vae": ConvVAE, "mlp_vae": MlpVAE}
 
 
-def build_vision(name: str, kwargs: dict[str, Any]) -> nn.Module:
+def build_vision(name: str, kwargs: dict[str, Any]) -> VisionModel:
     return VISION_MODELS[name](**kwargs)

@@ -7,10 +7,11 @@ import itertools
 import torch
 from torch import Tensor, nn
 
+from worldmodels.models.vision.base import VisionModel
 from worldmodels.models.vision.common import beta_vae_loss
 
 
-class ConvVAE(nn.Module):
+class ConvVAE(VisionModel):
     """Encoder: conv 32/64/128/256 (k4, s2, ReLU, optional BatchNorm) -> 2x2x256 -> mu, logvar.
     Decoder: fc -> 1x1x1024 -> deconv 128 (k5) / 64 (k5) / 32 (k6) / 3 (k6), stride 2, sigmoid.
     """

@@ -8,6 +8,7 @@ import itertools
 import torch
 from torch import Tensor, nn
 
+from worldmodels.models.vision.base import VisionModel
 from worldmodels.models.vision.common import beta_vae_loss
 
 
@@ -18,7 +19,10 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class MlpVAE(nn.Module):
+class MlpVAE(VisionModel):
+    obs_mean: Tensor
+    obs_std: Tensor
+
     def __init__(self, obs_dim: int, latent_dim: int = 32, hidden_dims: list[int] | None = None):
         super().__init__()
         hidden = list(hidden_dims or [256, 128])

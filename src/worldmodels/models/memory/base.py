@@ -1,0 +1,33 @@
+"""The memory protocol every M implements: state is passed in and returned, never stored."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+class MemoryModel(nn.Module):
+    latent_dim: int
+    action_dim: int
+
+    @property
+    @abstractmethod
+    def feature_dim(self) -> int:
+        """Size of the recurrent feature h the controller sees next to z."""
+
+    @abstractmethod
+    def initial(self, batch: int, device: torch.device | str = "cpu") -> Any:
+        """The state before the first step."""
+
+    @abstractmethod
+    def step(self, z: Tensor, action: Tensor, state: Any) -> tuple[Any, Any]:
+        """One step for a batch: (z [B, Z], action features [B, A], state) -> (output, state)."""
+
+    @abstractmethod
+    def loss(
+        self, batch: Any, reward_weight: float = 1.0, done_weight: float = 1.0
+    ) -> tuple[Tensor, dict[str, float]]:
+        """Training loss on a batch of sequences, and its parts as floats."""
