@@ -7,6 +7,8 @@ from abc import abstractmethod
 import torch
 from torch import Tensor, nn
 
+from worldmodels.models.vision.common import beta_vae_loss, reparameterise
+
 
 class VisionModel(nn.Module):
     latent_dim: int
@@ -20,14 +22,17 @@ class VisionModel(nn.Module):
         """The model's input space -> raw observations."""
 
     @abstractmethod
-    def encode(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        """Raw observations [B, *obs] -> posterior (mu, logvar), each [B, Z]."""
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Model-space input -> posterior (mu, logvar), each [B, Z]."""
 
     @abstractmethod
     def decode(self, z: Tensor) -> Tensor:
         """z [B, Z] -> reconstruction in the model's input space."""
 
-    @abstractmethod
+    def encode(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """Raw observations [B, *obs] -> posterior (mu, logvar), each [B, Z]."""
+        return self.posterior(self.preprocess(obs))
+
     def loss(
         self,
         obs: Tensor,
@@ -35,4 +40,10 @@ class VisionModel(nn.Module):
         kl_tolerance: float,
         generator: torch.Generator | None = None,
     ) -> tuple[Tensor, dict[str, float]]:
-        """The beta-VAE loss on a batch of raw observations, and its parts as floats."""
+        """The beta-VAE loss on a batch of raw observations (summed squared error in model
+        space + beta * max(KL, free nats)), and its parts as floats."""
+        x = self.preprocess(obs)
+        mu, logvar = self.posterior(x)
+        recon = self.decode(reparameterise(mu, logvar, generator))
+        err = (recon - x).pow(2).flatten(1).sum(dim=1)
+        return beta_vae_loss(err, mu, logvar, beta, kl_tolerance)

@@ -32,5 +32,6 @@ def beta_vae_loss(
 
 
 def reparameterise(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    # drawn on the CPU then moved: the same seed gives the same noise on every device
+    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(mu.device)
     return mu + eps * torch.exp(0.5 * logvar)

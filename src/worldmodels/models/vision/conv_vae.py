@@ -8,7 +8,6 @@ import torch
 from torch import Tensor, nn
 
 from worldmodels.models.vision.base import VisionModel
-from worldmodels.models.vision.common import beta_vae_loss
 
 
 class ConvVAE(VisionModel):
@@ -52,25 +51,9 @@ class ConvVAE(VisionModel):
         """Model space [B, 3, 64, 64] in [0, 1] -> uint8 frames [B, 64, 64, 3]."""
         return (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
 
-    def encode(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        h = self.encoder(self.preprocess(obs))
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.encoder(x)
         return self.fc_mu(h), self.fc_logvar(h).clamp(-10.0, 10.0)
 
     def decode(self, z: Tensor) -> Tensor:
         return self.decoder(self.fc_dec(z).view(-1, 1024, 1, 1))
-
-    def loss(
-        self,
-        obs: Tensor,
-        beta: float,
-        kl_tolerance: float,
-        generator: torch.Generator | None = None,
-    ) -> tuple[Tensor, dict[str, float]]:
-        x = self.preprocess(obs)
-        h = self.encoder(x)
-        mu, logvar = self.fc_mu(h), self.fc_logvar(h).clamp(-10.0, 10.0)
-        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(mu.device)
-        z = mu + eps * torch.exp(0.5 * logvar)
-        recon = self.decode(z)
-        err = (recon - x).pow(2).flatten(1).sum(dim=1)
-        return beta_vae_loss(err, mu, logvar, beta, kl_tolerance)

@@ -9,7 +9,6 @@ import torch
 from torch import Tensor, nn
 
 from worldmodels.models.vision.base import VisionModel
-from worldmodels.models.vision.common import beta_vae_loss
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -50,24 +49,9 @@ class MlpVAE(VisionModel):
     def postprocess(self, x: Tensor) -> Tensor:
         return x * self.obs_std + self.obs_mean
 
-    def encode(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        h = self.encoder(self.preprocess(obs))
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.encoder(x)
         return self.fc_mu(h), self.fc_logvar(h).clamp(-10.0, 10.0)
 
     def decode(self, z: Tensor) -> Tensor:
         return self.decoder(z)
-
-    def loss(
-        self,
-        obs: Tensor,
-        beta: float,
-        kl_tolerance: float,
-        generator: torch.Generator | None = None,
-    ) -> tuple[Tensor, dict[str, float]]:
-        x = self.preprocess(obs)
-        h = self.encoder(x)
-        mu, logvar = self.fc_mu(h), self.fc_logvar(h).clamp(-10.0, 10.0)
-        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(mu.device)
-        z = mu + eps * torch.exp(0.5 * logvar)
-        err = (self.decode(z) - x).pow(2).sum(dim=1)
-        return beta_vae_loss(err, mu, logvar, beta, kl_tolerance)
