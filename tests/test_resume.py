@@ -94,8 +94,8 @@ def test_cmaes_resume_continues_the_same_search(tmp_path, monkeypatch):
         pipeline.stage_memory(ctx)
         runs[name] = ctx
     pipeline.stage_controller(runs["ref"])
-    with monkeypatch.context() as m:  # 2 calls per generation (population + eval)
-        _interrupt_after(m, cmaes, "evaluate_params", 5)
+    with monkeypatch.context() as m:  # 4 population blocks + 2 evaluation blocks a generation
+        _interrupt_after(m, cmaes, "evaluate_params", 13)
         with pytest.raises(KeyboardInterrupt):
             pipeline.stage_controller(runs["cut"])
     assert runs["cut"].run.load("controller/last")["progress"]["generation"] == 2
@@ -113,7 +113,7 @@ def test_tampered_cmaes_state_is_refused(tmp_path, monkeypatch):
     pipeline.stage_vision(ctx)
     pipeline.stage_memory(ctx)
     with monkeypatch.context() as m:
-        _interrupt_after(m, cmaes, "evaluate_params", 3)
+        _interrupt_after(m, cmaes, "evaluate_params", 7)
         with pytest.raises(KeyboardInterrupt):
             pipeline.stage_controller(ctx)
     last = ctx.run.load("controller/last")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -70,6 +71,20 @@ def _common(p: argparse.ArgumentParser, run_dir_required: bool = True) -> None:
         help="Continue an interrupted stage from its last checkpoint.",
     )
     g.add_argument("--quiet", action="store_true", help="No progress bars.")
+    g.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default=None,
+        help="Where collection and CMA-ES evaluation run: local processes (default) or Ray "
+        "(pip install 'worldmodels[ray]'). Workers: collect.workers, controller.workers.",
+    )
+    g.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        default=None,
+        help="Ray cluster to join (host:port, or auto for the running local one); "
+        "without it --executor ray starts a private local Ray.",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,6 +184,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     sets = list(args.set_items)
+    if args.executor:
+        sets.append(f"parallel.executor={args.executor}")
+    if args.ray_address:
+        sets.append(f"parallel.ray_address={json.dumps(args.ray_address)}")
     if args.command == "collect":
         _positive("--episodes", args.episodes)
         _positive("--workers", args.workers)

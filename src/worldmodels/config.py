@@ -127,6 +127,24 @@ class ControllerConfig:
     """Stop when the evaluated mean reaches this (None = the env's reward_threshold)."""
     max_steps: int = 0
     """Cap on steps per training episode (0 = the env's limit)."""
+    workers: int = 1
+    """Worker processes (or Ray tasks in flight) evaluating the population."""
+    eval_chunks: int = 4
+    """The population is evaluated in this many blocks (tasks). Fixed apart from ``workers``
+    so that 1 or N workers compute exactly the same thing: the same seed gives the same
+    CMA-ES trajectory. Use at least ``workers`` blocks to keep every worker busy."""
+
+
+@dataclass
+class ParallelConfig:
+    executor: str = "local"
+    """``local`` (processes on this machine) or ``ray`` (pip install 'worldmodels[ray]')."""
+    ray_address: str | None = None
+    """Ray cluster address (``auto`` = the running local cluster); None starts a private one."""
+    task_timeout: float = 600.0
+    """Seconds a task may run before its worker is killed and the task retried."""
+    max_retries: int = 2
+    """Retries of a task whose worker died or timed out, before the run stops."""
 
 
 @dataclass
@@ -147,6 +165,7 @@ class Config:
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
     method: str = "classic"
     """Training method (``classic`` = V -> M -> CMA-ES controller in the real env)."""
     seed: int = 0
@@ -260,6 +279,11 @@ RESUME_MUTABLE_KEYS = frozenset(
         "evaluate.episodes",
         "evaluate.seed_offset",
         "evaluate.batch_envs",
+        "controller.workers",
+        "parallel.executor",
+        "parallel.ray_address",
+        "parallel.task_timeout",
+        "parallel.max_retries",
     }
 )
 
@@ -434,6 +458,14 @@ def validate(cfg: Config) -> None:
         (cfg.controller.population >= 2, "controller.population must be >= 2"),
         (cfg.controller.rollouts >= 1, "controller.rollouts must be >= 1"),
         (cfg.controller.sigma > 0, "controller.sigma must be > 0"),
+        (cfg.controller.workers >= 1, "controller.workers must be >= 1"),
+        (
+            1 <= cfg.controller.eval_chunks <= cfg.controller.population,
+            "controller.eval_chunks must be between 1 and controller.population",
+        ),
+        (cfg.parallel.executor in ("local", "ray"), "parallel.executor must be local or ray"),
+        (cfg.parallel.task_timeout > 0, "parallel.task_timeout must be > 0"),
+        (cfg.parallel.max_retries >= 0, "parallel.max_retries must be >= 0"),
         (cfg.evaluate.episodes >= 1, "evaluate.episodes must be >= 1"),
         (cfg.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
         (cfg.env.image_size >= 8, "env.image_size must be >= 8"),

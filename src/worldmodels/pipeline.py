@@ -32,6 +32,7 @@ from worldmodels.data.collect import collect
 from worldmodels.data.store import EpisodeStore, is_validation
 from worldmodels.envs import EnvSpec, probe
 from worldmodels.errors import UserError
+from worldmodels.parallel import FailurePolicy, preflight
 from worldmodels.rollout import EnvPool, run_batch
 from worldmodels.runs import RunDir, atomic_write_json, check_spec, file_sha256
 from worldmodels.world_model import WorldModel, load_world_model
@@ -110,6 +111,7 @@ def open_run(
             )
         spec = probe(cfg.env)
         resolve_device(cfg.device)
+        preflight(cfg.parallel.executor, cfg.parallel.ray_address)
         if cfg != stored:
             run.write_config(cfg, spec)
     else:
@@ -123,6 +125,7 @@ def open_run(
         cfg = resolve(env_id, presets or [], file_overrides, set_overrides)
         spec = probe(cfg.env)
         resolve_device(cfg.device)
+        preflight(cfg.parallel.executor, cfg.parallel.ray_address)
         run.write_config(cfg, spec)
     return Context(run, cfg, spec, resolve_device(cfg.device), resume, progress)
 
@@ -167,6 +170,10 @@ def require_resume(ctx: Context, stage: str) -> None:
         )
 
 
+def failure_policy(cfg: Config) -> FailurePolicy:
+    return FailurePolicy(cfg.parallel.task_timeout, cfg.parallel.max_retries)
+
+
 def stage_collect(ctx: Context) -> dict[str, Any]:
     store = EpisodeStore(ctx.run.episodes)
     with timed(ctx, "collect"):
@@ -179,6 +186,9 @@ def stage_collect(ctx: Context) -> dict[str, Any]:
             ctx.cfg.collect.policy,
             ctx.cfg.collect.workers,
             ctx.progress,
+            ctx.cfg.parallel.executor,
+            ctx.cfg.parallel.ray_address,
+            failure_policy(ctx.cfg),
         )
     summary = store.summary()
     if summary["episodes"] < ctx.cfg.collect.episodes:

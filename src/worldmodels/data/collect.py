@@ -16,7 +16,7 @@ from tqdm import tqdm
 from worldmodels.config import EnvConfig
 from worldmodels.data.store import Episode, EpisodeStore
 from worldmodels.envs import EnvSpec, make_env
-from worldmodels.parallel import make_executor
+from worldmodels.parallel import FailurePolicy, make_executor
 from worldmodels.rollout import Policy, RandomPolicy, run_episode
 
 
@@ -29,6 +29,12 @@ class CollectTask:
     env: dict[str, Any]
     spec: dict[str, Any]
     policy: str
+
+    def describe(self) -> str:
+        return (
+            f"collecting {self.env['id']} episodes {list(self.indices)} "
+            f"(seeds {list(self.seeds)}, policy {self.policy})"
+        )
 
 
 def episode_seed(master_seed: int, index: int) -> int:
@@ -79,6 +85,9 @@ def collect(
     policy: str = "random",
     workers: int = 1,
     progress: bool = True,
+    executor: str = "local",
+    ray_address: str | None = None,
+    policy_on_failure: FailurePolicy | None = None,
 ) -> int:
     """Fill the store up to ``target`` episodes; returns how many were collected now."""
     store.clean_partial()
@@ -98,14 +107,14 @@ def collect(
         )
         for chunk in chunks
     ]
-    executor = make_executor("local", workers)
+    pool = make_executor(executor, workers, ray_address, policy_on_failure)
     bar = tqdm(total=len(missing), desc="collect", unit="ep", disable=not progress)
     try:
-        for task, episodes in executor.map_unordered(run_collect_task, tasks):
+        for task, episodes in pool.map_unordered(run_collect_task, tasks):
             for index, episode in zip(task.indices, episodes, strict=True):
                 store.write(index, episode)
             bar.update(len(episodes))
     finally:
         bar.close()
-        executor.close()
+        pool.close()
     return len(missing)

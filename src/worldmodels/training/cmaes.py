@@ -29,6 +29,7 @@ from worldmodels.envs import EnvSpec
 from worldmodels.errors import TrainingDivergedError, UserError
 from worldmodels.rollout import EnvPool, run_batch
 from worldmodels.runs import RunDir, file_sha256, sign, verify
+from worldmodels.training.population import PopulationEvaluator
 from worldmodels.world_model import WorldModel
 
 TRAIN_SEED_BASE = 10_000_000
@@ -114,7 +115,7 @@ def train_cmaes(
     else:
         es = _new_es(shape.num_params, cfg)
 
-    pool = EnvPool(cfg.env)
+    evaluator = PopulationEvaluator(run, cfg, spec, shape, world.device)
     bar = tqdm(
         range(start, cc.generations),
         desc="cma-es",
@@ -129,14 +130,8 @@ def train_cmaes(
         for gen in bar:
             t0 = time.time()
             solutions = np.asarray(es.ask())
-            returns, steps = evaluate_params(
-                pool,
-                spec,
-                world,
-                shape,
-                solutions,
-                train_seeds(cfg.seed, gen, cc.rollouts),
-                cc.max_steps,
+            returns, steps = evaluator.evaluate(
+                solutions, train_seeds(cfg.seed, gen, cc.rollouts), cc.eval_chunks
             )
             fitness = returns.mean(axis=1)
             if not np.all(np.isfinite(fitness)):
@@ -153,9 +148,7 @@ def train_cmaes(
                     EVAL_SEED_BASE + cfg.seed * 10_007 + gen * cc.eval_episodes + k
                     for k in range(cc.eval_episodes)
                 ]
-                ev, steps = evaluate_params(
-                    pool, spec, world, shape, candidates, seeds, cc.max_steps
-                )
+                ev, steps = evaluator.evaluate(candidates, seeds, chunks=2)
                 env_steps += steps
                 scores = ev.mean(axis=1)
                 k = int(np.argmax(scores))
@@ -196,7 +189,7 @@ def train_cmaes(
                 break
     finally:
         bar.close()
-        pool.close()
+        evaluator.close()
     if not complete and start >= cc.generations:
         prog = {
             "generation": start,
