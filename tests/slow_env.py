@@ -26,3 +26,26 @@ class SlowEnv(gym.Env):
         self.x += 0.1 if action == 1 else -0.1
         obs = np.array([self.x, self.t / 20], np.float32)
         return obs, -abs(self.x), False, self.t >= 20, {}
+
+
+class KillOnceEnv(SlowEnv):
+    """Kills its own process once, mid-episode, the first time any worker plays seed
+    ``WM_KILL_SEED``; the marker file ``WM_KILL_MARKER`` records that it happened."""
+
+    def reset(self, *, seed=None, options=None):
+        import os
+        from pathlib import Path
+
+        marker = Path(os.environ["WM_KILL_MARKER"])
+        self._kill = seed == int(os.environ["WM_KILL_SEED"]) and not marker.exists()
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        import os
+        import signal
+        from pathlib import Path
+
+        if self._kill and self.t == 5:
+            Path(os.environ["WM_KILL_MARKER"]).write_text("killed")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().step(action)

@@ -199,3 +199,34 @@ def test_ray_bad_input_is_one_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert "pip install 'worldmodels[ray]'" in err and len(err.splitlines()) == 1
     assert not run.exists()
+
+
+def test_collection_survives_a_worker_killed_mid_episode(tmp_path, monkeypatch):
+    from worldmodels.config import EnvConfig
+    from worldmodels.data.collect import collect, episode_seed
+    from worldmodels.data.store import EpisodeStore
+    from worldmodels.envs import probe
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    marker = tmp_path / "killed"
+    monkeypatch.setenv("WM_KILL_MARKER", str(marker))
+    monkeypatch.setenv("WM_KILL_SEED", str(episode_seed(0, 7)))
+    cfg = EnvConfig(id="slow_env:KillOnceEnv")
+    store = EpisodeStore(tmp_path / "eps")
+    collect(
+        store,
+        cfg,
+        probe(cfg),
+        24,
+        0,
+        workers=2,
+        progress=False,
+        policy_on_failure=FailurePolicy(task_timeout=60, max_retries=2),
+    )
+    assert marker.read_text() == "killed"  # a worker really died mid-episode
+    assert store.indices() == list(range(24))
+    assert [store.read_meta(i)["seed"] for i in range(24)] == [
+        episode_seed(0, i) for i in range(24)
+    ]
+    assert not list((tmp_path / "eps").glob(".ep_*"))
