@@ -82,6 +82,7 @@ def run_env(env_id: str, root: Path, seed: int) -> dict[str, object]:
         "env": env_id,
         "seed": seed,
         "episodes": EpisodeStore(ctx.run.episodes).summary()["episodes"],
+        "random": EpisodeStore(ctx.run.episodes).summary()["mean_return"],
         "vae_loss": vision.get("val_loss", vision["loss"]),
         "mdn_loss": memory.get("val_loss", memory["loss"]),
         "score": f"{result['mean_return']:.1f} ± {result['std_return']:.1f} "
@@ -110,14 +111,15 @@ def main() -> None:
     ]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, CPU only")
     print(
-        "| env | seed | episodes collected | V val loss | M val loss | controller score "
-        "(real env) | real env steps | training wall time |"
+        "| env | seed | episodes collected | V val loss | M val loss | random policy "
+        "(collected episodes) | controller score (real env) | real env steps | "
+        "training wall time |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['env']} | {r['seed']} | {r['episodes']} | {r['vae_loss']:.4g} | "
-            f"{r['mdn_loss']:.4g} | "
+            f"{r['mdn_loss']:.4g} | {r['random']:.1f} | "
             f"{r['score']} | {r['steps']:,} | {r['train_wall']:.0f} s |"
         )
 

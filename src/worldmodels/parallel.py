@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import socket
+import sys
 import time
 import traceback
 from collections import deque
@@ -77,15 +79,28 @@ class InlineExecutor:
         pass
 
 
+def _one_thread() -> None:
+    """One math thread per worker: N workers x the default N threads oversubscribe the cores
+    (measured: 2 workers with 2 torch threads each ran a CMA-ES generation 5x slower than one
+    process). Ray does the same for its workers."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = "1"
+    torch = sys.modules.get("torch")  # already imported if the parent's main module did
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
 def _worker_loop(conn: Connection) -> None:
     """Body of a local worker process: run (fn, task) pairs until told to stop."""
+    _one_thread()
     while True:
         try:
-            message = conn.recv()
+            message = conn.recv()  # unpickling may import torch for the first time
         except EOFError:
             return
         if message is None:
             return
+        _one_thread()
         fn, task = message
         try:
             conn.send((True, fn(task)))

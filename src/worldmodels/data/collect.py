@@ -70,10 +70,10 @@ def run_collect_task(task: CollectTask) -> list[Episode]:
     return episodes
 
 
-def chunk_size(missing: int, workers: int) -> int:
-    """Episodes per task: enough to amortise inter-process overhead, small enough that a kill
-    loses little (at most 2 tasks per worker are in flight)."""
-    return 1 if workers <= 1 else max(1, min(16, missing // (workers * 8)))
+def chunk_size(missing: int, workers: int, in_process: bool) -> int:
+    """Episodes per task: enough to amortise the cost of shipping a task to another process,
+    small enough that a crash loses little (one task per worker is in flight)."""
+    return 1 if in_process else max(1, min(16, missing // (workers * 8)))
 
 
 def collect(
@@ -95,7 +95,7 @@ def collect(
     missing = [i for i in range(target) if i not in have]
     if not missing:
         return 0
-    size = chunk_size(len(missing), workers)
+    size = chunk_size(len(missing), workers, in_process=executor == "local" and workers <= 1)
     chunks = [missing[k : k + size] for k in range(0, len(missing), size)]
     tasks = [
         CollectTask(
