@@ -187,6 +187,27 @@ def test_ray_bad_input_is_one_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "cannot reach a Ray cluster at 127.0.0.1:1" in err
     assert not run.exists()
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path / "no_ray_here"))
+    assert (
+        main(
+            [
+                "collect",
+                "--env",
+                "CartPole-v1",
+                "--run-dir",
+                str(run),
+                "--executor",
+                "ray",
+                "--ray-address",
+                "auto",
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert "found no running Ray cluster" in err and len(err.splitlines()) == 1
+    assert not run.exists()
     import importlib.util
 
     real = importlib.util.find_spec

@@ -310,8 +310,29 @@ def preflight(kind: str, address: str | None) -> None:
         raise UserError(
             "--executor ray needs Ray, which is not installed: pip install 'worldmodels[ray]'"
         )
-    if address:
+    if address == "auto":
+        found = _auto_address()
+        if not found:
+            raise UserError(
+                "--ray-address auto found no running Ray cluster; start one with "
+                "`ray start --head`, or leave --ray-address out to start a private "
+                "one"
+            )
+        _check_reachable(found)
+    elif address:
         _check_reachable(address)
+
+
+def _auto_address() -> str | None:
+    """Where ``ray.init(address="auto")`` would connect: $RAY_ADDRESS, else the file that
+    `ray start` writes."""
+    import tempfile
+    from pathlib import Path
+
+    if os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"]
+    current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    return current.read_text().strip() or None if current.exists() else None
 
 
 def make_executor(
