@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from worldmodels.config import EnvConfig
-from worldmodels.data.store import Episode, EpisodeStore
+from worldmodels.data.store import EpisodeStore, encode_episode
 from worldmodels.envs import EnvSpec, make_env
 from worldmodels.parallel import FailurePolicy, make_executor
 from worldmodels.rollout import Policy, RandomPolicy, run_episode
@@ -56,18 +56,19 @@ def _policy_for(task: CollectTask, seed: int, spec: EnvSpec) -> Policy:
     return _WORKER_CACHE[key]
 
 
-def run_collect_task(task: CollectTask) -> list[Episode]:
-    """Worker entry point: builds its env from the config (cached per process)."""
+def run_collect_task(task: CollectTask) -> list[bytes]:
+    """Worker entry point: builds its env from the config (cached per process) and returns each
+    episode already encoded as its compressed file content."""
     spec = EnvSpec.from_dict(task.spec)
     env_key = f"env:{sorted(task.env.items())}"
     if env_key not in _WORKER_CACHE:
         _WORKER_CACHE[env_key] = make_env(EnvConfig(**task.env))
-    episodes = []
-    for seed in task.seeds:
+    encoded = []
+    for index, seed in zip(task.indices, task.seeds, strict=True):
         episode = run_episode(_WORKER_CACHE[env_key], spec, _policy_for(task, seed, spec), seed)
         episode.meta["policy"] = task.policy
-        episodes.append(episode)
-    return episodes
+        encoded.append(encode_episode(index, episode))
+    return encoded
 
 
 def chunk_size(missing: int, workers: int, in_process: bool) -> int:
@@ -111,8 +112,8 @@ def collect(
     bar = tqdm(total=len(missing), desc="collect", unit="ep", disable=not progress)
     try:
         for task, episodes in pool.map_unordered(run_collect_task, tasks):
-            for index, episode in zip(task.indices, episodes, strict=True):
-                store.write(index, episode)
+            for index, data in zip(task.indices, episodes, strict=True):
+                store.write_encoded(index, data)
             bar.update(len(episodes))
     finally:
         bar.close()

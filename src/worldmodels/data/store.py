@@ -21,6 +21,7 @@ and skipped, never silently used.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -92,19 +93,15 @@ class EpisodeStore:
         return len(stale)
 
     def write(self, index: int, episode: Episode) -> Path:
+        return self.write_encoded(index, encode_episode(index, episode))
+
+    def write_encoded(self, index: int, data: bytes) -> Path:
+        """Write the bytes of :func:`encode_episode` atomically (temp file, fsync, rename)."""
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.path(index)
         tmp = self.root / f".{final.name}.tmp{os.getpid()}"
-        meta = {**episode.meta, "index": index, "length": episode.length, "format": FORMAT_VERSION}
         with open(tmp, "wb") as fh:
-            np.savez_compressed(
-                fh,
-                observations=episode.observations,
-                actions=episode.actions,
-                rewards=episode.rewards.astype(np.float32),
-                terminated=episode.terminated.astype(bool),
-                meta=np.array(json.dumps(meta)),
-            )
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, final)
@@ -153,6 +150,22 @@ class EpisodeStore:
             "env_steps": int(sum(m.get("env_steps", m["length"]) for m in metas)),
             "mean_return": float(np.mean(returns)) if returns else float("nan"),
         }
+
+
+def encode_episode(index: int, episode: Episode) -> bytes:
+    """The compressed file content of an episode. Collection workers call this, so compression
+    runs in parallel and only compressed bytes cross processes (13x fewer for CarRacing)."""
+    meta = {**episode.meta, "index": index, "length": episode.length, "format": FORMAT_VERSION}
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer,
+        observations=episode.observations,
+        actions=episode.actions,
+        rewards=episode.rewards.astype(np.float32),
+        terminated=episode.terminated.astype(bool),
+        meta=np.array(json.dumps(meta)),
+    )
+    return buffer.getvalue()
 
 
 def read_episode(path: Path) -> Episode:
