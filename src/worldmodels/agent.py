@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from worldmodels.controllers.linear import PolicyShape, batched_forward, outputs_to_actions
+from worldmodels.rl.actor_critic import ActorCritic
 from worldmodels.world_model import WorldModel
 
 
@@ -42,5 +43,26 @@ class ControllerPolicy:
         actions = actions.reshape(p * self.repeat, *actions.shape[2:])
         if not torch.isfinite(actions.float()).all():
             raise FloatingPointError("controller produced a non-finite action")
+        _, state = self.world.step(z, actions, state)
+        return actions.cpu().numpy(), state
+
+
+class ActorCriticPolicy:
+    """V + M + an actor-critic acting in real envs: the distribution's mode (deterministic)
+    or a sample."""
+
+    def __init__(self, world: WorldModel, ac: ActorCritic, deterministic: bool = True):
+        self.world, self.ac, self.deterministic = world, ac, deterministic
+
+    def reset(self, n: int):
+        return self.world.initial(n)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, state):
+        z = self.world.encode(obs)
+        dist = self.ac.dist(self.world.features(z, state))
+        actions = dist.to_env(dist.mode() if self.deterministic else dist.sample())
+        if not torch.isfinite(actions.float()).all():
+            raise FloatingPointError("the actor-critic produced a non-finite action")
         _, state = self.world.step(z, actions, state)
         return actions.cpu().numpy(), state

@@ -84,7 +84,8 @@ class MemoryConfig:
     num_mixtures: int = 5
     """Gaussians in the mixture density output (per latent dimension)."""
     temperature: float = 1.0
-    """Sampling temperature tau when dreaming (logits / tau, sigma * sqrt(tau))."""
+    """Sampling temperature tau when dreaming (logits / tau, sigma * sqrt(tau)); 0 = the
+    mixture mean (a deterministic dream). ``--tau`` sets it."""
     seq_len: int = 32
     """Training sequence length."""
     lr: float = 1e-3
@@ -136,6 +137,92 @@ class ControllerConfig:
 
 
 @dataclass
+class DreamConfig:
+    """The dream env: M (with its reward and done heads) stepped as an environment."""
+
+    horizon: int = 1000
+    """Longest dream episode (also capped by the real env's time limit)."""
+    start: str = "initial"
+    """Dream episodes start from real stored states: ``initial`` (episode starts, like a
+    real reset) or ``any`` (any stored time step)."""
+    done_mode: str = "sample"
+    """``sample``: an episode ends with a Bernoulli draw of the done head's p; ``threshold``:
+    where p > 0.5. Sampling is the default: on CartPole a dream-trained controller scored
+    57 in the real env with ``threshold`` (it learnt to stay where p < 0.5) and 308 with
+    ``sample``, at the same dream score."""
+    start_states: int = 20_000
+    """Real states kept as dream starting points (every episode start is always kept)."""
+    rollouts: int = 16
+    """Dream episodes per CMA-ES candidate (``--method dream``); dreams are cheap."""
+
+
+@dataclass
+class ActorCriticConfig:
+    """The actor-critic of ``--method a2c`` and ``--method wm-ppo`` (seed 000's improved
+    controller: policy and a separate value MLP on [z, h], LayerNorm + ReLU)."""
+
+    hidden_dims: list[int] = field(default_factory=lambda: [128, 64])
+    """Hidden sizes of the policy MLP and of the value MLP."""
+    layer_norm: bool = True
+    """LayerNorm after each hidden layer."""
+    lr: float = 3e-4
+    """Adam learning rate (also for V and M when trained end to end by A2C)."""
+    gamma: float = 0.99
+    """Discount."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    num_envs: int = 4
+    """Real envs stepped together."""
+    n_steps: int = 128
+    """Steps per env per update (the n-step trajectory length)."""
+    value_coef: float = 0.5
+    """Weight of the value loss."""
+    entropy_coef: float = 0.01
+    """Weight of the entropy bonus."""
+    max_grad_norm: float = 0.5
+    """Gradient-norm clip."""
+    total_steps: int = 100_000
+    """Real env steps of actor-critic training (collection before it is counted apart)."""
+    target_return: float | None = None
+    """Stop when the mean return of the last ``stop_window`` finished training episodes
+    reaches this (None = the env's reward_threshold; no extra real steps are spent)."""
+    stop_window: int = 20
+    """Finished real episodes averaged for the stop test and the best checkpoint."""
+    clip_range: float = 0.2
+    """PPO clip range."""
+    ppo_epochs: int = 10
+    """PPO passes over each batch."""
+    minibatch_size: int = 256
+    """PPO minibatch size."""
+    memory_coef: float = 0.1
+    """A2C: weight of M's prediction loss (next z, reward, done) in the total loss."""
+    vision_coef: float = 1.0
+    """A2C: weight of V's beta-VAE loss in the total loss (end to end)."""
+    end_to_end: bool = True
+    """A2C: train V and M with the actor-critic loss flowing through the current step."""
+    pretrain_vision: bool = False
+    """A2C: collect random episodes and pre-train V before A2C (``--pretrain-vision``)."""
+    pretrain_memory: bool = False
+    """A2C: also pre-train M on them (``--pretrain-memory``; implies pre-training V)."""
+
+
+@dataclass
+class ImaginationConfig:
+    """``--method wm-ppo`` (seed 002): PPO on real plus imagined experience."""
+
+    ratio: float = 0.5
+    """Fraction of each PPO batch that is imagined (seed 002's imagination_ratio)."""
+    horizon: int = 15
+    """Steps of each imagined rollout (imagination_horizon), started from real states."""
+    random_steps: int = 10_000
+    """Random-policy env steps collected before world-model pre-training."""
+    retrain_every: int = 10
+    """Retrain M on all real data gathered so far every this many PPO iterations (0 = never)."""
+    retrain_epochs: int = 2
+    """Epochs of each retraining."""
+
+
+@dataclass
 class ParallelConfig:
     executor: str = "local"
     """``local`` (processes on this machine) or ``ray`` (pip install 'worldmodels[ray]')."""
@@ -165,6 +252,9 @@ class Config:
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    dream: DreamConfig = field(default_factory=DreamConfig)
+    ac: ActorCriticConfig = field(default_factory=ActorCriticConfig)
+    imagination: ImaginationConfig = field(default_factory=ImaginationConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     method: str = "classic"
     """Training method (``classic`` = V -> M -> CMA-ES controller in the real env)."""
@@ -276,6 +366,15 @@ RESUME_MUTABLE_KEYS = frozenset(
         "controller.target_return",
         "device",
         "method",
+        "memory.temperature",
+        "dream.horizon",
+        "dream.start",
+        "dream.done_mode",
+        "dream.start_states",
+        "dream.rollouts",
+        "ac.total_steps",
+        "ac.target_return",
+        "ac.stop_window",
         "evaluate.episodes",
         "evaluate.seed_offset",
         "evaluate.batch_envs",
@@ -453,7 +552,29 @@ def validate(cfg: Config) -> None:
         (cfg.memory.kind == "mdn_rnn", "memory.kind must be mdn_rnn"),
         (cfg.memory.num_mixtures >= 1, "memory.num_mixtures must be >= 1"),
         (cfg.memory.seq_len >= 1, "memory.seq_len must be >= 1"),
-        (cfg.memory.temperature > 0, "memory.temperature must be > 0"),
+        (cfg.memory.temperature >= 0, "memory.temperature must be >= 0 (0 = M's mean)"),
+        (cfg.dream.horizon >= 1, "dream.horizon must be >= 1"),
+        (cfg.dream.start in ("initial", "any"), "dream.start must be initial or any"),
+        (
+            cfg.dream.done_mode in ("threshold", "sample"),
+            "dream.done_mode must be threshold or sample",
+        ),
+        (cfg.dream.start_states >= 1, "dream.start_states must be >= 1"),
+        (cfg.dream.rollouts >= 1, "dream.rollouts must be >= 1"),
+        (cfg.ac.num_envs >= 1 and cfg.ac.n_steps >= 1, "ac.num_envs and ac.n_steps must be >= 1"),
+        (cfg.ac.total_steps >= 1, "ac.total_steps must be >= 1"),
+        (
+            0 <= cfg.ac.gamma <= 1 and 0 <= cfg.ac.gae_lambda <= 1,
+            "ac.gamma and ac.gae_lambda must be in [0, 1]",
+        ),
+        (cfg.ac.lr > 0, "ac.lr must be > 0"),
+        (
+            cfg.ac.ppo_epochs >= 1 and cfg.ac.minibatch_size >= 1,
+            "ac.ppo_epochs and ac.minibatch_size must be >= 1",
+        ),
+        (0 <= cfg.imagination.ratio < 1, "imagination.ratio must be in [0, 1)"),
+        (cfg.imagination.horizon >= 1, "imagination.horizon must be >= 1"),
+        (cfg.imagination.random_steps >= 1, "imagination.random_steps must be >= 1"),
         (cfg.controller.kind in ("linear", "mlp"), "controller.kind must be linear or mlp"),
         (cfg.controller.population >= 2, "controller.population must be >= 2"),
         (cfg.controller.rollouts >= 1, "controller.rollouts must be >= 1"),

@@ -7,6 +7,7 @@ skipped; an interrupted one continues with ``resume=True``.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from worldmodels.agent import ControllerPolicy
+from worldmodels.agent import ActorCriticPolicy, ControllerPolicy
 from worldmodels.config import (
     Config,
     incompatible_keys,
@@ -29,11 +30,13 @@ from worldmodels.config import (
 )
 from worldmodels.controllers.linear import PolicyShape
 from worldmodels.data.collect import collect
+from worldmodels.data.loaders import LatentCache, encode_missing
 from worldmodels.data.store import EpisodeStore, is_validation
+from worldmodels.dream import StartStates, start_states
 from worldmodels.envs import EnvSpec, probe
 from worldmodels.errors import UserError
 from worldmodels.parallel import FailurePolicy, preflight
-from worldmodels.rollout import EnvPool, run_batch
+from worldmodels.rollout import EnvPool, Policy, run_batch
 from worldmodels.runs import RunDir, atomic_write_json, check_spec, file_sha256
 from worldmodels.world_model import WorldModel, load_world_model
 
@@ -241,6 +244,65 @@ def stage_controller(ctx: Context) -> dict[str, Any]:
         return train_cmaes(ctx.run, ctx.cfg, ctx.spec, world, ctx.writer, ctx.progress)
 
 
+def dream_horizon(ctx: Context) -> int:
+    """The dream's episode cap: dream.horizon, and never longer than the real env's limit."""
+    limits = [ctx.cfg.dream.horizon, ctx.cfg.env.max_episode_steps, ctx.spec.max_episode_steps]
+    return min(x for x in limits if x)
+
+
+def dream_parts(ctx: Context) -> tuple[WorldModel, StartStates]:
+    """The trained world model and the real states dreams start from (training split)."""
+    if not ctx.run.has("memory/best"):
+        raise UserError(
+            f"the dream needs a trained M and {ctx.run.checkpoints} has none; run "
+            f"`worldmodels train-memory --run-dir {ctx.run.root}` (or `worldmodels train`) first"
+        )
+    world = world_model(ctx)
+    cache = LatentCache(ctx.run.latents, file_sha256(ctx.run.ckpt_path("vision/best")))
+    train, _ = split(ctx)
+    encode_missing(
+        cache,
+        EpisodeStore(ctx.run.episodes),
+        train,
+        world.vision,
+        ctx.device,
+        progress=ctx.progress,
+    )
+    train = [i for i in train if cache.has(i)]
+    if not train:
+        raise UserError(
+            f"no encoded episodes in {ctx.run.root} to start dreams from; re-run collect"
+        )
+    starts = start_states(world, cache, train, ctx.cfg.dream.start_states, ctx.cfg.seed + 404)
+    return world, starts
+
+
+def stage_dream_controller(ctx: Context) -> dict[str, Any]:
+    """CMA-ES with fitness measured only inside the dream: no real env step."""
+    from worldmodels.training.cmaes import train_cmaes
+    from worldmodels.training.dream import DreamEvaluator
+
+    require_resume(ctx, "controller")
+    world, starts = dream_parts(ctx)
+    dc = ctx.cfg.dream
+
+    def make(shape: PolicyShape) -> DreamEvaluator:
+        return DreamEvaluator(
+            world,
+            starts,
+            shape,
+            dream_horizon(ctx),
+            ctx.cfg.memory.temperature,
+            dc.start == "initial",
+            dc.done_mode,
+        )
+
+    with timed(ctx, "controller"):
+        return train_cmaes(
+            ctx.run, ctx.cfg, ctx.spec, world, ctx.writer, ctx.progress, make, dc.rollouts
+        )
+
+
 def controller_params(ctx: Context) -> tuple[PolicyShape, np.ndarray]:
     payload = ctx.run.load("controller/best")
     check_spec(payload, ctx.spec, str(ctx.run.ckpt_path("controller/best")))
@@ -263,6 +325,8 @@ def load_agent_policy(run_dir: str, spec: EnvSpec) -> ControllerPolicy:
 
 
 def real_env_steps(ctx: Context) -> int:
+    if ctx.cfg.method in AC_METHODS and ctx.run.has("agent/last"):
+        return int(ctx.run.load("agent/last")["progress"]["real_env_steps"])
     steps = EpisodeStore(ctx.run.episodes).summary()["env_steps"]
     if ctx.run.has("controller/last"):
         steps += int(ctx.run.load("controller/last")["progress"].get("env_steps", 0))
@@ -272,8 +336,7 @@ def real_env_steps(ctx: Context) -> int:
 def evaluate(ctx: Context, episodes: int | None = None, video: str | None = None) -> dict[str, Any]:
     """Mean and std of the return over N real episodes (seeds apart from training); eval.json."""
     n = episodes or ctx.cfg.evaluate.episodes
-    world = world_model(ctx)
-    shape, params = controller_params(ctx)
+    make_policy = agent_policies(ctx)
     seeds = [ctx.cfg.seed + ctx.cfg.evaluate.seed_offset + k for k in range(n)]
     pool = EnvPool(ctx.cfg.env)
     returns: list[float] = []
@@ -281,7 +344,7 @@ def evaluate(ctx: Context, episodes: int | None = None, video: str | None = None
     try:
         for b in range(0, n, ctx.cfg.evaluate.batch_envs):
             chunk = seeds[b : b + ctx.cfg.evaluate.batch_envs]
-            policy = ControllerPolicy(world, shape, params, repeat=len(chunk))
+            policy = make_policy(len(chunk))
             returns.extend(run_batch(pool, ctx.spec, policy, chunk).returns.tolist())
             bar.update(len(chunk))
     finally:
@@ -301,10 +364,33 @@ def evaluate(ctx: Context, episodes: int | None = None, video: str | None = None
     if video:
         from worldmodels.evaluation.video import record_episode
 
-        record_episode(
-            ctx.cfg.env, ctx.spec, ControllerPolicy(world, shape, params), seeds[0], Path(video)
-        )
+        record_episode(ctx.cfg.env, ctx.spec, make_policy(1), seeds[0], Path(video))
     return result
+
+
+AC_METHODS = ("a2c", "wm-ppo")
+
+
+def agent_policies(ctx: Context) -> Callable[[int], Policy]:
+    """``n -> policy`` acting in n real envs: V + M + C (CMA-ES methods) or V + M + the
+    actor-critic (a2c, wm-ppo; A2C's own V and M weights when it trained them end to end)."""
+    world = world_model(ctx)
+    if ctx.cfg.method in AC_METHODS:
+        from worldmodels.training.agent_io import load_agent
+
+        if not ctx.run.has("agent/best"):
+            raise UserError(
+                f"{ctx.run.root} has no trained actor-critic (checkpoints/agent/best.pt); run "
+                f"`worldmodels train --method {ctx.cfg.method} --run-dir {ctx.run.root}` first"
+            )
+        ac = load_agent(ctx.run, ctx.spec, ctx.device)
+        payload = ctx.run.load("agent/best")
+        if "vision_state" in payload:
+            world.vision.load_state_dict(payload["vision_state"])
+            world.memory.load_state_dict(payload["memory_state"])
+        return lambda n: ActorCriticPolicy(world, ac)
+    shape, params = controller_params(ctx)
+    return lambda n: ControllerPolicy(world, shape, params, repeat=n)
 
 
 def format_eval(result: dict[str, Any]) -> str:
@@ -332,7 +418,80 @@ def train_classic(ctx: Context, skip: set[str]) -> None:
         fn(ctx)
 
 
-METHODS: dict[str, Callable[[Context, set[str]], None]] = {"classic": train_classic}
+def stage_collect_steps(ctx: Context, steps: int) -> dict[str, Any]:
+    """Random episodes until the store holds at least ``steps`` real env steps."""
+    store = EpisodeStore(ctx.run.episodes)
+    with timed(ctx, "collect"):
+        while True:
+            s = store.summary()
+            if s["env_steps"] >= steps:
+                return s
+            mean_len = s["env_steps"] / s["episodes"] if s["episodes"] else 50.0
+            need = max(1, math.ceil((steps - s["env_steps"]) / max(mean_len, 1.0)))
+            collect(
+                store,
+                ctx.cfg.env,
+                ctx.spec,
+                s["episodes"] + need,
+                ctx.cfg.seed,
+                "random",
+                ctx.cfg.collect.workers,
+                ctx.progress,
+                ctx.cfg.parallel.executor,
+                ctx.cfg.parallel.ray_address,
+                failure_policy(ctx.cfg),
+            )
+
+
+def stage_wm_ppo(ctx: Context) -> dict[str, Any]:
+    from worldmodels.training.wm_ppo import train_wm_ppo
+
+    require_agent_resume(ctx)
+    world = world_model(ctx)
+    with timed(ctx, "agent"):
+        return train_wm_ppo(ctx.run, ctx.cfg, ctx.spec, world, ctx.writer, ctx.progress)
+
+
+def require_agent_resume(ctx: Context) -> None:
+    if ctx.resume or not ctx.run.has("agent/last"):
+        return
+    prog = ctx.run.load("agent/last")["progress"]
+    if not prog.get("complete"):
+        raise UserError(
+            f"{ctx.run.root} has an interrupted agent stage (at iteration {prog['iteration']}, "
+            f"{prog['real_env_steps']:,} real env steps); pass --resume to continue it or use "
+            f"a new --run-dir"
+        )
+
+
+def train_wm_ppo(ctx: Context, skip: set[str]) -> None:
+    """Seed 002: random steps -> pre-train V and M -> PPO on real + imagined experience,
+    M retrained on the growing real data."""
+    stages: dict[str, Callable[[Context], Any]] = {
+        "collect": lambda c: stage_collect_steps(c, c.cfg.imagination.random_steps),
+        "vision": stage_vision,
+        "memory": stage_memory,
+        "controller": stage_wm_ppo,
+    }
+    for name, fn in stages.items():
+        if name not in skip:
+            fn(ctx)
+
+
+def train_dream(ctx: Context, skip: set[str]) -> None:
+    """Random rollouts -> V -> M -> C by CMA-ES inside the dream only (the paper's VizDoom
+    experiment); the real env is used for collection and the final evaluation."""
+    stages = {**STAGES, "controller": stage_dream_controller}
+    for name, fn in stages.items():
+        if name not in skip:
+            fn(ctx)
+
+
+METHODS: dict[str, Callable[[Context, set[str]], None]] = {
+    "classic": train_classic,
+    "dream": train_dream,
+    "wm-ppo": train_wm_ppo,
+}
 
 
 def train(ctx: Context, method: str, skip: set[str]) -> None:

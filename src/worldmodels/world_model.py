@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -15,6 +17,27 @@ from worldmodels.models.memory.mdn_rnn import MemoryOutput, State
 from worldmodels.models.vision import build_vision
 from worldmodels.models.vision.base import VisionModel
 from worldmodels.runs import RunDir, check_spec
+
+# a policy inside imagination: (features [B, F], step t) -> actions (int64 [B] or float [B, A])
+ImaginePolicy = Callable[[Tensor, int], Tensor]
+
+
+class DreamStep(NamedTuple):
+    z: Tensor  # [B, Z] the next latent z_{t+1}
+    reward: Tensor  # [B] predicted r_t
+    done_prob: Tensor  # [B] predicted P(terminated_t)
+    state: Any  # memory state after the step
+
+
+class Imagined(NamedTuple):
+    """A batch of imagined trajectories s_0 -a_0-> s_1 ... s_H (B sequences, H steps)."""
+
+    features: Tensor  # [B, H+1, F] controller features [z, h] of s_0..s_H
+    actions: Tensor  # [B, H] (discrete) or [B, H, A]
+    rewards: Tensor  # [B, H] predicted rewards
+    done_prob: Tensor  # [B, H] predicted termination probabilities
+    terminated: Tensor  # [B, H] bool: step t ended the episode (threshold or sample)
+    alive: Tensor  # [B, H] float: 1 where no earlier step terminated (the valid steps)
 
 
 @dataclass
@@ -49,9 +72,74 @@ class WorldModel:
     def step(self, z: Tensor, actions: Tensor, state: State) -> tuple[MemoryOutput, State]:
         return self.memory.step(z, self.action_features(actions), state)
 
-    @staticmethod
-    def features(z: Tensor, state: State) -> Tensor:
-        return torch.cat([z, state[0]], dim=-1)
+    def features(self, z: Tensor, state: Any) -> Tensor:
+        return torch.cat([z, self.memory.hidden(state)], dim=-1)
+
+    def dream_step(
+        self,
+        z: Tensor,
+        actions: Tensor,
+        state: Any,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> DreamStep:
+        """One step inside the model, for a whole batch in one forward pass: M predicts
+        z_{t+1} (sampled at temperature tau; its mean at tau = 0), r_t and done_t."""
+        out, state = self.memory.step(z, self.action_features(actions), state)
+        z_next = self.memory.sample_next(out, temperature, generator)
+        reward, done_logit = self.memory.reward_done(out)
+        return DreamStep(z_next, reward, torch.sigmoid(done_logit), state)
+
+    def imagine(
+        self,
+        z: Tensor,
+        state: Any,
+        policy: ImaginePolicy,
+        horizon: int,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        done_mode: str = "threshold",
+        grad: bool = False,
+        until_all_done: bool = False,
+    ) -> Imagined:
+        """Roll ``policy`` forward ``horizon`` steps inside the model from (z_0 [B, Z], state).
+
+        Every look-ahead in the toolkit goes through here: the dream env, CMA-ES in the
+        dream, the actor-critics' imagined experience and the planners. A step that the done
+        head ends (p > 0.5, or a Bernoulli draw with ``done_mode="sample"``) marks the rest
+        of that sequence not alive; the batch keeps its shape. ``until_all_done`` stops
+        early (fewer than ``horizon`` steps) once every sequence has ended.
+        """
+        if horizon < 1:
+            raise ValueError(f"imagination horizon must be >= 1, got {horizon}")
+        with torch.set_grad_enabled(grad):
+            feats, acts, rewards, probs, terms = [self.features(z, state)], [], [], [], []
+            for t in range(horizon):
+                action = policy(feats[-1], t)
+                step = self.dream_step(z, action, state, temperature, generator)
+                z, state = step.z, step.state
+                if done_mode == "sample":
+                    u = torch.rand(step.done_prob.shape, generator=generator)
+                    terminated = u.to(step.done_prob.device) < step.done_prob
+                else:
+                    terminated = step.done_prob > 0.5
+                feats.append(self.features(z, state))
+                acts.append(action)
+                rewards.append(step.reward)
+                probs.append(step.done_prob)
+                terms.append(terminated)
+                if until_all_done and torch.stack(terms).any(0).all():
+                    break
+            term = torch.stack(terms, 1)
+            ended_before = torch.cumsum(term.float(), 1) - term.float()
+            return Imagined(
+                torch.stack(feats, 1),
+                torch.stack(acts, 1),
+                torch.stack(rewards, 1),
+                torch.stack(probs, 1),
+                term,
+                (ended_before == 0).float(),
+            )
 
 
 def load_vision(run: RunDir, spec: EnvSpec, device: torch.device) -> VisionModel:

@@ -25,9 +25,8 @@ def _check(*tensors: Tensor) -> None:
     shape = tensors[0].shape
     for x in tensors:
         if x.dim() != 2 or x.shape != shape:
-            raise ValueError(
-                f"returns expect [B, T] tensors of one shape, got {[tuple(t.shape) for t in tensors]}"
-            )
+            shapes = [tuple(t.shape) for t in tensors]
+            raise ValueError(f"returns expect [B, T] tensors of one shape, got {shapes}")
 
 
 def gae(

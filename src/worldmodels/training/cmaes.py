@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 import pickle
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import cma
 import numpy as np
@@ -84,10 +85,29 @@ def evaluate_params(
     return result.returns.reshape(p, r), result.env_steps
 
 
+class Evaluator(Protocol):
+    def evaluate(
+        self, params: np.ndarray, seeds: list[int], chunks: int
+    ) -> tuple[np.ndarray, int]: ...
+
+    def close(self) -> None: ...
+
+
 def train_cmaes(
-    run: RunDir, cfg: Config, spec: EnvSpec, world: WorldModel, writer: Any, progress: bool = True
+    run: RunDir,
+    cfg: Config,
+    spec: EnvSpec,
+    world: WorldModel,
+    writer: Any,
+    progress: bool = True,
+    make_evaluator: Callable[[PolicyShape], Evaluator] | None = None,
+    rollouts: int | None = None,
 ) -> dict[str, Any]:
+    """CMA-ES over controller parameters. Fitness comes from ``make_evaluator(shape)``: by
+    default the real env (through the executor); ``DreamEvaluator`` for training in the dream,
+    where ``rollouts`` dream episodes per candidate replace ``controller.rollouts``."""
     cc = cfg.controller
+    rollouts = rollouts or cc.rollouts
     kwargs = controller_kwargs(cfg, world, spec)
     shape = PolicyShape(kwargs["in_dim"], kwargs["out_dim"], tuple(kwargs["hidden"]))
     target = cc.target_return if cc.target_return is not None else spec.reward_threshold
@@ -115,7 +135,11 @@ def train_cmaes(
     else:
         es = _new_es(shape.num_params, cfg)
 
-    evaluator = PopulationEvaluator(run, cfg, spec, shape, world.device)
+    evaluator: Evaluator = (
+        make_evaluator(shape)
+        if make_evaluator
+        else PopulationEvaluator(run, cfg, spec, shape, world.device)
+    )
     bar = tqdm(
         range(start, cc.generations),
         desc="cma-es",
@@ -131,7 +155,7 @@ def train_cmaes(
             t0 = time.time()
             solutions = np.asarray(es.ask())
             returns, steps = evaluator.evaluate(
-                solutions, train_seeds(cfg.seed, gen, cc.rollouts), cc.eval_chunks
+                solutions, train_seeds(cfg.seed, gen, rollouts), cc.eval_chunks
             )
             fitness = returns.mean(axis=1)
             if not np.all(np.isfinite(fitness)):
@@ -167,12 +191,15 @@ def train_cmaes(
                         env_steps,
                     )
             elapsed = max(time.time() - t0, 1e-9)
-            writer.add_scalar("rollout/ep_rew_mean", float(returns.mean()), env_steps)
+            if steps:  # real-env fitness; dream fitness is in train/fitness_*
+                writer.add_scalar("rollout/ep_rew_mean", float(returns.mean()), env_steps)
             writer.add_scalar("train/fitness_max", float(fitness.max()), gen + 1)
             writer.add_scalar("train/fitness_mean", float(fitness.mean()), gen + 1)
             writer.add_scalar("train/sigma", float(es.sigma), gen + 1)
             if not math.isnan(eval_score):
-                writer.add_scalar("eval/mean_reward", eval_score, env_steps)
+                writer.add_scalar(
+                    "eval/mean_reward", eval_score, gen + 1 if make_evaluator else env_steps
+                )
             writer.add_scalar("time/fps", steps / elapsed, gen + 1)
             bar.set_postfix(best=f"{best_score:.1f}", mean=f"{fitness.mean():.1f}")
             complete = gen + 1 == cc.generations or (target is not None and best_score >= target)

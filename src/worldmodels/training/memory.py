@@ -11,11 +11,11 @@ from worldmodels.config import Config, to_dict
 from worldmodels.data.loaders import LatentCache, encode_missing, sequence_batches
 from worldmodels.data.store import EpisodeStore
 from worldmodels.envs import EnvSpec
-from worldmodels.errors import UserError
+from worldmodels.errors import TrainingDivergedError, UserError
 from worldmodels.models.memory import build_memory
-from worldmodels.runs import RunDir, file_sha256
+from worldmodels.runs import RunDir, file_sha256, model_payload
 from worldmodels.training.supervised import Stage, train_supervised
-from worldmodels.world_model import load_vision
+from worldmodels.world_model import WorldModel, load_vision
 
 
 def memory_kwargs(cfg: Config, spec: EnvSpec) -> dict[str, Any]:
@@ -97,3 +97,70 @@ def train_memory(
         },
     )
     return train_supervised(run, stage, cfg.seed + 202, writer, progress)
+
+
+def finetune_memory(
+    run: RunDir,
+    cfg: Config,
+    spec: EnvSpec,
+    world: WorldModel,
+    indices: list[int],
+    epochs: int,
+    seed: int,
+    progress: bool = False,
+) -> dict[str, float]:
+    """Continue training ``world.memory`` (in place) on the episodes ``indices`` -- all real
+    data gathered so far -- and save it as ``memory/best`` (wm-ppo's periodic retraining).
+    V stays fixed, so cached latents stay valid and new episodes are encoded once."""
+    vision_hash = file_sha256(run.ckpt_path("vision/best"))
+    cache = LatentCache(run.latents, vision_hash)
+    encode_missing(
+        cache, EpisodeStore(run.episodes), indices, world.vision, world.device, progress=progress
+    )
+    indices = [i for i in indices if cache.has(i)]
+    mc = cfg.memory
+    model = world.memory
+    opt = torch.optim.Adam(model.parameters(), lr=mc.lr)
+    rng = np.random.default_rng(seed)
+    model.train()
+    totals: dict[str, float] = {}
+    count = 0
+    for _ in range(epochs):
+        for batch in sequence_batches(
+            cache,
+            indices,
+            mc.seq_len,
+            mc.batch_size,
+            rng,
+            mc.chunk_episodes,
+            spec.action_kind,
+            spec.action_dim,
+            mc.sample_latents,
+            world.device,
+        ):
+            loss, parts = model.loss(batch, mc.reward_weight, mc.done_weight)
+            if not torch.isfinite(loss):
+                model.eval()
+                raise TrainingDivergedError(
+                    "the memory loss is not finite while retraining M; the last good "
+                    "checkpoint was kept"
+                )
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), mc.grad_clip)
+            opt.step()
+            for k, v in parts.items():
+                totals[k] = totals.get(k, 0.0) + v
+            count += 1
+    model.eval()
+    run.save(
+        "memory/best",
+        {
+            "model": model_payload(mc.kind, memory_kwargs(cfg, spec), model),
+            "spec": spec.shape_signature(),
+            "config": to_dict(cfg),
+            "vision_sha256": vision_hash,
+            "progress": {"retrained_on_episodes": len(indices), "complete": True},
+        },
+    )
+    return {k: v / max(count, 1) for k, v in totals.items()}

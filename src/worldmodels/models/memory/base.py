@@ -27,6 +27,21 @@ class MemoryModel(nn.Module):
         """One step for a batch: (z [B, Z], action features [B, A], state) -> (output, state)."""
 
     @abstractmethod
+    def hidden(self, state: Any) -> Tensor:
+        """The recurrent feature h [B, feature_dim] of a state."""
+
+    @abstractmethod
+    def sample_next(
+        self, output: Any, temperature: float = 1.0, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """z_{t+1} [B, Z] from a one-step output: sampled at temperature tau, the point
+        prediction (mean) when tau == 0."""
+
+    @abstractmethod
+    def reward_done(self, output: Any) -> tuple[Tensor, Tensor]:
+        """(predicted reward r_t [B], done logit [B]) of a one-step output."""
+
+    @abstractmethod
     def loss(
         self, batch: Any, reward_weight: float = 1.0, done_weight: float = 1.0
     ) -> tuple[Tensor, dict[str, float]]:

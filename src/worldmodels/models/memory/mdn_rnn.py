@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from worldmodels.models.memory.base import MemoryModel
-from worldmodels.models.memory.mdn import mdn_nll
+from worldmodels.models.memory.mdn import mdn_mean, mdn_nll, mdn_sample
 
 State = tuple[Tensor, Tensor]
 
@@ -85,6 +85,23 @@ class MDNRNN(MemoryModel):
     def step(self, z: Tensor, action: Tensor, state: State) -> tuple[MemoryOutput, State]:
         """One step: z [B, Z], action [B, A]. Outputs have T = 1."""
         return self.forward(z.unsqueeze(1), action.unsqueeze(1), state)
+
+    def hidden(self, state: State) -> Tensor:
+        return state[0]
+
+    def sample_next(
+        self,
+        output: MemoryOutput,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        pi, mu, log_sigma = output.logit_pi[:, -1], output.mu[:, -1], output.log_sigma[:, -1]
+        if temperature == 0:
+            return mdn_mean(pi, mu)
+        return mdn_sample(pi, mu, log_sigma, temperature, generator)
+
+    def reward_done(self, output: MemoryOutput) -> tuple[Tensor, Tensor]:
+        return output.reward[:, -1], output.done_logit[:, -1]
 
     def loss(
         self, batch: MemoryBatch, reward_weight: float = 1.0, done_weight: float = 1.0

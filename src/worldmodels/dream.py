@@ -1,0 +1,274 @@
+"""The dream: the world model (V + M with its reward and done heads) as a Gymnasium env.
+
+A dream episode starts from a *real* state: the latent z_t of a stored episode and the memory
+state M had reached there, teacher-forced along that episode's real latents and actions
+(``StartStates``). From there it steps in latent space: one batched forward pass of M per
+step for all envs, z_{t+1} sampled at temperature tau, reward from the reward head, the
+episode ends where the done head says so (p > 0.5, or a Bernoulli draw) or at the horizon.
+The observation is the controller's feature vector [z, h].
+
+``DreamEnv`` is a ``gymnasium.vector.VectorEnv`` (same-step autoreset: the final observation
+of an ended env is in ``info["final_obs"]``); ``DreamSingleEnv`` is the one-env form and passes
+``gymnasium.utils.env_checker.check_env``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+from torch import Tensor
+
+from worldmodels.data.loaders import LatentCache
+from worldmodels.envs import EnvSpec
+from worldmodels.world_model import WorldModel
+
+DONE_MODES = ("threshold", "sample")
+
+
+@dataclass
+class StartStates:
+    """A bank of real states to start dreams from: z [N, Z], the memory state (a tuple of
+    [N, ...] tensors) and whether each is an episode's first step."""
+
+    z: Tensor
+    state: tuple[Tensor, ...]
+    initial: Tensor  # bool [N]
+
+    def __len__(self) -> int:
+        return int(self.z.shape[0])
+
+    def sample(
+        self, n: int, generator: torch.Generator, initial_only: bool = False
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        pool = torch.nonzero(self.initial).squeeze(1) if initial_only else None
+        size = len(pool) if pool is not None else len(self)
+        pick = torch.randint(size, (n,), generator=generator)
+        if pool is not None:
+            pick = pool[pick]
+        pick = pick.to(self.z.device)
+        return self.z[pick], tuple(s[pick] for s in self.state)
+
+
+@torch.no_grad()
+def start_states(
+    world: WorldModel,
+    cache: LatentCache,
+    indices: list[int],
+    max_states: int = 20_000,
+    seed: int = 0,
+    chunk: int = 256,
+) -> StartStates:
+    """Every episode's first state plus up to ``max_states`` states drawn uniformly from
+    the episodes' time steps, each with the memory state M reaches there."""
+    if not indices:
+        raise ValueError("no episodes to draw dream start states from")
+    rng = np.random.default_rng(seed)
+    zs: list[Tensor] = []
+    states: list[list[Tensor]] = []
+    initial: list[Tensor] = []
+    lengths = {i: len(cache.read(i)["rewards"]) for i in indices}
+    total = sum(lengths.values())
+    keep_p = min(1.0, max_states / max(total, 1))
+    for c in range(0, len(indices), chunk):
+        eps = [cache.read(i) for i in indices[c : c + chunk]]
+        t_max = max(len(e["rewards"]) for e in eps)
+        b = len(eps)
+        z = torch.zeros(b, t_max, world.vision.latent_dim)
+        a = (
+            torch.zeros(b, t_max, dtype=torch.long)
+            if world.spec.action_kind == "discrete"
+            else (torch.zeros(b, t_max, world.spec.action_dim))
+        )
+        valid = torch.zeros(b, t_max, dtype=torch.bool)
+        for k, e in enumerate(eps):
+            t = len(e["rewards"])
+            z[k, :t] = torch.as_tensor(e["mu"][:t])
+            a[k, :t] = torch.as_tensor(e["actions"][:t])
+            valid[k, :t] = True
+        keep = valid & torch.as_tensor(rng.random((b, t_max)) < keep_p)
+        keep[:, 0] = True
+        z, a = z.to(world.device), a.to(world.device)
+        state = world.initial(b)
+        for t in range(t_max):
+            rows = torch.nonzero(keep[:, t]).squeeze(1).to(world.device)
+            if len(rows):
+                zs.append(z[rows, t])
+                states.append([s[rows] for s in state])
+                initial.append(torch.full((len(rows),), t == 0, dtype=torch.bool))
+            _, state = world.memory.step(z[:, t], world.action_features(a[:, t]), state)
+    return StartStates(
+        torch.cat(zs),
+        tuple(torch.cat([s[j] for s in states]) for j in range(len(states[0]))),
+        torch.cat(initial),
+    )
+
+
+def feature_space(world: WorldModel) -> gym.spaces.Box:
+    return gym.spaces.Box(-np.inf, np.inf, (world.feature_dim,), np.float32)
+
+
+def action_space(spec: EnvSpec) -> gym.spaces.Space:
+    if spec.action_kind == "discrete":
+        return gym.spaces.Discrete(spec.action_dim)
+    return gym.spaces.Box(
+        np.asarray(spec.action_low, np.float32), np.asarray(spec.action_high, np.float32)
+    )
+
+
+class _DreamCore:
+    """Batched dream state and one step of it; resets only when told to."""
+
+    def __init__(
+        self,
+        world: WorldModel,
+        starts: StartStates,
+        num_envs: int,
+        horizon: int,
+        temperature: float,
+        initial_only: bool,
+        done_mode: str,
+    ):
+        if horizon < 1:
+            raise ValueError(f"dream horizon must be >= 1, got {horizon}")
+        if done_mode not in DONE_MODES:
+            raise ValueError(f"done_mode must be one of {DONE_MODES}, got {done_mode!r}")
+        self.world, self.starts, self.n = world, starts, num_envs
+        self.horizon, self.temperature = horizon, temperature
+        self.initial_only, self.done_mode = initial_only, done_mode
+        self.generator = torch.Generator().manual_seed(0)
+        self.z, self.state = starts.sample(num_envs, self.generator, initial_only)
+        self.t = np.zeros(num_envs, dtype=np.int64)
+
+    def seed(self, seed: int | None) -> None:
+        if seed is not None:
+            self.generator.manual_seed(int(seed))
+
+    def reset(self, mask: np.ndarray) -> None:
+        rows = np.flatnonzero(mask)
+        if not len(rows):
+            return
+        z, state = self.starts.sample(len(rows), self.generator, self.initial_only)
+        idx = torch.as_tensor(rows, device=self.z.device)
+        self.z = self.z.index_copy(0, idx, z)
+        self.state = tuple(
+            s.index_copy(0, idx, new) for s, new in zip(self.state, state, strict=True)
+        )
+        self.t[rows] = 0
+
+    def observe(self) -> np.ndarray:
+        return self.world.features(self.z, self.state).float().cpu().numpy()
+
+    @torch.no_grad()
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        spec = self.world.spec
+        if spec.action_kind == "discrete":
+            act = torch.as_tensor(np.asarray(actions, dtype=np.int64).reshape(self.n))
+        else:
+            act = torch.as_tensor(
+                np.clip(
+                    np.asarray(actions, np.float32).reshape(self.n, spec.action_dim),
+                    spec.action_low,
+                    spec.action_high,
+                )
+            )
+        out = self.world.dream_step(
+            self.z, act.to(self.world.device), self.state, self.temperature, self.generator
+        )
+        self.z, self.state = out.z, out.state
+        self.t += 1
+        p = out.done_prob.float().cpu()
+        if self.done_mode == "sample":
+            terminated = (torch.rand(p.shape, generator=self.generator) < p).numpy()
+        else:
+            terminated = (p > 0.5).numpy()
+        truncated = (self.t >= self.horizon) & ~terminated
+        return out.reward.double().cpu().numpy(), terminated, truncated
+
+
+class DreamEnv(VectorEnv):
+    """``num_envs`` dream episodes stepped together (one forward pass of M per step)."""
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}  # noqa: RUF012
+
+    def __init__(
+        self,
+        world: WorldModel,
+        starts: StartStates,
+        num_envs: int,
+        horizon: int = 1000,
+        temperature: float = 1.0,
+        initial_only: bool = True,
+        done_mode: str = "threshold",
+    ):
+        self.core = _DreamCore(
+            world, starts, num_envs, horizon, temperature, initial_only, done_mode
+        )
+        self.num_envs = num_envs
+        self.single_observation_space = feature_space(world)
+        self.single_action_space = action_space(world.spec)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+
+    def reset(
+        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        self.core.seed(seed[0] if isinstance(seed, list) else seed)
+        self.core.reset(np.ones(self.num_envs, dtype=bool))
+        return self.core.observe(), {}
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        rewards, terminated, truncated = self.core.step(actions)
+        obs = self.core.observe()
+        done = terminated | truncated
+        info: dict[str, Any] = {}
+        if done.any():
+            info["final_obs"] = np.where(done[:, None], obs, np.nan).astype(np.float32)
+            info["_final_obs"] = done
+            self.core.reset(done)
+            obs = np.where(done[:, None], self.core.observe(), obs)
+        return obs, rewards, terminated, truncated, info
+
+
+class DreamSingleEnv(gym.Env):
+    """One dream episode at a time, as a plain ``gymnasium.Env``."""
+
+    metadata = {"render_modes": []}  # noqa: RUF012  (gymnasium's convention)
+
+    def __init__(
+        self,
+        world: WorldModel,
+        starts: StartStates,
+        horizon: int = 1000,
+        temperature: float = 1.0,
+        initial_only: bool = True,
+        done_mode: str = "threshold",
+    ):
+        self.core = _DreamCore(world, starts, 1, horizon, temperature, initial_only, done_mode)
+        self.observation_space = feature_space(world)
+        self.action_space = action_space(world.spec)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.core.seed(seed)
+        self.core.reset(np.ones(1, dtype=bool))
+        return self.core.observe()[0], {}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        rewards, terminated, truncated = self.core.step(np.asarray(action)[None])
+        return (
+            self.core.observe()[0],
+            float(rewards[0]),
+            bool(terminated[0]),
+            bool(truncated[0]),
+            {},
+        )

@@ -1,0 +1,156 @@
+"""Real envs seen through the world model: a ``VectorEnv`` whose observations are the
+controller features [z, h], exactly like the dream's, so one actor-critic and one rollout
+collector work on real and imagined experience alike.
+
+Per step: the envs step, V encodes the new observations (one batched forward), M advances
+its state on (z_t, a_t) and the features [z_{t+1}, h_{t+1}] come back. Same-step autoreset:
+an ended env's final features are in ``info["final_obs"]``, its memory state restarts. Every
+finished episode is written to the episode store (if given), so the world model can be
+retrained on all real data and nothing but the episode in progress is lost on a crash.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from worldmodels.config import EnvConfig
+from worldmodels.data.store import Episode, EpisodeStore
+from worldmodels.dream import action_space, feature_space
+from worldmodels.envs import action_to_env, make_env
+from worldmodels.world_model import WorldModel
+
+
+class LatentVecEnv(VectorEnv):
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}  # noqa: RUF012
+
+    def __init__(
+        self,
+        env_cfg: EnvConfig,
+        world: WorldModel,
+        num_envs: int,
+        seed: int,
+        store: EpisodeStore | None = None,
+    ):
+        self.world, self.env_spec, self.num_envs = world, world.spec, num_envs
+        self.envs: list[gym.Env] = [make_env(env_cfg) for _ in range(num_envs)]
+        self.store = store
+        self.seed_base, self.episodes_started = seed, 0
+        self.single_observation_space = feature_space(world)
+        self.single_action_space = action_space(world.spec)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.env_steps = 0
+        self.finished: list[tuple[float, int]] = []  # (return, length) of finished episodes
+        self._records: list[dict[str, list[Any]]] = [{} for _ in range(num_envs)]
+        existing = store.indices() if store is not None else []
+        self._next_index = existing[-1] + 1 if existing else 0
+
+    # the state the features were computed from (dream start states, end-to-end updates)
+    raw_obs: np.ndarray
+    z: torch.Tensor
+    state: Any
+
+    def _start(self, i: int) -> np.ndarray:
+        seed = (self.seed_base * 1_000_003 + self.episodes_started) % (2**31 - 1)
+        self.episodes_started += 1
+        obs, _ = self.envs[i].reset(seed=seed)
+        self._records[i] = {
+            "obs": [obs],
+            "act": [],
+            "rew": [],
+            "term": [],
+            "seed": [seed],
+            "steps": [0],
+        }
+        return obs
+
+    def reset(
+        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        if seed is not None:
+            self.seed_base = int(seed[0] if isinstance(seed, list) else seed)
+        self.raw_obs = np.stack([self._start(i) for i in range(self.num_envs)])
+        self.z = self.world.encode(self.raw_obs)
+        self.state = self.world.initial(self.num_envs)
+        return self.observe(), {}
+
+    @torch.no_grad()
+    def observe(self) -> np.ndarray:
+        return self.world.features(self.z, self.state).float().cpu().numpy()
+
+    @torch.no_grad()
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        n = self.num_envs
+        rewards = np.zeros(n)
+        terminated = np.zeros(n, dtype=bool)
+        truncated = np.zeros(n, dtype=bool)
+        obs = self.raw_obs.copy()
+        for i, env in enumerate(self.envs):
+            o, r, term, trunc, info = env.step(action_to_env(actions[i], self.env_spec))
+            steps = int(info.get("env_steps", 1))
+            self.env_steps += steps
+            rec = self._records[i]
+            rec["obs"].append(o)
+            rec["act"].append(actions[i])
+            rec["rew"].append(float(r))
+            rec["term"].append(bool(term))
+            rec["steps"][0] += steps
+            obs[i], rewards[i], terminated[i], truncated[i] = o, r, term, trunc
+        act = torch.as_tensor(np.asarray(actions), device=self.world.device)
+        _, self.state = self.world.step(self.z, act, self.state)
+        self.z = self.world.encode(obs)
+        self.raw_obs = obs
+        features = self.observe()
+        done = terminated | truncated
+        info_out: dict[str, Any] = {}
+        if done.any():
+            info_out["final_obs"] = np.where(done[:, None], features, np.nan).astype(np.float32)
+            info_out["_final_obs"] = done
+            rows = np.flatnonzero(done)
+            for row in rows.tolist():
+                self._finish(row, bool(truncated[row] and not terminated[row]))
+                self.raw_obs[row] = self._start(row)
+            idx = torch.as_tensor(rows, device=self.world.device)
+            self.z = self.z.index_copy(0, idx, self.world.encode(self.raw_obs[rows]))
+            fresh = self.world.initial(len(rows))
+            self.state = tuple(
+                s.index_copy(0, idx, f) for s, f in zip(self.state, fresh, strict=True)
+            )
+            features = self.observe()
+        return features, rewards, terminated, truncated, info_out
+
+    def _finish(self, i: int, truncated: bool) -> None:
+        rec = self._records[i]
+        ret = float(np.sum(rec["rew"]))
+        self.finished.append((ret, len(rec["rew"])))
+        if self.store is None:
+            return
+        kind = np.int64 if self.env_spec.action_kind == "discrete" else np.float32
+        episode = Episode(
+            observations=np.stack(rec["obs"]),
+            actions=np.asarray(rec["act"], dtype=kind),
+            rewards=np.asarray(rec["rew"], dtype=np.float32),
+            terminated=np.asarray(rec["term"], dtype=bool),
+            meta={
+                "env": self.env_spec.env_id,
+                "seed": int(rec["seed"][0]),
+                "return": ret,
+                "truncated": truncated,
+                "env_steps": int(rec["steps"][0]),
+                "policy": "actor-critic",
+            },
+        )
+        self.store.write(self._next_index, episode)
+        self._next_index += 1
+
+    def close(self, **kwargs: Any) -> None:
+        for env in self.envs:
+            env.close()
