@@ -478,6 +478,63 @@ def train_wm_ppo(ctx: Context, skip: set[str]) -> None:
             fn(ctx)
 
 
+def init_untrained_world(ctx: Context) -> None:
+    """A2C without pre-training: V and M start from their random initialisation (written as
+    their checkpoints so the run's layout is the same; A2C then trains them end to end)."""
+    from worldmodels.models.memory import build_memory
+    from worldmodels.models.vision import build_vision
+    from worldmodels.runs import model_payload
+    from worldmodels.training.memory import memory_kwargs
+    from worldmodels.training.vision import vision_kind, vision_kwargs
+
+    header = {"spec": ctx.spec.shape_signature(), "config": to_dict(ctx.cfg)}
+    untrained = {"epoch": 0, "complete": True, "untrained": True}
+    torch.manual_seed(ctx.cfg.seed + 100)
+    if not ctx.run.has("vision/best"):
+        kind, kw = vision_kind(ctx.cfg, ctx.spec), vision_kwargs(ctx.cfg, ctx.spec)
+        payload = {"model": model_payload(kind, kw, build_vision(kind, kw)), **header}
+        ctx.run.save("vision/best", {**payload, "progress": untrained})
+    if not ctx.run.has("memory/best"):
+        torch.manual_seed(ctx.cfg.seed + 200)
+        kw = memory_kwargs(ctx.cfg, ctx.spec)
+        model = build_memory(ctx.cfg.memory.kind, kw)
+        ctx.run.save(
+            "memory/best",
+            {
+                "model": model_payload(ctx.cfg.memory.kind, kw, model),
+                **header,
+                "vision_sha256": file_sha256(ctx.run.ckpt_path("vision/best")),
+                "progress": untrained,
+            },
+        )
+
+
+def stage_a2c(ctx: Context) -> dict[str, Any]:
+    from worldmodels.training.a2c import train_a2c
+
+    require_agent_resume(ctx)
+    init_untrained_world(ctx)
+    world = world_model(ctx)
+    with timed(ctx, "agent"):
+        return train_a2c(ctx.run, ctx.cfg, ctx.spec, world, ctx.writer, ctx.progress)
+
+
+def train_a2c(ctx: Context, skip: set[str]) -> None:
+    """Seed 000: A2C with GAE on [z, h], V and M trained end to end with it; optionally
+    V (``ac.pretrain_vision``) and M (``ac.pretrain_memory``) pre-trained on random
+    episodes first."""
+    ac = ctx.cfg.ac
+    stages: dict[str, Callable[[Context], Any]] = {}
+    if ac.pretrain_vision or ac.pretrain_memory:
+        stages |= {"collect": stage_collect, "vision": stage_vision}
+    if ac.pretrain_memory:
+        stages["memory"] = stage_memory
+    stages["controller"] = stage_a2c
+    for name, fn in stages.items():
+        if name not in skip:
+            fn(ctx)
+
+
 def train_dream(ctx: Context, skip: set[str]) -> None:
     """Random rollouts -> V -> M -> C by CMA-ES inside the dream only (the paper's VizDoom
     experiment); the real env is used for collection and the final evaluation."""
@@ -491,6 +548,7 @@ METHODS: dict[str, Callable[[Context, set[str]], None]] = {
     "classic": train_classic,
     "dream": train_dream,
     "wm-ppo": train_wm_ppo,
+    "a2c": train_a2c,
 }
 
 

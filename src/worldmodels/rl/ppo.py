@@ -59,7 +59,7 @@ def check_finite(name: str, value: Tensor, where: str) -> None:
 class Collector:
     """Steps a feature VectorEnv with the actor-critic, keeping the current observation."""
 
-    def __init__(self, venv: VectorEnv, ac: ActorCritic, device: torch.device, seed: int):
+    def __init__(self, venv: VectorEnv | Any, ac: ActorCritic, device: torch.device, seed: int):
         self.venv, self.ac, self.device = venv, ac, device
         obs, _ = venv.reset(seed=seed)
         self.obs = obs
@@ -165,5 +165,5 @@ def ppo_update(
                 ("approx_kl", approx_kl),
                 ("clip_fraction", clipped),
             ):
-                stats.setdefault(k, []).append(float(v))
+                stats.setdefault(k, []).append(float(v.detach()))
     return {k: float(np.mean(v)) for k, v in stats.items()}
