@@ -122,7 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
         "is complete is skipped. Ends with an evaluation.",
     )
     _common(p)
-    p.add_argument("--method", default=None, help="Training method: classic (default).")
+    p.add_argument(
+        "--method",
+        default=None,
+        help="Training method: classic (default; CMA-ES in the real env), dream (CMA-ES "
+        "only inside the dream), a2c (seed 000: A2C with V and M end to end), wm-ppo "
+        "(seed 002: PPO on real + imagined experience).",
+    )
     for stage, alias in [
         ("collect", None),
         ("vision", "--skip-vae"),
@@ -136,6 +142,23 @@ def build_parser() -> argparse.ArgumentParser:
             dest=f"skip_{stage}",
             help=f"Skip the {stage} stage (its artifact must exist for later ones).",
         )
+    p.add_argument(
+        "--tau",
+        type=float,
+        default=None,
+        help="Dream temperature tau (memory.temperature): > 1 makes the dream harder to "
+        "exploit, 0 uses M's mean.",
+    )
+    p.add_argument(
+        "--pretrain-vision",
+        action="store_true",
+        help="a2c: pre-train V on random episodes first (ac.pretrain_vision).",
+    )
+    p.add_argument(
+        "--pretrain-memory",
+        action="store_true",
+        help="a2c: pre-train V and M on random episodes first (ac.pretrain_memory).",
+    )
     p.add_argument("--no-eval", action="store_true", help="Do not evaluate at the end.")
     p.add_argument("--episodes", type=int, help="Evaluation episodes (evaluate.episodes).")
     p.add_argument("--video", metavar="PATH", help="Write one evaluation episode (.mp4/.gif).")
@@ -203,6 +226,15 @@ def run(args: argparse.Namespace) -> int:
         _positive("--episodes", args.episodes)
         if args.method:
             sets.append(f"method={args.method}")
+    if args.command == "train":
+        if args.tau is not None:
+            if args.tau < 0:
+                raise UserError(f"--tau must be >= 0, got {args.tau}")
+            sets.append(f"memory.temperature={args.tau}")
+        if args.pretrain_vision:
+            sets.append("ac.pretrain_vision=true")
+        if args.pretrain_memory:
+            sets.append("ac.pretrain_memory=true")
     ctx = pipeline.open_run(
         args.run_dir,
         args.env,

@@ -109,8 +109,11 @@ def start_states(
     )
 
 
+FEATURE_BOUND = 1e4  # finite bounds (check_env warns on infinite ones); latents are O(1)
+
+
 def feature_space(world: WorldModel) -> gym.spaces.Box:
-    return gym.spaces.Box(-np.inf, np.inf, (world.feature_dim,), np.float32)
+    return gym.spaces.Box(-FEATURE_BOUND, FEATURE_BOUND, (world.feature_dim,), np.float32)
 
 
 def action_space(spec: EnvSpec) -> gym.spaces.Space:
@@ -162,7 +165,8 @@ class _DreamCore:
         self.t[rows] = 0
 
     def observe(self) -> np.ndarray:
-        return self.world.features(self.z, self.state).float().cpu().numpy()
+        feats = self.world.features(self.z, self.state).float()
+        return feats.clamp(-FEATURE_BOUND, FEATURE_BOUND).cpu().numpy()
 
     @torch.no_grad()
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,0 +1,240 @@
+"""The dream env, imagine(), the actor-critic's distributions, and the three imagination
+methods end to end (dream CMA-ES, a2c, wm-ppo) at debug size, including kill + resume."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+from torch.distributions import AffineTransform, Normal, TanhTransform, TransformedDistribution
+
+from worldmodels import pipeline
+from worldmodels.cli import main
+from worldmodels.dream import DreamEnv, DreamSingleEnv
+from worldmodels.envs import EnvSpec
+from worldmodels.errors import TrainingDivergedError, UserError
+from worldmodels.rl.actor_critic import ActorCritic
+from worldmodels.rl.ppo import ppo_update
+
+
+@pytest.fixture(scope="module")
+def world_run(tmp_path_factory):
+    """A debug CartPole run with V and M trained (no controller)."""
+    run_dir = tmp_path_factory.mktemp("imag") / "cp"
+    argv = ["train", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--preset", "debug"]
+    assert main([*argv, "--quiet", "--skip-controller", "--no-eval"]) == 0
+    return run_dir
+
+
+def _parts(run_dir):
+    ctx = pipeline.open_run(run_dir, progress=False)
+    return ctx, *pipeline.dream_parts(ctx)
+
+
+def test_single_dream_env_passes_gymnasium_check_env(world_run):
+    _, world, starts = _parts(world_run)
+    env = DreamSingleEnv(world, starts, horizon=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(env, skip_render_check=True)
+
+
+def test_dream_vector_env_same_step_autoreset_and_horizon(world_run):
+    _, world, starts = _parts(world_run)
+    n, horizon = 64, 4
+    env = DreamEnv(world, starts, n, horizon=horizon, done_mode="threshold")
+    obs, _ = env.reset(seed=3)
+    assert obs.shape == (n, world.feature_dim) and obs.dtype == np.float32
+    ended_before = np.zeros(n, dtype=bool)
+    for t in range(horizon):
+        obs, rew, term, trunc, info = env.step(np.zeros(n, dtype=np.int64))
+        assert rew.shape == (n,) and np.isfinite(rew).all()
+        done = term | trunc
+        if t < horizon - 1:
+            assert not trunc.any()
+            ended_before |= term
+        else:  # an env that never ended is cut exactly at the horizon
+            assert np.array_equal(trunc, ~ended_before & ~term)
+        if done.any():
+            assert np.array_equal(info["_final_obs"], done)
+            assert np.isfinite(info["final_obs"][done]).all()
+            assert not np.array_equal(info["final_obs"][done], obs[done])  # reset in place
+
+
+def test_imagine_is_one_batched_step_per_dream_step_and_masks_after_the_end(world_run):
+    _, world, starts = _parts(world_run)
+    z, state = starts.sample(32, torch.Generator().manual_seed(0))
+
+    def policy(features, t):
+        return torch.full((features.shape[0],), t % 2, dtype=torch.long)
+
+    a = world.imagine(z, state, policy, 12, 1.0, torch.Generator().manual_seed(5), "sample")
+    b = world.imagine(z, state, policy, 12, 1.0, torch.Generator().manual_seed(5), "sample")
+    assert torch.equal(a.features, b.features)  # seeded: reproducible
+    assert a.features.shape == (32, 13, world.feature_dim) and a.rewards.shape == (32, 12)
+    # the same trajectory, step by step through dream_step
+    gen = torch.Generator().manual_seed(5)
+    zz, ss = z, state
+    for t in range(12):
+        step = world.dream_step(zz, policy(a.features[:, t], t), ss, 1.0, gen)
+        torch.rand(step.done_prob.shape, generator=gen)  # imagine's termination draw
+        zz, ss = step.z, step.state
+        assert torch.allclose(step.reward, a.rewards[:, t])
+    first_end = torch.argmax(a.terminated.int(), 1)
+    for row in range(32):
+        if a.terminated[row].any():
+            k = int(first_end[row])
+            assert a.alive[row, : k + 1].eq(1).all() and a.alive[row, k + 1 :].eq(0).all()
+
+
+def test_dream_needs_a_trained_memory(tmp_path, capsys):
+    run_dir = tmp_path / "nom"
+    argv = ["train", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--preset", "debug"]
+    assert main([*argv, "--quiet", "--skip-memory", "--skip-controller", "--no-eval"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--run-dir", str(run_dir), "--method", "dream", "--skip-memory"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "needs a trained M" in err and "train-memory" in err
+    with pytest.raises(UserError, match="trained M"):
+        _parts(run_dir)
+
+
+def test_dream_method_trains_without_real_steps(world_run, tmp_path, capsys):
+    import shutil
+
+    run_dir = tmp_path / "dream"
+    shutil.copytree(world_run, run_dir)
+    collected = pipeline.real_env_steps(pipeline.open_run(run_dir, progress=False))
+    argv = ["train", "--run-dir", str(run_dir), "--method", "dream", "--quiet", "--tau", "1.2"]
+    assert main(argv) == 0
+    result = json.loads((run_dir / "eval.json").read_text())
+    assert result["method"] == "dream"
+    assert result["real_env_steps"] == collected  # CMA-ES took no real step
+    assert "memory:\n" in (run_dir / "config.yaml").read_text()
+    assert "temperature: 1.2" in (run_dir / "config.yaml").read_text()
+
+
+def _spec(kind):
+    if kind == "discrete":
+        return EnvSpec("x", "vector", (3,), "discrete", 4, (0.0,), (3.0,), None, None)
+    return EnvSpec("x", "vector", (3,), "continuous", 2, (-2.0, 0.0), (2.0, 1.0), None, None)
+
+
+def test_squashed_gaussian_log_prob_has_the_change_of_variables_correction():
+    spec = _spec("continuous")
+    torch.manual_seed(0)
+    ac = ActorCritic(5, spec)
+    feats = torch.randn(7, 5)
+    dist = ac.dist(feats)
+    raw = dist.sample()
+    low, high = torch.tensor([-2.0, 0.0]), torch.tensor([2.0, 1.0])
+    ref = TransformedDistribution(
+        dist.normal, [TanhTransform(), AffineTransform((low + high) / 2, (high - low) / 2)]
+    )
+    action = dist.to_env(raw)
+    assert ((action >= low) & (action <= high)).all()
+    assert torch.allclose(dist.log_prob(raw), ref.log_prob(action).sum(-1), atol=1e-4)
+
+
+def test_ppo_stops_on_a_non_finite_loss_naming_it_and_the_step():
+    spec = _spec("discrete")
+    ac = ActorCritic(3, spec)
+    n = 16
+    batch = {
+        "features": torch.randn(n, 3),
+        "raw": torch.randint(4, (n,)),
+        "log_probs": torch.full((n,), -math.log(4)),
+        "rewards": torch.zeros(n),
+        "advantages": torch.randn(n),
+        "returns": torch.full((n,), float("nan")),
+    }
+    opt = torch.optim.Adam(ac.parameters())
+    with pytest.raises(TrainingDivergedError, match=r"PPO value_loss is not finite at iteration 7"):
+        ppo_update(ac, opt, batch, 1, 8, 0.2, 0.5, 0.0, 0.5, "iteration 7", torch.Generator())
+
+
+A2C_SETS = ["ac.total_steps=96", "ac.num_envs=2", "ac.n_steps=16", "ac.stop_window=2"]
+
+
+@pytest.mark.parametrize("end_to_end", [True, False])
+def test_a2c_trains_vision_end_to_end_only_when_asked(tmp_path, end_to_end):
+    run_dir = tmp_path / "a2c"
+    sets = [*A2C_SETS, f"ac.end_to_end={str(end_to_end).lower()}", "ac.vision_coef=0"]
+    sets += ["ac.memory_coef=0", "ac.target_return=1e9"]
+    argv = ["train", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--preset", "debug"]
+    argv += ["--method", "a2c", "--quiet"] + [x for s in sets for x in ("--set", s)]
+    assert main(argv) == 0
+    init = torch.load(run_dir / "checkpoints/vision/best.pt", weights_only=True)
+    last = torch.load(run_dir / "checkpoints/agent/last.pt", weights_only=True)
+    assert last["progress"]["real_env_steps"] >= 96
+    changed = any(
+        not torch.equal(v, last["vision_state"][k])
+        for k, v in init["model"]["state_dict"].items()
+        if v.is_floating_point()
+    )
+    # with no vision or memory loss, only the actor-critic's gradient can move the encoder
+    assert changed is end_to_end
+    result = json.loads((run_dir / "eval.json").read_text())
+    assert result["method"] == "a2c" and np.isfinite(result["mean_return"])
+
+
+def _wm_ppo_cmd(run_dir, resume=False):
+    sets = [
+        "imagination.random_steps=200",
+        "imagination.retrain_every=2",
+        "imagination.retrain_epochs=1",
+        "ac.total_steps=3000",
+        "ac.num_envs=2",
+        "ac.n_steps=16",
+        "ac.ppo_epochs=2",
+        "ac.target_return=1e9",
+    ]
+    cmd = [sys.executable, "-m", "worldmodels", "train", "--env", "CartPole-v1"]
+    cmd += ["--run-dir", str(run_dir), "--preset", "debug", "--method", "wm-ppo", "--quiet"]
+    cmd += ["--no-eval"] + [x for s in sets for x in ("--set", s)]
+    return cmd + (["--resume"] if resume else [])
+
+
+def test_wm_ppo_killed_mid_training_resumes_and_finishes(tmp_path):
+    run_dir = tmp_path / "ppo"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(_wm_ppo_cmd(run_dir), env=env)
+    last = run_dir / "checkpoints/agent/last.pt"
+    deadline = time.time() + 240
+    iteration = 0
+    while time.time() < deadline and proc.poll() is None:
+        if last.exists():
+            try:
+                iteration = torch.load(last, weights_only=True)["progress"]["iteration"]
+            except Exception:
+                iteration = 0
+            if iteration >= 3:
+                break
+        time.sleep(0.2)
+    assert proc.poll() is None, "training finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = torch.load(last, weights_only=True)["progress"]
+    assert not killed_at["complete"]
+    # without --resume: a one-line refusal
+    out = subprocess.run(_wm_ppo_cmd(run_dir), env=env, capture_output=True, text=True)
+    assert out.returncode == 2 and "--resume" in out.stderr and "Traceback" not in out.stderr
+    done = subprocess.run(
+        _wm_ppo_cmd(run_dir, resume=True), env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    final = torch.load(last, weights_only=True)["progress"]
+    assert final["complete"] and final["iteration"] > killed_at["iteration"]
+    assert final["env_steps"] >= 3000
+    assert final["imagined_steps"] > 0
+    # M was retrained on the real episodes PPO wrote to the store
+    mem = torch.load(run_dir / "checkpoints/memory/best.pt", weights_only=True)
+    assert mem["progress"].get("retrained_on_episodes", 0) > 0
