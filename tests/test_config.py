@@ -71,3 +71,36 @@ def test_beta_anneals_linearly_and_defaults_per_model_kind():
     assert beta_at(cfg, "conv_vae", 1) == 1.0
     cfg.vision.beta, cfg.vision.beta_anneal_epochs = None, 0
     assert beta_at(cfg, "mlp_vae", 0) == 0.05
+
+
+def test_seed_002_world_model_yaml_is_accepted(tmp_path):
+    from worldmodels.config import load_yaml, resolve
+
+    path = tmp_path / "world_model_ppo.yaml"
+    path.write_text(
+        "world_model:\n"
+        "  vae: {latent_dim: 16, hidden_dims: [64, 32], beta: 1.0, learning_rate: 0.001}\n"
+        "  mdn_rnn: {hidden_dim: 32, num_mixtures: 3, temperature: 1.0, learning_rate: 1e-3}\n"
+        "  training: {pretrain_epochs: 4, imagination_ratio: 0.5, imagination_horizon: 15}\n"
+        "  data_collection: {random_collection_steps: 10000}\n"
+    )
+    cfg = resolve("CartPole-v1", [], load_yaml(path), {})
+    assert cfg.method == "wm-ppo"
+    assert (cfg.vision.latent_dim, cfg.vision.hidden_dims, cfg.vision.beta) == (16, [64, 32], 1.0)
+    assert (cfg.memory.hidden_dim, cfg.memory.num_mixtures, cfg.memory.lr) == (32, 3, 1e-3)
+    assert cfg.vision.epochs == cfg.memory.epochs == 4
+    assert (cfg.imagination.ratio, cfg.imagination.horizon) == (0.5, 15)
+    assert cfg.imagination.random_steps == 10000
+    path.write_text("world_model:\n  vae: {latent_size: 3}\n")
+    with pytest.raises(UserError, match=r"unknown key world_model\.vae\.latent_size"):
+        load_yaml(path)
+
+
+def test_method_presets_apply_only_to_their_method():
+    from worldmodels.config import resolve
+
+    ppo = resolve("CartPole-v1", [], {}, {"method": "wm-ppo"})
+    classic = resolve("CartPole-v1", [], {}, {})
+    assert ppo.imagination.ratio == 0.8 and classic.imagination.ratio == 0.5
+    with pytest.raises(UserError, match="unknown method 'nope'"):
+        resolve("CartPole-v1", [], {}, {"method": "nope"})

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
-from torch.distributions import AffineTransform, Normal, TanhTransform, TransformedDistribution
+from torch.distributions import AffineTransform, TanhTransform, TransformedDistribution
 
 from worldmodels import pipeline
 from worldmodels.cli import main

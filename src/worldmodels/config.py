@@ -188,6 +188,12 @@ class ActorCriticConfig:
     reaches this (None = the env's reward_threshold; no extra real steps are spent)."""
     stop_window: int = 20
     """Finished real episodes averaged for the stop test and the best checkpoint."""
+    eval_every: int = 0
+    """Every this many updates, evaluate the deterministic policy on ``eval_episodes`` real
+    episodes (their steps are counted) and use that score for the stop test and the best
+    checkpoint instead of the training episodes (0 = off)."""
+    eval_episodes: int = 10
+    """Episodes of that evaluation."""
     clip_range: float = 0.2
     """PPO clip range."""
     ppo_epochs: int = 10
@@ -208,7 +214,9 @@ class ActorCriticConfig:
 
 @dataclass
 class ImaginationConfig:
-    """``--method wm-ppo`` (seed 002): PPO on real plus imagined experience."""
+    """Imagined experience in the actor-critic updates: PPO on real plus imagined experience
+    (``--method wm-ppo``, seed 002), and A2C's imagined rollouts (``--method a2c``; set
+    ``imagination.ratio=0`` for seed 000's real-only A2C)."""
 
     ratio: float = 0.5
     """Fraction of each PPO batch that is imagined (seed 002's imagination_ratio)."""
@@ -257,7 +265,8 @@ class Config:
     imagination: ImaginationConfig = field(default_factory=ImaginationConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     method: str = "classic"
-    """Training method (``classic`` = V -> M -> CMA-ES controller in the real env)."""
+    """Training method: ``classic`` (V -> M -> CMA-ES controller in the real env), ``dream``
+    (CMA-ES inside the dream), ``a2c`` (seed 000), ``wm-ppo`` (seed 002)."""
     seed: int = 0
     """Master seed: every episode, batch and CMA-ES generation derives from it."""
     device: str = "auto"
@@ -328,6 +337,34 @@ ENV_PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+# Per (env, method) presets, applied after the env preset when a run is created with that
+# --method. The numbers come from the tuning runs written down in the README.
+METHOD_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
+    ("CartPole-v1", "dream"): {
+        # M trained 3x longer: the dream is what the controller learns from
+        "memory": {"epochs": 60},
+        "controller": {"generations": 40},
+    },
+    ("CartPole-v1", "wm-ppo"): {
+        "ac": {"num_envs": 8, "n_steps": 32, "lr": 1e-3, "total_steps": 18_000},
+        "imagination": {"ratio": 0.8, "horizon": 30, "random_steps": 2_000},
+    },
+    ("CartPole-v1", "a2c"): {
+        "ac": {
+            "num_envs": 8,
+            "n_steps": 8,
+            "lr": 1e-3,
+            "total_steps": 45_000,
+            "pretrain_memory": True,
+        },
+        "imagination": {"ratio": 0.8, "horizon": 15},
+    },
+    ("LunarLander-v3", "wm-ppo"): {
+        "ac": {"num_envs": 8, "n_steps": 256, "total_steps": 290_000, "stop_window": 50},
+        "imagination": {"ratio": 0.75, "horizon": 30, "random_steps": 10_000},
+    },
+}
+
 # Named presets that stack on top of the env preset.
 NAMED_PRESETS: dict[str, dict[str, Any]] = {
     "debug": {
@@ -375,6 +412,8 @@ RESUME_MUTABLE_KEYS = frozenset(
         "ac.total_steps",
         "ac.target_return",
         "ac.stop_window",
+        "ac.eval_every",
+        "ac.eval_episodes",
         "evaluate.episodes",
         "evaluate.seed_offset",
         "evaluate.batch_envs",
@@ -485,6 +524,47 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     return out
 
 
+# seed 002's ``world_model:`` YAML section -> this config's keys
+_SEED_WORLD_MODEL_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("vae", "latent_dim"): ("vision.latent_dim",),
+    ("vae", "hidden_dims"): ("vision.hidden_dims",),
+    ("vae", "beta"): ("vision.beta",),
+    ("vae", "learning_rate"): ("vision.lr",),
+    ("mdn_rnn", "hidden_dim"): ("memory.hidden_dim",),
+    ("mdn_rnn", "num_mixtures"): ("memory.num_mixtures",),
+    ("mdn_rnn", "temperature"): ("memory.temperature",),
+    ("mdn_rnn", "learning_rate"): ("memory.lr",),
+    ("training", "pretrain_epochs"): ("vision.epochs", "memory.epochs"),
+    ("training", "imagination_ratio"): ("imagination.ratio",),
+    ("training", "imagination_horizon"): ("imagination.horizon",),
+    ("data_collection", "random_collection_steps"): ("imagination.random_steps",),
+}
+
+
+def translate_seed_yaml(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """Accept seed 002's ``world_model:`` section (vae / mdn_rnn / training /
+    data_collection) as the equivalent keys of this config."""
+    section = data.get("world_model")
+    if section is None:
+        return data
+    if not isinstance(section, dict):
+        raise UserError(f"{source}: world_model must be a mapping (vae:, mdn_rnn:, training:)")
+    out = {k: v for k, v in data.items() if k != "world_model"}
+    out.setdefault("method", "wm-ppo")
+    for group, values in section.items():
+        if not isinstance(values, dict):
+            raise UserError(f"{source}: world_model.{group} must be a mapping")
+        for key, value in values.items():
+            targets = _SEED_WORLD_MODEL_KEYS.get((group, key))
+            if targets is None:
+                known = ", ".join(f"{g}.{k}" for g, k in _SEED_WORLD_MODEL_KEYS)
+                raise UserError(f"{source}: unknown key world_model.{group}.{key}; known: {known}")
+            for target in targets:
+                sec, name = target.split(".")
+                out.setdefault(sec, {})[name] = value
+    return out
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML config file into a dict, with one-line errors."""
     try:
@@ -499,7 +579,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
         raise UserError(f"config file {path} is not valid YAML{where}") from None
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a mapping of sections (env:, vision:, ...)")
-    return data
+    return translate_seed_yaml(data, str(path))
 
 
 def resolve(
@@ -522,6 +602,9 @@ def resolve(
         chosen = env_id or env_from_file
         if chosen and chosen in ENV_PRESETS:
             apply_overrides(cfg, copy.deepcopy(ENV_PRESETS[chosen]))
+        method = set_overrides.get("method") or file_overrides.get("method") or cfg.method
+        if chosen and (chosen, method) in METHOD_PRESETS:
+            apply_overrides(cfg, copy.deepcopy(METHOD_PRESETS[(chosen, method)]))
         for name in list(file_overrides.get("presets", []) or []) + presets:
             if name not in NAMED_PRESETS:
                 raise UserError(f"unknown preset '{name}'; available: {', '.join(NAMED_PRESETS)}")
@@ -588,6 +671,14 @@ def validate(cfg: Config) -> None:
         (cfg.parallel.task_timeout > 0, "parallel.task_timeout must be > 0"),
         (cfg.parallel.max_retries >= 0, "parallel.max_retries must be >= 0"),
         (cfg.evaluate.episodes >= 1, "evaluate.episodes must be >= 1"),
+        (
+            cfg.method in ("classic", "dream", "a2c", "wm-ppo"),
+            f"unknown method '{cfg.method}'; available: classic, dream, a2c, wm-ppo",
+        ),
+        (
+            cfg.ac.eval_every >= 0 and cfg.ac.eval_episodes >= 1,
+            "ac.eval_every must be >= 0 and ac.eval_episodes >= 1",
+        ),
         (cfg.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
         (cfg.env.image_size >= 8, "env.image_size must be >= 8"),
     ]

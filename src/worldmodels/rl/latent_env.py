@@ -114,6 +114,7 @@ class LatentVecEnv(VectorEnv):
         if done.any():
             info_out["final_obs"] = np.where(done[:, None], features, np.nan).astype(np.float32)
             info_out["_final_obs"] = done
+            info_out["final_raw_obs"] = obs.copy()  # raw observations before the reset
             rows = np.flatnonzero(done)
             for row in rows.tolist():
                 self._finish(row, bool(truncated[row] and not terminated[row]))

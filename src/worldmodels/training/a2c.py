@@ -23,18 +23,30 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from worldmodels.config import Config
 from worldmodels.data.store import EpisodeStore
+from worldmodels.dream import DreamEnv
 from worldmodels.envs import EnvSpec
-from worldmodels.models.memory.mdn import mdn_mean
+from worldmodels.models.memory.mdn import mdn_nll
 from worldmodels.rl.latent_env import LatentVecEnv
 from worldmodels.rl.ppo import Collector, check_finite
 from worldmodels.rl.returns import normalise
 from worldmodels.runs import RunDir
-from worldmodels.training.agent_io import ac_kwargs, build_ac, restore_rng, rng_state, save_agent
+from worldmodels.training.agent_io import (
+    EVAL_SEED_BASE,
+    ac_kwargs,
+    build_ac,
+    evaluate_ac,
+    restore_rng,
+    rng_state,
+    save_agent,
+    score_and_stop,
+)
 from worldmodels.training.vision import DEFAULT_BETA, vision_kind
+from worldmodels.training.wm_ppo import imagined_envs, stack_starts
 from worldmodels.world_model import WorldModel
 
 
@@ -49,12 +61,15 @@ class _Recorder:
         self.first = np.ones(venv.num_envs, dtype=bool)
         self.rows: list[dict[str, Any]] = []
 
-    def before(self) -> None:
+    def before(self, actions: np.ndarray) -> None:
         v = self.venv
-        act = self.prev_act if self.prev_act is not None else np.zeros(v.num_envs, np.int64)
+        act = self.prev_act if self.prev_act is not None else np.zeros_like(actions)
+        self._state_before = tuple(s.clone() for s in v.state)
         self.rows.append(
             {
                 "obs": v.raw_obs.copy(),
+                "act": np.asarray(actions).copy(),
+                "state": self._state_before,
                 "prev_obs": self.prev_obs,
                 "prev_act": act,
                 "prev_state": self.prev_state,
@@ -62,9 +77,14 @@ class _Recorder:
             }
         )
         self.prev_obs = v.raw_obs.copy()
-        self._state_before = tuple(s.clone() for s in v.state)
 
-    def after(self, actions: np.ndarray, done: np.ndarray) -> None:
+    def after(self, actions: np.ndarray, out: tuple[Any, ...]) -> None:
+        _, rew, term, trunc, info = out
+        done = term | trunc
+        nxt = self.venv.raw_obs.copy()
+        if done.any():
+            nxt[done] = info["final_raw_obs"][done]
+        self.rows[-1] |= {"next_obs": nxt, "reward": rew.copy(), "term": term.copy()}
         self.prev_act = np.asarray(actions).copy()
         self.prev_state = self._state_before
         self.first = done.copy()
@@ -82,15 +102,33 @@ class _RecordingEnv:
         self.recorder = _Recorder(self.venv)
         return out
 
+    @property
+    def z(self) -> torch.Tensor:
+        return self.venv.z
+
+    @property
+    def state(self) -> Any:
+        return self.venv.state
+
     def step(self, actions: np.ndarray):
-        self.recorder.before()
+        self.recorder.before(actions)
         out = self.venv.step(actions)
-        self.recorder.after(actions, out[2] | out[3])
+        self.recorder.after(actions, out)
         return out
 
 
-def _stack(rows: list[dict[str, Any]], key: str, device: torch.device) -> torch.Tensor:
-    return torch.as_tensor(np.stack([r[key] for r in rows]), device=device)
+def _flat(rows: list[dict[str, Any]], key: str, device: torch.device) -> torch.Tensor:
+    """Per-step arrays [N, ...] of T steps -> one tensor [T * N, ...] (step-major)."""
+    x = torch.as_tensor(np.stack([r[key] for r in rows]), device=device)
+    return x.reshape(-1, *x.shape[2:])
+
+
+def _states(rows: list[dict[str, Any]], key: str, device: torch.device) -> tuple[torch.Tensor, ...]:
+    parts = len(rows[0][key])
+    return tuple(
+        torch.stack([r[key][j] for r in rows]).to(device).reshape(-1, *rows[0][key][j].shape[1:])
+        for j in range(parts)
+    )
 
 
 def train_a2c(
@@ -116,6 +154,7 @@ def train_a2c(
         "env_steps": 0,
         "collect_steps": collect_steps,
         "best_score": -math.inf,
+        "real_env_steps": collect_steps,
         "recent": [],
         "complete": False,
     }
@@ -136,14 +175,13 @@ def train_a2c(
     venv = LatentVecEnv(cfg.env, world, acfg.num_envs, seed, store)
     recording = _RecordingEnv(venv)
     collector = Collector(recording, ac, world.device, seed)
+    ic = cfg.imagination
+    n_dream = imagined_envs(cfg)
     steps_before = prog["env_steps"]
     bar = tqdm(
         total=acfg.total_steps, initial=steps_before, desc="a2c", unit="step", disable=not progress
     )
     dev = world.device
-
-    def state_views(r: dict[str, Any]) -> tuple[torch.Tensor, ...]:
-        return r["prev_state"]
 
     try:
         while prog["env_steps"] < acfg.total_steps and not prog["complete"]:
@@ -152,8 +190,22 @@ def train_a2c(
             where = f"update {it}"
             world.vision.eval()
             world.memory.eval()
-            roll = collector.collect(acfg.n_steps, where)
+            starts: list[Any] = []
+            roll = collector.collect(acfg.n_steps, where, starts)
             rows, recording.recorder.rows = recording.recorder.rows, []
+            imagined = None
+            if n_dream:
+                dream = DreamEnv(
+                    world,
+                    stack_starts(starts),
+                    n_dream,
+                    ic.horizon,
+                    cfg.memory.temperature,
+                    initial_only=False,
+                    done_mode=cfg.dream.done_mode,
+                )
+                imagined = Collector(dream, ac, dev, seed=cfg.seed * 104_729 + it)
+                imagined_roll = imagined.collect(ic.horizon, where)
             adv, ret = roll.advantages(acfg.gamma, acfg.gae_lambda)
             t_len, n = roll.rewards.shape
             flat = t_len * n
@@ -161,31 +213,32 @@ def train_a2c(
                 world.vision.train()
                 world.memory.train()
             with torch.set_grad_enabled(acfg.end_to_end):
-                obs = _stack(rows, "obs", dev).reshape(flat, *spec.obs_shape)
-                prev_obs = _stack(rows, "prev_obs", dev).reshape(flat, *spec.obs_shape)
-                first = _stack(rows, "first", dev).reshape(flat)
-                prev_act = _stack(rows, "prev_act", dev)
-                prev_act = prev_act.reshape(flat, *prev_act.shape[2:])
-                n_parts = len(rows[0]["prev_state"])
-                prev_state = tuple(
-                    torch.stack([state_views(r)[j] for r in rows]).reshape(flat, -1)
-                    for j in range(n_parts)
-                )
+                obs = _flat(rows, "obs", dev)
+                first = _flat(rows, "first", dev)
                 z, _ = world.vision.encode(obs)
-                z_prev, _ = world.vision.encode(prev_obs)
-                out, state = world.memory.step(z_prev, world.action_features(prev_act), prev_state)
+                # h_t: M's step on (z_{t-1}, a_{t-1}) from its detached earlier state
+                z_prev, _ = world.vision.encode(_flat(rows, "prev_obs", dev))
+                prev_act = world.action_features(_flat(rows, "prev_act", dev))
+                _, state = world.memory.step(z_prev, prev_act, _states(rows, "prev_state", dev))
                 h = world.memory.hidden(state)
                 h = torch.where(first[:, None], torch.zeros_like(h), h)
                 features = torch.cat([z, h], -1)
                 if not acfg.end_to_end:
                     features = features.detach()
-            dist = ac.dist(features)
             raw = roll.raw.reshape(flat, *roll.raw.shape[2:])
+            adv_all, ret_all = adv.reshape(flat), ret.reshape(flat)
+            if imagined is not None:
+                i_adv, i_ret = imagined_roll.advantages(acfg.gamma, acfg.gae_lambda)
+                f_i = imagined_roll.features
+                features = torch.cat([features, f_i.reshape(-1, f_i.shape[-1])])
+                raw = torch.cat([raw, imagined_roll.raw.reshape(-1, *raw.shape[1:])])
+                adv_all = torch.cat([adv_all, i_adv.reshape(-1)])
+                ret_all = torch.cat([ret_all, i_ret.reshape(-1)])
+            dist = ac.dist(features)
             logp = dist.log_prob(raw)
-            a = normalise(adv.reshape(flat))
             losses = {
-                "policy_loss": -(logp * a).mean(),
-                "value_loss": (ac.value(features) - ret.reshape(flat)).pow(2).mean(),
+                "policy_loss": -(logp * normalise(adv_all)).mean(),
+                "value_loss": (ac.value(features) - ret_all).pow(2).mean(),
                 "entropy": dist.entropy(raw).mean(),
             }
             total = (
@@ -194,15 +247,21 @@ def train_a2c(
                 - acfg.entropy_coef * losses["entropy"]
             )
             if acfg.end_to_end:
-                keep = (~first).float()
-                denom = keep.sum().clamp(min=1.0)
-                z_pred = mdn_mean(out.logit_pi[:, -1], out.mu[:, -1])
-                prev_rew = torch.cat([torch.zeros_like(roll.rewards[:1]), roll.rewards[:-1]])
-                reward_pred, _ = world.memory.reward_done(out)
+                # M's prediction loss on each real transition (z_t, a_t) -> (z_{t+1}, r_t, done_t)
+                act = world.action_features(_flat(rows, "act", dev))
+                out, _ = world.memory.step(z, act, _states(rows, "state", dev))
+                z_next, _ = world.vision.encode(_flat(rows, "next_obs", dev))
+                reward_pred, done_logit = world.memory.reward_done(out)
+                nll = mdn_nll(
+                    out.logit_pi[:, -1], out.mu[:, -1], out.log_sigma[:, -1], z_next.detach()
+                )
                 losses["memory_loss"] = (
-                    ((z_pred - z.detach()).pow(2).mean(-1) * keep).sum()
-                    + ((reward_pred - prev_rew.reshape(flat)).pow(2) * keep).sum()
-                ) / denom
+                    nll.mean()
+                    + (reward_pred - _flat(rows, "reward", dev).float()).pow(2).mean()
+                    + F.binary_cross_entropy_with_logits(
+                        done_logit, _flat(rows, "term", dev).float()
+                    )
+                )
                 losses["vision_loss"], _ = world.vision.loss(obs, beta, cfg.vision.kl_tolerance)
                 total = (
                     total
@@ -224,19 +283,22 @@ def train_a2c(
             prog["iteration"] = it
             prog["env_steps"] = steps_before + venv.env_steps
             prog["recent"] = list(recent)
-            real_steps = prog["collect_steps"] + prog["env_steps"]
+            eval_score = None
+            if acfg.eval_every and it % acfg.eval_every == 0:
+                eval_score, steps = evaluate_ac(
+                    cfg.env, spec, world, ac, acfg.eval_episodes, EVAL_SEED_BASE + it * 1000
+                )
+                prog["eval_steps"] = prog.get("eval_steps", 0) + steps
+                writer.add_scalar("eval/mean_reward", eval_score, prog["real_env_steps"])
+            real_steps = prog["collect_steps"] + prog["env_steps"] + prog.get("eval_steps", 0)
             prog["real_env_steps"] = real_steps
-            score = float(np.mean(recent)) if len(recent) == recent.maxlen else -math.inf
+            _, improved = score_and_stop(cfg, prog, list(recent), eval_score, target)
             weights = {
                 "vision_state": world.vision.state_dict(),
                 "memory_state": world.memory.state_dict(),
             }
-            if score > prog["best_score"] or not run.has("agent/best"):
-                prog["best_score"] = max(score, prog["best_score"])
+            if improved or not run.has("agent/best"):
                 save_agent(run, "best", cfg, spec, ac, dict(prog), weights)
-            prog["complete"] = bool(
-                prog["env_steps"] >= acfg.total_steps or (target is not None and score >= target)
-            )
             save_agent(
                 run,
                 "last",

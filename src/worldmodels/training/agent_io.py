@@ -3,14 +3,18 @@ and ``agent/best`` (the weights at the best rolling training return), weights-on
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
 import torch
 
-from worldmodels.config import Config, to_dict
+from worldmodels.config import Config, EnvConfig, to_dict
 from worldmodels.envs import EnvSpec
 from worldmodels.rl.actor_critic import ActorCritic
+from worldmodels.rollout import EnvPool, run_batch
 from worldmodels.runs import RunDir, check_spec, model_payload
+from worldmodels.world_model import WorldModel
 
 
 def ac_kwargs(cfg: Config, feature_dim: int) -> dict[str, Any]:
@@ -60,3 +64,51 @@ def rng_state() -> dict[str, Any]:
 
 def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
+
+
+EVAL_SEED_BASE = 30_000_000
+
+
+def evaluate_ac(
+    env_cfg: EnvConfig,
+    spec: EnvSpec,
+    world: WorldModel,
+    ac: ActorCritic,
+    episodes: int,
+    seed: int,
+) -> tuple[float, int]:
+    """Mean return of the deterministic policy over ``episodes`` real episodes (seeds apart
+    from training and final evaluation) and the real env steps it took (they are counted)."""
+    from worldmodels.agent import ActorCriticPolicy
+
+    pool = EnvPool(env_cfg)
+    try:
+        result = run_batch(
+            pool, spec, ActorCriticPolicy(world, ac), [seed + k for k in range(episodes)]
+        )
+    finally:
+        pool.close()
+    return float(result.returns.mean()), result.env_steps
+
+
+def score_and_stop(
+    cfg: Config,
+    prog: dict[str, Any],
+    recent: list[float],
+    eval_score: float | None,
+    target: float | None,
+) -> tuple[float, bool]:
+    """The score an iteration is judged by -- the deterministic evaluation when there was one
+    (``ac.eval_every``), else the mean of the last ``ac.stop_window`` training episodes -- and
+    whether it improved on the best so far. Sets ``prog['complete']``."""
+    acfg = cfg.ac
+    if acfg.eval_every:
+        score = eval_score if eval_score is not None else -math.inf
+    else:
+        score = float(np.mean(recent)) if len(recent) >= acfg.stop_window else -math.inf
+    improved = score > prog["best_score"]
+    prog["best_score"] = max(score, prog["best_score"])
+    prog["complete"] = bool(
+        prog["env_steps"] >= acfg.total_steps or (target is not None and score >= target)
+    )
+    return score, improved

@@ -26,7 +26,16 @@ from worldmodels.envs import EnvSpec
 from worldmodels.rl.latent_env import LatentVecEnv
 from worldmodels.rl.ppo import Collector, Rollout, cat_rollouts, ppo_update
 from worldmodels.runs import RunDir
-from worldmodels.training.agent_io import ac_kwargs, build_ac, restore_rng, rng_state, save_agent
+from worldmodels.training.agent_io import (
+    EVAL_SEED_BASE,
+    ac_kwargs,
+    build_ac,
+    evaluate_ac,
+    restore_rng,
+    rng_state,
+    save_agent,
+    score_and_stop,
+)
 from worldmodels.training.memory import finetune_memory
 from worldmodels.world_model import WorldModel
 
@@ -40,7 +49,8 @@ def imagined_envs(cfg: Config) -> int:
     return max(1, math.ceil(ic.ratio / (1 - ic.ratio) * real / ic.horizon))
 
 
-def _starts(record: list[Any]) -> StartStates:
+def stack_starts(record: list[Any]) -> StartStates:
+    """Dream start states from the (z, memory state) snapshots of a real rollout."""
     z = torch.cat([z for z, _ in record])
     n_parts = len(record[0][1])
     state = tuple(torch.cat([s[j] for _, s in record]) for j in range(n_parts))
@@ -68,6 +78,7 @@ def train_wm_ppo(
         "imagined_steps": 0,
         "collect_steps": collect_steps,
         "best_score": -math.inf,
+        "real_env_steps": collect_steps,
         "recent": [],
         "complete": False,
     }
@@ -102,7 +113,7 @@ def train_wm_ppo(
             if n_dream:
                 dream = DreamEnv(
                     world,
-                    _starts(record),
+                    stack_starts(record),
                     n_dream,
                     ic.horizon,
                     cfg.memory.temperature,
@@ -137,7 +148,16 @@ def train_wm_ppo(
             prog["env_steps"] = steps_before + venv.env_steps
             prog["imagined_steps"] += len(parts[-1]) if n_dream else 0
             prog["recent"] = list(recent)
-            real_steps = prog["collect_steps"] + prog["env_steps"]
+            eval_score = None
+            if ac_cfg.eval_every and it % ac_cfg.eval_every == 0:
+                eval_score, steps = evaluate_ac(
+                    cfg.env, spec, world, ac, ac_cfg.eval_episodes, EVAL_SEED_BASE + it * 1000
+                )
+                prog["eval_steps"] = prog.get("eval_steps", 0) + steps
+            real_steps = prog["collect_steps"] + prog["env_steps"] + prog.get("eval_steps", 0)
+            prog["real_env_steps"] = real_steps
+            if eval_score is not None:
+                writer.add_scalar("eval/mean_reward", eval_score, real_steps)
             if ic.retrain_every and it % ic.retrain_every == 0:
                 indices = [
                     i
@@ -149,16 +169,9 @@ def train_wm_ppo(
                 )
                 for k, v in m.items():
                     writer.add_scalar(f"memory/{k}", v, real_steps)
-            score = float(np.mean(recent)) if len(recent) == recent.maxlen else -math.inf
-            if score > prog["best_score"]:
-                prog["best_score"] = score
-                save_agent(run, "best", cfg, spec, ac, {**prog, "real_env_steps": real_steps})
-            prog["complete"] = bool(
-                prog["env_steps"] >= ac_cfg.total_steps or (target is not None and score >= target)
-            )
-            prog["real_env_steps"] = real_steps
-            if not run.has("agent/best"):
-                save_agent(run, "best", cfg, spec, ac, prog)
+            _, improved = score_and_stop(cfg, prog, list(recent), eval_score, target)
+            if improved or not run.has("agent/best"):
+                save_agent(run, "best", cfg, spec, ac, dict(prog))
             save_agent(
                 run,
                 "last",
