@@ -18,6 +18,7 @@ from torch.distributions import AffineTransform, TanhTransform, TransformedDistr
 
 from worldmodels import pipeline
 from worldmodels.cli import main
+from worldmodels.data.store import EpisodeStore
 from worldmodels.dream import DreamEnv, DreamSingleEnv
 from worldmodels.envs import EnvSpec
 from worldmodels.errors import TrainingDivergedError, UserError
@@ -118,6 +119,17 @@ def test_dream_method_trains_without_real_steps(world_run, tmp_path, capsys):
     result = json.loads((run_dir / "eval.json").read_text())
     assert result["method"] == "dream"
     assert result["real_env_steps"] == collected  # CMA-ES took no real step
+    # the paper's iterative procedure: the controller collects, M is retrained, C again
+    argv += ["--set", "dream.iterations=2", "--set", "dream.collect_episodes=3"]
+    shutil.rmtree(run_dir / "checkpoints" / "controller")
+    assert main(argv) == 0
+    assert (run_dir / "checkpoints" / "controller_iter1" / "best.pt").exists()
+    assert json.loads((run_dir / "dream_iterations.json").read_text()) == {"completed": 1}
+    store = EpisodeStore(run_dir / "data" / "episodes")
+    assert len(store.indices()) == 6 + 3
+    assert store.read_meta(8)["policy"] == str(run_dir)
+    mem = torch.load(run_dir / "checkpoints/memory/best.pt", weights_only=True)
+    assert mem["progress"]["retrained_on_episodes"] > 0
     assert "memory:\n" in (run_dir / "config.yaml").read_text()
     assert "temperature: 1.2" in (run_dir / "config.yaml").read_text()
 

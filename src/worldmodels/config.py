@@ -154,6 +154,14 @@ class DreamConfig:
     """Real states kept as dream starting points (every episode start is always kept)."""
     rollouts: int = 16
     """Dream episodes per CMA-ES candidate (``--method dream``); dreams are cheap."""
+    iterations: int = 1
+    """The paper's iterative procedure: after each dream-trained controller (but the last),
+    collect ``collect_episodes`` real episodes with it, retrain M on all data and train a
+    new controller in the improved dream (1 = a single pass on random rollouts)."""
+    collect_episodes: int = 20
+    """Real episodes the controller collects per extra iteration."""
+    retrain_epochs: int = 10
+    """Epochs of M's retraining per extra iteration."""
 
 
 @dataclass
@@ -409,6 +417,9 @@ RESUME_MUTABLE_KEYS = frozenset(
         "dream.done_mode",
         "dream.start_states",
         "dream.rollouts",
+        "dream.iterations",
+        "dream.collect_episodes",
+        "dream.retrain_epochs",
         "ac.total_steps",
         "ac.target_return",
         "ac.stop_window",
@@ -644,6 +655,8 @@ def validate(cfg: Config) -> None:
         ),
         (cfg.dream.start_states >= 1, "dream.start_states must be >= 1"),
         (cfg.dream.rollouts >= 1, "dream.rollouts must be >= 1"),
+        (cfg.dream.iterations >= 1, "dream.iterations must be >= 1"),
+        (cfg.dream.collect_episodes >= 1, "dream.collect_episodes must be >= 1"),
         (cfg.ac.num_envs >= 1 and cfg.ac.n_steps >= 1, "ac.num_envs and ac.n_steps must be >= 1"),
         (cfg.ac.total_steps >= 1, "ac.total_steps must be >= 1"),
         (

@@ -537,11 +537,69 @@ def train_a2c(ctx: Context, skip: set[str]) -> None:
 
 def train_dream(ctx: Context, skip: set[str]) -> None:
     """Random rollouts -> V -> M -> C by CMA-ES inside the dream only (the paper's VizDoom
-    experiment); the real env is used for collection and the final evaluation."""
-    stages = {**STAGES, "controller": stage_dream_controller}
-    for name, fn in stages.items():
+    experiment); the real env is used for collection and the final evaluation. With
+    ``dream.iterations > 1``, the paper's iterative procedure: the controller collects real
+    episodes, M is retrained on all of them, a new controller is trained in the new dream.
+
+    Crash-safe: the number of finished iterations is in ``dream_iterations.json``, written
+    before the finished controller is archived as ``checkpoints/controller_iter<k>``."""
+    for name in ("collect", "vision", "memory"):
         if name not in skip:
-            fn(ctx)
+            STAGES[name](ctx)
+    if "controller" in skip:
+        return
+    dc = ctx.cfg.dream
+    state_path = ctx.run.root / "dream_iterations.json"
+    done = json.loads(state_path.read_text())["completed"] if state_path.exists() else 0
+    while True:
+        _archive_controller(ctx, done)  # finish an archive a crash interrupted
+        stage_dream_controller(ctx)
+        if done + 1 >= dc.iterations:
+            return
+        done += 1
+        _dream_iteration(ctx, done)
+        atomic_write_json(state_path, {"completed": done})
+        _archive_controller(ctx, done)
+
+
+def _archive_controller(ctx: Context, k: int) -> None:
+    src, dst = ctx.run.checkpoints / "controller", ctx.run.checkpoints / f"controller_iter{k}"
+    if k and src.exists() and not dst.exists():
+        src.rename(dst)
+
+
+def _dream_iteration(ctx: Context, k: int) -> None:
+    """Collect real episodes with the current controller, then retrain M on all data."""
+    from worldmodels.training.memory import finetune_memory
+
+    store = EpisodeStore(ctx.run.episodes)
+    target = ctx.cfg.collect.episodes + k * ctx.cfg.dream.collect_episodes
+    with timed(ctx, "collect"):
+        collect(
+            store,
+            ctx.cfg.env,
+            ctx.spec,
+            target,
+            ctx.cfg.seed,
+            str(ctx.run.root),
+            ctx.cfg.collect.workers,
+            ctx.progress,
+            ctx.cfg.parallel.executor,
+            ctx.cfg.parallel.ray_address,
+            failure_policy(ctx.cfg),
+        )
+    train_idx, _ = split(ctx)
+    with timed(ctx, "memory"):
+        finetune_memory(
+            ctx.run,
+            ctx.cfg,
+            ctx.spec,
+            world_model(ctx),
+            train_idx,
+            ctx.cfg.dream.retrain_epochs,
+            ctx.cfg.seed + 900 + k,
+            ctx.progress,
+        )
 
 
 METHODS: dict[str, Callable[[Context, set[str]], None]] = {

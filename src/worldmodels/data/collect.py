@@ -48,7 +48,10 @@ def _policy_for(task: CollectTask, seed: int, spec: EnvSpec) -> Policy:
     rng = np.random.default_rng(seed)
     if task.policy == "random":
         return RandomPolicy(spec, rng)
-    key = f"agent:{task.policy}"
+    from worldmodels.runs import RunDir, file_sha256
+
+    ckpt = RunDir(task.policy).ckpt_path("controller/best")
+    key = f"agent:{task.policy}:{file_sha256(ckpt) if ckpt.exists() else ''}"
     if key not in _WORKER_CACHE:
         from worldmodels.pipeline import load_agent_policy
 
