@@ -250,3 +250,19 @@ def test_wm_ppo_killed_mid_training_resumes_and_finishes(tmp_path):
     # M was retrained on the real episodes PPO wrote to the store
     mem = torch.load(run_dir / "checkpoints/memory/best.pt", weights_only=True)
     assert mem["progress"].get("retrained_on_episodes", 0) > 0
+
+
+def test_continuous_actions_a2c_and_dream_env(tmp_path):
+    run_dir = tmp_path / "pend"
+    sets = ["ac.total_steps=64", "ac.num_envs=2", "ac.n_steps=8", "ac.stop_window=1"]
+    sets += ["imagination.horizon=4", "ac.pretrain_memory=true"]
+    argv = ["train", "--env", "Pendulum-v1", "--run-dir", str(run_dir), "--preset", "debug"]
+    argv += ["--method", "a2c", "--quiet"] + [x for s in sets for x in ("--set", s)]
+    assert main(argv) == 0
+    result = json.loads((run_dir / "eval.json").read_text())
+    assert np.isfinite(result["mean_return"]) and result["real_env_steps"] >= 64
+    _, world, starts = _parts(run_dir)
+    env = DreamSingleEnv(world, starts, horizon=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(env, skip_render_check=True)

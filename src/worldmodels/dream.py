@@ -242,7 +242,9 @@ class DreamEnv(VectorEnv):
 
 
 class DreamSingleEnv(gym.Env):
-    """One dream episode at a time, as a plain ``gymnasium.Env``."""
+    """One dream episode at a time, as a plain ``gymnasium.Env``. Continuous actions are taken
+    in [-1, 1] and scaled to the real env's bounds (``normalized_actions``; the convention
+    ``check_env`` asks for); discrete actions are the real env's."""
 
     metadata = {"render_modes": []}  # noqa: RUF012  (gymnasium's convention)
 
@@ -254,10 +256,17 @@ class DreamSingleEnv(gym.Env):
         temperature: float = 1.0,
         initial_only: bool = True,
         done_mode: str = "threshold",
+        normalized_actions: bool = True,
     ):
         self.core = _DreamCore(world, starts, 1, horizon, temperature, initial_only, done_mode)
         self.observation_space = feature_space(world)
         self.action_space = action_space(world.spec)
+        self._scale: tuple[np.ndarray, np.ndarray] | None = None
+        if normalized_actions and world.spec.action_kind == "continuous":
+            low = np.asarray(world.spec.action_low, np.float32)
+            high = np.asarray(world.spec.action_high, np.float32)
+            self._scale = (low, high)
+            self.action_space = gym.spaces.Box(-1.0, 1.0, low.shape, np.float32)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -268,7 +277,11 @@ class DreamSingleEnv(gym.Env):
         return self.core.observe()[0], {}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        rewards, terminated, truncated = self.core.step(np.asarray(action)[None])
+        action = np.asarray(action)
+        if self._scale is not None:
+            low, high = self._scale
+            action = low + (np.clip(action, -1.0, 1.0) + 1.0) * 0.5 * (high - low)
+        rewards, terminated, truncated = self.core.step(action[None])
         return (
             self.core.observe()[0],
             float(rewards[0]),
