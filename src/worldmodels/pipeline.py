@@ -299,7 +299,15 @@ def stage_dream_controller(ctx: Context) -> dict[str, Any]:
 
     with timed(ctx, "controller"):
         return train_cmaes(
-            ctx.run, ctx.cfg, ctx.spec, world, ctx.writer, ctx.progress, make, dc.rollouts
+            ctx.run,
+            ctx.cfg,
+            ctx.spec,
+            world,
+            ctx.writer,
+            ctx.progress,
+            make,
+            dc.rollouts,
+            dc.eval_episodes,
         )
 
 

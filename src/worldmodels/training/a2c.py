@@ -36,10 +36,9 @@ from worldmodels.rl.ppo import Collector, check_finite
 from worldmodels.rl.returns import normalise
 from worldmodels.runs import RunDir
 from worldmodels.training.agent_io import (
-    EVAL_SEED_BASE,
     ac_kwargs,
     build_ac,
-    evaluate_ac,
+    periodic_eval,
     restore_rng,
     rng_state,
     save_agent,
@@ -283,13 +282,7 @@ def train_a2c(
             prog["iteration"] = it
             prog["env_steps"] = steps_before + venv.env_steps
             prog["recent"] = list(recent)
-            eval_score = None
-            if acfg.eval_every and it % acfg.eval_every == 0:
-                eval_score, steps = evaluate_ac(
-                    cfg.env, spec, world, ac, acfg.eval_episodes, EVAL_SEED_BASE + it * 1000
-                )
-                prog["eval_steps"] = prog.get("eval_steps", 0) + steps
-                writer.add_scalar("eval/mean_reward", eval_score, prog["real_env_steps"])
+            eval_score = periodic_eval(cfg, spec, world, ac, it, prog, writer, target)
             real_steps = prog["collect_steps"] + prog["env_steps"] + prog.get("eval_steps", 0)
             prog["real_env_steps"] = real_steps
             _, improved = score_and_stop(cfg, prog, list(recent), eval_score, target)

@@ -98,12 +98,12 @@ def score_and_stop(
     eval_score: float | None,
     target: float | None,
 ) -> tuple[float, bool]:
-    """The score an iteration is judged by -- the deterministic evaluation when there was one
-    (``ac.eval_every``), else the mean of the last ``ac.stop_window`` training episodes -- and
+    """The score an iteration is judged by -- the deterministic real evaluation when there was
+    one this iteration, else the mean of the last ``ac.stop_window`` training episodes -- and
     whether it improved on the best so far. Sets ``prog['complete']``."""
     acfg = cfg.ac
-    if acfg.eval_every:
-        score = eval_score if eval_score is not None else -math.inf
+    if eval_score is not None:
+        score = eval_score
     else:
         score = float(np.mean(recent)) if len(recent) >= acfg.stop_window else -math.inf
     improved = score > prog["best_score"]
@@ -112,3 +112,62 @@ def score_and_stop(
         prog["env_steps"] >= acfg.total_steps or (target is not None and score >= target)
     )
     return score, improved
+
+
+@torch.no_grad()
+def dream_score(
+    cfg: Config, spec: EnvSpec, world: WorldModel, ac: ActorCritic, episodes: int, seed: int
+) -> float:
+    """Mean return of the deterministic policy in the dream, from real reset states (a reset
+    is not a step: this costs no real env step)."""
+    pool = EnvPool(cfg.env)
+    try:
+        obs = np.stack([env.reset(seed=seed + k)[0] for k, env in enumerate(pool.take(episodes))])
+    finally:
+        pool.close()
+    z = world.encode(obs)
+
+    def policy(features: torch.Tensor, t: int) -> torch.Tensor:
+        dist = ac.dist(features)
+        return dist.to_env(dist.mode())
+
+    limits = [cfg.dream.horizon, cfg.env.max_episode_steps, spec.max_episode_steps]
+    out = world.imagine(
+        z,
+        world.initial(episodes),
+        policy,
+        min(x for x in limits if x),
+        cfg.memory.temperature,
+        torch.Generator().manual_seed(seed),
+        cfg.dream.done_mode,
+        until_all_done=True,
+    )
+    return float((out.rewards * out.alive).sum(1).mean())
+
+
+def periodic_eval(
+    cfg: Config,
+    spec: EnvSpec,
+    world: WorldModel,
+    ac: ActorCritic,
+    iteration: int,
+    prog: dict[str, Any],
+    writer: Any,
+    target: float | None,
+) -> float | None:
+    """Every ``ac.eval_every`` updates: the deterministic policy's score in the dream (free);
+    if that reaches the target (or there is no dream gate), its real score on
+    ``ac.eval_episodes`` episodes, whose steps are added to ``prog['eval_steps']``."""
+    acfg = cfg.ac
+    if not acfg.eval_every or iteration % acfg.eval_every:
+        return None
+    seed = EVAL_SEED_BASE + iteration * 1000
+    if acfg.dream_gate:
+        dream = dream_score(cfg, spec, world, ac, acfg.dream_gate_episodes, seed)
+        writer.add_scalar("eval/dream_mean_reward", dream, prog["real_env_steps"])
+        if target is not None and dream < acfg.dream_gate_fraction * target:
+            return None
+    score, steps = evaluate_ac(cfg.env, spec, world, ac, acfg.eval_episodes, seed)
+    prog["eval_steps"] = prog.get("eval_steps", 0) + steps
+    writer.add_scalar("eval/mean_reward", score, prog["real_env_steps"] + steps)
+    return score

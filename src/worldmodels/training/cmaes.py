@@ -102,12 +102,15 @@ def train_cmaes(
     progress: bool = True,
     make_evaluator: Callable[[PolicyShape], Evaluator] | None = None,
     rollouts: int | None = None,
+    eval_episodes: int | None = None,
 ) -> dict[str, Any]:
     """CMA-ES over controller parameters. Fitness comes from ``make_evaluator(shape)``: by
     default the real env (through the executor); ``DreamEvaluator`` for training in the dream,
-    where ``rollouts`` dream episodes per candidate replace ``controller.rollouts``."""
+    where ``rollouts`` dream episodes per candidate replace ``controller.rollouts`` and
+    ``eval_episodes`` the evaluation's ``controller.eval_episodes``."""
     cc = cfg.controller
     rollouts = rollouts or cc.rollouts
+    eval_episodes = eval_episodes or cc.eval_episodes
     kwargs = controller_kwargs(cfg, world, spec)
     shape = PolicyShape(kwargs["in_dim"], kwargs["out_dim"], tuple(kwargs["hidden"]))
     target = cc.target_return if cc.target_return is not None else spec.reward_threshold
@@ -169,8 +172,8 @@ def train_cmaes(
             if (gen + 1) % cc.eval_every == 0 or gen + 1 == cc.generations:
                 candidates = np.stack([es.mean, solutions[int(np.argmax(fitness))]])
                 seeds = [
-                    EVAL_SEED_BASE + cfg.seed * 10_007 + gen * cc.eval_episodes + k
-                    for k in range(cc.eval_episodes)
+                    EVAL_SEED_BASE + cfg.seed * 10_007 + gen * eval_episodes + k
+                    for k in range(eval_episodes)
                 ]
                 ev, steps = evaluator.evaluate(candidates, seeds, chunks=2)
                 env_steps += steps

@@ -27,10 +27,9 @@ from worldmodels.rl.latent_env import LatentVecEnv
 from worldmodels.rl.ppo import Collector, Rollout, cat_rollouts, ppo_update
 from worldmodels.runs import RunDir
 from worldmodels.training.agent_io import (
-    EVAL_SEED_BASE,
     ac_kwargs,
     build_ac,
-    evaluate_ac,
+    periodic_eval,
     restore_rng,
     rng_state,
     save_agent,
@@ -148,16 +147,9 @@ def train_wm_ppo(
             prog["env_steps"] = steps_before + venv.env_steps
             prog["imagined_steps"] += len(parts[-1]) if n_dream else 0
             prog["recent"] = list(recent)
-            eval_score = None
-            if ac_cfg.eval_every and it % ac_cfg.eval_every == 0:
-                eval_score, steps = evaluate_ac(
-                    cfg.env, spec, world, ac, ac_cfg.eval_episodes, EVAL_SEED_BASE + it * 1000
-                )
-                prog["eval_steps"] = prog.get("eval_steps", 0) + steps
+            eval_score = periodic_eval(cfg, spec, world, ac, it, prog, writer, target)
             real_steps = prog["collect_steps"] + prog["env_steps"] + prog.get("eval_steps", 0)
             prog["real_env_steps"] = real_steps
-            if eval_score is not None:
-                writer.add_scalar("eval/mean_reward", eval_score, real_steps)
             if ic.retrain_every and it % ic.retrain_every == 0:
                 indices = [
                     i
