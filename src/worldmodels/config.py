@@ -390,8 +390,13 @@ METHOD_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
         "imagination": {"ratio": 0.8, "horizon": 15},
     },
     ("LunarLander-v3", "wm-ppo"): {
-        "ac": {"num_envs": 8, "n_steps": 256, "total_steps": 290_000, "stop_window": 50},
-        "imagination": {"ratio": 0.75, "horizon": 30, "random_steps": 10_000},
+        "ac": {"num_envs": 8, "n_steps": 256, "total_steps": 288_000, "stop_window": 50},
+        "imagination": {
+            "ratio": 0.75,
+            "horizon": 30,
+            "random_steps": 10_000,
+            "retrain_every": 5,
+        },
     },
 }
 

@@ -434,8 +434,11 @@ def stage_collect_steps(ctx: Context, steps: int) -> dict[str, Any]:
             s = store.summary()
             if s["env_steps"] >= steps:
                 return s
-            mean_len = s["env_steps"] / s["episodes"] if s["episodes"] else 50.0
-            need = max(1, math.ceil((steps - s["env_steps"]) / max(mean_len, 1.0)))
+            if s["episodes"] < 10:  # estimate the episode length before collecting in bulk
+                need = 10 - s["episodes"]
+            else:
+                mean_len = s["env_steps"] / s["episodes"]
+                need = max(1, math.ceil((steps - s["env_steps"]) / max(mean_len, 1.0)))
             collect(
                 store,
                 ctx.cfg.env,
