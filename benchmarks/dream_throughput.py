@@ -22,7 +22,7 @@ import torch
 
 from worldmodels.config import resolve
 from worldmodels.dream import DreamEnv, StartStates
-from worldmodels.envs import make_env, probe, random_action
+from worldmodels.envs import action_to_env, make_env, probe, random_action
 from worldmodels.models.memory import build_memory
 from worldmodels.models.vision import build_vision
 from worldmodels.training.memory import memory_kwargs
@@ -40,11 +40,7 @@ def real_steps_per_s(env_id: str, seconds: float) -> float:
     for _ in range(5):
         n, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds:
-            _, _, term, trunc, _ = env.step(
-                random_action(spec, rng).tolist()
-                if spec.action_kind == "continuous"
-                else int(random_action(spec, rng))
-            )
+            _, _, term, trunc, _ = env.step(action_to_env(random_action(spec, rng), spec))
             n += 1
             if term or trunc:
                 env.reset()
