@@ -391,12 +391,8 @@ METHOD_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("LunarLander-v3", "wm-ppo"): {
         "ac": {"num_envs": 8, "n_steps": 256, "total_steps": 288_000, "stop_window": 50},
-        "imagination": {
-            "ratio": 0.75,
-            "horizon": 30,
-            "random_steps": 10_000,
-            "retrain_every": 5,
-        },
+        # retrain_every 5 (which helped CartPole) gave 72.8 here against 157.6 with 10
+        "imagination": {"ratio": 0.75, "horizon": 30, "random_steps": 10_000},
     },
 }
 
