@@ -175,6 +175,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default=None, help="Method name recorded in eval.json.")
 
     p = sub.add_parser(
+        "diagnose",
+        help="Open-loop k-step prediction errors of V + M on held-out episodes.",
+        description="From many start points of held-out episodes, roll M forward k = "
+        "1..H steps under the logged actions; per-k errors in latent and observation space, "
+        "reward MAE, done accuracy, against repeat-last and constant-velocity baselines. "
+        "Writes diagnostics.json and plots/diagnostics_*.png.",
+    )
+    _common(p)
+    p.add_argument("--horizon", type=int, default=15, help="Steps ahead H (default 15).")
+    p.add_argument("--max-starts", type=int, default=2000, help="Start points used (default 2000).")
+
+    p = sub.add_parser(
         "envs",
         help="List environment presets.",
         description="List the environments with presets and named presets.",
@@ -275,6 +287,13 @@ def run(args: argparse.Namespace) -> int:
             pipeline.train(ctx, ctx.cfg.method, skip)
             if not args.no_eval:
                 _print_eval(ctx, pipeline.evaluate(ctx, args.episodes, args.video), args.video)
+        elif args.command == "diagnose":
+            _positive("--max-starts", args.max_starts)
+            result = pipeline.diagnose(ctx, args.horizon, args.max_starts)
+            print(pipeline.format_diagnostics(result))
+            print(
+                f"wrote {ctx.run.root / 'diagnostics.json'} and {ctx.run.plots}/diagnostics_*.png"
+            )
         elif args.command == "evaluate":
             _print_eval(ctx, pipeline.evaluate(ctx, args.episodes, args.video), args.video)
     finally:

@@ -376,6 +376,65 @@ def evaluate(ctx: Context, episodes: int | None = None, video: str | None = None
     return result
 
 
+def diagnose(ctx: Context, horizon: int = 15, max_starts: int = 2000) -> dict[str, Any]:
+    """Open-loop k-step prediction errors on held-out episodes, with naive baselines;
+    writes diagnostics.json and plots/diagnostics_*.png."""
+    from worldmodels.evaluation.diagnostics import gather_starts, open_loop
+    from worldmodels.evaluation.plots import error_vs_k, scatter
+
+    if horizon < 1:
+        raise UserError(f"--horizon must be >= 1, got {horizon}")
+    if not ctx.run.has("memory/best"):
+        raise UserError(
+            f"{ctx.run.root} has no trained M to diagnose; run `worldmodels train-memory "
+            f"--run-dir {ctx.run.root}` (or `worldmodels train`) first"
+        )
+    _, val = split(ctx)
+    if not val:
+        raise UserError(
+            f"the held-out split of {ctx.run.root} is empty (collect.val_fraction="
+            f"{ctx.cfg.collect.val_fraction}, {len(split(ctx)[0])} episodes); collect more "
+            f"episodes or raise collect.val_fraction"
+        )
+    world = world_model(ctx)
+    store = EpisodeStore(ctx.run.episodes)
+    longest = max(store.read_meta(i)["length"] for i in val)
+    if horizon > longest - 1:
+        raise UserError(
+            f"--horizon {horizon} is longer than the held-out episodes allow (the longest of "
+            f"{len(val)} has {longest} steps: at most {longest - 1}); use a smaller --horizon"
+        )
+    cache = LatentCache(ctx.run.latents, file_sha256(ctx.run.ckpt_path("vision/best")))
+    encode_missing(cache, store, val, world.vision, ctx.device, progress=ctx.progress)
+    starts = gather_starts(world, store, cache, val, horizon, max_starts, ctx.cfg.seed)
+    result = open_loop(world, starts)
+    points = result.pop("_scatter")
+    result |= {"env": ctx.spec.env_id, "held_out_episodes": len(val)}
+    atomic_write_json(ctx.run.root / "diagnostics.json", result)
+    title = f"{ctx.spec.env_id}: {len(val)} held-out episodes, {result['starts']} start points"
+    error_vs_k(result, ctx.run.plots / "diagnostics_error_vs_k.png", title)
+    scatter(points, ctx.run.plots / "diagnostics_scatter.png", title)
+    return result
+
+
+def format_diagnostics(result: dict[str, Any]) -> str:
+    lines = [
+        f"{result['env']}: open-loop prediction from {result['starts']} start points of "
+        f"{result['held_out_episodes']} held-out episodes (reconstruction MSE "
+        f"{result['reconstruction_mse']:.4g})",
+        "  k   obs MSE    / repeat-last  / const-velocity   latent MSE   reward MAE  done acc",
+    ]
+    for k in range(result["horizon"]):
+        o = result["obs_mse"]
+        r = result["obs_mse_ratio"]
+        lines.append(
+            f"{k + 1:3d}   {o['model'][k]:<10.4g} {r['repeat_last'][k]:<13.3g} "
+            f"{r['constant_velocity'][k]:<16.3g} {result['latent_mse']['model'][k]:<12.4g} "
+            f"{result['reward_mae'][k]:<11.4g} {result['done_accuracy'][k]:.3f}"
+        )
+    return "\n".join(lines)
+
+
 AC_METHODS = ("a2c", "wm-ppo")
 
 
