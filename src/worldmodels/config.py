@@ -49,7 +49,8 @@ class CollectConfig:
 @dataclass
 class VisionConfig:
     kind: str = "auto"
-    """``conv_vae`` (pixels), ``mlp_vae`` (vectors) or ``auto`` to pick by observation type."""
+    """``conv_vae`` (pixels), ``mlp_vae`` (vectors), ``identity`` (vectors: z = the normalised
+    state, for dynamics models on the state itself) or ``auto`` to pick by observation type."""
     latent_dim: int = 32
     """Size of the latent z."""
     hidden_dims: list[int] = field(default_factory=lambda: [256, 128])
@@ -78,7 +79,36 @@ class VisionConfig:
 @dataclass
 class MemoryConfig:
     kind: str = "mdn_rnn"
-    """Memory model: ``mdn_rnn``."""
+    """Memory model: ``mdn_rnn`` (LSTM + mixture density) or ``residual_mlp`` (deterministic
+    next = z + residual_scale * delta, LayerNorm, Markov; seed 003)."""
+    residual_scale: float = 0.1
+    """residual_mlp: the scale of the predicted delta."""
+    blocks: int = 2
+    """residual_mlp: residual hidden blocks (width ``hidden_dim``)."""
+    ensemble: int = 1
+    """residual_mlp: independently initialised members; predictions are their mean and
+    their spread is reported as uncertainty."""
+    train_mode: str = "single"
+    """residual_mlp: ``single`` (one-step), ``multistep`` (open-loop rollout loss through all
+    steps), ``teacher_forcing`` (rollouts fed the truth with probability p) or ``curriculum``
+    (rollout length 1 -> rollout_steps)."""
+    rollout_steps: int = 6
+    """residual_mlp: steps of the multi-step / teacher-forcing / curriculum rollouts."""
+    step_weights: list[float] = field(default_factory=list)
+    """residual_mlp: weight of each rollout step's loss (empty = all 1)."""
+    feature_weights: list[float] = field(default_factory=list)
+    """residual_mlp: weight of each z dimension's squared error (empty = all 1)."""
+    tf_start: float = 1.0
+    """teacher_forcing: the probability of feeding the truth at epoch 0 ..."""
+    tf_decay: float = 0.9
+    """... multiplied by this every epoch (a decaying schedule) ..."""
+    tf_mix: float | None = None
+    """... unless this fixed mix is set (e.g. 0.5: half truth, half own predictions)."""
+    curriculum_epochs: int = 2
+    """curriculum: epochs at each rollout length."""
+    patience: int = 0
+    """Early stopping: stop when the validation loss has not improved for this many epochs
+    (0 = train all epochs)."""
     hidden_dim: int = 256
     """LSTM hidden size."""
     num_mixtures: int = 5
@@ -664,13 +694,25 @@ def validate(cfg: Config) -> None:
         (cfg.collect.workers >= 1, "collect.workers must be >= 1"),
         (0.0 <= cfg.collect.val_fraction < 1.0, "collect.val_fraction must be in [0, 1)"),
         (
-            cfg.vision.kind in ("auto", "conv_vae", "mlp_vae"),
-            "vision.kind must be auto, conv_vae or mlp_vae",
+            cfg.vision.kind in ("auto", "conv_vae", "mlp_vae", "identity"),
+            "vision.kind must be auto, conv_vae, mlp_vae or identity",
         ),
         (cfg.vision.latent_dim >= 1, "vision.latent_dim must be >= 1"),
         (cfg.vision.beta is None or cfg.vision.beta >= 0, "vision.beta must be >= 0"),
         (cfg.vision.epochs >= 0 and cfg.memory.epochs >= 0, "epochs must be >= 0"),
-        (cfg.memory.kind == "mdn_rnn", "memory.kind must be mdn_rnn"),
+        (
+            cfg.memory.kind in ("mdn_rnn", "residual_mlp"),
+            "memory.kind must be mdn_rnn or residual_mlp",
+        ),
+        (
+            cfg.memory.train_mode in ("single", "multistep", "teacher_forcing", "curriculum"),
+            "memory.train_mode must be single, multistep, teacher_forcing or curriculum",
+        ),
+        (
+            cfg.memory.ensemble >= 1 and cfg.memory.rollout_steps >= 1,
+            "memory.ensemble and memory.rollout_steps must be >= 1",
+        ),
+        (cfg.memory.patience >= 0, "memory.patience must be >= 0"),
         (cfg.memory.num_mixtures >= 1, "memory.num_mixtures must be >= 1"),
         (cfg.memory.seq_len >= 1, "memory.seq_len must be >= 1"),
         (cfg.memory.temperature >= 0, "memory.temperature must be >= 0 (0 = M's mean)"),

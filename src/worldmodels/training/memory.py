@@ -19,12 +19,36 @@ from worldmodels.world_model import WorldModel, load_vision
 
 
 def memory_kwargs(cfg: Config, spec: EnvSpec) -> dict[str, Any]:
-    return {
-        "latent_dim": cfg.vision.latent_dim,
+    from worldmodels.training.vision import vision_kind
+
+    mc = cfg.memory
+    latent = spec.obs_shape[0] if vision_kind(cfg, spec) == "identity" else cfg.vision.latent_dim
+    base: dict[str, Any] = {
+        "latent_dim": latent,
         "action_dim": spec.action_dim,
-        "hidden_dim": cfg.memory.hidden_dim,
-        "num_mixtures": cfg.memory.num_mixtures,
+        "hidden_dim": mc.hidden_dim,
     }
+    if mc.kind == "residual_mlp":
+        return base | {
+            "blocks": mc.blocks,
+            "scale": mc.residual_scale,
+            "ensemble": mc.ensemble,
+            "mode": mc.train_mode,
+            "rollout_steps": mc.rollout_steps,
+            "step_weights": list(mc.step_weights),
+            "feature_weights": list(mc.feature_weights),
+            "tf_start": mc.tf_start,
+            "tf_decay": mc.tf_decay,
+            "tf_mix": mc.tf_mix,
+            "curriculum_epochs": mc.curriculum_epochs,
+        }
+    return base | {"num_mixtures": mc.num_mixtures}
+
+
+def _loss_at(model: Any, batch: Any, epoch: int, reward_weight: float, done_weight: float):
+    if hasattr(model, "epoch"):
+        model.epoch = epoch  # teacher-forcing and curriculum schedules
+    return model.loss(batch, reward_weight, done_weight)
 
 
 def train_memory(
@@ -88,7 +112,8 @@ def train_memory(
         val_batches=(lambda: batches(np.random.default_rng(0), val_idx, False))
         if val_idx
         else None,
-        loss=lambda m, b, _e: model.loss(b, mc.reward_weight, mc.done_weight),
+        loss=lambda m, b, epoch: _loss_at(model, b, epoch, mc.reward_weight, mc.done_weight),
+        patience=mc.patience,
         batch_items=lambda b: int(b.mask.sum()),
         header={
             "spec": spec.shape_signature(),

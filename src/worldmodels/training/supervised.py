@@ -39,6 +39,8 @@ class Stage:
     header: dict[str, Any] = field(default_factory=dict)
     """Saved in every checkpoint (env shape signature, consumed artifacts, config)."""
     on_epoch_end: Callable[[int, Any], None] | None = None
+    patience: int = 0
+    """Stop after this many epochs without a better validation score (0 = never)."""
 
 
 def stage_complete(run: RunDir, name: str) -> bool:
@@ -71,6 +73,7 @@ def train_supervised(
     optimiser = torch.optim.Adam(model.parameters(), lr=stage.lr)
     rng = np.random.default_rng(seed)
     start, best_val, metrics = 0, math.inf, {}
+    since_best = 0
     if run.has(f"{stage.name}/last"):
         last = run.load(f"{stage.name}/last")
         model.load_state_dict(last["model"]["state_dict"])
@@ -79,7 +82,10 @@ def train_supervised(
         torch.set_rng_state(last["progress"]["torch_rng"])
         start = int(last["progress"]["epoch"])
         best_val = float(last["progress"]["best_val"])
+        since_best = int(last["progress"].get("metrics", {}).get("since_best", 0))
         metrics = dict(last["progress"].get("metrics", {}))
+        if last["progress"].get("complete") and "stopped_early_at_epoch" in metrics:
+            return metrics  # early stopping ended it; more epochs would not change that
     else:
         torch.manual_seed(seed)
     model.train()
@@ -128,11 +134,18 @@ def train_supervised(
         score = val if val is not None else metrics.get("loss", math.inf)
         improved = score < best_val
         best_val = min(best_val, score)
+        since_best = 0 if improved else since_best + 1
         if stage.on_epoch_end is not None:
             stage.on_epoch_end(epoch + 1, writer)
-        complete = epoch + 1 == stage.epochs
+        stop_early = bool(stage.patience and since_best >= stage.patience)
+        if stop_early:
+            metrics["stopped_early_at_epoch"] = float(epoch + 1)
+        complete = epoch + 1 == stage.epochs or stop_early
+        metrics["since_best"] = float(since_best)
         _save(run, stage, optimiser, rng, epoch + 1, best_val, metrics, complete, improved)
         writer.flush()
+        if stop_early:
+            break
     return metrics
 
 

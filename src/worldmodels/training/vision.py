@@ -13,8 +13,9 @@ from worldmodels.data.store import EpisodeStore
 from worldmodels.envs import EnvSpec
 from worldmodels.errors import UserError
 from worldmodels.models.vision import build_vision
+from worldmodels.models.vision.identity import IdentityVision
 from worldmodels.models.vision.mlp_vae import MlpVAE
-from worldmodels.runs import RunDir
+from worldmodels.runs import RunDir, model_payload
 from worldmodels.training.supervised import Stage, train_supervised
 
 
@@ -31,7 +32,9 @@ def vision_kwargs(cfg: Config, spec: EnvSpec) -> dict[str, Any]:
             raise UserError("vision.kind=conv_vae needs pixel observations; use mlp_vae")
         return {"latent_dim": cfg.vision.latent_dim, "batch_norm": cfg.vision.batch_norm}
     if spec.obs_kind != "vector":
-        raise UserError("vision.kind=mlp_vae needs vector observations; use conv_vae")
+        raise UserError(f"vision.kind={kind} needs vector observations; use conv_vae")
+    if kind == "identity":
+        return {"obs_dim": spec.obs_shape[0]}
     return {
         "obs_dim": spec.obs_shape[0],
         "latent_dim": cfg.vision.latent_dim,
@@ -39,7 +42,7 @@ def vision_kwargs(cfg: Config, spec: EnvSpec) -> dict[str, Any]:
     }
 
 
-DEFAULT_BETA = {"conv_vae": 4.0, "mlp_vae": 0.05}
+DEFAULT_BETA = {"conv_vae": 4.0, "mlp_vae": 0.05, "identity": 0.0}
 
 
 def beta_at(cfg: Config, kind: str, epoch: int) -> float:
@@ -67,11 +70,20 @@ def train_vision(
     kwargs = vision_kwargs(cfg, spec)
     torch.manual_seed(cfg.seed + 100)  # weight init depends on the seed alone
     model = build_vision(kind, kwargs).to(device)
-    if isinstance(model, MlpVAE):
+    if isinstance(model, MlpVAE | IdentityVision):
         mean, std = observation_stats(store, train_idx)
         model.set_normaliser(
             torch.as_tensor(mean, device=device), torch.as_tensor(std, device=device)
         )
+    if isinstance(model, IdentityVision):  # nothing to learn: save it as trained
+        payload = {
+            "model": model_payload(kind, kwargs, model),
+            "spec": spec.shape_signature(),
+            "config": to_dict(cfg),
+        }
+        run.save("vision/best", {**payload, "progress": {"epoch": 0}})
+        run.save("vision/last", {**payload, "progress": {"epoch": 0, "complete": True}})
+        return {"loss": 0.0}
     fixed = _preview_frames(store, val_idx or train_idx) if kind == "conv_vae" else None
 
     def batches(rng: np.random.Generator):

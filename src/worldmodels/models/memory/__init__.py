@@ -6,8 +6,9 @@ from typing import Any
 
 from worldmodels.models.memory.base import MemoryModel
 from worldmodels.models.memory.mdn_rnn import MDNRNN
+from worldmodels.models.memory.residual_mlp import ResidualMLP
 
-MEMORY_MODELS: dict[str, type[MemoryModel]] = {"mdn_rnn": MDNRNN}
+MEMORY_MODELS: dict[str, type[MemoryModel]] = {"mdn_rnn": MDNRNN, "residual_mlp": ResidualMLP}
 
 
 def build_memory(name: str, kwargs: dict[str, Any]) -> MemoryModel:

@@ -6,9 +6,14 @@ from typing import Any
 
 from worldmodels.models.vision.base import VisionModel
 from worldmodels.models.vision.conv_vae import ConvVAE
+from worldmodels.models.vision.identity import IdentityVision
 from worldmodels.models.vision.mlp_vae import MlpVAE
 
-VISION_MODELS: dict[str, type[VisionModel]] = {"conv_vae": ConvVAE, "mlp_vae": MlpVAE}
+VISION_MODELS: dict[str, type[VisionModel]] = {
+    "conv_vae": ConvVAE,
+    "mlp_vae": MlpVAE,
+    "identity": IdentityVision,
+}
 
 
 def build_vision(name: str, kwargs: dict[str, Any]) -> VisionModel:
