@@ -385,6 +385,12 @@ ENV_PRESETS: dict[str, dict[str, Any]] = {
         "memory": {"hidden_dim": 256, "epochs": 20, "seq_len": 100},
         "controller": {"population": 64, "rollouts": 2, "sigma": 0.5, "generations": 100},
     },
+    "worldmodels/PongObjects-v0": {
+        # seed 003: dynamics on the object state itself
+        "collect": {"episodes": 300},
+        "vision": {"kind": "identity"},
+        "memory": {"kind": "residual_mlp", "hidden_dim": 256, "blocks": 2, "epochs": 20},
+    },
 }
 
 # Per (env, method) presets, applied after the env preset when a run is created with that

@@ -165,6 +165,10 @@ def _make_raw(cfg: EnvConfig, render_mode: str | None) -> gym.Env:
         if not isinstance(env, gym.Env):
             raise UserError(f"{env_id} is not a gymnasium.Env subclass")
         return env
+    if env_id == "worldmodels/PongObjects-v0" and "worldmodels/PongObjects-v0" not in gym.registry:
+        gym.register(
+            "worldmodels/PongObjects-v0", entry_point="worldmodels.pong_objects:PongObjects"
+        )
     if env_id.startswith("ALE/"):
         _register_ale()
         if cfg.frame_skip > 0:
@@ -294,4 +298,6 @@ PRESET_NOTES: dict[str, str] = {
     "CarRacing-v3": "pixels 96->64, 3 continuous (env.discrete_actions=true: 5 discrete); ConvVAE",
     "ALE/Pong-v5": "pixels 210x160->64, 6 actions; ConvVAE",
     "ALE/Breakout-v5": "pixels 210x160->64, 4 actions; ConvVAE",
+    "worldmodels/PongObjects-v0": "Pong's object state from RAM, 4 frames x 10 features; "
+    "identity V + residual M",
 }
