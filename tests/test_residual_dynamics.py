@@ -114,3 +114,16 @@ def test_identity_vision_and_residual_memory_end_to_end_with_early_stopping(tmp_
     result = json.loads((run_dir / "diagnostics.json").read_text())
     # identity V: the latent is the normalised state, so reconstruction is exact
     assert result["reconstruction_mse"] == pytest.approx(0.0, abs=1e-8)
+
+
+def test_untrained_sections_may_change_on_an_existing_run(tmp_path, capsys):
+    run_dir = tmp_path / "c"
+    base = ["--run-dir", str(run_dir), "--quiet"]
+    assert main(["collect", "--env", "CartPole-v1", "--preset", "debug", *base]) == 0
+    # no M yet: its kind and training mode may still be chosen
+    sets = ["--set", "memory.kind=residual_mlp", "--set", "memory.train_mode=multistep"]
+    assert main(["train-vision", *base]) == 0
+    assert main(["train-memory", *base, *sets]) == 0
+    # V is trained now: changing what it depends on is refused
+    assert main(["train-memory", *base, "--set", "vision.latent_dim=3"]) == 2
+    assert "different vision.latent_dim" in capsys.readouterr().err

@@ -105,7 +105,7 @@ def open_run(
                 f"{stored.presets or 'none'}, not {presets}; use a new --run-dir"
             )
         cfg = resolve(None, [], file_overrides, set_overrides, base=to_dict(stored))
-        bad = incompatible_keys(stored, cfg)
+        bad = [k for k in incompatible_keys(stored, cfg) if _trained(run, k)]
         if bad:
             raise UserError(
                 f"run directory {run.root} was made with a different "
@@ -131,6 +131,24 @@ def open_run(
         preflight(cfg.parallel.executor, cfg.parallel.ray_address)
         run.write_config(cfg, spec)
     return Context(run, cfg, spec, resolve_device(cfg.device), resume, progress)
+
+
+# which checkpoints a config section's keys shape: before they exist, the keys may change
+_SECTION_ARTIFACTS = {
+    "vision": ("vision/last", "vision/best"),
+    "memory": ("memory/last", "memory/best"),
+    "controller": ("controller/last", "controller/best"),
+    "ac": ("agent/last",),
+    "imagination": ("agent/last",),
+}
+
+
+def _trained(run: RunDir, key: str) -> bool:
+    """Whether a checkpoint that depends on config ``key`` exists (unknown: assume yes)."""
+    names = _SECTION_ARTIFACTS.get(key.split(".")[0])
+    if names is None:
+        return True
+    return any(run.has(n) for n in names)
 
 
 @contextmanager
