@@ -115,6 +115,8 @@ def test_debug_pipeline_end_to_end_on_pixels(tmp_path):
                 "collect.episodes=3",
                 "--set",
                 "env.max_episode_steps=25",
+                "--set",
+                "collect.val_fraction=0.5",
             ]
         )
         == 0
@@ -122,6 +124,14 @@ def test_debug_pipeline_end_to_end_on_pixels(tmp_path):
     spec = json.loads((run_dir / "env_spec.json").read_text())
     assert spec["obs_kind"] == "pixels" and spec["obs_shape"] == [64, 64, 3]
     assert json.loads((run_dir / "eval.json").read_text())["real_env_steps"] > 0
+    # diagnose on pixels: errors in [0, 1] pixel space and a truth / prediction / error gif
+    assert main(["diagnose", "--run-dir", str(run_dir), "--horizon", "3", "--quiet"]) == 0
+    result = json.loads((run_dir / "diagnostics.json").read_text())
+    assert all(0.0 <= v <= 1.0 for v in result["obs_mse"]["model"])
+    import imageio.v2 as imageio
+
+    frames = imageio.mimread(run_dir / "videos" / "diagnose.gif")
+    assert len(frames) == 4 and frames[0].shape[:2] == (3 * 64, 64)
 
 
 def test_unknown_env_id(tmp_path, capsys):

@@ -44,6 +44,7 @@ def test_diagnose_writes_errors_per_k_and_matches_an_independent_baseline(run_di
         assert np.allclose(ratio, expected)
     assert len(result["obs_mse_per_feature"]["model"]) == 4  # CartPole's 4 state variables
     assert all(0.0 <= a <= 1.0 for a in result["done_accuracy"])
+    assert result["uncertainty"] == [0.0] * 4  # one MDN-RNN: no ensemble
     # repeat-last latent MSE recomputed from the latent cache by hand
     ctx = pipeline.open_run(run_dir, progress=False)
     _, val = pipeline.split(ctx)

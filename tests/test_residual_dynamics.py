@@ -114,6 +114,7 @@ def test_identity_vision_and_residual_memory_end_to_end_with_early_stopping(tmp_
     result = json.loads((run_dir / "diagnostics.json").read_text())
     # identity V: the latent is the normalised state, so reconstruction is exact
     assert result["reconstruction_mse"] == pytest.approx(0.0, abs=1e-8)
+    assert all(u > 0 for u in result["uncertainty"])  # two members disagree
 
 
 def test_untrained_sections_may_change_on_an_existing_run(tmp_path, capsys):

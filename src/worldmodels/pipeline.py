@@ -396,7 +396,7 @@ def evaluate(ctx: Context, episodes: int | None = None, video: str | None = None
 
 def diagnose(ctx: Context, horizon: int = 15, max_starts: int = 2000) -> dict[str, Any]:
     """Open-loop k-step prediction errors on held-out episodes, with naive baselines;
-    writes diagnostics.json and plots/diagnostics_*.png."""
+    writes diagnostics.json, plots/diagnostics_*.png and, for pixels, videos/diagnose.gif."""
     from worldmodels.evaluation.diagnostics import gather_starts, open_loop
     from worldmodels.evaluation.plots import error_vs_k, scatter
 
@@ -432,6 +432,11 @@ def diagnose(ctx: Context, horizon: int = 15, max_starts: int = 2000) -> dict[st
     title = f"{ctx.spec.env_id}: {len(val)} held-out episodes, {result['starts']} start points"
     error_vs_k(result, ctx.run.plots / "diagnostics_error_vs_k.png", title)
     scatter(points, ctx.run.plots / "diagnostics_scatter.png", title)
+    if ctx.spec.obs_kind == "pixels":
+        from worldmodels.evaluation.diagnostics import prediction_video
+
+        ctx.run.videos.mkdir(parents=True, exist_ok=True)
+        prediction_video(world, starts, ctx.run.videos / "diagnose.gif")
     return result
 
 

@@ -27,6 +27,7 @@ class DreamStep(NamedTuple):
     reward: Tensor  # [B] predicted r_t
     done_prob: Tensor  # [B] predicted P(terminated_t)
     state: Any  # memory state after the step
+    uncertainty: Tensor  # [B] ensemble disagreement of z_{t+1} (0 for a single model)
 
 
 class Imagined(NamedTuple):
@@ -38,6 +39,7 @@ class Imagined(NamedTuple):
     done_prob: Tensor  # [B, H] predicted termination probabilities
     terminated: Tensor  # [B, H] bool: step t ended the episode (threshold or sample)
     alive: Tensor  # [B, H] float: 1 where no earlier step terminated (the valid steps)
+    uncertainty: Tensor  # [B, H] M's ensemble disagreement per step (0 for a single model)
 
 
 @dataclass
@@ -88,7 +90,10 @@ class WorldModel:
         out, state = self.memory.step(z, self.action_features(actions), state)
         z_next = self.memory.sample_next(out, temperature, generator)
         reward, done_logit = self.memory.reward_done(out)
-        return DreamStep(z_next, reward, torch.sigmoid(done_logit), state)
+        spread = self.memory.uncertainty(out)
+        if spread is None:
+            spread = torch.zeros_like(reward)
+        return DreamStep(z_next, reward, torch.sigmoid(done_logit), state, spread)
 
     def imagine(
         self,
@@ -114,6 +119,7 @@ class WorldModel:
             raise ValueError(f"imagination horizon must be >= 1, got {horizon}")
         with torch.set_grad_enabled(grad):
             feats, acts, rewards, probs, terms = [self.features(z, state)], [], [], [], []
+            spreads = []
             for t in range(horizon):
                 action = policy(feats[-1], t)
                 step = self.dream_step(z, action, state, temperature, generator)
@@ -128,6 +134,7 @@ class WorldModel:
                 rewards.append(step.reward)
                 probs.append(step.done_prob)
                 terms.append(terminated)
+                spreads.append(step.uncertainty)
                 if until_all_done and torch.stack(terms).any(0).all():
                     break
             term = torch.stack(terms, 1)
@@ -139,6 +146,7 @@ class WorldModel:
                 torch.stack(probs, 1),
                 term,
                 (ended_before == 0).float(),
+                torch.stack(spreads, 1),
             )
 
 

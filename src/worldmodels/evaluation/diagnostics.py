@@ -162,6 +162,7 @@ def open_loop(world: WorldModel, s: Starts) -> dict[str, Any]:
     p = out.done_prob.clamp(1e-6, 1 - 1e-6)
     result["done_bce"] = _per_k(F.binary_cross_entropy(p, dones, reduction="none"))
     result["done_accuracy"] = _per_k(((p > 0.5).float() == dones).float())
+    result["uncertainty"] = _per_k(out.uncertainty)  # ensemble disagreement (0: one model)
     result["reconstruction_mse"] = float((_decode(world, s.z0) - x0).pow(2).mean())
     result["_scatter"] = {
         "feature0": (
@@ -172,3 +173,28 @@ def open_loop(world: WorldModel, s: Starts) -> dict[str, Any]:
         "done": (out.done_prob[:, 0], dones[:, 0]),
     }
     return result
+
+
+@torch.no_grad()
+def prediction_video(world: WorldModel, s: Starts, path: Any, which: int = 0) -> None:
+    """Pixel envs: one held-out start as a gif of columns over time, rows truth / prediction /
+    |error|; the first frame is V's reconstruction of x_t, the rest are imagined by M."""
+    import imageio.v2 as imageio
+
+    h = s.actions.shape[1]
+    out = world.imagine(
+        s.z0[which : which + 1],
+        tuple(x[which : which + 1] for x in s.state),
+        lambda f, t: s.actions[which : which + 1, t],
+        h,
+        temperature=0.0,
+        done_mode="threshold",
+    )
+    z = torch.cat([s.z0[which : which + 1], out.features[0, 1:, : world.vision.latent_dim]])
+    pred = world.vision.postprocess(world.vision.decode(z)).cpu().numpy()  # [H+1, 64, 64, 3]
+    truth = torch.cat([s.obs0[which : which + 1], s.obs_true[which]]).cpu().numpy()
+    frames: list[Any] = []
+    for t in range(h + 1):
+        err = np.abs(truth[t].astype(np.int16) - pred[t].astype(np.int16)).astype(np.uint8)
+        frames.append(np.concatenate([truth[t], pred[t], err], axis=0))
+    imageio.mimsave(path, frames, duration=0.2, loop=0)

@@ -41,6 +41,10 @@ class MemoryModel(nn.Module):
     def reward_done(self, output: Any) -> tuple[Tensor, Tensor]:
         """(predicted reward r_t [B], done logit [B]) of a one-step output."""
 
+    def uncertainty(self, output: Any) -> Tensor | None:
+        """Disagreement of an ensemble about z_{t+1} [B], or None for a single model."""
+        return None
+
     @abstractmethod
     def loss(
         self, batch: Any, reward_weight: float = 1.0, done_weight: float = 1.0

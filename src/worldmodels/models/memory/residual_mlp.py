@@ -141,6 +141,9 @@ class ResidualMLP(MemoryModel):
     def reward_done(self, output: ResidualOutput) -> tuple[Tensor, Tensor]:
         return output.reward[:, -1], output.done_logit[:, -1]
 
+    def uncertainty(self, output: ResidualOutput) -> Tensor | None:
+        return output.disagreement[:, -1] if len(self.members) > 1 else None
+
     def _weighted_se(self, pred: Tensor, target: Tensor) -> Tensor:
         return ((pred - target).pow(2) * self.feature_weights).mean(-1)
 
