@@ -45,8 +45,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--modes", nargs="+", default=["single", "multistep", "curriculum"])
     ap.add_argument("--set", action="append", default=[], dest="extra", metavar="KEY=VALUE")
+    ap.add_argument("--name", help="runs folder under benchmarks/runs/prediction (default: env)")
     args = ap.parse_args()
-    root = ROOT / args.env.replace("/", "_")
+    root = ROOT / (args.name or args.env.replace("/", "_"))
     base = root / "data_run"
     sets = [x for s in [f"collect.episodes={args.episodes}", *args.extra] for x in ("--set", s)]
     if (

@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from worldmodels.cli import main
+from worldmodels.models.memory import build_memory
+from worldmodels.models.memory.ensemble import Ensemble
 from worldmodels.models.memory.mdn_rnn import MemoryBatch
 from worldmodels.models.memory.residual_mlp import ResidualMLP
 
@@ -23,9 +25,8 @@ def _batch(t_len=5, b=2, z_dim=3, seed=0):
 
 
 def _zero_delta(model):
-    for m in model.members:
-        torch.nn.init.zeros_(m.delta.weight)
-        torch.nn.init.zeros_(m.delta.bias)
+    torch.nn.init.zeros_(model.delta.weight)
+    torch.nn.init.zeros_(model.delta.bias)
     return model
 
 
@@ -73,23 +74,39 @@ def test_teacher_forcing_fed_the_truth_always_equals_one_step_errors_per_window(
     single = ResidualMLP(3, 2, 16, mode="single")
     # with the truth fed at every step each rollout step is a one-step prediction, so the
     # loss is the mean one-step error over the two shifted windows
-    member = single.members[0]
     z, a = batch.z, batch.actions
     errs = []
     for k in range(2):
         inp = z[:, k : k + 3]
-        d, _, _ = member(inp.reshape(-1, 3), a[:, k : k + 3].reshape(-1, 2))
-        pred = inp + 0.1 * d.view_as(inp)
+        nxt, _, _ = single.transition(inp.reshape(-1, 3), a[:, k : k + 3].reshape(-1, 2))
+        pred = nxt.view_as(inp)
         errs.append((pred - z[:, k + 1 : k + 4]).pow(2).mean(-1).mean())
     assert tf.loss(batch)[1]["z_loss"] == pytest.approx(float(sum(errs).detach() / 2), rel=1e-5)
 
 
-def test_ensemble_reports_disagreement():
+@pytest.mark.parametrize("kind", ["residual_mlp", "latent_mlp", "mdn_rnn"])
+def test_ensemble_of_any_memory_reports_disagreement_and_averages_members(kind):
     z, a = torch.randn(4, 3), torch.eye(2)[[0, 1, 0, 1]]
-    one = ResidualMLP(3, 2, 16, ensemble=1)
-    three = ResidualMLP(3, 2, 16, ensemble=3)
-    assert torch.equal(one.predict(z, a)[3], torch.zeros(4))
-    assert (three.predict(z, a)[3] > 0).all()
+    one = build_memory(kind, {"latent_dim": 3, "action_dim": 2, "hidden_dim": 16})
+    assert one.uncertainty(one.step(z, a, one.initial(4))[0]) is None
+    three = build_memory(kind, {"latent_dim": 3, "action_dim": 2, "hidden_dim": 16, "ensemble": 3})
+    assert isinstance(three, Ensemble)
+    out, _state = three.step(z, a, three.initial(4))
+    points = [m.sample_next(m.step(z, a, m.initial(4))[0], 0.0) for m in three.members]
+    torch.testing.assert_close(three.sample_next(out, 0.0), torch.stack(points).mean(0))
+    spread = torch.stack(points).std(0, unbiased=False).mean(-1)
+    torch.testing.assert_close(three.uncertainty(out), spread)
+    assert (spread > 0).all()
+    # at tau > 0 each row is one member's draw (deterministic members: their point)
+    drawn = three.sample_next(out, 1.0, torch.Generator().manual_seed(0))
+    if kind != "mdn_rnn":
+        assert all(any(torch.equal(drawn[i], p[i]) for p in points) for i in range(4))
+    rewards = [m.reward_done(m.step(z, a, m.initial(4))[0])[0] for m in three.members]
+    torch.testing.assert_close(three.reward_done(out)[0], torch.stack(rewards).mean(0))
+    # the ensemble's loss is the members' mean loss
+    batch = _batch()
+    losses = [float(m.loss(batch)[0].detach()) for m in three.members]
+    assert float(three.loss(batch)[0]) == pytest.approx(sum(losses) / 3, rel=1e-5)
 
 
 def test_identity_vision_and_residual_memory_end_to_end_with_early_stopping(tmp_path, capsys):

@@ -79,25 +79,27 @@ class VisionConfig:
 @dataclass
 class MemoryConfig:
     kind: str = "mdn_rnn"
-    """Memory model: ``mdn_rnn`` (LSTM + mixture density) or ``residual_mlp`` (deterministic
-    next = z + residual_scale * delta, LayerNorm, Markov; seed 003)."""
+    """Memory model: ``mdn_rnn`` (LSTM + mixture density), ``residual_mlp`` (deterministic
+    next = z + residual_scale * delta, LayerNorm, Markov; seed 003) or ``latent_mlp`` (seed
+    004: an MLP on [z, a] predicts z_{t+1}; reward and done heads read the predicted latent)."""
     residual_scale: float = 0.1
     """residual_mlp: the scale of the predicted delta."""
     blocks: int = 2
     """residual_mlp: residual hidden blocks (width ``hidden_dim``)."""
     ensemble: int = 1
-    """residual_mlp: independently initialised members; predictions are their mean and
-    their spread is reported as uncertainty."""
+    """Independently initialised members of M (any kind); predictions are their mean (a
+    random member per sequence when sampling at tau > 0) and their disagreement is reported
+    as uncertainty."""
     train_mode: str = "single"
-    """residual_mlp: ``single`` (one-step), ``multistep`` (open-loop rollout loss through all
-    steps), ``teacher_forcing`` (rollouts fed the truth with probability p) or ``curriculum``
-    (rollout length 1 -> rollout_steps)."""
+    """residual_mlp / latent_mlp: ``single`` (one-step), ``multistep`` (open-loop rollout loss
+    through all steps), ``teacher_forcing`` (rollouts fed the truth with probability p) or
+    ``curriculum`` (rollout length 1 -> rollout_steps)."""
     rollout_steps: int = 6
-    """residual_mlp: steps of the multi-step / teacher-forcing / curriculum rollouts."""
+    """residual_mlp / latent_mlp: steps of the multistep / teacher-forcing / curriculum rollouts."""
     step_weights: list[float] = field(default_factory=list)
-    """residual_mlp: weight of each rollout step's loss (empty = all 1)."""
+    """residual_mlp / latent_mlp: weight of each rollout step's loss (empty = all 1)."""
     feature_weights: list[float] = field(default_factory=list)
-    """residual_mlp: weight of each z dimension's squared error (empty = all 1)."""
+    """residual_mlp / latent_mlp: weight of each z dimension's squared error (empty = all 1)."""
     tf_start: float = 1.0
     """teacher_forcing: the probability of feeding the truth at epoch 0 ..."""
     tf_decay: float = 0.9
@@ -106,6 +108,11 @@ class MemoryConfig:
     """... unless this fixed mix is set (e.g. 0.5: half truth, half own predictions)."""
     curriculum_epochs: int = 2
     """curriculum: epochs at each rollout length."""
+    joint: bool = False
+    """Train V and M together with one loss (seed 004): V's loss + M's loss, M's inputs carrying
+    gradient into V's encoder, its next-latent targets detached. V starts from train-vision's
+    result (``vision.epochs=0``: from scratch). Seed 004's model: ``vision.kind=mlp_ae``,
+    ``memory.kind=latent_mlp`` (the ``latent-mlp`` preset)."""
     patience: int = 0
     """Early stopping: stop when the validation loss has not improved for this many epochs
     (0 = train all epochs)."""
@@ -448,6 +455,13 @@ NAMED_PRESETS: dict[str, dict[str, Any]] = {
         "controller": {"population": 6, "rollouts": 1, "generations": 2, "eval_episodes": 2},
         "evaluate": {"episodes": 3},
     },
+    "latent-mlp": {
+        # seed 004's world model on state vectors: MLP encoder -> 128-d latent, MLP dynamics
+        # on [latent, action], reward and done heads on the predicted latent, MLP decoder;
+        # trained from scratch in one loss (recon + dynamics + reward + done), lr 1e-3
+        "vision": {"kind": "mlp_ae", "latent_dim": 128, "hidden_dims": [256, 256], "epochs": 0},
+        "memory": {"kind": "latent_mlp", "hidden_dim": 256, "joint": True, "lr": 1e-3},
+    },
     "gpu": {
         "collect": {"episodes": 10000, "workers": 16},
         "vision": {"epochs": 50, "batch_size": 256},
@@ -700,15 +714,15 @@ def validate(cfg: Config) -> None:
         (cfg.collect.workers >= 1, "collect.workers must be >= 1"),
         (0.0 <= cfg.collect.val_fraction < 1.0, "collect.val_fraction must be in [0, 1)"),
         (
-            cfg.vision.kind in ("auto", "conv_vae", "mlp_vae", "identity"),
-            "vision.kind must be auto, conv_vae, mlp_vae or identity",
+            cfg.vision.kind in ("auto", "conv_vae", "mlp_vae", "mlp_ae", "identity"),
+            "vision.kind must be auto, conv_vae, mlp_vae, mlp_ae or identity",
         ),
         (cfg.vision.latent_dim >= 1, "vision.latent_dim must be >= 1"),
         (cfg.vision.beta is None or cfg.vision.beta >= 0, "vision.beta must be >= 0"),
         (cfg.vision.epochs >= 0 and cfg.memory.epochs >= 0, "epochs must be >= 0"),
         (
-            cfg.memory.kind in ("mdn_rnn", "residual_mlp"),
-            "memory.kind must be mdn_rnn or residual_mlp",
+            cfg.memory.kind in ("mdn_rnn", "residual_mlp", "latent_mlp"),
+            "memory.kind must be mdn_rnn, residual_mlp or latent_mlp",
         ),
         (
             cfg.memory.train_mode in ("single", "multistep", "teacher_forcing", "curriculum"),

@@ -136,7 +136,7 @@ def open_run(
 # which checkpoints a config section's keys shape: before they exist, the keys may change
 _SECTION_ARTIFACTS = {
     "vision": ("vision/last", "vision/best"),
-    "memory": ("memory/last", "memory/best"),
+    "memory": ("memory/last", "memory/best", "world/last"),
     "controller": ("controller/last", "controller/best"),
     "ac": ("agent/last",),
     "imagination": ("agent/last",),
@@ -232,14 +232,15 @@ def stage_vision(ctx: Context) -> dict[str, float]:
 
 
 def stage_memory(ctx: Context) -> dict[str, float]:
+    from worldmodels.training.joint import train_joint
     from worldmodels.training.memory import train_memory
 
     require_resume(ctx, "memory")
+    require_resume(ctx, "world")
     train, val = split(ctx)
     with timed(ctx, "memory"):
-        return train_memory(
-            ctx.run, ctx.cfg, ctx.spec, train, val, ctx.device, ctx.writer, ctx.progress
-        )
+        trainer = train_joint if ctx.cfg.memory.joint else train_memory
+        return trainer(ctx.run, ctx.cfg, ctx.spec, train, val, ctx.device, ctx.writer, ctx.progress)
 
 
 def world_model(ctx: Context) -> WorldModel:

@@ -168,13 +168,7 @@ def sequence_batches(
             if sample_latents:
                 z = z + rng.standard_normal(z.shape).astype(np.float32) * np.exp(0.5 * d["logvar"])
             acts = _action_features(d["actions"], action_kind, action_dim)
-            offset = int(rng.integers(seq_len)) if t > seq_len else 0
-            starts = list(range(offset - seq_len if offset else 0, t, seq_len))
-            for s in starts:
-                s0 = max(s, 0)
-                e = min(s + seq_len, t)
-                if e <= s0:
-                    continue
+            for s0, e in _window_bounds(t, seq_len, rng):
                 windows.append(
                     (z[s0 : e + 1], acts[s0:e], d["rewards"][s0:e], d["terminated"][s0:e])
                 )
@@ -183,10 +177,54 @@ def sequence_batches(
             yield _pad([windows[k] for k in perm[b : b + batch_size]], seq_len, device)
 
 
+def observation_sequences(
+    store: EpisodeStore,
+    indices: list[int],
+    seq_len: int,
+    batch_size: int,
+    rng: np.random.Generator,
+    chunk_episodes: int,
+    action_kind: str,
+    action_dim: int,
+    device: torch.device,
+) -> Iterator[MemoryBatch]:
+    """``sequence_batches`` on raw observations instead of cached latents (joint training of
+    V and M): each batch's ``z`` holds observations o_0..o_T [B, T+1, *obs] in their stored
+    dtype, padded with zeros; ``mask`` marks the real transitions."""
+    order = rng.permutation(len(indices))
+    for start in range(0, len(order), chunk_episodes):
+        windows = []
+        for _, ep in store.iter_episodes(
+            [indices[j] for j in order[start : start + chunk_episodes]]
+        ):
+            t = len(ep.rewards)
+            acts = _action_features(ep.actions, action_kind, action_dim)
+            term = ep.terminated.astype(np.float32)
+            for s0, e in _window_bounds(t, seq_len, rng):
+                windows.append(
+                    (ep.observations[s0 : e + 1], acts[s0:e], ep.rewards[s0:e], term[s0:e])
+                )
+        perm = rng.permutation(len(windows))
+        for b in range(0, len(perm), batch_size):
+            yield _pad([windows[k] for k in perm[b : b + batch_size]], seq_len, device)
+
+
+def _window_bounds(t: int, seq_len: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """[start, end) of windows of ``seq_len`` transitions covering an episode of ``t`` steps
+    once, at a random phase (the first window may be shorter)."""
+    offset = int(rng.integers(seq_len)) if t > seq_len else 0
+    bounds = []
+    for s in range(offset - seq_len if offset else 0, t, seq_len):
+        s0, e = max(s, 0), min(s + seq_len, t)
+        if e > s0:
+            bounds.append((s0, e))
+    return bounds
+
+
 def _pad(windows: list[tuple[np.ndarray, ...]], seq_len: int, device: torch.device) -> MemoryBatch:
     n = len(windows)
-    zdim, adim = windows[0][0].shape[-1], windows[0][1].shape[-1]
-    z = np.zeros((n, seq_len + 1, zdim), np.float32)
+    first, adim = windows[0][0], windows[0][1].shape[-1]
+    z = np.zeros((n, seq_len + 1, *first.shape[1:]), first.dtype)
     a = np.zeros((n, seq_len, adim), np.float32)
     r = np.zeros((n, seq_len), np.float32)
     d = np.zeros((n, seq_len), np.float32)

@@ -23,14 +23,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from worldmodels.config import Config
 from worldmodels.data.store import EpisodeStore
 from worldmodels.dream import DreamEnv
 from worldmodels.envs import EnvSpec
-from worldmodels.models.memory.mdn import mdn_nll
 from worldmodels.rl.latent_env import LatentVecEnv
 from worldmodels.rl.ppo import Collector, check_finite
 from worldmodels.rl.returns import normalise
@@ -250,16 +248,11 @@ def train_a2c(
                 act = world.action_features(_flat(rows, "act", dev))
                 out, _ = world.memory.step(z, act, _states(rows, "state", dev))
                 z_next, _ = world.vision.encode(_flat(rows, "next_obs", dev))
-                reward_pred, done_logit = world.memory.reward_done(out)
-                nll = mdn_nll(
-                    out.logit_pi[:, -1], out.mu[:, -1], out.log_sigma[:, -1], z_next.detach()
-                )
-                losses["memory_loss"] = (
-                    nll.mean()
-                    + (reward_pred - _flat(rows, "reward", dev).float()).pow(2).mean()
-                    + F.binary_cross_entropy_with_logits(
-                        done_logit, _flat(rows, "term", dev).float()
-                    )
+                losses["memory_loss"] = world.memory.step_loss(
+                    out,
+                    z_next.detach(),
+                    _flat(rows, "reward", dev).float(),
+                    _flat(rows, "term", dev).float(),
                 )
                 losses["vision_loss"], _ = world.vision.loss(obs, beta, cfg.vision.kl_tolerance)
                 total = (

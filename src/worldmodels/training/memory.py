@@ -13,6 +13,7 @@ from worldmodels.data.store import EpisodeStore
 from worldmodels.envs import EnvSpec
 from worldmodels.errors import TrainingDivergedError, UserError
 from worldmodels.models.memory import build_memory
+from worldmodels.models.memory.base import MemoryModel
 from worldmodels.runs import RunDir, file_sha256, model_payload
 from worldmodels.training.supervised import Stage, train_supervised
 from worldmodels.world_model import WorldModel, load_vision
@@ -27,27 +28,27 @@ def memory_kwargs(cfg: Config, spec: EnvSpec) -> dict[str, Any]:
         "latent_dim": latent,
         "action_dim": spec.action_dim,
         "hidden_dim": mc.hidden_dim,
+        "ensemble": mc.ensemble,
+    }
+    if mc.kind == "mdn_rnn":
+        return base | {"num_mixtures": mc.num_mixtures}
+    modes = {
+        "mode": mc.train_mode,
+        "rollout_steps": mc.rollout_steps,
+        "step_weights": list(mc.step_weights),
+        "feature_weights": list(mc.feature_weights),
+        "tf_start": mc.tf_start,
+        "tf_decay": mc.tf_decay,
+        "tf_mix": mc.tf_mix,
+        "curriculum_epochs": mc.curriculum_epochs,
     }
     if mc.kind == "residual_mlp":
-        return base | {
-            "blocks": mc.blocks,
-            "scale": mc.residual_scale,
-            "ensemble": mc.ensemble,
-            "mode": mc.train_mode,
-            "rollout_steps": mc.rollout_steps,
-            "step_weights": list(mc.step_weights),
-            "feature_weights": list(mc.feature_weights),
-            "tf_start": mc.tf_start,
-            "tf_decay": mc.tf_decay,
-            "tf_mix": mc.tf_mix,
-            "curriculum_epochs": mc.curriculum_epochs,
-        }
-    return base | {"num_mixtures": mc.num_mixtures}
+        return base | modes | {"blocks": mc.blocks, "scale": mc.residual_scale}
+    return base | modes
 
 
-def _loss_at(model: Any, batch: Any, epoch: int, reward_weight: float, done_weight: float):
-    if hasattr(model, "epoch"):
-        model.epoch = epoch  # teacher-forcing and curriculum schedules
+def _loss_at(model: MemoryModel, batch: Any, epoch: int, reward_weight: float, done_weight: float):
+    model.set_epoch(epoch)  # teacher-forcing and curriculum schedules
     return model.loss(batch, reward_weight, done_weight)
 
 

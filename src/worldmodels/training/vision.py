@@ -14,6 +14,7 @@ from worldmodels.envs import EnvSpec
 from worldmodels.errors import UserError
 from worldmodels.models.vision import build_vision
 from worldmodels.models.vision.identity import IdentityVision
+from worldmodels.models.vision.mlp_ae import MlpAE
 from worldmodels.models.vision.mlp_vae import MlpVAE
 from worldmodels.runs import RunDir, model_payload
 from worldmodels.training.supervised import Stage, train_supervised
@@ -42,7 +43,7 @@ def vision_kwargs(cfg: Config, spec: EnvSpec) -> dict[str, Any]:
     }
 
 
-DEFAULT_BETA = {"conv_vae": 4.0, "mlp_vae": 0.05, "identity": 0.0}
+DEFAULT_BETA = {"conv_vae": 4.0, "mlp_vae": 0.05, "identity": 0.0, "mlp_ae": 0.0}
 
 
 def beta_at(cfg: Config, kind: str, epoch: int) -> float:
@@ -70,7 +71,7 @@ def train_vision(
     kwargs = vision_kwargs(cfg, spec)
     torch.manual_seed(cfg.seed + 100)  # weight init depends on the seed alone
     model = build_vision(kind, kwargs).to(device)
-    if isinstance(model, MlpVAE | IdentityVision):
+    if isinstance(model, MlpVAE | MlpAE | IdentityVision):
         mean, std = observation_stats(store, train_idx)
         model.set_normaliser(
             torch.as_tensor(mean, device=device), torch.as_tensor(std, device=device)

@@ -41,6 +41,14 @@ class MemoryModel(nn.Module):
     def reward_done(self, output: Any) -> tuple[Tensor, Tensor]:
         """(predicted reward r_t [B], done logit [B]) of a one-step output."""
 
+    def set_epoch(self, epoch: int) -> None:
+        """Training schedules that depend on the epoch (teacher forcing, curriculum) read it."""
+
+    @abstractmethod
+    def step_loss(self, output: Any, z_next: Tensor, reward: Tensor, done: Tensor) -> Tensor:
+        """M's prediction loss of one step's output against the true z_{t+1} [B, Z], r_t [B]
+        and terminated_t [B] (float), averaged over the batch (A2C's end-to-end M loss)."""
+
     def uncertainty(self, output: Any) -> Tensor | None:
         """Disagreement of an ensemble about z_{t+1} [B], or None for a single model."""
         return None

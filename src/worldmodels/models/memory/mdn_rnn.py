@@ -34,6 +34,7 @@ class MemoryBatch(NamedTuple):
     rewards: Tensor  # [B, T]
     dones: Tensor  # [B, T] terminated flags
     mask: Tensor  # [B, T] 1 for real steps, 0 for padding
+    z_target: Tensor | None = None  # [B, T+1, Z] targets when they differ from z (detached)
 
 
 class MDNRNN(MemoryModel):
@@ -103,15 +104,25 @@ class MDNRNN(MemoryModel):
     def reward_done(self, output: MemoryOutput) -> tuple[Tensor, Tensor]:
         return output.reward[:, -1], output.done_logit[:, -1]
 
+    def step_loss(
+        self, output: MemoryOutput, z_next: Tensor, reward: Tensor, done: Tensor
+    ) -> Tensor:
+        nll = mdn_nll(output.logit_pi[:, -1], output.mu[:, -1], output.log_sigma[:, -1], z_next)
+        r_pred, d_logit = self.reward_done(output)
+        return (
+            nll.mean()
+            + (r_pred - reward).pow(2).mean()
+            + F.binary_cross_entropy_with_logits(d_logit, done)
+        )
+
     def loss(
         self, batch: MemoryBatch, reward_weight: float = 1.0, done_weight: float = 1.0
     ) -> tuple[Tensor, dict[str, float]]:
         out, _ = self.forward(batch.z[:, :-1], batch.actions)
+        target = (batch.z_target if batch.z_target is not None else batch.z)[:, 1:]
         mask = batch.mask
         denom = mask.sum().clamp(min=1.0)
-        nll = (
-            mdn_nll(out.logit_pi, out.mu, out.log_sigma, batch.z[:, 1:]).mean(-1) * mask
-        ).sum() / denom
+        nll = (mdn_nll(out.logit_pi, out.mu, out.log_sigma, target).mean(-1) * mask).sum() / denom
         reward = ((out.reward - batch.rewards).pow(2) * mask).sum() / denom
         done = (
             F.binary_cross_entropy_with_logits(out.done_logit, batch.dones, reduction="none") * mask

@@ -7,12 +7,14 @@ from typing import Any
 from worldmodels.models.vision.base import VisionModel
 from worldmodels.models.vision.conv_vae import ConvVAE
 from worldmodels.models.vision.identity import IdentityVision
+from worldmodels.models.vision.mlp_ae import MlpAE
 from worldmodels.models.vision.mlp_vae import MlpVAE
 
 VISION_MODELS: dict[str, type[VisionModel]] = {
     "conv_vae": ConvVAE,
     "mlp_vae": MlpVAE,
     "identity": IdentityVision,
+    "mlp_ae": MlpAE,
 }
 
 
