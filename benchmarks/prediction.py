@@ -5,6 +5,7 @@ question: can I trust this model six steps ahead?).
     .venv/bin/python benchmarks/prediction.py --env CartPole-v1 --episodes 300 \
         --set vision.kind=identity --set memory.kind=residual_mlp
     .venv/bin/python benchmarks/prediction.py --env CarRacing-v3 --modes classic --episodes 20
+    .venv/bin/python benchmarks/prediction.py --env CartPole-v1 --modes seed004   # joint model
 
 One collection (random policy) in benchmarks/runs/prediction/<env>/data is shared; for each mode
 a run directory gets a copy, trains V and M (``memory.train_mode=<mode>``; ``classic`` keeps
@@ -24,6 +25,19 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).parent / "runs" / "prediction"
+# modes that are not a memory.train_mode: the env's own V and M, and seed 004's latent model
+MODE_SETS = {
+    "classic": [],
+    "seed004": [
+        "vision.kind=mlp_ae",
+        "vision.latent_dim=128",
+        "vision.hidden_dims=[256, 256]",
+        "vision.epochs=0",
+        "memory.kind=latent_mlp",
+        "memory.hidden_dim=256",
+        "memory.joint=true",
+    ],
+}
 
 
 def cli(args: list[str]) -> None:
@@ -69,7 +83,8 @@ def main() -> None:
             for name in ("config.yaml", "env_spec.json"):
                 shutil.copy(base / name, run / name)
             shutil.copytree(base / "data", run / "data")
-            mode_sets = [] if mode == "classic" else ["--set", f"memory.train_mode={mode}"]
+            mode_sets = MODE_SETS.get(mode, [f"memory.train_mode={mode}"])
+            mode_sets = [x for s in mode_sets for x in ("--set", s)]
             cli(
                 [
                     "train",

@@ -21,6 +21,7 @@ def _common(p: argparse.ArgumentParser, run_dir_required: bool = True) -> None:
     g = p.add_argument_group("run")
     g.add_argument(
         "--env",
+        "--env-name",
         metavar="ID",
         help="Gymnasium id (CartPole-v1, ALE/Pong-v5, ...) or package.module:Class. "
         "Required for a new run directory; an existing one remembers it.",
@@ -123,11 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
     p.add_argument(
+        "--planning-horizon",
+        type=int,
+        default=None,
+        help="Planning horizon H (planner.horizon) for --method mpc and planners.",
+    )
+    p.add_argument(
         "--method",
         default=None,
         help="Training method: classic (default; CMA-ES in the real env), dream (CMA-ES "
         "only inside the dream), a2c (seed 000: A2C with V and M end to end), wm-ppo "
-        "(seed 002: PPO on real + imagined experience).",
+        "(seed 002: PPO on real + imagined experience), mpc (plan with M in the real env, M "
+        "retrained as data grows).",
     )
     for stage, alias in [
         ("collect", None),
@@ -159,6 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a2c: pre-train V and M on random episodes first (ac.pretrain_memory).",
     )
+    p.add_argument(
+        "--use-a2c", action="store_true", help="Seed 000's flag: the same as --method a2c."
+    )
+    p.add_argument(
+        "--use-improved-controller",
+        action="store_true",
+        help="Seed 000's flag: the MLP actor-critic (a2c's) acting with planning, 70%% policy "
+        "and 30%% plan (evaluate.planner=auto, planner.blend=0.3).",
+    )
+    p.add_argument("--n-steps", type=int, help="Steps per actor-critic update (ac.n_steps).")
+    p.add_argument("--learning-rate", type=float, help="Actor-critic learning rate (ac.lr).")
     p.add_argument("--no-eval", action="store_true", help="Do not evaluate at the end.")
     p.add_argument("--episodes", type=int, help="Evaluation episodes (evaluate.episodes).")
     p.add_argument("--video", metavar="PATH", help="Write one evaluation episode (.mp4/.gif).")
@@ -173,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=None, help="Episodes (default 100).")
     p.add_argument("--video", metavar="PATH", help="Write one episode as .mp4 or .gif.")
     p.add_argument("--method", default=None, help="Method name recorded in eval.json.")
+    p.add_argument(
+        "--planner",
+        choices=["auto", "enumerate", "cem", "mppi"],
+        default=None,
+        help="Act by planning with M: enumerate (discrete), cem or mppi (continuous); on an "
+        "actor-critic run its policy is blended in (planner.blend) and its critic values "
+        "the horizon.",
+    )
 
     p = sub.add_parser(
         "diagnose",
@@ -247,6 +274,19 @@ def run(args: argparse.Namespace) -> int:
             sets.append("ac.pretrain_vision=true")
         if args.pretrain_memory:
             sets.append("ac.pretrain_memory=true")
+        if args.use_a2c:
+            sets.append("method=a2c")
+        if args.use_improved_controller:
+            sets += ["evaluate.planner=auto", "planner.blend=0.3"]
+        _positive("--n-steps", args.n_steps)
+        if args.n_steps is not None:
+            sets.append(f"ac.n_steps={args.n_steps}")
+        if args.learning_rate is not None:
+            sets.append(f"ac.lr={args.learning_rate}")
+        if args.planning_horizon is not None:
+            if args.planning_horizon < 1:
+                raise UserError(f"--planning-horizon must be >= 1, got {args.planning_horizon}")
+            sets.append(f"planner.horizon={args.planning_horizon}")
     ctx = pipeline.open_run(
         args.run_dir,
         args.env,
@@ -295,7 +335,8 @@ def run(args: argparse.Namespace) -> int:
                 f"wrote {ctx.run.root / 'diagnostics.json'} and {ctx.run.plots}/diagnostics_*.png"
             )
         elif args.command == "evaluate":
-            _print_eval(ctx, pipeline.evaluate(ctx, args.episodes, args.video), args.video)
+            result = pipeline.evaluate(ctx, args.episodes, args.video, args.planner)
+            _print_eval(ctx, result, args.video)
     finally:
         ctx.close()
     return 0

@@ -288,6 +288,55 @@ class ImaginationConfig:
 
 
 @dataclass
+class PlannerConfig:
+    """Model-predictive control with M (seed 000's planning controllers; ``--method mpc`` and
+    ``evaluate --planner``). Every candidate of one decision is a row of one ``imagine`` batch."""
+
+    kind: str = "auto"
+    """``enumerate`` (discrete: every action sequence, or ``max_sequences`` random ones),
+    ``cem`` or ``mppi`` (continuous), ``auto`` = enumerate / cem by action space."""
+    horizon: int = 8
+    """Planning horizon H (seed 000's --planning-horizon)."""
+    gamma: float = 0.99
+    """Discount of predicted rewards; a critic's value (if the run has one) at step H."""
+    aggregate: str = "mean"
+    """With an ensemble M: ``mean`` (the members' mean prediction) or ``pessimistic`` (each
+    member rolled alone, the worst value kept)."""
+    blend: float = 1.0
+    """Weight of planning against a base actor-critic policy: p = (1 - w) pi + w onehot(plan);
+    1 = planning alone (seed 000: 0.3 with its improved controller)."""
+    max_sequences: int = 256
+    """Discrete: enumerate all A^H sequences up to this many, else sample this many."""
+    population: int = 256
+    """CEM / MPPI: action sequences sampled per iteration."""
+    elites: int = 32
+    """CEM: the best sequences the Gaussian is refit to."""
+    iterations: int = 4
+    """CEM / MPPI: refinement rounds per decision."""
+    init_std: float = 0.5
+    """CEM / MPPI: sampling std as a fraction of half the action range."""
+    mppi_lambda: float = 1.0
+    """MPPI: temperature of the softmax over sequence values."""
+    seed: int = 0
+    """Seed of the planner's sampling (offset by the run's seed)."""
+
+
+@dataclass
+class MpcConfig:
+    """``--method mpc``: random episodes -> V, M -> act with the planner in the real env,
+    storing every episode and retraining M on all of them, until ``total_steps``."""
+
+    random_episodes: int = 10
+    """Random-policy episodes collected before the first model."""
+    total_steps: int = 5_000
+    """Real env steps (random + planned) of the whole training."""
+    episodes_per_iter: int = 1
+    """Planned episodes between two retrainings of M."""
+    retrain_epochs: int = 20
+    """Epochs of each retraining of M on all data so far."""
+
+
+@dataclass
 class ParallelConfig:
     executor: str = "local"
     """``local`` (processes on this machine) or ``ray`` (pip install 'worldmodels[ray]')."""
@@ -307,6 +356,9 @@ class EvaluateConfig:
     """Evaluation episode seeds start at seed + seed_offset, apart from every training seed."""
     batch_envs: int = 50
     """Envs stepped together during evaluation."""
+    planner: str | None = None
+    """Act by planning with M at evaluation (``auto``, ``enumerate``, ``cem``, ``mppi``; the
+    ``planner`` section sets it up); None = the method's own agent."""
 
 
 @dataclass
@@ -320,10 +372,13 @@ class Config:
     dream: DreamConfig = field(default_factory=DreamConfig)
     ac: ActorCriticConfig = field(default_factory=ActorCriticConfig)
     imagination: ImaginationConfig = field(default_factory=ImaginationConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    mpc: MpcConfig = field(default_factory=MpcConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     method: str = "classic"
     """Training method: ``classic`` (V -> M -> CMA-ES controller in the real env), ``dream``
-    (CMA-ES inside the dream), ``a2c`` (seed 000), ``wm-ppo`` (seed 002)."""
+    (CMA-ES inside the dream), ``a2c`` (seed 000), ``wm-ppo`` (seed 002), ``mpc`` (planning
+    with M in the real env, M retrained as data grows)."""
     seed: int = 0
     """Master seed: every episode, batch and CMA-ES generation derives from it."""
     device: str = "auto"
@@ -505,12 +560,16 @@ RESUME_MUTABLE_KEYS = frozenset(
         "evaluate.episodes",
         "evaluate.seed_offset",
         "evaluate.batch_envs",
+        "evaluate.planner",
         "controller.workers",
         "parallel.executor",
         "parallel.ray_address",
         "parallel.task_timeout",
         "parallel.max_retries",
+        "mpc.total_steps",
     }
+    # how to plan never invalidates a checkpoint: the planner reads V and M as they are
+    | {f"planner.{f.name}" for f in dataclasses.fields(PlannerConfig)}
 )
 
 
@@ -737,6 +796,26 @@ def validate(cfg: Config) -> None:
         (cfg.memory.seq_len >= 1, "memory.seq_len must be >= 1"),
         (cfg.memory.temperature >= 0, "memory.temperature must be >= 0 (0 = M's mean)"),
         (cfg.dream.horizon >= 1, "dream.horizon must be >= 1"),
+        (cfg.planner.horizon >= 1, "planner.horizon must be >= 1"),
+        (
+            cfg.planner.kind in ("auto", "enumerate", "cem", "mppi"),
+            "planner.kind must be auto, enumerate, cem or mppi",
+        ),
+        (
+            cfg.planner.aggregate in ("mean", "pessimistic"),
+            "planner.aggregate must be mean or pessimistic",
+        ),
+        (0 <= cfg.planner.blend <= 1, "planner.blend must be in [0, 1]"),
+        (
+            1 <= cfg.planner.elites <= cfg.planner.population,
+            "planner.elites must be between 1 and planner.population",
+        ),
+        (
+            cfg.planner.max_sequences >= 1 and cfg.planner.iterations >= 1,
+            "planner.max_sequences and planner.iterations must be >= 1",
+        ),
+        (cfg.mpc.random_episodes >= 1, "mpc.random_episodes must be >= 1"),
+        (cfg.mpc.episodes_per_iter >= 1, "mpc.episodes_per_iter must be >= 1"),
         (cfg.dream.start in ("initial", "any"), "dream.start must be initial or any"),
         (
             cfg.dream.done_mode in ("threshold", "sample"),
@@ -774,8 +853,8 @@ def validate(cfg: Config) -> None:
         (cfg.parallel.max_retries >= 0, "parallel.max_retries must be >= 0"),
         (cfg.evaluate.episodes >= 1, "evaluate.episodes must be >= 1"),
         (
-            cfg.method in ("classic", "dream", "a2c", "wm-ppo"),
-            f"unknown method '{cfg.method}'; available: classic, dream, a2c, wm-ppo",
+            cfg.method in ("classic", "dream", "a2c", "wm-ppo", "mpc"),
+            f"unknown method '{cfg.method}'; available: classic, dream, a2c, wm-ppo, mpc",
         ),
         (
             cfg.ac.eval_every >= 0 and cfg.ac.eval_episodes >= 1,

@@ -360,10 +360,14 @@ def real_env_steps(ctx: Context) -> int:
     return int(steps)
 
 
-def evaluate(ctx: Context, episodes: int | None = None, video: str | None = None) -> dict[str, Any]:
-    """Mean and std of the return over N real episodes (seeds apart from training); eval.json."""
+def evaluate(
+    ctx: Context, episodes: int | None = None, video: str | None = None, planner: str | None = None
+) -> dict[str, Any]:
+    """Mean and std of the return over N real episodes (seeds apart from training); eval.json.
+    ``planner``: act by planning with M (enumerate / cem / mppi / auto) on any run."""
     n = episodes or ctx.cfg.evaluate.episodes
-    make_policy = agent_policies(ctx)
+    planner = planner or ctx.cfg.evaluate.planner
+    make_policy = agent_policies(ctx, planner)
     seeds = [ctx.cfg.seed + ctx.cfg.evaluate.seed_offset + k for k in range(n)]
     pool = EnvPool(ctx.cfg.env)
     returns: list[float] = []
@@ -381,6 +385,7 @@ def evaluate(ctx: Context, episodes: int | None = None, video: str | None = None
     result = {
         "env": ctx.spec.env_id,
         "method": ctx.cfg.method,
+        **({"planner": planner} if planner else {}),
         "episodes": n,
         "mean_return": float(np.mean(returns)),
         "std_return": float(np.std(returns)),
@@ -462,10 +467,33 @@ def format_diagnostics(result: dict[str, Any]) -> str:
 AC_METHODS = ("a2c", "wm-ppo")
 
 
-def agent_policies(ctx: Context) -> Callable[[int], Policy]:
+def planner_policies(ctx: Context, world: WorldModel, kind: str | None) -> Callable[[int], Policy]:
+    """``n -> policy`` planning with M (``--method mpc`` or ``evaluate --planner``); on an
+    actor-critic run the actor-critic is the base policy and its critic the value at H."""
+    import dataclasses
+
+    from worldmodels.controllers.planners import PlannerPolicy, build_planner
+    from worldmodels.training.mpc import planner_config
+
+    settings = planner_config(ctx.cfg)
+    if kind:
+        settings = dataclasses.replace(settings, kind=kind)
+    base = None
+    if ctx.cfg.method in AC_METHODS and ctx.run.has("agent/best"):
+        from worldmodels.training.agent_io import load_agent
+
+        base = load_agent(ctx.run, ctx.spec, ctx.device)
+    reward_trained = ctx.cfg.memory.reward_weight > 0
+    build_planner(world, settings, base, reward_trained)  # bad input fails before any env
+    return lambda n: PlannerPolicy(world, build_planner(world, settings, base, reward_trained))
+
+
+def agent_policies(ctx: Context, planner: str | None = None) -> Callable[[int], Policy]:
     """``n -> policy`` acting in n real envs: V + M + C (CMA-ES methods) or V + M + the
     actor-critic (a2c, wm-ppo; A2C's own V and M weights when it trained them end to end)."""
     world = world_model(ctx)
+    if ctx.cfg.method == "mpc" or planner:
+        return planner_policies(ctx, world, planner)
     if ctx.cfg.method in AC_METHODS:
         from worldmodels.training.agent_io import load_agent
 
@@ -696,8 +724,38 @@ def _dream_iteration(ctx: Context, k: int) -> None:
         )
 
 
+def train_mpc(ctx: Context, skip: set[str]) -> None:
+    """Random episodes -> V -> M -> plan in the real env, M retrained as data grows
+    (``training/mpc.py``)."""
+    from worldmodels.training.mpc import train_mpc_loop
+
+    if "collect" not in skip:
+        store = EpisodeStore(ctx.run.episodes)
+        if not store.valid_indices():
+            with timed(ctx, "collect"):
+                collect(
+                    store,
+                    ctx.cfg.env,
+                    ctx.spec,
+                    ctx.cfg.mpc.random_episodes,
+                    ctx.cfg.seed,
+                    "random",
+                    1,
+                    ctx.progress,
+                    "local",
+                    None,
+                    failure_policy(ctx.cfg),
+                )
+    for name in ("vision", "memory"):
+        if name not in skip:
+            STAGES[name](ctx)
+    if "controller" not in skip:
+        write_summary(ctx, "mpc_summary", train_mpc_loop(ctx))
+
+
 METHODS: dict[str, Callable[[Context, set[str]], None]] = {
     "classic": train_classic,
+    "mpc": train_mpc,
     "dream": train_dream,
     "wm-ppo": train_wm_ppo,
     "a2c": train_a2c,

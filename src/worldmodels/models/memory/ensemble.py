@@ -34,7 +34,7 @@ class Ensemble(MemoryModel):
         self.latent_dim, self.action_dim = members[0].latent_dim, members[0].action_dim
         self._sizes = [len(m.initial(1)) for m in members]
 
-    def _split(self, state: tuple[Tensor, ...]) -> list[tuple[Tensor, ...]]:
+    def split_state(self, state: tuple[Tensor, ...]) -> list[tuple[Tensor, ...]]:
         parts, i = [], 0
         for n in self._sizes:
             parts.append(tuple(state[i : i + n]))
@@ -56,13 +56,16 @@ class Ensemble(MemoryModel):
         return tuple(t for m in self._each() for t in m.initial(batch, device))
 
     def hidden(self, state: tuple[Tensor, ...]) -> Tensor:
-        return self._each()[0].hidden(self._split(state)[0])
+        return self._each()[0].hidden(self.split_state(state)[0])
 
     def step(
         self, z: Tensor, action: Tensor, state: tuple[Tensor, ...]
     ) -> tuple[EnsembleOutput, tuple[Tensor, ...]]:
         outs, states = zip(
-            *(m.step(z, action, s) for m, s in zip(self._each(), self._split(state), strict=True)),
+            *(
+                m.step(z, action, s)
+                for m, s in zip(self._each(), self.split_state(state), strict=True)
+            ),
             strict=True,
         )
         points = torch.stack(
