@@ -484,8 +484,15 @@ def planner_policies(ctx: Context, world: WorldModel, kind: str | None) -> Calla
 
         base = load_agent(ctx.run, ctx.spec, ctx.device)
     reward_trained = ctx.cfg.memory.reward_weight > 0
-    build_planner(world, settings, base, reward_trained)  # bad input fails before any env
-    return lambda n: PlannerPolicy(world, build_planner(world, settings, base, reward_trained))
+    value = None
+    if ctx.cfg.method == "mpc" and ctx.run.has("mpc_value/best"):
+        from worldmodels.training.mpc import load_value
+
+        value = load_value(ctx.run, world)
+    build_planner(world, settings, base, reward_trained, value)  # bad input fails first
+    return lambda n: PlannerPolicy(
+        world, build_planner(world, settings, base, reward_trained, value)
+    )
 
 
 def agent_policies(ctx: Context, planner: str | None = None) -> Callable[[int], Policy]:

@@ -125,6 +125,7 @@ class DiscretePlanner:
         self.world, self.s, self.base = world, settings, base
         a, h = world.spec.action_dim, settings.horizon
         self.rng = torch.Generator().manual_seed(settings.seed)
+        self.value_fn: ValueFn | None = base.value if base is not None else None
         self.exhaustive = a**h <= settings.max_sequences
         if self.exhaustive:
             self.all = torch.tensor(list(itertools.product(range(a), repeat=h)), dtype=torch.long)
@@ -144,8 +145,9 @@ class DiscretePlanner:
     def plan(self, z: Tensor, state: Any, plan_state: None = None) -> tuple[Tensor, None]:
         n, a = len(z), self.world.spec.action_dim
         seqs = self._sequences(n)
-        value_fn = self.base.value if self.base is not None else None
-        vals = sequence_values(self.world, z, state, seqs, self.s.gamma, value_fn, self.s.aggregate)
+        vals = sequence_values(
+            self.world, z, state, seqs, self.s.gamma, self.value_fn, self.s.aggregate
+        )
         q = torch.full((n, a), -torch.inf, device=z.device)
         q = q.scatter_reduce(1, seqs[:, :, 0], vals, "amax")
         best = q.argmax(-1)
@@ -171,6 +173,7 @@ class CEMPlanner:
         self.low = torch.tensor(spec.action_low, dtype=torch.float32, device=world.device)
         self.high = torch.tensor(spec.action_high, dtype=torch.float32, device=world.device)
         self.rng = torch.Generator().manual_seed(settings.seed)
+        self.value_fn: ValueFn | None = base.value if base is not None else None
 
     def reset(self, n: int) -> Tensor:
         """The plan state: the mean action sequence [n, H, A], starting mid-range."""
@@ -183,7 +186,7 @@ class CEMPlanner:
         n, h, a = mean.shape
         half = (self.high - self.low) / 2
         std = torch.full_like(mean, s.init_std) * half
-        value_fn = self.base.value if self.base is not None else None
+        value_fn = self.value_fn
         for _ in range(s.iterations):
             noise = torch.randn((n, s.population, h, a), generator=self.rng).to(mean.device)
             samples = torch.clamp(mean.unsqueeze(1) + noise * std.unsqueeze(1), self.low, self.high)
@@ -205,11 +208,19 @@ def build_planner(
     settings: PlannerConfig,
     base: ActorCritic | None = None,
     reward_trained: bool = True,
+    value: Callable[[Tensor], Tensor] | None = None,
 ) -> DiscretePlanner | CEMPlanner:
+    """The planner for ``settings.kind``; the value at the horizon is ``value`` (features ->
+    [B, 1] or [B]) if given, else the base actor-critic's critic, else none."""
     kind = check_planner(world, settings, reward_trained)
+    planner: DiscretePlanner | CEMPlanner
     if kind == "enumerate":
-        return DiscretePlanner(world, settings, base)
-    return CEMPlanner(world, settings, kind, base)
+        planner = DiscretePlanner(world, settings, base)
+    else:
+        planner = CEMPlanner(world, settings, kind, base)
+    if value is not None:
+        planner.value_fn = lambda f: value(f).reshape(len(f))
+    return planner
 
 
 class PlannerPolicy:
