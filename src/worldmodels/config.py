@@ -50,7 +50,9 @@ class CollectConfig:
 class VisionConfig:
     kind: str = "auto"
     """``conv_vae`` (pixels), ``mlp_vae`` (vectors), ``identity`` (vectors: z = the normalised
-    state, for dynamics models on the state itself) or ``auto`` to pick by observation type."""
+    state, for dynamics models on the state itself), ``mlp_ae`` (vectors, seed 004),
+    ``vq_vae`` (pixels or vectors: a codebook-quantised latent, seed 000) or ``auto`` to pick
+    by observation type."""
     latent_dim: int = 32
     """Size of the latent z."""
     hidden_dims: list[int] = field(default_factory=lambda: [256, 128])
@@ -74,6 +76,16 @@ class VisionConfig:
     """Frames per batch."""
     chunk_episodes: int = 64
     """Episodes held in RAM at once by the frame loader (bounds memory on big stores)."""
+    vq_codes: int = 128
+    """vq_vae: codebook size (number of code vectors)."""
+    vq_dim: int = 4
+    """vq_vae: size of each code vector. On pixels z is a 4x4 grid of them (16 * vq_dim
+    numbers, ``latent_dim`` is not used); on vectors ``latent_dim`` must be a multiple of it."""
+    vq_commitment: float = 0.25
+    """vq_vae: weight of the commitment loss ||z_e - sg[e]||^2 (van den Oord et al.: 0.25)."""
+    vq_dead_threshold: float = 0.05
+    """vq_vae: a code whose moving-average usage falls below this fraction of uniform usage
+    (1 / vq_codes) is re-initialised to an encoder output of the current batch (0 = never)."""
 
 
 @dataclass
@@ -81,7 +93,16 @@ class MemoryConfig:
     kind: str = "mdn_rnn"
     """Memory model: ``mdn_rnn`` (LSTM + mixture density), ``residual_mlp`` (deterministic
     next = z + residual_scale * delta, LayerNorm, Markov; seed 003) or ``latent_mlp`` (seed
-    004: an MLP on [z, a] predicts z_{t+1}; reward and done heads read the predicted latent)."""
+    004: an MLP on [z, a] predicts z_{t+1}; reward and done heads read the predicted latent)
+    or ``transformer`` (seed 000: causal attention over the last ``max_len`` [z, a], mixture
+    density output as the MDN-RNN's)."""
+    attn_layers: int = 2
+    """transformer: attention blocks."""
+    attn_heads: int = 4
+    """transformer: attention heads (``hidden_dim`` must be a multiple)."""
+    max_len: int = 32
+    """transformer: context window, the positions each step attends to (itself included);
+    acting keeps the last max_len - 1 as its state, so memory does not grow."""
     residual_scale: float = 0.1
     """residual_mlp: the scale of the predicted delta."""
     blocks: int = 2
@@ -117,7 +138,7 @@ class MemoryConfig:
     """Early stopping: stop when the validation loss has not improved for this many epochs
     (0 = train all epochs)."""
     hidden_dim: int = 256
-    """LSTM hidden size."""
+    """LSTM hidden size; the transformer's model width; the MLP models' hidden width."""
     num_mixtures: int = 5
     """Gaussians in the mixture density output (per latent dimension)."""
     temperature: float = 1.0
@@ -801,15 +822,32 @@ def validate(cfg: Config) -> None:
         (cfg.collect.workers >= 1, "collect.workers must be >= 1"),
         (0.0 <= cfg.collect.val_fraction < 1.0, "collect.val_fraction must be in [0, 1)"),
         (
-            cfg.vision.kind in ("auto", "conv_vae", "mlp_vae", "mlp_ae", "identity"),
-            "vision.kind must be auto, conv_vae, mlp_vae, mlp_ae or identity",
+            cfg.vision.kind in ("auto", "conv_vae", "mlp_vae", "mlp_ae", "identity", "vq_vae"),
+            "vision.kind must be auto, conv_vae, mlp_vae, mlp_ae, identity or vq_vae",
         ),
         (cfg.vision.latent_dim >= 1, "vision.latent_dim must be >= 1"),
+        (
+            cfg.vision.vq_codes >= 2 and cfg.vision.vq_dim >= 1,
+            "vision.vq_codes must be >= 2 and vision.vq_dim >= 1",
+        ),
+        (
+            cfg.vision.vq_commitment >= 0 and cfg.vision.vq_dead_threshold >= 0,
+            "vision.vq_commitment and vision.vq_dead_threshold must be >= 0",
+        ),
         (cfg.vision.beta is None or cfg.vision.beta >= 0, "vision.beta must be >= 0"),
         (cfg.vision.epochs >= 0 and cfg.memory.epochs >= 0, "epochs must be >= 0"),
         (
-            cfg.memory.kind in ("mdn_rnn", "residual_mlp", "latent_mlp"),
-            "memory.kind must be mdn_rnn, residual_mlp or latent_mlp",
+            cfg.memory.kind in ("mdn_rnn", "residual_mlp", "latent_mlp", "transformer"),
+            "memory.kind must be mdn_rnn, residual_mlp, latent_mlp or transformer",
+        ),
+        (
+            cfg.memory.max_len >= 1 and cfg.memory.attn_layers >= 1,
+            "memory.max_len and memory.attn_layers must be >= 1",
+        ),
+        (
+            cfg.memory.attn_heads >= 1 and cfg.memory.hidden_dim % cfg.memory.attn_heads == 0,
+            f"memory.hidden_dim ({cfg.memory.hidden_dim}) must be a multiple of "
+            f"memory.attn_heads ({cfg.memory.attn_heads})",
         ),
         (
             cfg.memory.train_mode in ("single", "multistep", "teacher_forcing", "curriculum"),
@@ -894,8 +932,11 @@ def validate(cfg: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise UserError(message)
-    if cfg.env.image_size != 64 and cfg.vision.kind == "conv_vae":
-        raise UserError("the ConvVAE needs env.image_size=64 (its 4 conv layers assume 64x64)")
+    if cfg.env.image_size != 64 and cfg.vision.kind in ("conv_vae", "vq_vae"):
+        raise UserError(
+            f"vision.kind={cfg.vision.kind} needs env.image_size=64 (its 4 conv layers assume "
+            "64x64)"
+        )
 
 
 def flat_items(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -20,10 +20,10 @@ from worldmodels.world_model import WorldModel, load_vision
 
 
 def memory_kwargs(cfg: Config, spec: EnvSpec) -> dict[str, Any]:
-    from worldmodels.training.vision import vision_kind
+    from worldmodels.training.vision import latent_size
 
     mc = cfg.memory
-    latent = spec.obs_shape[0] if vision_kind(cfg, spec) == "identity" else cfg.vision.latent_dim
+    latent = latent_size(cfg, spec)
     base: dict[str, Any] = {
         "latent_dim": latent,
         "action_dim": spec.action_dim,
@@ -32,6 +32,13 @@ def memory_kwargs(cfg: Config, spec: EnvSpec) -> dict[str, Any]:
     }
     if mc.kind == "mdn_rnn":
         return base | {"num_mixtures": mc.num_mixtures}
+    if mc.kind == "transformer":
+        return base | {
+            "num_mixtures": mc.num_mixtures,
+            "layers": mc.attn_layers,
+            "heads": mc.attn_heads,
+            "max_len": mc.max_len,
+        }
     modes = {
         "mode": mc.train_mode,
         "rollout_steps": mc.rollout_steps,

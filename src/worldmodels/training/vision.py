@@ -16,6 +16,8 @@ from worldmodels.models.vision import build_vision
 from worldmodels.models.vision.identity import IdentityVision
 from worldmodels.models.vision.mlp_ae import MlpAE
 from worldmodels.models.vision.mlp_vae import MlpVAE
+from worldmodels.models.vision.vq_vae import GRID as VQ_GRID
+from worldmodels.models.vision.vq_vae import VQVAE
 from worldmodels.runs import RunDir, model_payload
 from worldmodels.training.supervised import Stage, train_supervised
 
@@ -28,6 +30,8 @@ def vision_kind(cfg: Config, spec: EnvSpec) -> str:
 
 def vision_kwargs(cfg: Config, spec: EnvSpec) -> dict[str, Any]:
     kind = vision_kind(cfg, spec)
+    if kind == "vq_vae":
+        return _vq_kwargs(cfg, spec)
     if kind == "conv_vae":
         if spec.obs_kind != "pixels":
             raise UserError("vision.kind=conv_vae needs pixel observations; use mlp_vae")
@@ -43,7 +47,45 @@ def vision_kwargs(cfg: Config, spec: EnvSpec) -> dict[str, Any]:
     }
 
 
-DEFAULT_BETA = {"conv_vae": 4.0, "mlp_vae": 0.05, "identity": 0.0, "mlp_ae": 0.0}
+def _vq_kwargs(cfg: Config, spec: EnvSpec) -> dict[str, Any]:
+    vc = cfg.vision
+    kw: dict[str, Any] = {
+        "num_codes": vc.vq_codes,
+        "code_dim": vc.vq_dim,
+        "commitment": vc.vq_commitment,
+        "dead_threshold": vc.vq_dead_threshold,
+    }
+    if spec.obs_kind == "pixels":
+        return kw
+    if vc.latent_dim % vc.vq_dim:
+        raise UserError(
+            f"vision.latent_dim={vc.latent_dim} must be a multiple of vision.vq_dim={vc.vq_dim} "
+            "(z is latent_dim / vq_dim code vectors)"
+        )
+    return kw | {
+        "obs_dim": spec.obs_shape[0],
+        "latent_dim": vc.latent_dim,
+        "hidden_dims": list(vc.hidden_dims),
+    }
+
+
+def latent_size(cfg: Config, spec: EnvSpec) -> int:
+    """The size of z that V of this config produces on this env."""
+    kind = vision_kind(cfg, spec)
+    if kind == "identity":
+        return spec.obs_shape[0]
+    if kind == "vq_vae" and spec.obs_kind == "pixels":
+        return VQ_GRID * VQ_GRID * cfg.vision.vq_dim
+    return cfg.vision.latent_dim
+
+
+DEFAULT_BETA = {
+    "conv_vae": 4.0,
+    "mlp_vae": 0.05,
+    "identity": 0.0,
+    "mlp_ae": 0.0,
+    "vq_vae": 0.0,
+}
 
 
 def beta_at(cfg: Config, kind: str, epoch: int) -> float:
@@ -71,7 +113,9 @@ def train_vision(
     kwargs = vision_kwargs(cfg, spec)
     torch.manual_seed(cfg.seed + 100)  # weight init depends on the seed alone
     model = build_vision(kind, kwargs).to(device)
-    if isinstance(model, MlpVAE | MlpAE | IdentityVision):
+    if isinstance(model, MlpVAE | MlpAE | IdentityVision) or (
+        isinstance(model, VQVAE) and not model.pixels
+    ):
         mean, std = observation_stats(store, train_idx)
         model.set_normaliser(
             torch.as_tensor(mean, device=device), torch.as_tensor(std, device=device)
@@ -85,7 +129,8 @@ def train_vision(
         run.save("vision/best", {**payload, "progress": {"epoch": 0}})
         run.save("vision/last", {**payload, "progress": {"epoch": 0, "complete": True}})
         return {"loss": 0.0}
-    fixed = _preview_frames(store, val_idx or train_idx) if kind == "conv_vae" else None
+    pixels = spec.obs_kind == "pixels"
+    fixed = _preview_frames(store, val_idx or train_idx) if pixels else None
 
     def batches(rng: np.random.Generator):
         for b in frame_batches(

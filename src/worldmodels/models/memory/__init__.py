@@ -9,11 +9,13 @@ from worldmodels.models.memory.ensemble import Ensemble
 from worldmodels.models.memory.latent_mlp import LatentMLP
 from worldmodels.models.memory.mdn_rnn import MDNRNN
 from worldmodels.models.memory.residual_mlp import ResidualMLP
+from worldmodels.models.memory.transformer import TemporalTransformer
 
 MEMORY_MODELS: dict[str, type[MemoryModel]] = {
     "mdn_rnn": MDNRNN,
     "residual_mlp": ResidualMLP,
     "latent_mlp": LatentMLP,
+    "transformer": TemporalTransformer,
 }
 
 

@@ -58,16 +58,7 @@ class MDNRNN(MemoryModel):
         return zeros, zeros.clone()
 
     def _heads(self, out: Tensor) -> MemoryOutput:
-        b, t, _ = out.shape
-        params = self.mdn(out).view(b, t, self.latent_dim, self.num_mixtures, 3)
-        return MemoryOutput(
-            params[..., 0],
-            params[..., 1],
-            params[..., 2],
-            self.reward_head(out).squeeze(-1),
-            self.done_head(out).squeeze(-1),
-            out,
-        )
+        return mixture_output(self.mdn, self.reward_head, self.done_head, out, self.latent_dim)
 
     def forward(
         self, z: Tensor, actions: Tensor, state: State | None = None
@@ -96,10 +87,7 @@ class MDNRNN(MemoryModel):
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        pi, mu, log_sigma = output.logit_pi[:, -1], output.mu[:, -1], output.log_sigma[:, -1]
-        if temperature == 0:
-            return mdn_mean(pi, mu)
-        return mdn_sample(pi, mu, log_sigma, temperature, generator)
+        return mixture_sample_next(output, temperature, generator)
 
     def reward_done(self, output: MemoryOutput) -> tuple[Tensor, Tensor]:
         return output.reward[:, -1], output.done_logit[:, -1]
@@ -107,30 +95,68 @@ class MDNRNN(MemoryModel):
     def step_loss(
         self, output: MemoryOutput, z_next: Tensor, reward: Tensor, done: Tensor
     ) -> Tensor:
-        nll = mdn_nll(output.logit_pi[:, -1], output.mu[:, -1], output.log_sigma[:, -1], z_next)
-        r_pred, d_logit = self.reward_done(output)
-        return (
-            nll.mean()
-            + (r_pred - reward).pow(2).mean()
-            + F.binary_cross_entropy_with_logits(d_logit, done)
-        )
+        return mixture_step_loss(output, z_next, reward, done)
 
     def loss(
         self, batch: MemoryBatch, reward_weight: float = 1.0, done_weight: float = 1.0
     ) -> tuple[Tensor, dict[str, float]]:
         out, _ = self.forward(batch.z[:, :-1], batch.actions)
-        target = (batch.z_target if batch.z_target is not None else batch.z)[:, 1:]
-        mask = batch.mask
-        denom = mask.sum().clamp(min=1.0)
-        nll = (mdn_nll(out.logit_pi, out.mu, out.log_sigma, target).mean(-1) * mask).sum() / denom
-        reward = ((out.reward - batch.rewards).pow(2) * mask).sum() / denom
-        done = (
-            F.binary_cross_entropy_with_logits(out.done_logit, batch.dones, reduction="none") * mask
-        ).sum() / denom
-        total = nll + reward_weight * reward + done_weight * done
-        return total, {
-            "loss": float(total.detach()),
-            "nll": float(nll.detach()),
-            "reward_loss": float(reward.detach()),
-            "done_loss": float(done.detach()),
-        }
+        return mixture_sequence_loss(out, batch, reward_weight, done_weight)
+
+
+def mixture_output(
+    mdn: nn.Module, reward_head: nn.Module, done_head: nn.Module, out: Tensor, latent_dim: int
+) -> MemoryOutput:
+    """Features [B, T, H] -> the mixture over z_{t+1}, reward and done logit of each step."""
+    b, t, _ = out.shape
+    params = mdn(out).view(b, t, latent_dim, -1, 3)
+    return MemoryOutput(
+        params[..., 0],
+        params[..., 1],
+        params[..., 2],
+        reward_head(out).squeeze(-1),
+        done_head(out).squeeze(-1),
+        out,
+    )
+
+
+def mixture_sample_next(
+    output: MemoryOutput, temperature: float = 1.0, generator: torch.Generator | None = None
+) -> Tensor:
+    """z_{t+1} of the last step: sampled at temperature tau, the mixture mean at tau = 0."""
+    pi, mu, log_sigma = output.logit_pi[:, -1], output.mu[:, -1], output.log_sigma[:, -1]
+    if temperature == 0:
+        return mdn_mean(pi, mu)
+    return mdn_sample(pi, mu, log_sigma, temperature, generator)
+
+
+def mixture_step_loss(output: MemoryOutput, z_next: Tensor, reward: Tensor, done: Tensor) -> Tensor:
+    """Mixture NLL of z_{t+1} + reward MSE + done BCE of the last step, batch means."""
+    nll = mdn_nll(output.logit_pi[:, -1], output.mu[:, -1], output.log_sigma[:, -1], z_next)
+    return (
+        nll.mean()
+        + (output.reward[:, -1] - reward).pow(2).mean()
+        + F.binary_cross_entropy_with_logits(output.done_logit[:, -1], done)
+    )
+
+
+def mixture_sequence_loss(
+    out: MemoryOutput, batch: MemoryBatch, reward_weight: float, done_weight: float
+) -> tuple[Tensor, dict[str, float]]:
+    """Masked mean over a batch of sequences of NLL(z_{t+1}) + weighted reward MSE and done
+    BCE, and the parts as floats."""
+    target = (batch.z_target if batch.z_target is not None else batch.z)[:, 1:]
+    mask = batch.mask
+    denom = mask.sum().clamp(min=1.0)
+    nll = (mdn_nll(out.logit_pi, out.mu, out.log_sigma, target).mean(-1) * mask).sum() / denom
+    reward = ((out.reward - batch.rewards).pow(2) * mask).sum() / denom
+    done = (
+        F.binary_cross_entropy_with_logits(out.done_logit, batch.dones, reduction="none") * mask
+    ).sum() / denom
+    total = nll + reward_weight * reward + done_weight * done
+    return total, {
+        "loss": float(total.detach()),
+        "nll": float(nll.detach()),
+        "reward_loss": float(reward.detach()),
+        "done_loss": float(done.detach()),
+    }

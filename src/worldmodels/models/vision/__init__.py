@@ -9,12 +9,14 @@ from worldmodels.models.vision.conv_vae import ConvVAE
 from worldmodels.models.vision.identity import IdentityVision
 from worldmodels.models.vision.mlp_ae import MlpAE
 from worldmodels.models.vision.mlp_vae import MlpVAE
+from worldmodels.models.vision.vq_vae import VQVAE
 
 VISION_MODELS: dict[str, type[VisionModel]] = {
     "conv_vae": ConvVAE,
     "mlp_vae": MlpVAE,
     "identity": IdentityVision,
     "mlp_ae": MlpAE,
+    "vq_vae": VQVAE,
 }
 
 
