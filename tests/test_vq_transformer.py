@@ -82,7 +82,7 @@ def test_vq_vae_learns_to_reconstruct_and_uses_many_codes():
     model.set_normaliser(obs.mean(0), obs.std(0))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     first = float(model.loss(obs, 0.0, 0.0)[1]["recon_loss"])
-    for i in range(300):
+    for _i in range(300):
         batch = obs[torch.randint(0, 512, (64,))]
         loss, parts = model.loss(batch, 0.0, 0.0)
         opt.zero_grad()
@@ -136,7 +136,7 @@ def test_transformer_step_by_step_equals_the_full_sequence_forward(max_len):
         torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5)
     # continuing a sequence from a state equals the forward over the whole sequence
     with torch.no_grad():
-        head, mid = m(z[:, :6], a[:, :6])
+        _head, mid = m(z[:, :6], a[:, :6])
         tail, _ = m(z[:, 6:], a[:, 6:], mid)
     torch.testing.assert_close(tail.mu, full.mu[:, 6:], atol=1e-5, rtol=1e-5)
 
@@ -182,7 +182,7 @@ def test_transformer_ensemble_and_save_load(tmp_path):
     ens = build_memory("transformer", {**kw, "ensemble": 2})
     assert isinstance(ens, Ensemble)
     z, a = torch.randn(4, 3), torch.randn(4, 2)
-    out, state = ens.step(z, a, ens.initial(4))
+    out, _state = ens.step(z, a, ens.initial(4))
     assert ens.uncertainty(out).shape == (4,)
     model = build_memory("transformer", kw).eval()
     run = RunDir(tmp_path)

@@ -98,9 +98,7 @@ class TemporalTransformer(MemoryModel):
         self.latent_dim, self.action_dim = latent_dim, action_dim
         self.hidden_dim, self.max_len = hidden_dim, max_len
         self.input_proj = nn.Linear(latent_dim + action_dim, hidden_dim)
-        self.blocks = nn.ModuleList(
-            CausalBlock(hidden_dim, heads, max_len) for _ in range(layers)
-        )
+        self.blocks = nn.ModuleList(CausalBlock(hidden_dim, heads, max_len) for _ in range(layers))
         self.ln_f = nn.LayerNorm(hidden_dim)
         self.mdn = nn.Linear(hidden_dim, latent_dim * num_mixtures * 3)
         self.reward_head = nn.Linear(hidden_dim, 1)
@@ -173,4 +171,3 @@ class TemporalTransformer(MemoryModel):
     ) -> tuple[Tensor, dict[str, float]]:
         out, _ = self.forward(batch.z[:, :-1], batch.actions)
         return mixture_sequence_loss(out, batch, reward_weight, done_weight)
-

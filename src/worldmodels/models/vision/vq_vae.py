@@ -148,7 +148,9 @@ class VQVAE(VisionModel):
 
     def preprocess(self, obs: Tensor) -> Tensor:
         if self.pixels:
-            assert obs.dim() == 4 and obs.shape[-1] == 3, f"expected [B, 64, 64, 3], got {obs.shape}"
+            assert obs.dim() == 4 and obs.shape[-1] == 3, (
+                f"expected [B, 64, 64, 3], got {obs.shape}"
+            )
             return obs.permute(0, 3, 1, 2).float() / 255.0
         assert obs.dim() == 2 and obs.shape[-1] == self.obs_dim, (
             f"expected [B, {self.obs_dim}], got {tuple(obs.shape)}"
