@@ -132,6 +132,11 @@ def test_identity_vision_and_residual_memory_end_to_end_with_early_stopping(tmp_
     # identity V: the latent is the normalised state, so reconstruction is exact
     assert result["reconstruction_mse"] == pytest.approx(0.0, abs=1e-8)
     assert all(u > 0 for u in result["uncertainty"])  # two members disagree
+    # re-running the finished V stage leaves it alone: M's record of V's hash stays valid
+    before = (run_dir / "checkpoints/vision/best.pt").read_bytes()
+    assert main(["train-vision", "--run-dir", str(run_dir), "--quiet", "--resume"]) == 0
+    assert (run_dir / "checkpoints/vision/best.pt").read_bytes() == before
+    assert main(["diagnose", "--run-dir", str(run_dir), "--horizon", "3", "--quiet"]) == 0
 
 
 def test_untrained_sections_may_change_on_an_existing_run(tmp_path, capsys):

@@ -19,7 +19,7 @@ from worldmodels.models.vision.mlp_vae import MlpVAE
 from worldmodels.models.vision.vq_vae import GRID as VQ_GRID
 from worldmodels.models.vision.vq_vae import VQVAE
 from worldmodels.runs import RunDir, model_payload
-from worldmodels.training.supervised import Stage, train_supervised
+from worldmodels.training.supervised import Stage, stage_complete, train_supervised
 
 
 def vision_kind(cfg: Config, spec: EnvSpec) -> str:
@@ -120,7 +120,9 @@ def train_vision(
         model.set_normaliser(
             torch.as_tensor(mean, device=device), torch.as_tensor(std, device=device)
         )
-    if isinstance(model, IdentityVision):  # nothing to learn: save it as trained
+    if isinstance(model, IdentityVision):  # nothing to learn: save it as trained, once
+        if stage_complete(run, "vision"):  # re-saving would change M's recorded V hash
+            return {"loss": 0.0}
         payload = {
             "model": model_payload(kind, kwargs, model),
             "spec": spec.shape_signature(),
