@@ -513,6 +513,31 @@ METHOD_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
         },
         "planner": {"horizon": 10, "max_sequences": 256},
     },
+    ("Pendulum-v1", "mpc"): {
+        # continuous control by CEM (PETS): the state itself, an ensemble of 3 residual
+        # models, 25-step plans (the swing-up needs to see past the first push; no critic)
+        "vision": {"kind": "identity"},
+        "memory": {
+            "kind": "residual_mlp",
+            "ensemble": 3,
+            "hidden_dim": 128,
+            "blocks": 1,
+            "epochs": 100,
+            "batch_size": 8,
+            "seq_len": 16,
+        },
+        "collect": {"val_fraction": 0.0},
+        "mpc": {"random_episodes": 5, "total_steps": 2_000, "retrain_epochs": 20},
+        "planner": {
+            "kind": "cem",
+            "horizon": 25,
+            "population": 200,
+            "elites": 20,
+            "iterations": 3,
+            "gamma": 1.0,
+        },
+        "evaluate": {"episodes": 20},
+    },
     ("CartPole-v1", "wm-ppo"): {
         "ac": {
             "num_envs": 8,
