@@ -1,5 +1,7 @@
 """Seed 000's models: the VQ-VAE vision and the temporal transformer memory."""
 
+import json
+
 import pytest
 import torch
 
@@ -224,5 +226,38 @@ def test_bad_vq_and_transformer_settings_are_refused_in_one_line(tmp_path, capsy
     for i, (sets, needle) in enumerate(bad):
         argv = [*base, "--run-dir", str(tmp_path / f"r{i}")]
         assert main(argv + [x for s in sets for x in ("--set", s)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert needle in err and len(err.splitlines()) == 1
+
+
+def test_seed000_pretraining_commands_run_as_written(tmp_path, capsys):
+    """Seed 000's three commands: pre-train V, pre-train M from it, then A2C with the improved
+    controller, each naming its checkpoint file (here: files in one run directory)."""
+    d = tmp_path / "checkpoints"
+    first = ["train", "--env-name", "CartPole-v1", "--pretrain-vision", "--max-epoch", "2"]
+    first += ["--save-path", str(d), "--preset", "debug", "--preset", "enhanced", "--quiet"]
+    first += ["--set", "memory.hidden_dim=16", "--set", "memory.max_len=8"]
+    first += ["--set", "vision.latent_dim=8", "--set", "vision.vq_dim=2"]
+    assert main(first) == 0
+    assert "pre-trained vision" in capsys.readouterr().out
+    assert not (d / "checkpoints/memory").exists() and not (d / "eval.json").exists()
+    second = ["train", "--env-name", "CartPole-v1", "--pretrain-memory", "--max-epoch", "3"]
+    second += ["--load-path", str(d / "pretrainedV_CartPole-v1.pt"), "--save-path", str(d)]
+    assert main([*second, "--quiet"]) == 0
+    memory = torch.load(d / "checkpoints/memory/last.pt", weights_only=True)
+    assert memory["model"]["name"] == "transformer" and memory["progress"]["epoch"] == 3
+    third = ["train", "--env-name", "CartPole-v1", "--use-improved-controller", "--use-a2c"]
+    third += ["--load-path", str(d / "pretrainedVM_CartPole-v1.pt"), "--max-epoch", "2"]
+    third += ["--n-steps", "8", "--planning-horizon", "2", "--quiet"]
+    assert main(third) == 0
+    agent = torch.load(d / "checkpoints/agent/last.pt", weights_only=True)
+    assert agent["progress"]["iteration"] == 2 and agent["progress"]["complete"]
+    assert json.loads((d / "eval.json").read_text())["planner"] == "auto"
+    capsys.readouterr()
+    # two different directories, or --max-epoch where it means nothing: one line, exit 2
+    other = ["train", "--run-dir", str(tmp_path / "x"), "--load-path", str(d), "--quiet"]
+    mpc = ["train", "--run-dir", str(d), "--method", "mpc", "--max-epoch", "3", "--quiet"]
+    for argv, needle in [(other, "differ"), (mpc, "--max-epoch does not apply")]:
+        assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert needle in err and len(err.splitlines()) == 1

@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run all stages of a method in order; a stage whose artifact "
         "is complete is skipped. Ends with an evaluation.",
     )
-    _common(p)
+    _common(p, run_dir_required=False)
     p.add_argument(
         "--planning-horizon",
         type=int,
@@ -160,12 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pretrain-vision",
         action="store_true",
-        help="a2c: pre-train V on random episodes first (ac.pretrain_vision).",
+        help="a2c: pre-train V on random episodes first (ac.pretrain_vision); without a2c "
+        "(seed 000's pre-training command): collect and train V only.",
     )
     p.add_argument(
         "--pretrain-memory",
         action="store_true",
-        help="a2c: pre-train V and M on random episodes first (ac.pretrain_memory).",
+        help="a2c: pre-train V and M on random episodes first (ac.pretrain_memory); without "
+        "a2c: collect and train V and M only.",
     )
     p.add_argument(
         "--use-a2c", action="store_true", help="Seed 000's flag: the same as --method a2c."
@@ -175,6 +177,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Seed 000's flag: the MLP actor-critic (a2c's) acting with planning, 70%% policy "
         "and 30%% plan (evaluate.planner=auto, planner.blend=0.3).",
+    )
+    p.add_argument(
+        "--max-epoch",
+        type=int,
+        help="Seed 000's flag: with --use-a2c / --method a2c the number of updates "
+        "(ac.updates); with --pretrain-vision or --pretrain-memory alone, the epochs of that "
+        "stage (vision.epochs / memory.epochs).",
+    )
+    p.add_argument(
+        "--save-path",
+        metavar="DIR",
+        help="Seed 000's flag: the run directory (same as --run-dir).",
+    )
+    p.add_argument(
+        "--load-path",
+        metavar="PATH",
+        help="Seed 000's flag: continue from a run directory, or from a file in it (e.g. "
+        "DIR/pretrainedV.pt: DIR); one run directory holds V, M and the controller.",
     )
     p.add_argument("--n-steps", type=int, help="Steps per actor-critic update (ac.n_steps).")
     p.add_argument("--learning-rate", type=float, help="Actor-critic learning rate (ac.lr).")
@@ -232,6 +252,54 @@ def _positive(name: str, value: int | None) -> None:
         raise UserError(f"{name} must be >= 1, got {value}")
 
 
+def _seed000_paths(args: argparse.Namespace) -> None:
+    """``--save-path`` / ``--load-path`` name the run directory (one holds every stage)."""
+    from pathlib import Path
+
+    dirs = []
+    for flag, value in [("--run-dir", args.run_dir), ("--save-path", args.save_path)]:
+        if value:
+            dirs.append((flag, Path(value)))
+    if args.load_path:
+        path = Path(args.load_path)
+        if path.suffix and not path.is_dir():  # a checkpoint file: its run directory
+            path = next((p for p in path.parents if (p / "config.yaml").exists()), path.parent)
+        dirs.append(("--load-path", path))
+    if not dirs:
+        raise UserError("train needs a run directory: --run-dir DIR (or --save-path DIR)")
+    first_flag, first = dirs[0]
+    for flag, d in dirs[1:]:
+        if d.resolve() != first.resolve():
+            raise UserError(
+                f"{first_flag} {first} and {flag} {d} differ; one run directory holds V, M "
+                "and the controller, so pass the same directory"
+            )
+    args.run_dir = str(first)
+
+
+def _seed000_pretraining(args: argparse.Namespace, sets: list[str]) -> bool:
+    """Seed 000's ``--pretrain-vision`` / ``--pretrain-memory`` without a2c train only those
+    stages; ``--max-epoch`` is their epochs then, the number of updates with a2c / wm-ppo, and
+    CMA-ES generations with classic / dream."""
+    a2c = args.use_a2c or args.method == "a2c"
+    pretrain_only = (args.pretrain_vision or args.pretrain_memory) and not a2c
+    if args.max_epoch is not None:
+        _positive("--max-epoch", args.max_epoch)
+        if pretrain_only:
+            stage = "memory" if args.pretrain_memory else "vision"
+            sets.append(f"{stage}.epochs={args.max_epoch}")
+        elif a2c or args.method == "wm-ppo":
+            sets.append(f"ac.updates={args.max_epoch}")
+        elif args.method in (None, "classic", "dream"):
+            sets.append(f"controller.generations={args.max_epoch}")
+        else:
+            raise UserError(
+                f"--max-epoch does not apply to --method {args.method}; set its budget with "
+                "--set (e.g. mpc.total_steps=N)"
+            )
+    return bool(pretrain_only)
+
+
 def run(args: argparse.Namespace) -> int:
     from worldmodels import pipeline
 
@@ -266,13 +334,15 @@ def run(args: argparse.Namespace) -> int:
         if args.method:
             sets.append(f"method={args.method}")
     if args.command == "train":
+        _seed000_paths(args)
+        pretrain_only = _seed000_pretraining(args, sets)
         if args.tau is not None:
             if args.tau < 0:
                 raise UserError(f"--tau must be >= 0, got {args.tau}")
             sets.append(f"memory.temperature={args.tau}")
-        if args.pretrain_vision:
+        if args.pretrain_vision and not pretrain_only:
             sets.append("ac.pretrain_vision=true")
-        if args.pretrain_memory:
+        if args.pretrain_memory and not pretrain_only:
             sets.append("ac.pretrain_memory=true")
         if args.use_a2c:
             sets.append("method=a2c")
@@ -324,8 +394,15 @@ def run(args: argparse.Namespace) -> int:
                 for s in ("collect", "vision", "memory", "controller")
                 if getattr(args, f"skip_{s}")
             }
-            pipeline.train(ctx, ctx.cfg.method, skip)
-            if not args.no_eval:
+            if pretrain_only:  # seed 000's pre-training commands: those stages, no evaluation
+                stages = ["collect", "vision"] + (["memory"] if args.pretrain_memory else [])
+                for name in stages:
+                    if name not in skip:
+                        pipeline.STAGES[name](ctx)
+                print(f"pre-trained {' and '.join(stages[1:])} in {ctx.run.root}")
+            else:
+                pipeline.train(ctx, ctx.cfg.method, skip)
+            if not args.no_eval and not pretrain_only:
                 _print_eval(ctx, pipeline.evaluate(ctx, args.episodes, args.video), args.video)
         elif args.command == "diagnose":
             _positive("--max-starts", args.max_starts)

@@ -253,6 +253,8 @@ class ActorCriticConfig:
     """Gradient-norm clip."""
     total_steps: int = 100_000
     """Real env steps of actor-critic training (collection before it is counted apart)."""
+    updates: int = 0
+    """> 0: also stop after this many updates (seed 000's ``--max-epoch`` with a2c)."""
     target_return: float | None = None
     """Stop when the mean return of the last ``stop_window`` finished training episodes
     reaches this (None = the env's reward_threshold; no extra real steps are spent)."""
@@ -591,6 +593,11 @@ NAMED_PRESETS: dict[str, dict[str, Any]] = {
         "vision": {"kind": "mlp_ae", "latent_dim": 128, "hidden_dims": [256, 256], "epochs": 0},
         "memory": {"kind": "latent_mlp", "hidden_dim": 256, "joint": True, "lr": 1e-3},
     },
+    "enhanced": {
+        # seed 000's V and M: VQ-VAE vision and the temporal transformer memory
+        "vision": {"kind": "vq_vae"},
+        "memory": {"kind": "transformer", "hidden_dim": 128, "attn_layers": 2, "max_len": 32},
+    },
     "gpu": {
         "collect": {"episodes": 10000, "workers": 16},
         "vision": {"epochs": 50, "batch_size": 256},
@@ -624,6 +631,7 @@ RESUME_MUTABLE_KEYS = frozenset(
         "dream.collect_episodes",
         "dream.retrain_epochs",
         "ac.total_steps",
+        "ac.updates",
         "ac.target_return",
         "ac.stop_window",
         "ac.eval_every",
@@ -918,6 +926,7 @@ def validate(cfg: Config) -> None:
         (cfg.dream.collect_episodes >= 1, "dream.collect_episodes must be >= 1"),
         (cfg.ac.num_envs >= 1 and cfg.ac.n_steps >= 1, "ac.num_envs and ac.n_steps must be >= 1"),
         (cfg.ac.total_steps >= 1, "ac.total_steps must be >= 1"),
+        (cfg.ac.updates >= 0, "ac.updates must be >= 0"),
         (
             0 <= cfg.ac.gamma <= 1 and 0 <= cfg.ac.gae_lambda <= 1,
             "ac.gamma and ac.gae_lambda must be in [0, 1]",

@@ -109,7 +109,9 @@ def score_and_stop(
     improved = score > prog["best_score"]
     prog["best_score"] = max(score, prog["best_score"])
     prog["complete"] = bool(
-        prog["env_steps"] >= acfg.total_steps or (target is not None and score >= target)
+        prog["env_steps"] >= acfg.total_steps
+        or (acfg.updates > 0 and prog["iteration"] >= acfg.updates)
+        or (target is not None and score >= target)
     )
     return score, improved
 
