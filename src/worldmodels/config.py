@@ -364,6 +364,53 @@ class MpcConfig:
 
 
 @dataclass
+class PpoConfig:
+    """``--method ppo``: the model-free baseline, Stable-Baselines3's PPO on the real env (the
+    env as the toolkit builds it). Defaults are SB3's; per-env presets are rl-zoo's tuned
+    hyperparameters (hyperparams/ppo.yml) where they exist."""
+
+    total_steps: int = 100_000
+    """Real env steps of training (rl-zoo's n_timesteps)."""
+    n_envs: int = 8
+    """Envs stepped together (SB3 DummyVecEnv)."""
+    policy: str = "auto"
+    """``MlpPolicy``, ``CnnPolicy`` or ``auto`` (Cnn for pixels)."""
+    n_steps: int = 2048
+    """Steps per env per rollout."""
+    batch_size: int = 64
+    n_epochs: int = 10
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    learning_rate: float = 3e-4
+    lr_schedule: str = "constant"
+    """``constant`` or ``linear`` (rl-zoo's lin_X: decays to 0 over total_steps)."""
+    clip_range: float = 0.2
+    clip_schedule: str = "constant"
+    """``constant`` or ``linear``."""
+    use_sde: bool = False
+    sde_sample_freq: int = -1
+    log_std_init: float = 0.0
+    ortho_init: bool = True
+    net_arch: list[int] = field(default_factory=list)
+    """Hidden sizes of the policy and value networks (empty = SB3's default)."""
+    activation: str = "tanh"
+    """``tanh`` (SB3's default), ``relu`` or ``gelu``."""
+    frame_stack: int = 1
+    """Observations stacked along the last axis (VecFrameStack)."""
+    normalize_reward: bool = False
+    """Scale rewards by a running estimate of the return's std (VecNormalize, rewards only)."""
+    target_return: float | None = None
+    """Stop when the mean return of the last ``stop_window`` training episodes reaches this
+    (None = the env's reward_threshold)."""
+    stop_window: int = 20
+    """Finished training episodes averaged for the stop test, the best checkpoint and the
+    learning curve."""
+
+
+@dataclass
 class ParallelConfig:
     executor: str = "local"
     """``local`` (processes on this machine) or ``ray`` (pip install 'worldmodels[ray]')."""
@@ -401,11 +448,12 @@ class Config:
     imagination: ImaginationConfig = field(default_factory=ImaginationConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     mpc: MpcConfig = field(default_factory=MpcConfig)
+    ppo: PpoConfig = field(default_factory=PpoConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     method: str = "classic"
     """Training method: ``classic`` (V -> M -> CMA-ES controller in the real env), ``dream``
     (CMA-ES inside the dream), ``a2c`` (seed 000), ``wm-ppo`` (seed 002), ``mpc`` (planning
-    with M in the real env, M retrained as data grows)."""
+    with M in the real env, M retrained as data grows), ``ppo`` (model-free baseline)."""
     seed: int = 0
     """Master seed: every episode, batch and CMA-ES generation derives from it."""
     device: str = "auto"
@@ -514,6 +562,81 @@ METHOD_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
             "value_epochs": 30,
         },
         "planner": {"horizon": 10, "max_sequences": 256},
+    },
+    # rl-zoo's tuned PPO (hyperparams/ppo.yml); LunarLander-v3 takes v2's values. CarRacing
+    # keeps the toolkit's RGB frames (rl-zoo: grey); Atari uses the toolkit's ALE env and
+    # 64x64 RGB frames instead of SB3's AtariWrapper (84x84 grey)
+    ("CartPole-v1", "ppo"): {
+        "ppo": {
+            "n_envs": 8,
+            "total_steps": 100_000,
+            "n_steps": 32,
+            "batch_size": 256,
+            "gae_lambda": 0.8,
+            "gamma": 0.98,
+            "n_epochs": 20,
+            "ent_coef": 0.0,
+            "learning_rate": 1e-3,
+            "lr_schedule": "linear",
+            "clip_range": 0.2,
+            "clip_schedule": "linear",
+        }
+    },
+    ("LunarLander-v3", "ppo"): {
+        "ppo": {
+            "n_envs": 16,
+            "total_steps": 1_000_000,
+            "n_steps": 1024,
+            "batch_size": 64,
+            "gae_lambda": 0.98,
+            "gamma": 0.999,
+            "n_epochs": 4,
+            "ent_coef": 0.01,
+        }
+    },
+    ("CarRacing-v3", "ppo"): {
+        "ppo": {
+            "n_envs": 8,
+            "total_steps": 4_000_000,
+            "policy": "CnnPolicy",
+            "frame_stack": 2,
+            "normalize_reward": True,
+            "batch_size": 128,
+            "n_steps": 512,
+            "gamma": 0.99,
+            "gae_lambda": 0.95,
+            "n_epochs": 10,
+            "ent_coef": 0.0,
+            "use_sde": True,
+            "sde_sample_freq": 4,
+            "learning_rate": 1e-4,
+            "lr_schedule": "linear",
+            "clip_range": 0.2,
+            "log_std_init": -2.0,
+            "ortho_init": False,
+            "activation": "gelu",
+            "net_arch": [256],
+        }
+    },
+    **{
+        (atari, "ppo"): {
+            "ppo": {
+                "n_envs": 8,
+                "total_steps": 10_000_000,
+                "policy": "CnnPolicy",
+                "frame_stack": 4,
+                "n_steps": 128,
+                "n_epochs": 4,
+                "batch_size": 256,
+                "learning_rate": 2.5e-4,
+                "lr_schedule": "linear",
+                "clip_range": 0.1,
+                "clip_schedule": "linear",
+                "vf_coef": 0.5,
+                "ent_coef": 0.01,
+            }
+        }
+        for atari in ("ALE/Pong-v5", "ALE/Breakout-v5")
     },
     ("Pendulum-v1", "mpc"): {
         # continuous control by CEM (PETS): the state itself, an ensemble of 3 residual
@@ -632,6 +755,9 @@ RESUME_MUTABLE_KEYS = frozenset(
         "dream.retrain_epochs",
         "ac.total_steps",
         "ac.updates",
+        "ppo.total_steps",
+        "ppo.target_return",
+        "ppo.stop_window",
         "ac.target_return",
         "ac.stop_window",
         "ac.eval_every",
@@ -953,8 +1079,26 @@ def validate(cfg: Config) -> None:
         (cfg.parallel.max_retries >= 0, "parallel.max_retries must be >= 0"),
         (cfg.evaluate.episodes >= 1, "evaluate.episodes must be >= 1"),
         (
-            cfg.method in ("classic", "dream", "a2c", "wm-ppo", "mpc"),
-            f"unknown method '{cfg.method}'; available: classic, dream, a2c, wm-ppo, mpc",
+            cfg.method in ("classic", "dream", "a2c", "wm-ppo", "mpc", "ppo"),
+            f"unknown method '{cfg.method}'; available: classic, dream, a2c, wm-ppo, mpc, ppo",
+        ),
+        (
+            cfg.ppo.total_steps >= 1 and cfg.ppo.n_envs >= 1 and cfg.ppo.n_steps >= 1,
+            "ppo.total_steps, ppo.n_envs and ppo.n_steps must be >= 1",
+        ),
+        (
+            cfg.ppo.batch_size >= 2 and cfg.ppo.frame_stack >= 1 and cfg.ppo.stop_window >= 1,
+            "ppo.batch_size must be >= 2, ppo.frame_stack and ppo.stop_window >= 1",
+        ),
+        (
+            cfg.ppo.lr_schedule in ("constant", "linear")
+            and cfg.ppo.clip_schedule in ("constant", "linear"),
+            "ppo.lr_schedule and ppo.clip_schedule must be constant or linear",
+        ),
+        (
+            cfg.ppo.policy in ("auto", "MlpPolicy", "CnnPolicy")
+            and cfg.ppo.activation in ("tanh", "relu", "gelu"),
+            "ppo.policy must be auto, MlpPolicy or CnnPolicy; ppo.activation tanh, relu or gelu",
         ),
         (
             cfg.ac.eval_every >= 0 and cfg.ac.eval_episodes >= 1,

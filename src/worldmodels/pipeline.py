@@ -180,11 +180,12 @@ def require_resume(ctx: Context, stage: str) -> None:
         return
     progress = ctx.run.load(f"{stage}/last")["progress"]
     if not progress.get("complete"):
-        where = (
-            f"epoch {progress['epoch']}"
-            if "epoch" in progress
-            else f"generation {progress.get('generation')}"
-        )
+        if "epoch" in progress:
+            where = f"epoch {progress['epoch']}"
+        elif "real_env_steps" in progress and "generation" not in progress:
+            where = f"{progress['real_env_steps']:,} real env steps"
+        else:
+            where = f"generation {progress.get('generation')}"
         raise UserError(
             f"{ctx.run.root} has an interrupted {stage} stage (at {where}); pass "
             f"--resume to continue it or use a new --run-dir"
@@ -352,7 +353,7 @@ def load_agent_policy(run_dir: str, spec: EnvSpec) -> ControllerPolicy:
 
 
 def real_env_steps(ctx: Context) -> int:
-    if ctx.cfg.method in AC_METHODS and ctx.run.has("agent/last"):
+    if ctx.cfg.method in (*AC_METHODS, "ppo") and ctx.run.has("agent/last"):
         return int(ctx.run.load("agent/last")["progress"]["real_env_steps"])
     steps = EpisodeStore(ctx.run.episodes).summary()["env_steps"]
     if ctx.run.has("controller/last"):
@@ -497,7 +498,13 @@ def planner_policies(ctx: Context, world: WorldModel, kind: str | None) -> Calla
 
 def agent_policies(ctx: Context, planner: str | None = None) -> Callable[[int], Policy]:
     """``n -> policy`` acting in n real envs: V + M + C (CMA-ES methods) or V + M + the
-    actor-critic (a2c, wm-ppo; A2C's own V and M weights when it trained them end to end)."""
+    actor-critic (a2c, wm-ppo; A2C's own V and M weights when it trained them end to end);
+    the PPO baseline's policy on the raw observations."""
+    if ctx.cfg.method == "ppo" and not planner:
+        from worldmodels.training.ppo_baseline import load_ppo_policy
+
+        policy = load_ppo_policy(ctx.run, ctx.cfg, ctx.spec, ctx.device)
+        return lambda n: policy
     world = world_model(ctx)
     if ctx.cfg.method == "mpc" or planner:
         return planner_policies(ctx, world, planner)
@@ -760,12 +767,25 @@ def train_mpc(ctx: Context, skip: set[str]) -> None:
         write_summary(ctx, "mpc_summary", train_mpc_loop(ctx))
 
 
+def train_ppo(ctx: Context, skip: set[str]) -> None:
+    """The model-free baseline: Stable-Baselines3 PPO on the real env
+    (``training/ppo_baseline.py``)."""
+    from worldmodels.training.ppo_baseline import train_ppo_baseline
+
+    if "controller" in skip:
+        return
+    require_resume(ctx, "agent")
+    with timed(ctx, "ppo"):
+        train_ppo_baseline(ctx.run, ctx.cfg, ctx.spec, ctx.device, ctx.progress)
+
+
 METHODS: dict[str, Callable[[Context, set[str]], None]] = {
     "classic": train_classic,
     "mpc": train_mpc,
     "dream": train_dream,
     "wm-ppo": train_wm_ppo,
     "a2c": train_a2c,
+    "ppo": train_ppo,
 }
 
 

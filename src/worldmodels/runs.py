@@ -155,6 +155,28 @@ class RunDir:
 
         return SummaryWriter(str(self.tb))
 
+    def log_curve(self, real_env_steps: int, mean_return: float) -> None:
+        """One point of the learning curve (real env steps so far, mean return of the
+        policies acting then), appended to curve.jsonl. A resumed run may repeat a step
+        count; ``curve()`` keeps the last point for each."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"steps": int(real_env_steps), "mean_return": float(mean_return)})
+        with open(self.root / "curve.jsonl", "a") as fh:
+            fh.write(line + "\n")
+
+    def curve(self) -> list[tuple[int, float]]:
+        """The learning curve sorted by steps (a torn last line, from a kill, is skipped)."""
+        path = self.root / "curve.jsonl"
+        points: dict[int, float] = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    item = json.loads(line)
+                    points[int(item["steps"])] = float(item["mean_return"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+        return sorted(points.items())
+
     def counters(self) -> dict[str, Any]:
         path = self.root / "counters.json"
         return json.loads(path.read_text()) if path.exists() else {}

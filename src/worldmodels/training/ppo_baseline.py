@@ -1,0 +1,254 @@
+"""``--method ppo``: the model-free baseline, Stable-Baselines3's PPO on the real env.
+
+The env is the one every other method sees (``envs.make_env``: frame skip, 64x64 frames, step
+limit), in SB3's DummyVecEnv with a Monitor per env, optional frame stacking and reward
+normalisation. Hyperparameters come from ``cfg.ppo`` (per-env presets: rl-zoo's tuned ones).
+
+Checkpoints are the toolkit's (``agent/last`` every rollout, ``agent/best`` when the mean of
+the last ``stop_window`` training episodes improves): the policy's state dict, Adam's state and
+the reward normaliser's statistics, loaded with ``weights_only=True`` -- never SB3's zip, whose
+pickled parts would execute code. A killed run loses at most the rollout in progress;
+``--resume`` rebuilds the model, loads the states and continues the step count and schedules.
+The learning curve (real env steps, mean return of the last ``stop_window`` episodes) goes to
+curve.jsonl after every rollout; training stops at ``total_steps`` real env steps or when that
+mean reaches the target (the env's reward threshold by default).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import deque
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack, VecNormalize
+from torch import nn
+
+from worldmodels.config import Config, to_dict
+from worldmodels.envs import EnvSpec, make_env
+from worldmodels.errors import UserError
+from worldmodels.runs import RunDir
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
+
+
+def make_vec_env(cfg: Config, n: int, seed: int) -> VecEnv:
+    venv: VecEnv = DummyVecEnv([lambda: Monitor(make_env(cfg.env)) for _ in range(n)])
+    venv.seed(seed)
+    if cfg.ppo.frame_stack > 1:
+        venv = VecFrameStack(venv, cfg.ppo.frame_stack, channels_order="last")
+    if cfg.ppo.normalize_reward:
+        venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=cfg.ppo.gamma)
+    return venv
+
+
+def _schedule(value: float, kind: str) -> Any:
+    if kind == "linear":  # SB3 passes the fraction of training left, 1 -> 0
+        return lambda remaining: remaining * value
+    return value
+
+
+def build_ppo(cfg: Config, spec: EnvSpec, venv: VecEnv, device: torch.device) -> PPO:
+    p = cfg.ppo
+    policy = p.policy
+    if policy == "auto":
+        policy = "CnnPolicy" if spec.obs_kind == "pixels" else "MlpPolicy"
+    kwargs: dict[str, Any] = {
+        "activation_fn": ACTIVATIONS[p.activation],
+        "ortho_init": p.ortho_init,
+    }
+    if spec.action_kind == "continuous":
+        kwargs["log_std_init"] = p.log_std_init
+    if p.net_arch:
+        kwargs["net_arch"] = {"pi": list(p.net_arch), "vf": list(p.net_arch)}
+    return PPO(
+        policy,
+        venv,
+        learning_rate=_schedule(p.learning_rate, p.lr_schedule),
+        n_steps=p.n_steps,
+        batch_size=p.batch_size,
+        n_epochs=p.n_epochs,
+        gamma=p.gamma,
+        gae_lambda=p.gae_lambda,
+        clip_range=_schedule(p.clip_range, p.clip_schedule),
+        ent_coef=p.ent_coef,
+        vf_coef=p.vf_coef,
+        max_grad_norm=p.max_grad_norm,
+        use_sde=p.use_sde and spec.action_kind == "continuous",
+        sde_sample_freq=p.sde_sample_freq,
+        policy_kwargs=kwargs,
+        seed=cfg.seed,
+        device=device,
+        verbose=0,
+    )
+
+
+def _target(cfg: Config, spec: EnvSpec) -> float | None:
+    return cfg.ppo.target_return if cfg.ppo.target_return is not None else spec.reward_threshold
+
+
+class _Checkpoints(BaseCallback):
+    """Counts real env steps and episodes, logs the curve, saves, and stops at the budget or
+    the target."""
+
+    def __init__(self, run: RunDir, cfg: Config, spec: EnvSpec, prog: dict[str, Any]):
+        super().__init__()
+        self.run, self.cfg, self.spec, self.prog = run, cfg, spec, prog
+        self.recent: deque[float] = deque(prog["recent"], maxlen=cfg.ppo.stop_window)
+        self.target = _target(cfg, spec)
+
+    def _score(self) -> float:
+        if len(self.recent) < self.cfg.ppo.stop_window:
+            return -math.inf
+        return float(np.mean(self.recent))
+
+    def _on_step(self) -> bool:
+        for info in self.locals["infos"]:
+            self.prog["real_env_steps"] += int(info.get("env_steps", 1))
+            if "episode" in info:
+                self.recent.append(float(info["episode"]["r"]))
+                self.prog["episodes"] += 1
+        done = self.prog["real_env_steps"] >= self.cfg.ppo.total_steps
+        if self.target is not None and self._score() >= self.target:
+            done = True
+        if done:
+            self.prog["complete"] = True
+            self.save()
+        return not done
+
+    def _on_rollout_end(self) -> None:
+        self.save()
+
+    def save(self) -> None:
+        p = self.prog
+        p["num_timesteps"] = int(self.model.num_timesteps)
+        p["recent"] = list(self.recent)
+        score = self._score()
+        if self.recent:
+            self.run.log_curve(p["real_env_steps"], float(np.mean(self.recent)))
+        improved = score > p["best_score"]
+        p["best_score"] = max(score, p["best_score"])
+        payload = _payload(self.cfg, self.spec, self.model, dict(p))
+        if improved or not self.run.has("agent/best"):
+            self.run.save("agent/best", payload)
+        self.run.save("agent/last", {**payload, **_training_state(self.model)})
+
+
+def _payload(cfg: Config, spec: EnvSpec, model: PPO, prog: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model": {"name": "sb3_ppo", "kwargs": {}, "state_dict": model.policy.state_dict()},
+        "spec": spec.shape_signature(),
+        "config": to_dict(cfg),
+        "progress": prog,
+    }
+
+
+def _training_state(model: PPO) -> dict[str, Any]:
+    state: dict[str, Any] = {"optimizer": model.policy.optimizer.state_dict()}
+    env = model.get_env()
+    if isinstance(env, VecNormalize):
+        rms = env.ret_rms
+        state["ret_rms"] = {
+            "mean": torch.as_tensor(rms.mean),
+            "var": torch.as_tensor(rms.var),
+            "count": float(rms.count),
+        }
+    return state
+
+
+def train_ppo_baseline(
+    run: RunDir, cfg: Config, spec: EnvSpec, device: torch.device, progress: bool = True
+) -> dict[str, Any]:
+    prog: dict[str, Any] = {
+        "real_env_steps": 0,
+        "num_timesteps": 0,
+        "episodes": 0,
+        "recent": [],
+        "best_score": -math.inf,
+        "complete": False,
+    }
+    last = run.load("agent/last") if run.has("agent/last") else None
+    if last is not None:
+        if last["model"]["name"] != "sb3_ppo":
+            raise UserError(
+                f"{run.root} holds another method's agent; use a new --run-dir for --method ppo"
+            )
+        prog = last["progress"]
+        if prog["complete"]:
+            return prog
+    venv = make_vec_env(cfg, cfg.ppo.n_envs, cfg.seed + prog["num_timesteps"])
+    model = build_ppo(cfg, spec, venv, device)
+    model.set_logger(configure(str(run.tb), ["tensorboard"]))
+    if last is not None:
+        model.policy.load_state_dict(last["model"]["state_dict"])
+        model.policy.optimizer.load_state_dict(last["optimizer"])
+        model.num_timesteps = int(prog["num_timesteps"])
+        if "ret_rms" in last and isinstance(venv, VecNormalize):
+            venv.ret_rms.mean = last["ret_rms"]["mean"].numpy()
+            venv.ret_rms.var = last["ret_rms"]["var"].numpy()
+            venv.ret_rms.count = last["ret_rms"]["count"]
+    per_action = max(1, cfg.env.frame_skip)
+    budget = math.ceil(cfg.ppo.total_steps / per_action)  # agent steps; the callback stops
+    callback = _Checkpoints(run, cfg, spec, prog)
+    try:
+        model.learn(
+            total_timesteps=max(1, budget - prog["num_timesteps"]),
+            callback=callback,
+            reset_num_timesteps=False,
+            progress_bar=False,
+        )
+        if not prog["complete"]:  # SB3 ran out of agent steps first
+            prog["complete"] = True
+            callback.save()
+    finally:
+        venv.close()
+    return prog
+
+
+class Sb3Policy:
+    """The trained PPO acting deterministically in n real envs (frames stacked as in
+    training)."""
+
+    def __init__(self, model: PPO, frame_stack: int):
+        self.model, self.frame_stack = model, frame_stack
+
+    def reset(self, n: int) -> np.ndarray | None:
+        return None
+
+    def act(self, obs: np.ndarray, state: np.ndarray | None) -> tuple[np.ndarray, Any]:
+        if self.frame_stack > 1:
+            if state is None:  # VecFrameStack starts from zeros
+                state = np.zeros((*obs.shape[:-1], obs.shape[-1] * self.frame_stack), obs.dtype)
+            c = obs.shape[-1]
+            state = np.concatenate([state[..., c:], obs], axis=-1)
+            inp = state
+        else:
+            inp = obs
+        action, _ = self.model.predict(inp, deterministic=True)
+        return np.asarray(action), state
+
+
+def load_ppo_policy(run: RunDir, cfg: Config, spec: EnvSpec, device: torch.device) -> Sb3Policy:
+    if not run.has("agent/best"):
+        raise UserError(
+            f"{run.root} has no trained PPO agent (checkpoints/agent/best.pt); run "
+            f"`worldmodels train --method ppo --run-dir {run.root}` first"
+        )
+    payload = run.load("agent/best")
+    venv = make_vec_env(cfg, 1, cfg.seed)
+    try:
+        with warnings.catch_warnings():  # one env: SB3 warns that batch_size > rollout size
+            warnings.simplefilter("ignore", UserWarning)
+            model = build_ppo(cfg, spec, venv, device)
+    finally:
+        venv.close()
+    model.policy.load_state_dict(payload["model"]["state_dict"])
+    model.policy.set_training_mode(False)
+    return Sb3Policy(model, cfg.ppo.frame_stack)
+
