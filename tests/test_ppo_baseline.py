@@ -19,7 +19,7 @@ def _cmd(run_dir, total, resume=False):
     if resume:
         return [*cmd, "--resume", "--no-eval"]
     cmd += ["--env", "CartPole-v1", "--method", "ppo", "--no-eval"]
-    return cmd + ["--set", f"ppo.total_steps={total}", "--set", "ppo.target_return=1e9"]
+    return [*cmd, "--set", f"ppo.total_steps={total}", "--set", "ppo.target_return=1e9"]
 
 
 def test_ppo_learns_cartpole_and_writes_the_common_layout(tmp_path):
