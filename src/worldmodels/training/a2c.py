@@ -278,6 +278,8 @@ def train_a2c(
             eval_score = periodic_eval(cfg, spec, world, ac, it, prog, writer, target)
             real_steps = prog["collect_steps"] + prog["env_steps"] + prog.get("eval_steps", 0)
             prog["real_env_steps"] = real_steps
+            if recent:
+                run.log_curve(real_steps, float(np.mean(recent)))
             _, improved = score_and_stop(cfg, prog, list(recent), eval_score, target)
             weights = {
                 "vision_state": world.vision.state_dict(),

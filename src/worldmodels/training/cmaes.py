@@ -26,6 +26,7 @@ from tqdm import tqdm
 from worldmodels.agent import ControllerPolicy
 from worldmodels.config import Config, to_dict
 from worldmodels.controllers.linear import PolicyShape, policy_shape
+from worldmodels.data.store import EpisodeStore
 from worldmodels.envs import EnvSpec
 from worldmodels.errors import TrainingDivergedError, UserError
 from worldmodels.rollout import EnvPool, run_batch
@@ -119,6 +120,7 @@ def train_cmaes(
         "memory_sha256": file_sha256(run.ckpt_path("memory/best")),
     }
     start, env_steps, best_score = 0, 0, -math.inf
+    collected = EpisodeStore(run.episodes).summary()["env_steps"]  # before the controller
     prog: dict[str, Any]
     best_params = np.zeros(shape.num_params)
     if run.has("controller/last"):
@@ -168,6 +170,8 @@ def train_cmaes(
                 )
             es.tell(list(solutions), list(-fitness))
             env_steps += steps
+            if steps:  # real-env fitness: a point of the learning curve (dream: none)
+                run.log_curve(collected + env_steps, float(returns.mean()))
             eval_score = math.nan
             if (gen + 1) % cc.eval_every == 0 or gen + 1 == cc.generations:
                 candidates = np.stack([es.mean, solutions[int(np.argmax(fitness))]])

@@ -30,6 +30,9 @@ from worldmodels.world_model import WorldModel
 VALUE = "mpc_value/best"
 
 
+CURVE_WINDOW = 5  # planned episodes averaged for each learning-curve point
+
+
 def planner_config(cfg: Any) -> Any:
     """The planner settings with the run's seed folded into the planner's."""
     import dataclasses
@@ -74,6 +77,7 @@ def train_mpc_loop(ctx: Any) -> dict[str, Any]:
                     log["returns"].append(episode.meta["return"])
                     log["steps"].append(steps)
                     writer.add_scalar("mpc/episode_return", episode.meta["return"], steps)
+                    ctx.run.log_curve(steps, float(np.mean(log["returns"][-CURVE_WINDOW:])))
             log["decisions_per_s"] = policy.decisions / max(time.time() - t0, 1e-9)
             train_idx, _ = split(ctx)
             with timed(ctx, "memory"):

@@ -150,6 +150,8 @@ def train_wm_ppo(
             eval_score = periodic_eval(cfg, spec, world, ac, it, prog, writer, target)
             real_steps = prog["collect_steps"] + prog["env_steps"] + prog.get("eval_steps", 0)
             prog["real_env_steps"] = real_steps
+            if recent:
+                run.log_curve(real_steps, float(np.mean(recent)))
             if ic.retrain_every and it % ic.retrain_every == 0:
                 indices = [
                     i
