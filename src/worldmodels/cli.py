@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from worldmodels.errors import TrainingDivergedError, UserError
 
@@ -211,7 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--episodes", type=int, default=None, help="Episodes (default 100).")
     p.add_argument("--video", metavar="PATH", help="Write one episode as .mp4 or .gif.")
-    p.add_argument("--method", default=None, help="Method name recorded in eval.json.")
+    p.add_argument(
+        "--method",
+        default=None,
+        help="Method name recorded in eval.json; 'compare' compares the run directories "
+        "inside --run-dir instead (as `worldmodels compare`).",
+    )
     p.add_argument(
         "--planner",
         choices=["auto", "enumerate", "cem", "mppi"],
@@ -220,6 +226,22 @@ def build_parser() -> argparse.ArgumentParser:
         "actor-critic run its policy is blended in (planner.blend) and its critic values "
         "the horizon.",
     )
+
+    p = sub.add_parser(
+        "compare",
+        help="One table over finished runs: mean ± std and 95%% CI over seeds, steps, time.",
+        description="Compare runs (each with eval.json) of one env: per method, the mean "
+        "return over seeds ± std, a 95%% confidence interval, real env steps, wall time and "
+        "the steps at which the learning curve reached the solved threshold; a figure of "
+        "return vs real env steps. Writes compare.json, compare.md and compare_<env>.png.",
+    )
+    p.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="Run directories, or folders holding run directories.",
+    )
+    p.add_argument("--out", default=".", metavar="DIR", help="Where to write (default: here).")
 
     p = sub.add_parser(
         "diagnose",
@@ -254,7 +276,6 @@ def _positive(name: str, value: int | None) -> None:
 
 def _seed000_paths(args: argparse.Namespace) -> None:
     """``--save-path`` / ``--load-path`` name the run directory (one holds every stage)."""
-    from pathlib import Path
 
     dirs = []
     for flag, value in [("--run-dir", args.run_dir), ("--save-path", args.save_path)]:
@@ -313,6 +334,10 @@ def run(args: argparse.Namespace) -> int:
         print("named presets (--preset NAME): " + ", ".join(NAMED_PRESETS))
         return 0
 
+    if args.command == "compare":
+        return _compare([Path(p) for p in args.runs], Path(args.out))
+    if args.command == "evaluate" and args.method == "compare":
+        return _compare([Path(args.run_dir)], Path(args.run_dir))
     sets = list(args.set_items)
     if args.executor:
         sets.append(f"parallel.executor={args.executor}")
@@ -431,6 +456,17 @@ def _print_eval(ctx, result, video: str | None) -> None:
         f"wrote {ctx.run.eval_path}; TensorBoard: tensorboard --logdir {ctx.run.tb}"
         + (f"; video: {video}" if video else "")
     )
+
+
+def _compare(paths: list[Path], out: Path) -> int:
+    from worldmodels.evaluation.compare import compare
+
+    text, notes = compare(paths, out)
+    print(text)
+    for note in notes:
+        print(f"note: {note}")
+    print(f"wrote {out / 'compare.json'} and {out / 'compare.md'}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

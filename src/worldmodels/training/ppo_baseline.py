@@ -251,4 +251,3 @@ def load_ppo_policy(run: RunDir, cfg: Config, spec: EnvSpec, device: torch.devic
     model.policy.load_state_dict(payload["model"]["state_dict"])
     model.policy.set_training_mode(False)
     return Sb3Policy(model, cfg.ppo.frame_stack)
-
