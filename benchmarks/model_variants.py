@@ -111,8 +111,7 @@ def memory_part(env: str) -> list[dict]:
                 "done": diag["done_accuracy"],
                 "starts": diag["starts"],
                 "params": sum(
-                    v.numel()
-                    for v in ctx.run.load("memory/best")["model"]["state_dict"].values()
+                    v.numel() for v in ctx.run.load("memory/best")["model"]["state_dict"].values()
                 ),
             }
         )

@@ -213,6 +213,8 @@ def stage_collect(ctx: Context) -> dict[str, Any]:
             failure_policy(ctx.cfg),
         )
     summary = store.summary()
+    if summary["episodes"]:  # the random (or given) policy's point of the learning curve
+        ctx.run.log_curve(summary["env_steps"], summary["mean_return"])
     if summary["episodes"] < ctx.cfg.collect.episodes:
         raise UserError(
             f"only {summary['episodes']} of {ctx.cfg.collect.episodes} episodes in "
