@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from stable_baselines3 import PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.monitor import Monitor
@@ -140,7 +141,9 @@ class _Checkpoints(BaseCallback):
         self.run.save("agent/last", {**payload, **_training_state(self.model)})
 
 
-def _payload(cfg: Config, spec: EnvSpec, model: PPO, prog: dict[str, Any]) -> dict[str, Any]:
+def _payload(
+    cfg: Config, spec: EnvSpec, model: BaseAlgorithm, prog: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "model": {"name": "sb3_ppo", "kwargs": {}, "state_dict": model.policy.state_dict()},
         "spec": spec.shape_signature(),
@@ -149,7 +152,7 @@ def _payload(cfg: Config, spec: EnvSpec, model: PPO, prog: dict[str, Any]) -> di
     }
 
 
-def _training_state(model: PPO) -> dict[str, Any]:
+def _training_state(model: BaseAlgorithm) -> dict[str, Any]:
     state: dict[str, Any] = {"optimizer": model.policy.optimizer.state_dict()}
     env = model.get_env()
     if isinstance(env, VecNormalize):

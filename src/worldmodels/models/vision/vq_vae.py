@@ -106,7 +106,7 @@ class VQVAE(VisionModel):
         super().__init__()
         self.pixels = obs_dim is None
         self.code_dim, self.commitment = code_dim, commitment
-        if self.pixels:
+        if obs_dim is None:
             self.latent_dim = GRID * GRID * code_dim
             self.encoder: nn.Module = nn.Sequential(
                 nn.Conv2d(3, 32, 4, 2, 1),
@@ -129,17 +129,18 @@ class VQVAE(VisionModel):
                 nn.ConvTranspose2d(32, 3, 4, 2, 1),
                 nn.Sigmoid(),
             )
-            obs_dim = 1  # unused normaliser below
+            dim = 1  # the normaliser below is unused on frames
         else:
+            dim = obs_dim
             if latent_dim % code_dim:
                 raise ValueError(f"latent_dim {latent_dim} is not a multiple of code_dim")
             self.latent_dim = latent_dim
             hidden = list(hidden_dims or [256, 128])
-            self.encoder = _mlp([obs_dim, *hidden, latent_dim])
-            self.decoder = _mlp([latent_dim, *reversed(hidden), obs_dim])
-        self.obs_dim = obs_dim
-        self.register_buffer("obs_mean", torch.zeros(obs_dim))
-        self.register_buffer("obs_std", torch.ones(obs_dim))
+            self.encoder = _mlp([dim, *hidden, latent_dim])
+            self.decoder = _mlp([latent_dim, *reversed(hidden), dim])
+        self.obs_dim = dim
+        self.register_buffer("obs_mean", torch.zeros(dim))
+        self.register_buffer("obs_std", torch.ones(dim))
         self.quantizer = VectorQuantizer(num_codes, code_dim, dead_threshold)
 
     def set_normaliser(self, mean: Tensor, std: Tensor) -> None:
