@@ -14,6 +14,7 @@ from worldmodels import pipeline
 from worldmodels.parallel import FailurePolicy, InlineExecutor, LocalExecutor, WorkerError
 
 FAST = FailurePolicy(task_timeout=2.0, max_retries=1)
+PATIENT = FailurePolicy(task_timeout=60.0, max_retries=1)  # where no timeout is under test
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def executor_kind(request):
 
 
 def test_all_results_come_back(executor_kind):
-    ex = _executors(executor_kind)
+    ex = _executors(executor_kind, policy=PATIENT)
     try:
         out = dict(
             (job.value, r) for job, r in ex.map_unordered(run_job, [Job(i) for i in range(7)])
@@ -58,7 +59,7 @@ def test_all_results_come_back(executor_kind):
 
 
 def test_a_raising_task_is_reported_with_its_description(executor_kind):
-    ex = _executors(executor_kind)
+    ex = _executors(executor_kind, policy=PATIENT)
     try:
         with pytest.raises(WorkerError, match=r"job 3 \(env TestEnv-v0, seed 30\).*bad value 3"):
             list(ex.map_unordered(run_job, [Job(1), Job(3, mode="raise"), Job(2)]))
