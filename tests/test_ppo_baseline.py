@@ -71,3 +71,33 @@ def test_ppo_killed_mid_training_resumes_to_its_budget(tmp_path):
     assert final["num_timesteps"] > killed["num_timesteps"]
     # the curve continues past the kill
     assert RunDir(run_dir).curve()[-1][0] == final["real_env_steps"]
+
+
+def test_ppo_on_pixels_with_frame_stack_and_reward_normaliser_resumes_and_evaluates(tmp_path):
+    run_dir = tmp_path / "car"
+    sets = [
+        "env.max_episode_steps=20",
+        "ppo.n_envs=1",
+        "ppo.n_steps=16",
+        "ppo.batch_size=8",
+        "ppo.n_epochs=1",
+        "ppo.total_steps=64",
+        "evaluate.episodes=1",
+    ]
+    argv = ["train", "--env", "CarRacing-v3", "--method", "ppo", "--run-dir", str(run_dir)]
+    argv += ["--quiet"] + [x for s in sets for x in ("--set", s)]
+    assert main(argv) == 0  # rl-zoo's CarRacing preset: CnnPolicy, 2 frames, reward scaling
+    last = torch.load(run_dir / "checkpoints/agent/last.pt", weights_only=True)
+    assert last["progress"]["complete"] and last["progress"]["real_env_steps"] >= 64
+    assert last["ret_rms"]["count"] > 1  # the reward normaliser's statistics are kept
+    result = json.loads((run_dir / "eval.json").read_text())
+    assert (
+        result["episodes"] == 1 and result["real_env_steps"] == last["progress"]["real_env_steps"]
+    )
+    # a larger budget on the same run continues from the saved state
+    more = ["train", "--run-dir", str(run_dir), "--quiet", "--no-eval"]
+    assert main([*more, "--set", "ppo.total_steps=96"]) == 0
+    again = torch.load(run_dir / "checkpoints/agent/last.pt", weights_only=True)["progress"]
+    assert (
+        again["real_env_steps"] >= 96 and again["num_timesteps"] > last["progress"]["num_timesteps"]
+    )

@@ -154,8 +154,8 @@ def _payload(
 
 def _training_state(model: BaseAlgorithm) -> dict[str, Any]:
     state: dict[str, Any] = {"optimizer": model.policy.optimizer.state_dict()}
-    env = model.get_env()
-    if isinstance(env, VecNormalize):
+    env = model.get_vec_normalize_env()  # under SB3's own wrappers (image transpose)
+    if env is not None:
         rms = env.ret_rms
         state["ret_rms"] = {
             "mean": torch.as_tensor(rms.mean),
@@ -183,8 +183,13 @@ def train_ppo_baseline(
                 f"{run.root} holds another method's agent; use a new --run-dir for --method ppo"
             )
         prog = last["progress"]
-        if prog["complete"]:
-            return prog
+        recent = prog["recent"][-cfg.ppo.stop_window :]
+        score = float(np.mean(recent)) if len(recent) >= cfg.ppo.stop_window else -math.inf
+        target = _target(cfg, spec)
+        reached = target is not None and score >= target
+        if reached or prog["real_env_steps"] >= cfg.ppo.total_steps:
+            return prog  # a larger budget or target (resume-mutable) reopens a finished run
+        prog["complete"] = False
     venv = make_vec_env(cfg, cfg.ppo.n_envs, cfg.seed + prog["num_timesteps"])
     model = build_ppo(cfg, spec, venv, device)
     model.set_logger(configure(str(run.tb), ["tensorboard"]))
