@@ -278,9 +278,10 @@ def train_a2c(
             eval_score = periodic_eval(cfg, spec, world, ac, it, prog, writer, target)
             real_steps = prog["collect_steps"] + prog["env_steps"] + prog.get("eval_steps", 0)
             prog["real_env_steps"] = real_steps
-            if recent:
-                run.log_curve(real_steps, float(np.mean(recent)))
             _, improved = score_and_stop(cfg, prog, list(recent), eval_score, target)
+            if eval_score is not None or recent:  # the score the stop rule judges by
+                curve_point = eval_score if eval_score is not None else float(np.mean(recent))
+                run.log_curve(real_steps, curve_point)
             weights = {
                 "vision_state": world.vision.state_dict(),
                 "memory_state": world.memory.state_dict(),

@@ -170,8 +170,6 @@ def train_cmaes(
                 )
             es.tell(list(solutions), list(-fitness))
             env_steps += steps
-            if steps:  # real-env fitness: a point of the learning curve (dream: none)
-                run.log_curve(collected + env_steps, float(returns.mean()))
             eval_score = math.nan
             if (gen + 1) % cc.eval_every == 0 or gen + 1 == cc.generations:
                 candidates = np.stack([es.mean, solutions[int(np.argmax(fitness))]])
@@ -197,6 +195,10 @@ def train_cmaes(
                         best_score,
                         env_steps,
                     )
+            if steps:  # the learning curve (dream: no real-env fitness): the evaluation of
+                # the mean / best candidate when there was one, else the population's mean
+                point = eval_score if not math.isnan(eval_score) else float(returns.mean())
+                run.log_curve(collected + env_steps, point)
             elapsed = max(time.time() - t0, 1e-9)
             if steps:  # real-env fitness; dream fitness is in train/fitness_*
                 writer.add_scalar("rollout/ep_rew_mean", float(returns.mean()), env_steps)

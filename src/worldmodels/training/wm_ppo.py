@@ -150,8 +150,6 @@ def train_wm_ppo(
             eval_score = periodic_eval(cfg, spec, world, ac, it, prog, writer, target)
             real_steps = prog["collect_steps"] + prog["env_steps"] + prog.get("eval_steps", 0)
             prog["real_env_steps"] = real_steps
-            if recent:
-                run.log_curve(real_steps, float(np.mean(recent)))
             if ic.retrain_every and it % ic.retrain_every == 0:
                 indices = [
                     i
@@ -164,6 +162,9 @@ def train_wm_ppo(
                 for k, v in m.items():
                     writer.add_scalar(f"memory/{k}", v, real_steps)
             _, improved = score_and_stop(cfg, prog, list(recent), eval_score, target)
+            if eval_score is not None or recent:  # the score the stop rule judges by
+                curve_point = eval_score if eval_score is not None else float(np.mean(recent))
+                run.log_curve(real_steps, curve_point)
             if improved or not run.has("agent/best"):
                 save_agent(run, "best", cfg, spec, ac, dict(prog))
             save_agent(
