@@ -73,6 +73,15 @@ def test_debug_pipeline_end_to_end_on_cartpole(cartpole_run, capsys):
     assert result["env"] == "CartPole-v1" and result["method"] == "classic"
     assert result["episodes"] == 3 and result["real_env_steps"] > 0
     assert list((cartpole_run / "tb").glob("events.out.tfevents.*"))
+    # the learning curve: the random collection's point, then one per CMA-ES generation, the
+    # last one at the real steps of the whole run (evaluation of the mean / best candidate)
+    from worldmodels.data.store import EpisodeStore
+    from worldmodels.runs import RunDir
+
+    curve = RunDir(cartpole_run).curve()
+    store = EpisodeStore(cartpole_run / "data" / "episodes").summary()
+    assert curve[0] == (store["env_steps"], pytest.approx(store["mean_return"]))
+    assert len(curve) == 1 + 2 and curve[-1][0] == result["real_env_steps"]
     # re-running train skips every complete stage and changes no checkpoint
     before = _snapshot(cartpole_run / "checkpoints")
     assert main(["train", "--run-dir", str(cartpole_run), "--quiet", "--no-eval"]) == 0
