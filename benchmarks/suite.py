@@ -87,28 +87,23 @@ def run_one(env: str, method: str, seed: int, extra: list[str]) -> Path:
 
 
 def ratios(env_dir: Path) -> str:
-    """Real env steps to the solved threshold: each method against PPO (median over seeds)."""
+    """Real env steps to the solved threshold, per seed, against PPO's median."""
     runs = [load_run(p) for p in expand([env_dir]) if (p / "eval.json").exists()]
-    by_method: dict[str, list[int | None]] = {}
-    for r in runs:
-        by_method.setdefault(r.method, []).append(steps_to_threshold(r.curve, r.threshold))
-
-    def median(values: list[int | None]) -> float | None:
-        reached = sorted(v for v in values if v is not None)
-        return float(reached[len(reached) // 2]) if reached else None
-
-    ppo = median(by_method.get("ppo", []))
+    by_method: dict[str, list[tuple[int, int | None]]] = {}
+    for r in sorted(runs, key=lambda r: r.seed):
+        by_method.setdefault(r.method, []).append(
+            (r.seed, steps_to_threshold(r.curve, r.threshold))
+        )
+    ppo_reached = sorted(v for _, v in by_method.get("ppo", []) if v is not None)
+    ppo = float(ppo_reached[len(ppo_reached) // 2]) if ppo_reached else None
     lines = [
-        "| method | real env steps to threshold (median over seeds that reached it) | "
-        "seeds that reached it | ratio to PPO |",
-        "|---|---|---|---|",
+        "| method | real env steps to threshold, per seed | ratio to PPO's median, per seed |",
+        "|---|---|---|",
     ]
     for method, values in by_method.items():
-        m = median(values)
-        reached = f"{sum(v is not None for v in values)}/{len(values)}"
-        ratio = f"{m / ppo:.3f}" if m is not None and ppo else "—"
-        steps = f"{m:,.0f}" if m is not None else "never"
-        lines.append(f"| {method} | {steps} | {reached} | {ratio} |")
+        steps = " / ".join(f"{v:,}" if v is not None else "never" for _, v in values)
+        ratio = " / ".join(f"{v / ppo:.3f}" if v is not None and ppo else "—" for _, v in values)
+        lines.append(f"| {method} | {steps} | {ratio} |")
     return "\n".join(lines)
 
 
@@ -146,8 +141,9 @@ def main() -> None:
             f"## {env}\n\nCommand: `{command}` (seeds {args.seeds}); machine: {machine}; "
             f"{date.today().isoformat()}.\nLearning curves: "
             f"`{env_dir.relative_to(HERE.parent)}/compare_{env.replace('/', '_')}.png`.\n\n"
-            f"{table}\n\nReal env steps to the solved threshold (first learning-curve point at "
-            f"or above it; the curve is the mean return of the policies acting in training):\n\n"
+            f"{table}\n\nReal env steps to the solved threshold: the first learning-curve point "
+            f"at or above it (the curve is the score each method judges its current policy by; "
+            f"see the README's comparison section). 'never': not within the run's budget.\n\n"
             f"{ratios(env_dir)}\n"
         )
         write_results(env, section)

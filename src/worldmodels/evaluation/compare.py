@@ -156,7 +156,7 @@ def plot_curves(env: str, runs: list[RunResult], path: Path) -> bool:
         ax.axhline(threshold, color="grey", linestyle="--", label=f"solved ({threshold:g})")
     ax.set_xscale("log")
     ax.set_xlabel("real env steps")
-    ax.set_ylabel("mean return of the training policies")
+    ax.set_ylabel("return: the score each method judges its policy by")
     ax.set_title(f"{env}: median over seeds, band = min-max")
     ax.legend()
     fig.tight_layout()
