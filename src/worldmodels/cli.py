@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         "compare",
         help="One table over finished runs: mean ± std and 95%% CI over seeds, steps, time.",
         description="Compare runs (each with eval.json) of one env: per method, the mean "
-        "return over seeds ± std, a 95%% confidence interval, real env steps, wall time and "
+        "return over seeds ± std, a 95% confidence interval, real env steps, wall time and "
         "the steps at which the learning curve reached the solved threshold; a figure of "
         "return vs real env steps. Writes compare.json, compare.md and compare_<env>.png.",
     )
