@@ -136,9 +136,10 @@ def main() -> None:
         if not finished:
             continue
         table, _ = compare(finished, env_dir)
-        command = "python benchmarks/suite.py --env " + env
+        seeds = " ".join(str(s) for s in args.seeds)
+        command = f"python benchmarks/suite.py --env {env} --seeds {seeds}"
         section = (
-            f"## {env}\n\nCommand: `{command}` (seeds {args.seeds}); machine: {machine}; "
+            f"## {env}\n\nCommand: `{command}`; machine: {machine}; "
             f"{date.today().isoformat()}.\nLearning curves: "
             f"`{env_dir.relative_to(HERE.parent)}/compare_{env.replace('/', '_')}.png`.\n\n"
             f"{table}\n\nReal env steps to the solved threshold: the first learning-curve point "
