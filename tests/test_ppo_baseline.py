@@ -30,7 +30,11 @@ def test_ppo_learns_cartpole_and_writes_the_common_layout(tmp_path):
     result = json.loads((run_dir / "eval.json").read_text())
     # a random policy scores ~22; rl-zoo's PPO is far above it after 15,000 steps
     assert result["method"] == "ppo" and result["mean_return"] > 150
-    assert 15000 <= result["real_env_steps"] < 15000 + 8
+    prog = torch.load(run_dir / "checkpoints/agent/last.pt", weights_only=True)["progress"]
+    assert result["real_env_steps"] == prog["real_env_steps"]
+    train_steps = prog["real_env_steps"] - prog["eval_steps"]
+    assert prog["eval_steps"] > 0 and train_steps < 15000 + 8  # the preset evaluates
+    assert train_steps >= 15000 or prog["score"] >= 475  # the budget, or the target
     best = torch.load(run_dir / "checkpoints/agent/best.pt", weights_only=True)
     assert best["model"]["name"] == "sb3_ppo"
     curve = RunDir(run_dir).curve()
@@ -39,6 +43,59 @@ def test_ppo_learns_cartpole_and_writes_the_common_layout(tmp_path):
     assert steps == sorted(steps)
     assert curve[-1][1] > curve[0][1]  # the training episodes got longer
     assert any((run_dir / "tb").iterdir())
+
+
+def _eval_ppo_state(run_dir, state_dict, seeds):
+    """The deterministic policy of a PPO state dict on the given seeds, independently of
+    training: (mean return, env steps)."""
+    from worldmodels.envs import probe
+    from worldmodels.rollout import EnvPool, run_batch
+    from worldmodels.training.ppo_baseline import Sb3Policy, build_ppo, make_vec_env
+
+    cfg = RunDir(run_dir).load_config()
+    spec = probe(cfg.env)
+    venv = make_vec_env(cfg, 1, 0)
+    model = build_ppo(cfg, spec, venv, torch.device("cpu"))
+    venv.close()
+    model.policy.load_state_dict(state_dict)
+    pool = EnvPool(cfg.env)
+    result = run_batch(pool, spec, Sb3Policy(model, 1), seeds)
+    pool.close()
+    return float(result.returns.mean()), result.env_steps
+
+
+def test_ppo_evaluations_are_the_curve_the_stop_test_and_counted_steps(tmp_path):
+    from worldmodels.training.agent_io import EVAL_SEED_BASE
+
+    run_dir = tmp_path / "ppo"
+    argv = ["train", "--env", "CartPole-v1", "--method", "ppo", "--run-dir", str(run_dir)]
+    sets = ["ppo.n_envs=2", "ppo.n_steps=16", "ppo.batch_size=16", "ppo.total_steps=64"]
+    sets += ["ppo.eval_every=1", "ppo.eval_episodes=3", "ppo.target_return=1e9"]
+    argv += ["--quiet", "--no-eval", *[x for s in sets for x in ("--set", s)]]
+    assert main(argv) == 0
+    last = torch.load(run_dir / "checkpoints/agent/last.pt", weights_only=True)
+    prog = last["progress"]
+    assert prog["rollouts"] == 2 and prog["complete"]
+    # the run stopped at the second rollout's last step, right after evaluating the policy it
+    # kept: evaluating that policy again on the same seeds gives the last curve point
+    seeds = [EVAL_SEED_BASE + 2 * 1000 + k for k in range(3)]
+    score, steps = _eval_ppo_state(run_dir, last["model"]["state_dict"], seeds)
+    curve = RunDir(run_dir).curve()
+    assert len(curve) == 2 and curve[-1][1] == score == prog["score"]
+    assert prog["real_env_steps"] == 64 + prog["eval_steps"] == curve[-1][0]
+    assert curve[0][0] == 32 + prog["eval_steps"] - steps  # the first evaluation's steps
+    # a reachable target stops at the first evaluation, before 20 training episodes finish
+    run2 = tmp_path / "ppo2"
+    argv2 = [*argv[:6], str(run2), *argv[7:]]
+    argv2[argv2.index("ppo.target_return=1e9")] = "ppo.target_return=5"
+    assert main(argv2) == 0
+    prog2 = torch.load(run2 / "checkpoints/agent/last.pt", weights_only=True)["progress"]
+    assert prog2["rollouts"] == 1 and prog2["score"] >= 5
+    assert prog2["real_env_steps"] - prog2["eval_steps"] == 32
+    # ... and the finished run is not reopened by --resume
+    assert main(["train", "--run-dir", str(run2), "--resume", "--quiet", "--no-eval"]) == 0
+    again = torch.load(run2 / "checkpoints/agent/last.pt", weights_only=True)["progress"]
+    assert again["real_env_steps"] == prog2["real_env_steps"]
 
 
 def test_ppo_killed_mid_training_resumes_to_its_budget(tmp_path):

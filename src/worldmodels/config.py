@@ -403,11 +403,17 @@ class PpoConfig:
     normalize_reward: bool = False
     """Scale rewards by a running estimate of the return's std (VecNormalize, rewards only)."""
     target_return: float | None = None
-    """Stop when the mean return of the last ``stop_window`` training episodes reaches this
-    (None = the env's reward_threshold)."""
+    """Stop when the score (below) reaches this (None = the env's reward_threshold)."""
     stop_window: int = 20
     """Finished training episodes averaged for the stop test, the best checkpoint and the
-    learning curve."""
+    learning curve when there was no evaluation."""
+    eval_every: int = 0
+    """Every this many rollouts, evaluate the deterministic policy on ``eval_episodes`` real
+    episodes (their steps are counted) and use that score for the stop test, the best
+    checkpoint and the learning curve instead of the training episodes (0 = off). PPO's
+    training episodes sample actions, so they understate the deterministic policy."""
+    eval_episodes: int = 10
+    """Episodes of that evaluation."""
 
 
 @dataclass
@@ -580,6 +586,9 @@ METHOD_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
             "lr_schedule": "linear",
             "clip_range": 0.2,
             "clip_schedule": "linear",
+            # not rl-zoo's: the deterministic policy's score, as the other methods judge by
+            "eval_every": 10,
+            "eval_episodes": 5,
         }
     },
     ("LunarLander-v3", "ppo"): {
@@ -592,6 +601,8 @@ METHOD_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
             "gamma": 0.999,
             "n_epochs": 4,
             "ent_coef": 0.01,
+            "eval_every": 2,
+            "eval_episodes": 10,
         }
     },
     ("CarRacing-v3", "ppo"): {
@@ -758,6 +769,8 @@ RESUME_MUTABLE_KEYS = frozenset(
         "ppo.total_steps",
         "ppo.target_return",
         "ppo.stop_window",
+        "ppo.eval_every",
+        "ppo.eval_episodes",
         "ac.target_return",
         "ac.stop_window",
         "ac.eval_every",
@@ -1103,6 +1116,10 @@ def validate(cfg: Config) -> None:
         (
             cfg.ac.eval_every >= 0 and cfg.ac.eval_episodes >= 1,
             "ac.eval_every must be >= 0 and ac.eval_episodes >= 1",
+        ),
+        (
+            cfg.ppo.eval_every >= 0 and cfg.ppo.eval_episodes >= 1,
+            "ppo.eval_every must be >= 0 and ppo.eval_episodes >= 1",
         ),
         (cfg.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
         (cfg.env.image_size >= 8, "env.image_size must be >= 8"),

@@ -4,14 +4,18 @@ The env is the one every other method sees (``envs.make_env``: frame skip, 64x64
 limit), in SB3's DummyVecEnv with a Monitor per env, optional frame stacking and reward
 normalisation. Hyperparameters come from ``cfg.ppo`` (per-env presets: rl-zoo's tuned ones).
 
-Checkpoints are the toolkit's (``agent/last`` every rollout, ``agent/best`` when the mean of
-the last ``stop_window`` training episodes improves): the policy's state dict, Adam's state and
+The score a rollout is judged by is the deterministic policy's mean return on
+``eval_episodes`` real episodes when it was evaluated (every ``eval_every`` rollouts; those steps
+are counted), else the mean of the last ``stop_window`` training episodes, as for the
+actor-critic methods. Checkpoints are the toolkit's (``agent/last`` every rollout,
+``agent/best`` when the score improves): the policy's state dict, Adam's state and
 the reward normaliser's statistics, loaded with ``weights_only=True`` -- never SB3's zip, whose
 pickled parts would execute code. A killed run loses at most the rollout in progress;
 ``--resume`` rebuilds the model, loads the states and continues the step count and schedules.
-The learning curve (real env steps, mean return of the last ``stop_window`` episodes) goes to
-curve.jsonl after every rollout; training stops at ``total_steps`` real env steps or when that
-mean reaches the target (the env's reward threshold by default).
+The learning curve (real env steps, score) goes to curve.jsonl after every rollout; training
+stops at ``total_steps`` real env steps of training or when the score reaches the target (the
+env's reward threshold by default). An evaluation runs at a rollout's last step, before the
+update, so a run that stops there keeps the policy it evaluated.
 """
 
 from __future__ import annotations
@@ -34,7 +38,9 @@ from torch import nn
 from worldmodels.config import Config, to_dict
 from worldmodels.envs import EnvSpec, make_env
 from worldmodels.errors import UserError
+from worldmodels.rollout import EnvPool, run_batch
 from worldmodels.runs import RunDir
+from worldmodels.training.agent_io import EVAL_SEED_BASE
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
 
@@ -103,19 +109,44 @@ class _Checkpoints(BaseCallback):
         self.run, self.cfg, self.spec, self.prog = run, cfg, spec, prog
         self.recent: deque[float] = deque(prog["recent"], maxlen=cfg.ppo.stop_window)
         self.target = _target(cfg, spec)
+        self.eval_score: float | None = None  # this rollout's evaluation, if any
 
     def _score(self) -> float:
+        if self.eval_score is not None:
+            return self.eval_score
         if len(self.recent) < self.cfg.ppo.stop_window:
             return -math.inf
         return float(np.mean(self.recent))
 
+    def _evaluate(self) -> None:
+        """The deterministic policy on ``eval_episodes`` real episodes (seeds apart from
+        training and the final evaluation); their steps are counted."""
+        p, n = self.prog, self.cfg.ppo.eval_episodes
+        seed = EVAL_SEED_BASE + p["rollouts"] * 1000
+        pool = EnvPool(self.cfg.env)
+        try:
+            policy = Sb3Policy(self.model, self.cfg.ppo.frame_stack)  # type: ignore[arg-type]
+            result = run_batch(pool, self.spec, policy, [seed + k for k in range(n)])
+        finally:
+            pool.close()
+        self.eval_score = float(result.returns.mean())
+        p["eval_steps"] += result.env_steps
+        p["real_env_steps"] += result.env_steps
+        self.logger.record("eval/mean_reward", self.eval_score)
+
     def _on_step(self) -> bool:
+        p = self.prog
         for info in self.locals["infos"]:
-            self.prog["real_env_steps"] += int(info.get("env_steps", 1))
+            p["real_env_steps"] += int(info.get("env_steps", 1))
             if "episode" in info:
                 self.recent.append(float(info["episode"]["r"]))
-                self.prog["episodes"] += 1
-        done = self.prog["real_env_steps"] >= self.cfg.ppo.total_steps
+                p["episodes"] += 1
+        if self.locals["n_steps"] == self.locals["n_rollout_steps"] - 1:  # a rollout's last
+            p["rollouts"] += 1
+            every = self.cfg.ppo.eval_every
+            if every and p["rollouts"] % every == 0:
+                self._evaluate()
+        done = p["real_env_steps"] - p["eval_steps"] >= self.cfg.ppo.total_steps
         if self.target is not None and self._score() >= self.target:
             done = True
         if done:
@@ -130,9 +161,11 @@ class _Checkpoints(BaseCallback):
         p = self.prog
         p["num_timesteps"] = int(self.model.num_timesteps)
         p["recent"] = list(self.recent)
-        score = self._score()
-        if self.recent:
-            self.run.log_curve(p["real_env_steps"], float(np.mean(self.recent)))
+        score = p["score"] = self._score()
+        if self.eval_score is not None or self.recent:
+            point = self.eval_score if self.eval_score is not None else np.mean(self.recent)
+            self.run.log_curve(p["real_env_steps"], float(point))
+        self.eval_score = None
         improved = score > p["best_score"]
         p["best_score"] = max(score, p["best_score"])
         payload = _payload(self.cfg, self.spec, self.model, dict(p))
@@ -170,9 +203,12 @@ def train_ppo_baseline(
 ) -> dict[str, Any]:
     prog: dict[str, Any] = {
         "real_env_steps": 0,
+        "eval_steps": 0,
         "num_timesteps": 0,
+        "rollouts": 0,
         "episodes": 0,
         "recent": [],
+        "score": -math.inf,
         "best_score": -math.inf,
         "complete": False,
     }
@@ -182,12 +218,15 @@ def train_ppo_baseline(
             raise UserError(
                 f"{run.root} holds another method's agent; use a new --run-dir for --method ppo"
             )
-        prog = last["progress"]
+        prog = {**last["progress"]}
         recent = prog["recent"][-cfg.ppo.stop_window :]
         score = float(np.mean(recent)) if len(recent) >= cfg.ppo.stop_window else -math.inf
+        score = prog.setdefault("score", score)  # the last rollout's
+        prog.setdefault("eval_steps", 0)
+        prog.setdefault("rollouts", prog["num_timesteps"] // (cfg.ppo.n_steps * cfg.ppo.n_envs))
         target = _target(cfg, spec)
         reached = target is not None and score >= target
-        if reached or prog["real_env_steps"] >= cfg.ppo.total_steps:
+        if reached or prog["real_env_steps"] - prog["eval_steps"] >= cfg.ppo.total_steps:
             return prog  # a larger budget or target (resume-mutable) reopens a finished run
         prog["complete"] = False
     venv = make_vec_env(cfg, cfg.ppo.n_envs, cfg.seed + prog["num_timesteps"])
