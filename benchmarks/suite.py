@@ -48,7 +48,6 @@ SUITE: dict[str, dict[str, list[str]]] = {
             "controller.eval_every=5",
         ],
         "wm-ppo": [],
-        # not yet run on this machine (see the README): the presets' defaults
         "dream": ["collect.episodes=200", "vision.epochs=10", "memory.epochs=10"],
         "a2c": [],
         "mpc": [],

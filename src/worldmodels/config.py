@@ -569,6 +569,28 @@ METHOD_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
         },
         "planner": {"horizon": 10, "max_sequences": 256},
     },
+    ("LunarLander-v3", "mpc"): {
+        # CartPole's PETS recipe, wider: the state itself, 3 residual models, 15-step plans
+        # (the lander moves slowly at 50 Hz) and a critic at the horizon
+        "vision": {"kind": "identity"},
+        "memory": {
+            "kind": "residual_mlp",
+            "ensemble": 3,
+            "hidden_dim": 128,
+            "blocks": 1,
+            "epochs": 50,
+            "batch_size": 16,
+            "seq_len": 16,
+        },
+        "collect": {"val_fraction": 0.0},
+        "mpc": {
+            "random_episodes": 10,
+            "total_steps": 20_000,
+            "retrain_epochs": 10,
+            "value_epochs": 20,
+        },
+        "planner": {"horizon": 15, "max_sequences": 256},
+    },
     # rl-zoo's tuned PPO (hyperparams/ppo.yml); LunarLander-v3 takes v2's values. CarRacing
     # keeps the toolkit's RGB frames (rl-zoo: grey); Atari uses the toolkit's ALE env and
     # 64x64 RGB frames instead of SB3's AtariWrapper (84x84 grey)
