@@ -171,3 +171,22 @@ def test_cli_planner_errors_and_mpc_end_to_end(tmp_path, capsys):
     assert "discrete actions; use --planner enumerate" in capsys.readouterr().err
     assert main(["train", "--run-dir", str(run), "--planning-horizon", "0", "--quiet"]) == 2
     assert "--planning-horizon must be >= 1" in capsys.readouterr().err
+
+
+def test_mpc_critic_features_of_a_markov_model_are_z_without_stepping():
+    import numpy as np
+
+    from worldmodels.data.store import Episode
+    from worldmodels.models.memory.mdn_rnn import MDNRNN
+    from worldmodels.training.mpc import _episode_features
+
+    obs = np.arange(6, dtype=np.float32).reshape(6, 1)
+    ep = Episode(obs, np.array([0, 1, 1, 0, 1]), np.zeros(5, np.float32), np.zeros(5, bool))
+    markov = _world(LineWorld(True, goal=0.0), discrete=True)
+    assert torch.equal(_episode_features(markov, ep), torch.as_tensor(obs))
+    # a recurrent M is stepped along the episode: h_0 = 0, then h_t depends on the actions
+    torch.manual_seed(0)
+    rnn = _world(MDNRNN(1, 2, hidden_dim=4, num_mixtures=1), discrete=True)
+    feats = _episode_features(rnn, ep)
+    assert feats.shape == (6, 5) and torch.equal(feats[:, :1], torch.as_tensor(obs))
+    assert torch.all(feats[0, 1:] == 0) and torch.all(feats[1:, 1:].abs().sum(-1) > 0)

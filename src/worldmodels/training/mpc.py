@@ -123,8 +123,11 @@ def load_value(run: Any, world: WorldModel) -> nn.Module:
 
 @torch.no_grad()
 def _episode_features(world: WorldModel, ep: Any) -> torch.Tensor:
-    """Controller features [z_t, h_t] of every observation of an episode, M stepped along."""
+    """Controller features [z_t, h_t] of every observation of an episode, M stepped along
+    (a Markov M has no h: the features are z, with no step)."""
     z = world.encode(ep.observations)
+    if world.memory.feature_dim == 0:
+        return z
     acts = torch.as_tensor(ep.actions, device=world.device)
     state, feats = world.initial(1), []
     for t in range(len(z)):
