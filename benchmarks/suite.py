@@ -20,6 +20,7 @@ import math
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 from datetime import date
@@ -124,12 +125,7 @@ def verdict(by_method: dict[str, list[tuple[int, int | None]]], ppo: float | Non
     for method, values in by_method.items():
         if method == "ppo":
             continue
-        steps = sorted(math.inf if v is None else v for _, v in values)
-        medians[method] = (
-            steps[len(steps) // 2]
-            if len(steps) % 2
-            else ((steps[len(steps) // 2 - 1] + steps[len(steps) // 2]) / 2)
-        )
+        medians[method] = statistics.median(math.inf if v is None else v for _, v in values)
         for seed, v in values:
             if v is not None and (best_seed is None or v < best_seed[2]):
                 best_seed = (method, seed, v)
@@ -142,7 +138,7 @@ def verdict(by_method: dict[str, list[tuple[int, int | None]]], ppo: float | Non
         r = medians[method] / ppo
         met = "met" if r <= TARGET_RATIO else "missed"
         line = (
-            f"By the median over seeds the best world-model method is {method}: {r:.3f} × "
+            f"by the median over seeds the best world-model method is {method}: {r:.3f} × "
             f"PPO's median ({met})"
         )
     if best_seed is None:
