@@ -59,7 +59,7 @@ def test_compare_table_json_and_figure(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["compare", str(runs), "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "| ppo | 3 | 450.0 ± 40.8 |" in text
+    assert "| ppo | 3 | 450.0 ± 50.0 |" in text  # the sample std over seeds, as in the CI
     data = json.loads((out / "compare.json").read_text())["CartPole-v1"]
     ppo = next(r for r in data if r["method"] == "ppo")
     mpc = next(r for r in data if r["method"] == "mpc")

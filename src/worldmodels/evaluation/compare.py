@@ -1,8 +1,9 @@
 """``worldmodels compare RUN_DIR...``: one table over runs of one env -- per method (and
-planner), the mean return over seeds ± std, a 95% confidence interval (Student's t over the
-per-seed means), real env steps, training wall time, and the real env steps at which the
-learning curve first reached the env's solved threshold -- plus a figure of return vs real env
-steps (median over seeds, min-max band). Runs of several envs are grouped by env, and said so.
+planner), the mean return over seeds ± the sample std (ddof 1), a 95% confidence interval
+(Student's t over the per-seed means), real env steps, training wall time, and the real env
+steps at which the learning curve first reached the env's solved threshold -- plus a figure of
+return vs real env steps (median over seeds, min-max band). Runs of several envs are grouped by
+env, and said so.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def summarise(runs: list[RunResult]) -> list[dict[str, Any]]:
                 "seeds": [r.seed for r in group],
                 "per_seed": means,
                 "mean": float(np.mean(means)),
-                "std": float(np.std(means)),
+                "std": float(np.std(means, ddof=1)) if len(means) > 1 else 0.0,
                 "ci95": [lo, hi],
                 "real_env_steps": float(np.mean([r.real_env_steps for r in group])),
                 "wall_seconds": float(np.mean([r.wall_seconds for r in group])),
