@@ -24,10 +24,11 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
-lint: $(STAMP)
+lint: $(STAMP)  # ruff, mypy and the import layers (pyproject.toml [tool.importlinter])
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy src --ignore-missing-imports
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from worldmodels import pipeline
-from worldmodels.rollout import EnvPool, RandomPolicy, run_batch
+from worldmodels.data.rollout import EnvPool, RandomPolicy, run_batch
 
 ROOT = Path(__file__).parent / "runs" / "continuous"
 POLICIES = ["random", "untrained", "cem", "mppi"]

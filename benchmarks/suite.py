@@ -27,11 +27,12 @@ from datetime import date
 from pathlib import Path
 
 from worldmodels.evaluation.compare import compare, expand, load_run, steps_to_threshold
+from worldmodels.methods import REGISTRY
 
 HERE = Path(__file__).parent
 ROOT = HERE / "runs" / "suite"
 RESULTS = HERE / "RESULTS.md"
-METHODS = ["ppo", "classic", "dream", "a2c", "wm-ppo", "mpc"]
+METHODS = ["ppo", *(m for m in REGISTRY if m != "ppo")]  # the baseline first
 SEEDS = [0, 1, 2]
 TARGET_RATIO = 0.2  # issue 6: the best world-model method needs <= 1/5 of PPO's real env steps
 

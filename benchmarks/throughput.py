@@ -44,7 +44,7 @@ def population_steps_per_second(
 ) -> tuple[float, int]:
     from worldmodels import pipeline
     from worldmodels.controllers.linear import PolicyShape
-    from worldmodels.rollout import EnvPool
+    from worldmodels.data.rollout import EnvPool
     from worldmodels.training.cmaes import controller_kwargs, evaluate_params
 
     ctx = pipeline.open_run(

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from worldmodels.config import Config, incompatible_keys, parse_set, resolve
@@ -75,6 +77,7 @@ def test_beta_anneals_linearly_and_defaults_per_model_kind():
 
 def test_seed_002_world_model_yaml_is_accepted(tmp_path):
     from worldmodels.config import load_yaml, resolve
+    from worldmodels.methods.wm_ppo import translate_seed_yaml
 
     path = tmp_path / "world_model_ppo.yaml"
     path.write_text(
@@ -84,7 +87,7 @@ def test_seed_002_world_model_yaml_is_accepted(tmp_path):
         "  training: {pretrain_epochs: 4, imagination_ratio: 0.5, imagination_horizon: 15}\n"
         "  data_collection: {random_collection_steps: 10000}\n"
     )
-    cfg = resolve("CartPole-v1", [], load_yaml(path), {})
+    cfg = resolve("CartPole-v1", [], translate_seed_yaml(load_yaml(path), str(path)), {})
     assert cfg.method == "wm-ppo"
     assert (cfg.vision.latent_dim, cfg.vision.hidden_dims, cfg.vision.beta) == (16, [64, 32], 1.0)
     assert (cfg.memory.hidden_dim, cfg.memory.num_mixtures, cfg.memory.lr) == (32, 3, 1e-3)
@@ -93,7 +96,7 @@ def test_seed_002_world_model_yaml_is_accepted(tmp_path):
     assert cfg.imagination.random_steps == 10000
     path.write_text("world_model:\n  vae: {latent_size: 3}\n")
     with pytest.raises(UserError, match=r"unknown key world_model\.vae\.latent_size"):
-        load_yaml(path)
+        translate_seed_yaml(load_yaml(path), str(path))
 
 
 def test_method_presets_apply_only_to_their_method():
@@ -102,5 +105,8 @@ def test_method_presets_apply_only_to_their_method():
     ppo = resolve("CartPole-v1", [], {}, {"method": "wm-ppo"})
     classic = resolve("CartPole-v1", [], {}, {})
     assert ppo.imagination.ratio == 0.8 and classic.imagination.ratio == 0.5
+    from worldmodels.pipeline import open_run
+
     with pytest.raises(UserError, match="unknown method 'nope'"):
-        resolve("CartPole-v1", [], {}, {"method": "nope"})
+        open_run("unused-run-dir", "CartPole-v1", set_items=["method=nope"])
+    assert not Path("unused-run-dir").exists()

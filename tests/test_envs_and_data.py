@@ -58,17 +58,19 @@ def test_two_workers_collect_the_same_episodes_as_one(tmp_path):
 
 def test_collect_with_a_trained_agent(tmp_path):
     from worldmodels import pipeline
+    from worldmodels.methods.stages import load_agent_policy
 
     ctx = pipeline.open_run(
         tmp_path / "agent", "CartPole-v1", ["debug"], None, [], 0, "cpu", progress=False
     )
     pipeline.train(ctx, "classic", set())
+    agent = {"progress": False, "loader": load_agent_policy}
     store = EpisodeStore(tmp_path / "eps")
-    collect(store, ctx.cfg.env, ctx.spec, 2, 0, policy=str(tmp_path / "agent"), progress=False)
+    collect(store, ctx.cfg.env, ctx.spec, 2, 0, policy=str(tmp_path / "agent"), **agent)
     assert store.read(0).meta["policy"] == str(tmp_path / "agent")
     # the agent's actions are the controller's deterministic argmax: replaying gives the same
     again = EpisodeStore(tmp_path / "eps2")
-    collect(again, ctx.cfg.env, ctx.spec, 2, 0, policy=str(tmp_path / "agent"), progress=False)
+    collect(again, ctx.cfg.env, ctx.spec, 2, 0, policy=str(tmp_path / "agent"), **agent)
     assert np.array_equal(store.read(1).actions, again.read(1).actions)
 
 

@@ -22,6 +22,8 @@ from worldmodels.data.store import EpisodeStore
 from worldmodels.dream import DreamEnv, DreamSingleEnv
 from worldmodels.envs import EnvSpec
 from worldmodels.errors import TrainingDivergedError, UserError
+from worldmodels.methods import get
+from worldmodels.methods.dream import dream_parts
 from worldmodels.rl.actor_critic import ActorCritic
 from worldmodels.rl.ppo import ppo_update
 
@@ -37,7 +39,7 @@ def world_run(tmp_path_factory):
 
 def _parts(run_dir):
     ctx = pipeline.open_run(run_dir, progress=False)
-    return ctx, *pipeline.dream_parts(ctx)
+    return ctx, *dream_parts(ctx)
 
 
 def test_single_dream_env_passes_gymnasium_check_env(world_run):
@@ -113,7 +115,7 @@ def test_dream_method_trains_without_real_steps(world_run, tmp_path, capsys):
 
     run_dir = tmp_path / "dream"
     shutil.copytree(world_run, run_dir)
-    collected = pipeline.real_env_steps(pipeline.open_run(run_dir, progress=False))
+    collected = get("dream").real_env_steps(pipeline.open_run(run_dir, progress=False))
     argv = ["train", "--run-dir", str(run_dir), "--method", "dream", "--quiet", "--tau", "1.2"]
     assert main(argv) == 0
     result = json.loads((run_dir / "eval.json").read_text())
@@ -185,7 +187,7 @@ def test_a2c_trains_vision_end_to_end_only_when_asked(tmp_path, end_to_end):
     argv += ["--method", "a2c", "--quiet"] + [x for s in sets for x in ("--set", s)]
     assert main(argv) == 0
     init = torch.load(run_dir / "checkpoints/vision/best.pt", weights_only=True)
-    last = torch.load(run_dir / "checkpoints/agent/last.pt", weights_only=True)
+    last = torch.load(run_dir / "checkpoints/a2c/last.pt", weights_only=True)
     assert last["progress"]["real_env_steps"] >= 96
     changed = any(
         not torch.equal(v, last["vision_state"][k])
@@ -219,7 +221,7 @@ def test_wm_ppo_killed_mid_training_resumes_and_finishes(tmp_path):
     run_dir = tmp_path / "ppo"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(_wm_ppo_cmd(run_dir), env=env)
-    last = run_dir / "checkpoints/agent/last.pt"
+    last = run_dir / "checkpoints/wm_ppo/last.pt"
     deadline = time.time() + 240
     iteration = 0
     while time.time() < deadline and proc.poll() is None:

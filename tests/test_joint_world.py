@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from worldmodels.cli import main
+from worldmodels.models.memory.base import MemoryBatch
 from worldmodels.models.memory.latent_mlp import LatentMLP
-from worldmodels.models.memory.mdn_rnn import MemoryBatch
 from worldmodels.models.vision.mlp_ae import MlpAE
 from worldmodels.runs import file_sha256
 from worldmodels.training.joint import JointWorld

@@ -5,7 +5,8 @@ import torch
 
 from worldmodels.controllers.linear import PolicyShape, batched_forward, outputs_to_actions
 from worldmodels.envs import EnvSpec
-from worldmodels.models.memory.mdn_rnn import MDNRNN, MemoryBatch
+from worldmodels.models.memory.base import MemoryBatch
+from worldmodels.models.memory.mdn_rnn import MDNRNN
 from worldmodels.models.vision.common import beta_vae_loss, gaussian_kl
 from worldmodels.models.vision.conv_vae import ConvVAE
 from worldmodels.models.vision.mlp_vae import MlpVAE

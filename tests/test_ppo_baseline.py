@@ -30,12 +30,12 @@ def test_ppo_learns_cartpole_and_writes_the_common_layout(tmp_path):
     result = json.loads((run_dir / "eval.json").read_text())
     # a random policy scores ~22; rl-zoo's PPO is far above it after 15,000 steps
     assert result["method"] == "ppo" and result["mean_return"] > 150
-    prog = torch.load(run_dir / "checkpoints/agent/last.pt", weights_only=True)["progress"]
+    prog = torch.load(run_dir / "checkpoints/ppo/last.pt", weights_only=True)["progress"]
     assert result["real_env_steps"] == prog["real_env_steps"]
     train_steps = prog["real_env_steps"] - prog["eval_steps"]
     assert prog["eval_steps"] > 0 and train_steps < 15000 + 8  # the preset evaluates
     assert train_steps >= 15000 or prog["score"] >= 475  # the budget, or the target
-    best = torch.load(run_dir / "checkpoints/agent/best.pt", weights_only=True)
+    best = torch.load(run_dir / "checkpoints/ppo/best.pt", weights_only=True)
     assert best["model"]["name"] == "sb3_ppo"
     curve = RunDir(run_dir).curve()
     assert len(curve) > 20 and curve[-1][0] == result["real_env_steps"]
@@ -48,8 +48,8 @@ def test_ppo_learns_cartpole_and_writes_the_common_layout(tmp_path):
 def _eval_ppo_state(run_dir, state_dict, seeds):
     """The deterministic policy of a PPO state dict on the given seeds, independently of
     training: (mean return, env steps)."""
+    from worldmodels.data.rollout import EnvPool, run_batch
     from worldmodels.envs import probe
-    from worldmodels.rollout import EnvPool, run_batch
     from worldmodels.training.ppo_baseline import Sb3Policy, build_ppo, make_vec_env
 
     cfg = RunDir(run_dir).load_config()
@@ -73,7 +73,7 @@ def test_ppo_evaluations_are_the_curve_the_stop_test_and_counted_steps(tmp_path)
     sets += ["ppo.eval_every=1", "ppo.eval_episodes=3", "ppo.target_return=1e9"]
     argv += ["--quiet", "--no-eval", *[x for s in sets for x in ("--set", s)]]
     assert main(argv) == 0
-    last = torch.load(run_dir / "checkpoints/agent/last.pt", weights_only=True)
+    last = torch.load(run_dir / "checkpoints/ppo/last.pt", weights_only=True)
     prog = last["progress"]
     assert prog["rollouts"] == 2 and prog["complete"]
     # the run stopped at the second rollout's last step, right after evaluating the policy it
@@ -89,12 +89,12 @@ def test_ppo_evaluations_are_the_curve_the_stop_test_and_counted_steps(tmp_path)
     argv2 = [*argv[:6], str(run2), *argv[7:]]
     argv2[argv2.index("ppo.target_return=1e9")] = "ppo.target_return=5"
     assert main(argv2) == 0
-    prog2 = torch.load(run2 / "checkpoints/agent/last.pt", weights_only=True)["progress"]
+    prog2 = torch.load(run2 / "checkpoints/ppo/last.pt", weights_only=True)["progress"]
     assert prog2["rollouts"] == 1 and prog2["score"] >= 5
     assert prog2["real_env_steps"] - prog2["eval_steps"] == 32
     # ... and the finished run is not reopened by --resume
     assert main(["train", "--run-dir", str(run2), "--resume", "--quiet", "--no-eval"]) == 0
-    again = torch.load(run2 / "checkpoints/agent/last.pt", weights_only=True)["progress"]
+    again = torch.load(run2 / "checkpoints/ppo/last.pt", weights_only=True)["progress"]
     assert again["real_env_steps"] == prog2["real_env_steps"]
 
 
@@ -102,7 +102,7 @@ def test_ppo_killed_mid_training_resumes_to_its_budget(tmp_path):
     run_dir = tmp_path / "ppo"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(_cmd(run_dir, 12_000), env=env)
-    last = run_dir / "checkpoints/agent/last.pt"
+    last = run_dir / "checkpoints/ppo/last.pt"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if last.exists():
@@ -144,7 +144,7 @@ def test_ppo_on_pixels_with_frame_stack_and_reward_normaliser_resumes_and_evalua
     argv = ["train", "--env", "CarRacing-v3", "--method", "ppo", "--run-dir", str(run_dir)]
     argv += ["--quiet"] + [x for s in sets for x in ("--set", s)]
     assert main(argv) == 0  # rl-zoo's CarRacing preset: CnnPolicy, 2 frames, reward scaling
-    last = torch.load(run_dir / "checkpoints/agent/last.pt", weights_only=True)
+    last = torch.load(run_dir / "checkpoints/ppo/last.pt", weights_only=True)
     assert last["progress"]["complete"] and last["progress"]["real_env_steps"] >= 64
     assert last["ret_rms"]["count"] > 1  # the reward normaliser's statistics are kept
     result = json.loads((run_dir / "eval.json").read_text())
@@ -154,7 +154,7 @@ def test_ppo_on_pixels_with_frame_stack_and_reward_normaliser_resumes_and_evalua
     # a larger budget on the same run continues from the saved state
     more = ["train", "--run-dir", str(run_dir), "--quiet", "--no-eval"]
     assert main([*more, "--set", "ppo.total_steps=96"]) == 0
-    again = torch.load(run_dir / "checkpoints/agent/last.pt", weights_only=True)["progress"]
+    again = torch.load(run_dir / "checkpoints/ppo/last.pt", weights_only=True)["progress"]
     assert (
         again["real_env_steps"] >= 96 and again["num_timesteps"] > last["progress"]["num_timesteps"]
     )

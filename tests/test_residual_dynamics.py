@@ -8,8 +8,8 @@ import torch
 
 from worldmodels.cli import main
 from worldmodels.models.memory import build_memory
+from worldmodels.models.memory.base import MemoryBatch
 from worldmodels.models.memory.ensemble import Ensemble
-from worldmodels.models.memory.mdn_rnn import MemoryBatch
 from worldmodels.models.memory.residual_mlp import ResidualMLP
 
 

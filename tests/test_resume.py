@@ -85,7 +85,7 @@ def test_vision_and_memory_resume_bit_identical(tmp_path, monkeypatch):
 
 
 def test_cmaes_resume_continues_the_same_search(tmp_path, monkeypatch):
-    from worldmodels.training import cmaes
+    from worldmodels.training import population
 
     runs = {}
     for name in ("ref", "cut"):
@@ -95,7 +95,7 @@ def test_cmaes_resume_continues_the_same_search(tmp_path, monkeypatch):
         runs[name] = ctx
     pipeline.stage_controller(runs["ref"])
     with monkeypatch.context() as m:  # 4 population blocks + 2 evaluation blocks a generation
-        _interrupt_after(m, cmaes, "evaluate_params", 13)
+        _interrupt_after(m, population, "evaluate_params", 13)
         with pytest.raises(KeyboardInterrupt):
             pipeline.stage_controller(runs["cut"])
     assert runs["cut"].run.load("controller/last")["progress"]["generation"] == 2
@@ -107,13 +107,13 @@ def test_cmaes_resume_continues_the_same_search(tmp_path, monkeypatch):
 
 
 def test_tampered_cmaes_state_is_refused(tmp_path, monkeypatch):
-    from worldmodels.training import cmaes
+    from worldmodels.training import population
 
     ctx = _prepare(tmp_path / "run")
     pipeline.stage_vision(ctx)
     pipeline.stage_memory(ctx)
     with monkeypatch.context() as m:
-        _interrupt_after(m, cmaes, "evaluate_params", 7)
+        _interrupt_after(m, population, "evaluate_params", 7)
         with pytest.raises(KeyboardInterrupt):
             pipeline.stage_controller(ctx)
     last = ctx.run.load("controller/last")

@@ -250,7 +250,7 @@ def test_seed000_pretraining_commands_run_as_written(tmp_path, capsys):
     third += ["--load-path", str(d / "pretrainedVM_CartPole-v1.pt"), "--max-epoch", "2"]
     third += ["--n-steps", "8", "--planning-horizon", "2", "--quiet"]
     assert main(third) == 0
-    agent = torch.load(d / "checkpoints/agent/last.pt", weights_only=True)
+    agent = torch.load(d / "checkpoints/a2c/last.pt", weights_only=True)
     assert agent["progress"]["iteration"] == 2 and agent["progress"]["complete"]
     assert json.loads((d / "eval.json").read_text())["planner"] == "auto"
     capsys.readouterr()

@@ -9,7 +9,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from worldmodels.config import preset_names
 from worldmodels.errors import TrainingDivergedError, UserError
+from worldmodels.methods import REGISTRY, help_text
+
+SEED000_A2C = "a2c"  # seed 000's --use-a2c names this method
 
 EPILOG = """examples:
   worldmodels train --env CartPole-v1 --run-dir runs/cartpole
@@ -58,8 +62,8 @@ def _common(p: argparse.ArgumentParser, run_dir_required: bool = True) -> None:
         action="append",
         default=[],
         metavar="NAME",
-        help="Named preset stacked on the env preset: debug (tiny, for tests) or "
-        "gpu (paper-scale budgets). Only when creating a run.",
+        help="Named preset stacked on the env and method presets, only when creating a run: "
+        f"{', '.join(preset_names())}.",
     )
     g.add_argument(
         "--device",
@@ -133,10 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--method",
         default=None,
-        help="Training method: classic (default; CMA-ES in the real env), dream (CMA-ES "
-        "only inside the dream), a2c (seed 000: A2C with V and M end to end), wm-ppo "
-        "(seed 002: PPO on real + imagined experience), mpc (plan with M in the real env, M "
-        "retrained as data grows).",
+        choices=list(REGISTRY),
+        help=f"Training method (default classic): {help_text()}.",
     )
     for stage, alias in [
         ("collect", None),
@@ -302,21 +304,20 @@ def _seed000_pretraining(args: argparse.Namespace, sets: list[str]) -> bool:
     """Seed 000's ``--pretrain-vision`` / ``--pretrain-memory`` without a2c train only those
     stages; ``--max-epoch`` is their epochs then, the number of updates with a2c / wm-ppo, and
     CMA-ES generations with classic / dream."""
-    a2c = args.use_a2c or args.method == "a2c"
-    pretrain_only = (args.pretrain_vision or args.pretrain_memory) and not a2c
+    method = SEED000_A2C if args.use_a2c else (args.method or "classic")
+    pretrain_only = (args.pretrain_vision or args.pretrain_memory) and method != SEED000_A2C
     if args.max_epoch is not None:
         _positive("--max-epoch", args.max_epoch)
+        key = REGISTRY[method].epochs_key
         if pretrain_only:
             stage = "memory" if args.pretrain_memory else "vision"
             sets.append(f"{stage}.epochs={args.max_epoch}")
-        elif a2c or args.method == "wm-ppo":
-            sets.append(f"ac.updates={args.max_epoch}")
-        elif args.method in (None, "classic", "dream"):
-            sets.append(f"controller.generations={args.max_epoch}")
+        elif key:
+            sets.append(f"{key}={args.max_epoch}")
         else:
             raise UserError(
-                f"--max-epoch does not apply to --method {args.method}; set its budget with "
-                "--set (e.g. mpc.total_steps=N)"
+                f"--max-epoch does not apply to --method {method}; set its budget with "
+                "--set (see its config section in `worldmodels envs`)"
             )
     return bool(pretrain_only)
 
@@ -325,13 +326,20 @@ def run(args: argparse.Namespace) -> int:
     from worldmodels import pipeline
 
     if args.command == "envs":
-        from worldmodels.config import ENV_PRESETS, NAMED_PRESETS
+        from worldmodels.config import env_presets, method_files
         from worldmodels.envs import PRESET_NOTES
 
         print("env presets (any other Gymnasium id or package.module:Class works too):")
-        for env_id in ENV_PRESETS:
+        for env_id in env_presets():
             print(f"  {env_id:18s} {PRESET_NOTES.get(env_id, '')}")
-        print("named presets (--preset NAME): " + ", ".join(NAMED_PRESETS))
+        print("methods (--method NAME), with the envs they have presets for:")
+        for name, method in REGISTRY.items():
+            tuned = ", ".join(method_files().get(name, {}).get("envs") or {}) or "none"
+            print(
+                f"  {name:8s} {method.summary}; config: {', '.join(method.sections)}; "
+                f"presets: {tuned}"
+            )
+        print("named presets (--preset NAME): " + ", ".join(preset_names()))
         return 0
 
     if args.command == "compare":
@@ -370,7 +378,7 @@ def run(args: argparse.Namespace) -> int:
         if args.pretrain_memory and not pretrain_only:
             sets.append("ac.pretrain_memory=true")
         if args.use_a2c:
-            sets.append("method=a2c")
+            sets.append(f"method={SEED000_A2C}")
         if args.use_improved_controller:
             sets += ["evaluate.planner=auto", "planner.blend=0.3"]
         _positive("--n-steps", args.n_steps)

@@ -1,17 +1,9 @@
-"""The stages of a run, in order, and the training methods built from them.
-
-The CLI parses and calls these; these call the trainers. A stage whose artifact is complete is
-skipped; an interrupted one continues with ``resume=True``.
-"""
+"""Opening a run and running what the CLI asks of it: a method's training (from the method
+registry), evaluation and diagnosis. Resolves and validates everything before the first byte
+is written; knows no method by name."""
 
 from __future__ import annotations
 
-import json
-import math
-import time
-from collections.abc import Callable
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,48 +11,39 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from worldmodels.agent import ActorCriticPolicy, ControllerPolicy
-from worldmodels.config import (
-    Config,
-    incompatible_keys,
-    load_yaml,
-    parse_set,
-    resolve,
-    to_dict,
-)
-from worldmodels.controllers.linear import PolicyShape
-from worldmodels.data.collect import collect
+from worldmodels.config import incompatible_keys, load_yaml, parse_set, resolve, to_dict
 from worldmodels.data.loaders import LatentCache, encode_missing
-from worldmodels.data.store import EpisodeStore, is_validation
-from worldmodels.dream import StartStates, start_states
-from worldmodels.envs import EnvSpec, probe
+from worldmodels.data.rollout import EnvPool, run_batch
+from worldmodels.data.store import EpisodeStore
+from worldmodels.envs import probe
 from worldmodels.errors import UserError
-from worldmodels.parallel import FailurePolicy, preflight
-from worldmodels.rollout import EnvPool, Policy, run_batch
-from worldmodels.runs import RunDir, atomic_write_json, check_spec, file_sha256
-from worldmodels.world_model import WorldModel, load_world_model
+from worldmodels.methods import REGISTRY, Context, get
+from worldmodels.methods.base import CONFIG_ADAPTERS
+from worldmodels.methods.mpc import planner_policies
+from worldmodels.methods.stages import (
+    STAGES,
+    split,
+    stage_collect,
+    stage_controller,
+    stage_memory,
+    stage_vision,
+    world_model,
+)
+from worldmodels.parallel import preflight
+from worldmodels.runs import RunDir, atomic_write_json, file_sha256
 
-
-@dataclass
-class Context:
-    run: RunDir
-    cfg: Config
-    spec: EnvSpec
-    device: torch.device
-    resume: bool = False
-    progress: bool = True
-    _writer: Any = field(default=None, repr=False)
-
-    @property
-    def writer(self):
-        if self._writer is None:
-            self._writer = self.run.writer()
-        return self._writer
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+__all__ = [
+    "STAGES",
+    "Context",
+    "diagnose",
+    "evaluate",
+    "open_run",
+    "stage_collect",
+    "stage_controller",
+    "stage_memory",
+    "stage_vision",
+    "train",
+]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -87,6 +70,8 @@ def open_run(
     """Resolve the config and validate everything before the first byte is written."""
     run = RunDir(run_dir)
     file_overrides = load_yaml(Path(config_file)) if config_file else {}
+    for adapt in CONFIG_ADAPTERS:
+        file_overrides = adapt(file_overrides, str(config_file))
     set_overrides = parse_set(set_items or [])
     if seed is not None:
         set_overrides["seed"] = seed
@@ -112,6 +97,7 @@ def open_run(
                 f"{', '.join(bad)}; its checkpoints depend on them: use a new "
                 f"--run-dir"
             )
+        get(cfg.method)
         spec = probe(cfg.env)
         resolve_device(cfg.device)
         preflight(cfg.parallel.executor, cfg.parallel.ray_address)
@@ -126,6 +112,7 @@ def open_run(
                 f"config.yaml); see `worldmodels envs`"
             )
         cfg = resolve(env_id, presets or [], file_overrides, set_overrides)
+        get(cfg.method)
         spec = probe(cfg.env)
         resolve_device(cfg.device)
         preflight(cfg.parallel.executor, cfg.parallel.ray_address)
@@ -133,234 +120,34 @@ def open_run(
     return Context(run, cfg, spec, resolve_device(cfg.device), resume, progress)
 
 
-# which checkpoints a config section's keys shape: before they exist, the keys may change
-_SECTION_ARTIFACTS = {
-    "vision": ("vision/last", "vision/best"),
-    "memory": ("memory/last", "memory/best", "world/last"),
-    "controller": ("controller/last", "controller/best"),
-    "ac": ("agent/last",),
-    "imagination": ("agent/last",),
-}
+def _section_artifacts(section: str) -> tuple[str, ...] | None:
+    """The checkpoints a config section's keys shape (None: unknown, assume trained)."""
+    if section == "vision":
+        return ("vision/last", "vision/best")
+    if section == "memory":
+        return ("memory/last", "memory/best", "world/last")
+    owned = [a for m in REGISTRY.values() if section in m.sections for a in m.artifacts]
+    return tuple(owned) or None
 
 
 def _trained(run: RunDir, key: str) -> bool:
     """Whether a checkpoint that depends on config ``key`` exists (unknown: assume yes)."""
-    names = _SECTION_ARTIFACTS.get(key.split(".")[0])
+    names = _section_artifacts(key.split(".")[0])
     if names is None:
         return True
     return any(run.has(n) for n in names)
 
 
-@contextmanager
-def timed(ctx: Context, stage: str):
-    """Adds the stage's wall time to ``counters.json`` (also when it is interrupted)."""
-    t0 = time.time()
-    try:
-        yield
-    finally:
-        counters = ctx.run.counters()
-        walls = counters.setdefault("wall_seconds", {})
-        walls[stage] = walls.get(stage, 0.0) + time.time() - t0
-        atomic_write_json(ctx.run.root / "counters.json", counters)
+def train(ctx: Context, method: str, skip: set[str]) -> None:
+    get(method).train(ctx, skip)
 
 
-def split(ctx: Context) -> tuple[list[int], list[int]]:
-    store = EpisodeStore(ctx.run.episodes)
-    indices = store.valid_indices()
-    val = [i for i in indices if is_validation(i, ctx.cfg.collect.val_fraction)]
-    train = [i for i in indices if not is_validation(i, ctx.cfg.collect.val_fraction)]
-    if not train and val:  # tiny stores: never train on nothing
-        train, val = val, []
-    return train, val
-
-
-def require_resume(ctx: Context, stage: str) -> None:
-    """An interrupted stage continues only with --resume (checked before anything is written)."""
-    if ctx.resume or not ctx.run.has(f"{stage}/last"):
-        return
-    progress = ctx.run.load(f"{stage}/last")["progress"]
-    if not progress.get("complete"):
-        if "epoch" in progress:
-            where = f"epoch {progress['epoch']}"
-        elif "real_env_steps" in progress and "generation" not in progress:
-            where = f"{progress['real_env_steps']:,} real env steps"
-        else:
-            where = f"generation {progress.get('generation')}"
-        raise UserError(
-            f"{ctx.run.root} has an interrupted {stage} stage (at {where}); pass "
-            f"--resume to continue it or use a new --run-dir"
-        )
-
-
-def failure_policy(cfg: Config) -> FailurePolicy:
-    return FailurePolicy(cfg.parallel.task_timeout, cfg.parallel.max_retries)
-
-
-def stage_collect(ctx: Context) -> dict[str, Any]:
-    store = EpisodeStore(ctx.run.episodes)
-    with timed(ctx, "collect"):
-        collect(
-            store,
-            ctx.cfg.env,
-            ctx.spec,
-            ctx.cfg.collect.episodes,
-            ctx.cfg.seed,
-            ctx.cfg.collect.policy,
-            ctx.cfg.collect.workers,
-            ctx.progress,
-            ctx.cfg.parallel.executor,
-            ctx.cfg.parallel.ray_address,
-            failure_policy(ctx.cfg),
-        )
-    summary = store.summary()
-    if summary["episodes"]:  # the random (or given) policy's point of the learning curve
-        ctx.run.log_curve(summary["env_steps"], summary["mean_return"])
-    if summary["episodes"] < ctx.cfg.collect.episodes:
-        raise UserError(
-            f"only {summary['episodes']} of {ctx.cfg.collect.episodes} episodes in "
-            f"{ctx.run.episodes} could be read; re-run collect"
-        )
-    return summary
-
-
-def stage_vision(ctx: Context) -> dict[str, float]:
-    from worldmodels.training.vision import train_vision
-
-    require_resume(ctx, "vision")
-    train, val = split(ctx)
-    with timed(ctx, "vision"):
-        return train_vision(
-            ctx.run, ctx.cfg, ctx.spec, train, val, ctx.device, ctx.writer, ctx.progress
-        )
-
-
-def stage_memory(ctx: Context) -> dict[str, float]:
-    from worldmodels.training.joint import train_joint
-    from worldmodels.training.memory import train_memory
-
-    require_resume(ctx, "memory")
-    require_resume(ctx, "world")
-    train, val = split(ctx)
-    with timed(ctx, "memory"):
-        trainer = train_joint if ctx.cfg.memory.joint else train_memory
-        return trainer(ctx.run, ctx.cfg, ctx.spec, train, val, ctx.device, ctx.writer, ctx.progress)
-
-
-def world_model(ctx: Context) -> WorldModel:
-    world = load_world_model(ctx.run, ctx.spec, ctx.device)
-    mem = ctx.run.load("memory/best")
-    if mem.get("vision_sha256") != file_sha256(ctx.run.ckpt_path("vision/best")):
-        raise UserError(
-            f"M in {ctx.run.checkpoints} was trained on another V; retrain it "
-            f"with `worldmodels train-memory --run-dir {ctx.run.root}`"
-        )
-    return world
-
-
-def stage_controller(ctx: Context) -> dict[str, Any]:
-    from worldmodels.training.cmaes import train_cmaes
-
-    require_resume(ctx, "controller")
-    world = world_model(ctx)
-    with timed(ctx, "controller"):
-        return train_cmaes(ctx.run, ctx.cfg, ctx.spec, world, ctx.writer, ctx.progress)
-
-
-def dream_horizon(ctx: Context) -> int:
-    """The dream's episode cap: dream.horizon, and never longer than the real env's limit."""
-    limits = [ctx.cfg.dream.horizon, ctx.cfg.env.max_episode_steps, ctx.spec.max_episode_steps]
-    return min(x for x in limits if x)
-
-
-def dream_parts(ctx: Context) -> tuple[WorldModel, StartStates]:
-    """The trained world model and the real states dreams start from (training split)."""
-    if not ctx.run.has("memory/best"):
-        raise UserError(
-            f"the dream needs a trained M and {ctx.run.checkpoints} has none; run "
-            f"`worldmodels train-memory --run-dir {ctx.run.root}` (or `worldmodels train`) first"
-        )
-    world = world_model(ctx)
-    cache = LatentCache(ctx.run.latents, file_sha256(ctx.run.ckpt_path("vision/best")))
-    train, _ = split(ctx)
-    encode_missing(
-        cache,
-        EpisodeStore(ctx.run.episodes),
-        train,
-        world.vision,
-        ctx.device,
-        progress=ctx.progress,
-    )
-    train = [i for i in train if cache.has(i)]
-    if not train:
-        raise UserError(
-            f"no encoded episodes in {ctx.run.root} to start dreams from; re-run collect"
-        )
-    starts = start_states(world, cache, train, ctx.cfg.dream.start_states, ctx.cfg.seed + 404)
-    return world, starts
-
-
-def stage_dream_controller(ctx: Context) -> dict[str, Any]:
-    """CMA-ES with fitness measured only inside the dream: no real env step."""
-    from worldmodels.training.cmaes import train_cmaes
-    from worldmodels.training.dream import DreamEvaluator
-
-    require_resume(ctx, "controller")
-    world, starts = dream_parts(ctx)
-    dc = ctx.cfg.dream
-
-    def make(shape: PolicyShape) -> DreamEvaluator:
-        return DreamEvaluator(
-            world,
-            starts,
-            shape,
-            dream_horizon(ctx),
-            ctx.cfg.memory.temperature,
-            dc.start == "initial",
-            dc.done_mode,
-        )
-
-    with timed(ctx, "controller"):
-        return train_cmaes(
-            ctx.run,
-            ctx.cfg,
-            ctx.spec,
-            world,
-            ctx.writer,
-            ctx.progress,
-            make,
-            dc.rollouts,
-            dc.eval_episodes,
-        )
-
-
-def controller_params(ctx: Context) -> tuple[PolicyShape, np.ndarray]:
-    payload = ctx.run.load("controller/best")
-    check_spec(payload, ctx.spec, str(ctx.run.ckpt_path("controller/best")))
-    kw = payload["model"]["kwargs"]
-    shape = PolicyShape(kw["in_dim"], kw["out_dim"], tuple(kw["hidden"]))
-    return shape, payload["model"]["state_dict"]["params"].numpy()
-
-
-def load_agent_policy(run_dir: str, spec: EnvSpec) -> ControllerPolicy:
-    """A trained agent (V + M + C) from another run directory, e.g. to collect with it."""
-    run = RunDir(run_dir)
-    if not run.has_config():
-        raise UserError(
-            f"collect.policy={run_dir} is not a run directory (no config.yaml); "
-            f"use 'random' or a trained run's directory"
-        )
-    ctx = Context(run, run.load_config(), spec, torch.device("cpu"))
-    shape, params = controller_params(ctx)
-    return ControllerPolicy(world_model(ctx), shape, params)
-
-
-def real_env_steps(ctx: Context) -> int:
-    if ctx.cfg.method in (*AC_METHODS, "ppo") and ctx.run.has("agent/last"):
-        return int(ctx.run.load("agent/last")["progress"]["real_env_steps"])
-    steps = EpisodeStore(ctx.run.episodes).summary()["env_steps"]
-    if ctx.run.has("controller/last"):
-        steps += int(ctx.run.load("controller/last")["progress"].get("env_steps", 0))
-    return int(steps)
+def agent_policies(ctx: Context, planner: str | None = None):
+    """``n -> policy`` acting in n real envs: the method's agent, or (``planner``) planning
+    with the run's M."""
+    if planner:
+        return planner_policies(ctx, world_model(ctx), planner)
+    return get(ctx.cfg.method).policy(ctx)
 
 
 def evaluate(
@@ -392,7 +179,7 @@ def evaluate(
         "episodes": n,
         "mean_return": float(np.mean(returns)),
         "std_return": float(np.std(returns)),
-        "real_env_steps": real_env_steps(ctx),
+        "real_env_steps": get(ctx.cfg.method).real_env_steps(ctx),
         "wall_seconds": round(float(sum(walls.values())), 2),
     }
     atomic_write_json(ctx.run.eval_path, result)
@@ -467,67 +254,6 @@ def format_diagnostics(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-AC_METHODS = ("a2c", "wm-ppo")
-
-
-def planner_policies(ctx: Context, world: WorldModel, kind: str | None) -> Callable[[int], Policy]:
-    """``n -> policy`` planning with M (``--method mpc`` or ``evaluate --planner``); on an
-    actor-critic run the actor-critic is the base policy and its critic the value at H."""
-    import dataclasses
-
-    from worldmodels.controllers.planners import PlannerPolicy, build_planner
-    from worldmodels.training.mpc import planner_config
-
-    settings = planner_config(ctx.cfg)
-    if kind:
-        settings = dataclasses.replace(settings, kind=kind)
-    base = None
-    if ctx.cfg.method in AC_METHODS and ctx.run.has("agent/best"):
-        from worldmodels.training.agent_io import load_agent
-
-        base = load_agent(ctx.run, ctx.spec, ctx.device)
-    reward_trained = ctx.cfg.memory.reward_weight > 0
-    value = None
-    if ctx.cfg.method == "mpc" and ctx.run.has("mpc_value/best"):
-        from worldmodels.training.mpc import load_value
-
-        value = load_value(ctx.run, world)
-    build_planner(world, settings, base, reward_trained, value)  # bad input fails first
-    return lambda n: PlannerPolicy(
-        world, build_planner(world, settings, base, reward_trained, value)
-    )
-
-
-def agent_policies(ctx: Context, planner: str | None = None) -> Callable[[int], Policy]:
-    """``n -> policy`` acting in n real envs: V + M + C (CMA-ES methods) or V + M + the
-    actor-critic (a2c, wm-ppo; A2C's own V and M weights when it trained them end to end);
-    the PPO baseline's policy on the raw observations."""
-    if ctx.cfg.method == "ppo" and not planner:
-        from worldmodels.training.ppo_baseline import load_ppo_policy
-
-        policy = load_ppo_policy(ctx.run, ctx.cfg, ctx.spec, ctx.device)
-        return lambda n: policy
-    world = world_model(ctx)
-    if ctx.cfg.method == "mpc" or planner:
-        return planner_policies(ctx, world, planner)
-    if ctx.cfg.method in AC_METHODS:
-        from worldmodels.training.agent_io import load_agent
-
-        if not ctx.run.has("agent/best"):
-            raise UserError(
-                f"{ctx.run.root} has no trained actor-critic (checkpoints/agent/best.pt); run "
-                f"`worldmodels train --method {ctx.cfg.method} --run-dir {ctx.run.root}` first"
-            )
-        ac = load_agent(ctx.run, ctx.spec, ctx.device)
-        payload = ctx.run.load("agent/best")
-        if "vision_state" in payload:
-            world.vision.load_state_dict(payload["vision_state"])
-            world.memory.load_state_dict(payload["memory_state"])
-        return lambda n: ActorCriticPolicy(world, ac)
-    shape, params = controller_params(ctx)
-    return lambda n: ControllerPolicy(world, shape, params, repeat=n)
-
-
 def format_eval(result: dict[str, Any]) -> str:
     return (
         f"{result['env']} [{result['method']}]: {result['mean_return']:.1f} ± "
@@ -535,268 +261,3 @@ def format_eval(result: dict[str, Any]) -> str:
         f"(real env steps {result['real_env_steps']:,}, "
         f"training wall time {result['wall_seconds']:.0f}s)"
     )
-
-
-STAGES: dict[str, Callable[[Context], Any]] = {
-    "collect": stage_collect,
-    "vision": stage_vision,
-    "memory": stage_memory,
-    "controller": stage_controller,
-}
-
-
-def train_classic(ctx: Context, skip: set[str]) -> None:
-    """Random rollouts -> V -> M -> C by CMA-ES in the real env (Ha & Schmidhuber)."""
-    for name, fn in STAGES.items():
-        if name in skip:
-            continue
-        fn(ctx)
-
-
-def stage_collect_steps(ctx: Context, steps: int) -> dict[str, Any]:
-    """Random episodes until the store holds at least ``steps`` real env steps."""
-    store = EpisodeStore(ctx.run.episodes)
-    with timed(ctx, "collect"):
-        while True:
-            s = store.summary()
-            if s["env_steps"] >= steps:
-                return s
-            if s["episodes"] < 10:  # estimate the episode length before collecting in bulk
-                need = 10 - s["episodes"]
-            else:
-                mean_len = s["env_steps"] / s["episodes"]
-                need = max(1, math.ceil((steps - s["env_steps"]) / max(mean_len, 1.0)))
-            collect(
-                store,
-                ctx.cfg.env,
-                ctx.spec,
-                s["episodes"] + need,
-                ctx.cfg.seed,
-                "random",
-                ctx.cfg.collect.workers,
-                ctx.progress,
-                ctx.cfg.parallel.executor,
-                ctx.cfg.parallel.ray_address,
-                failure_policy(ctx.cfg),
-            )
-
-
-def stage_wm_ppo(ctx: Context) -> dict[str, Any]:
-    from worldmodels.training.wm_ppo import train_wm_ppo
-
-    require_agent_resume(ctx)
-    world = world_model(ctx)
-    with timed(ctx, "agent"):
-        return train_wm_ppo(ctx.run, ctx.cfg, ctx.spec, world, ctx.writer, ctx.progress)
-
-
-def require_agent_resume(ctx: Context) -> None:
-    if ctx.resume or not ctx.run.has("agent/last"):
-        return
-    prog = ctx.run.load("agent/last")["progress"]
-    if not prog.get("complete"):
-        raise UserError(
-            f"{ctx.run.root} has an interrupted agent stage (at iteration {prog['iteration']}, "
-            f"{prog['real_env_steps']:,} real env steps); pass --resume to continue it or use "
-            f"a new --run-dir"
-        )
-
-
-def train_wm_ppo(ctx: Context, skip: set[str]) -> None:
-    """Seed 002: random steps -> pre-train V and M -> PPO on real + imagined experience,
-    M retrained on the growing real data."""
-    stages: dict[str, Callable[[Context], Any]] = {
-        "collect": lambda c: stage_collect_steps(c, c.cfg.imagination.random_steps),
-        "vision": stage_vision,
-        "memory": stage_memory,
-        "controller": stage_wm_ppo,
-    }
-    for name, fn in stages.items():
-        if name not in skip:
-            fn(ctx)
-
-
-def init_untrained_world(ctx: Context) -> None:
-    """A2C without pre-training: V and M start from their random initialisation (written as
-    their checkpoints so the run's layout is the same; A2C then trains them end to end)."""
-    from worldmodels.models.memory import build_memory
-    from worldmodels.models.vision import build_vision
-    from worldmodels.runs import model_payload
-    from worldmodels.training.memory import memory_kwargs
-    from worldmodels.training.vision import vision_kind, vision_kwargs
-
-    header = {"spec": ctx.spec.shape_signature(), "config": to_dict(ctx.cfg)}
-    untrained = {"epoch": 0, "complete": True, "untrained": True}
-    torch.manual_seed(ctx.cfg.seed + 100)
-    if not ctx.run.has("vision/best"):
-        kind, kw = vision_kind(ctx.cfg, ctx.spec), vision_kwargs(ctx.cfg, ctx.spec)
-        payload = {"model": model_payload(kind, kw, build_vision(kind, kw)), **header}
-        ctx.run.save("vision/best", {**payload, "progress": untrained})
-    if not ctx.run.has("memory/best"):
-        torch.manual_seed(ctx.cfg.seed + 200)
-        kw = memory_kwargs(ctx.cfg, ctx.spec)
-        model = build_memory(ctx.cfg.memory.kind, kw)
-        ctx.run.save(
-            "memory/best",
-            {
-                "model": model_payload(ctx.cfg.memory.kind, kw, model),
-                **header,
-                "vision_sha256": file_sha256(ctx.run.ckpt_path("vision/best")),
-                "progress": untrained,
-            },
-        )
-
-
-def stage_a2c(ctx: Context) -> dict[str, Any]:
-    from worldmodels.training.a2c import train_a2c
-
-    require_agent_resume(ctx)
-    init_untrained_world(ctx)
-    world = world_model(ctx)
-    with timed(ctx, "agent"):
-        return train_a2c(ctx.run, ctx.cfg, ctx.spec, world, ctx.writer, ctx.progress)
-
-
-def train_a2c(ctx: Context, skip: set[str]) -> None:
-    """Seed 000: A2C with GAE on [z, h], V and M trained end to end with it; optionally
-    V (``ac.pretrain_vision``) and M (``ac.pretrain_memory``) pre-trained on random
-    episodes first."""
-    ac = ctx.cfg.ac
-    stages: dict[str, Callable[[Context], Any]] = {}
-    if ac.pretrain_vision or ac.pretrain_memory:
-        stages |= {"collect": stage_collect, "vision": stage_vision}
-    if ac.pretrain_memory:
-        stages["memory"] = stage_memory
-    stages["controller"] = stage_a2c
-    for name, fn in stages.items():
-        if name not in skip:
-            fn(ctx)
-
-
-def train_dream(ctx: Context, skip: set[str]) -> None:
-    """Random rollouts -> V -> M -> C by CMA-ES inside the dream only (the paper's VizDoom
-    experiment); the real env is used for collection and the final evaluation. With
-    ``dream.iterations > 1``, the paper's iterative procedure: the controller collects real
-    episodes, M is retrained on all of them, a new controller is trained in the new dream.
-
-    Crash-safe: the number of finished iterations is in ``dream_iterations.json``, written
-    before the finished controller is archived as ``checkpoints/controller_iter<k>``."""
-    for name in ("collect", "vision", "memory"):
-        if name not in skip:
-            STAGES[name](ctx)
-    if "controller" in skip:
-        return
-    dc = ctx.cfg.dream
-    state_path = ctx.run.root / "dream_iterations.json"
-    done = json.loads(state_path.read_text())["completed"] if state_path.exists() else 0
-    while True:
-        _archive_controller(ctx, done)  # finish an archive a crash interrupted
-        stage_dream_controller(ctx)
-        if done + 1 >= dc.iterations:
-            return
-        done += 1
-        _dream_iteration(ctx, done)
-        atomic_write_json(state_path, {"completed": done})
-        _archive_controller(ctx, done)
-
-
-def _archive_controller(ctx: Context, k: int) -> None:
-    src, dst = ctx.run.checkpoints / "controller", ctx.run.checkpoints / f"controller_iter{k}"
-    if k and src.exists() and not dst.exists():
-        src.rename(dst)
-
-
-def _dream_iteration(ctx: Context, k: int) -> None:
-    """Collect real episodes with the current controller, then retrain M on all data."""
-    from worldmodels.training.memory import finetune_memory
-
-    store = EpisodeStore(ctx.run.episodes)
-    target = ctx.cfg.collect.episodes + k * ctx.cfg.dream.collect_episodes
-    with timed(ctx, "collect"):
-        collect(
-            store,
-            ctx.cfg.env,
-            ctx.spec,
-            target,
-            ctx.cfg.seed,
-            str(ctx.run.root),
-            ctx.cfg.collect.workers,
-            ctx.progress,
-            ctx.cfg.parallel.executor,
-            ctx.cfg.parallel.ray_address,
-            failure_policy(ctx.cfg),
-        )
-    train_idx, _ = split(ctx)
-    with timed(ctx, "memory"):
-        finetune_memory(
-            ctx.run,
-            ctx.cfg,
-            ctx.spec,
-            world_model(ctx),
-            train_idx,
-            ctx.cfg.dream.retrain_epochs,
-            ctx.cfg.seed + 900 + k,
-            ctx.progress,
-        )
-
-
-def train_mpc(ctx: Context, skip: set[str]) -> None:
-    """Random episodes -> V -> M -> plan in the real env, M retrained as data grows
-    (``training/mpc.py``)."""
-    from worldmodels.training.mpc import train_mpc_loop
-
-    if "collect" not in skip:
-        store = EpisodeStore(ctx.run.episodes)
-        if not store.valid_indices():
-            with timed(ctx, "collect"):
-                collect(
-                    store,
-                    ctx.cfg.env,
-                    ctx.spec,
-                    ctx.cfg.mpc.random_episodes,
-                    ctx.cfg.seed,
-                    "random",
-                    1,
-                    ctx.progress,
-                    "local",
-                    None,
-                    failure_policy(ctx.cfg),
-                )
-    for name in ("vision", "memory"):
-        if name not in skip:
-            STAGES[name](ctx)
-    if "controller" not in skip:
-        write_summary(ctx, "mpc_summary", train_mpc_loop(ctx))
-
-
-def train_ppo(ctx: Context, skip: set[str]) -> None:
-    """The model-free baseline: Stable-Baselines3 PPO on the real env
-    (``training/ppo_baseline.py``)."""
-    from worldmodels.training.ppo_baseline import train_ppo_baseline
-
-    if "controller" in skip:
-        return
-    require_resume(ctx, "agent")
-    with timed(ctx, "ppo"):
-        train_ppo_baseline(ctx.run, ctx.cfg, ctx.spec, ctx.device, ctx.progress)
-
-
-METHODS: dict[str, Callable[[Context, set[str]], None]] = {
-    "classic": train_classic,
-    "mpc": train_mpc,
-    "dream": train_dream,
-    "wm-ppo": train_wm_ppo,
-    "a2c": train_a2c,
-    "ppo": train_ppo,
-}
-
-
-def train(ctx: Context, method: str, skip: set[str]) -> None:
-    if method not in METHODS:
-        raise UserError(f"unknown method '{method}'; available: {', '.join(METHODS)}")
-    METHODS[method](ctx, skip)
-
-
-def write_summary(ctx: Context, name: str, data: dict[str, Any]) -> None:
-    path = ctx.run.root / f"{name}.json"
-    atomic_write_json(path, json.loads(json.dumps(data, default=float)))

@@ -12,8 +12,7 @@ from torch import Tensor
 
 from worldmodels.envs import EnvSpec
 from worldmodels.models.memory import build_memory
-from worldmodels.models.memory.base import MemoryModel
-from worldmodels.models.memory.mdn_rnn import MemoryOutput, State
+from worldmodels.models.memory.base import MemoryModel, State
 from worldmodels.models.vision import build_vision
 from worldmodels.models.vision.base import VisionModel
 from worldmodels.runs import RunDir, check_spec
@@ -71,7 +70,7 @@ class WorldModel:
         return self.memory.initial(batch, self.device)
 
     @torch.no_grad()
-    def step(self, z: Tensor, actions: Tensor, state: State) -> tuple[MemoryOutput, State]:
+    def step(self, z: Tensor, actions: Tensor, state: State) -> tuple[Any, State]:
         return self.memory.step(z, self.action_features(actions), state)
 
     def features(self, z: Tensor, state: Any) -> Tensor:

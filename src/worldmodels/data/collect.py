@@ -7,6 +7,7 @@ episodes in flight.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -14,10 +15,12 @@ import numpy as np
 from tqdm import tqdm
 
 from worldmodels.config import EnvConfig
+from worldmodels.data.rollout import Policy, RandomPolicy, run_episode
 from worldmodels.data.store import EpisodeStore, encode_episode
 from worldmodels.envs import EnvSpec, make_env
 from worldmodels.parallel import FailurePolicy, make_executor
-from worldmodels.rollout import Policy, RandomPolicy, run_episode
+
+PolicyLoader = Callable[[str, EnvSpec], Policy]
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,9 @@ class CollectTask:
     env: dict[str, Any]
     spec: dict[str, Any]
     policy: str
+    loader: PolicyLoader | None = None
+    """Builds the acting policy from a run directory (a module-level function, so it pickles
+    by reference into the worker); None for ``random``."""
 
     def describe(self) -> str:
         return (
@@ -53,9 +59,9 @@ def _policy_for(task: CollectTask, seed: int, spec: EnvSpec) -> Policy:
     ckpt = RunDir(task.policy).ckpt_path("controller/best")
     key = f"agent:{task.policy}:{file_sha256(ckpt) if ckpt.exists() else ''}"
     if key not in _WORKER_CACHE:
-        from worldmodels.pipeline import load_agent_policy
-
-        _WORKER_CACHE[key] = load_agent_policy(task.policy, spec)
+        if task.loader is None:
+            raise ValueError(f"collect.policy={task.policy} needs a policy loader")
+        _WORKER_CACHE[key] = task.loader(task.policy, spec)
     return _WORKER_CACHE[key]
 
 
@@ -92,6 +98,7 @@ def collect(
     executor: str = "local",
     ray_address: str | None = None,
     policy_on_failure: FailurePolicy | None = None,
+    loader: PolicyLoader | None = None,
 ) -> int:
     """Fill the store up to ``target`` episodes; returns how many were collected now."""
     store.clean_partial()
@@ -108,6 +115,7 @@ def collect(
             asdict(env_cfg),
             spec.to_dict(),
             policy,
+            loader,
         )
         for chunk in chunks
     ]

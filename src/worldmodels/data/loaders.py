@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from worldmodels.data.store import Episode, EpisodeStore
 from worldmodels.errors import CorruptEpisodeError
-from worldmodels.models.memory.mdn_rnn import MemoryBatch
+from worldmodels.models.memory.base import MemoryBatch
 
 log = logging.getLogger(__name__)
 

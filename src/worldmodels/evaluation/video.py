@@ -9,9 +9,9 @@ import imageio.v2 as imageio
 import numpy as np
 
 from worldmodels.config import EnvConfig
+from worldmodels.data.rollout import Policy
 from worldmodels.envs import EnvSpec, action_to_env, make_env
 from worldmodels.errors import UserError
-from worldmodels.rollout import Policy
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # render offscreen, no display needed
 

@@ -155,8 +155,8 @@ def train_a2c(
         "recent": [],
         "complete": False,
     }
-    if run.has("agent/last"):
-        last = run.load("agent/last")
+    if run.has("a2c/last"):
+        last = run.load("a2c/last")
         prog = last["progress"]
         if prog.get("complete"):
             return prog
@@ -286,11 +286,11 @@ def train_a2c(
                 "vision_state": world.vision.state_dict(),
                 "memory_state": world.memory.state_dict(),
             }
-            if improved or not run.has("agent/best"):
-                save_agent(run, "best", cfg, spec, ac, dict(prog), weights)
+            if improved or not run.has("a2c/best"):
+                save_agent(run, "a2c/best", cfg, spec, ac, dict(prog), weights)
             save_agent(
                 run,
-                "last",
+                "a2c/last",
                 cfg,
                 spec,
                 ac,
@@ -313,7 +313,7 @@ def train_a2c(
         prog["complete"] = True
         save_agent(
             run,
-            "last",
+            "a2c/last",
             cfg,
             spec,
             ac,

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from worldmodels.config import Config, EnvConfig, to_dict
+from worldmodels.data.rollout import EnvPool, run_batch
 from worldmodels.envs import EnvSpec
 from worldmodels.rl.actor_critic import ActorCritic
-from worldmodels.rollout import EnvPool, run_batch
 from worldmodels.runs import RunDir, check_spec, model_payload
 from worldmodels.world_model import WorldModel
 
@@ -39,7 +39,7 @@ def save_agent(
     extra: dict[str, Any] | None = None,
 ) -> None:
     run.save(
-        f"agent/{name}",
+        name,
         {
             "model": model_payload("actor_critic", ac_kwargs(cfg, ac.in_dim), ac),
             "spec": spec.shape_signature(),
@@ -50,9 +50,10 @@ def save_agent(
     )
 
 
-def load_agent(run: RunDir, spec: EnvSpec, device: torch.device, name: str = "best") -> ActorCritic:
-    payload = run.load(f"agent/{name}")
-    check_spec(payload, spec, str(run.ckpt_path(f"agent/{name}")))
+def load_agent(run: RunDir, spec: EnvSpec, device: torch.device, name: str) -> ActorCritic:
+    """The actor-critic saved as checkpoint ``name`` (e.g. ``a2c/best``)."""
+    payload = run.load(name)
+    check_spec(payload, spec, str(run.ckpt_path(name)))
     ac = build_ac(payload["model"]["kwargs"], spec)
     ac.load_state_dict(payload["model"]["state_dict"])
     return ac.to(device).eval()

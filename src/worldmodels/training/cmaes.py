@@ -23,13 +23,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from worldmodels.agent import ControllerPolicy
 from worldmodels.config import Config, to_dict
 from worldmodels.controllers.linear import PolicyShape, policy_shape
 from worldmodels.data.store import EpisodeStore
 from worldmodels.envs import EnvSpec
 from worldmodels.errors import TrainingDivergedError, UserError
-from worldmodels.rollout import EnvPool, run_batch
 from worldmodels.runs import RunDir, file_sha256, sign, verify
 from worldmodels.training.population import PopulationEvaluator
 from worldmodels.world_model import WorldModel
@@ -68,22 +66,6 @@ def _new_es(n: int, cfg: Config) -> cma.CMAEvolutionStrategy:
 
 def train_seeds(master: int, generation: int, rollouts: int) -> list[int]:
     return [TRAIN_SEED_BASE + master * 100_003 + generation * rollouts + r for r in range(rollouts)]
-
-
-def evaluate_params(
-    pool: EnvPool,
-    spec: EnvSpec,
-    world: WorldModel,
-    shape: PolicyShape,
-    params: np.ndarray,
-    seeds: list[int],
-    max_steps: int = 0,
-) -> tuple[np.ndarray, int]:
-    """params [P, N], each run on every seed -> (returns [P, len(seeds)], env steps)."""
-    p, r = params.shape[0], len(seeds)
-    policy = ControllerPolicy(world, shape, params, repeat=r)
-    result = run_batch(pool, spec, policy, seeds * p, max_steps)
-    return result.returns.reshape(p, r), result.env_steps
 
 
 class Evaluator(Protocol):

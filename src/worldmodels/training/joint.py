@@ -24,8 +24,7 @@ from worldmodels.data.store import EpisodeStore
 from worldmodels.envs import EnvSpec
 from worldmodels.errors import UserError
 from worldmodels.models.memory import build_memory
-from worldmodels.models.memory.base import MemoryModel
-from worldmodels.models.memory.mdn_rnn import MemoryBatch
+from worldmodels.models.memory.base import MemoryBatch, MemoryModel
 from worldmodels.models.vision.base import VisionModel
 from worldmodels.runs import RunDir, file_sha256, model_payload
 from worldmodels.training.memory import memory_kwargs

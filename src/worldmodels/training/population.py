@@ -15,13 +15,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from worldmodels.agent import ControllerPolicy
 from worldmodels.config import Config, EnvConfig
 from worldmodels.controllers.linear import PolicyShape
+from worldmodels.data.rollout import EnvPool, run_batch
 from worldmodels.envs import EnvSpec
 from worldmodels.errors import UserError
 from worldmodels.parallel import FailurePolicy, make_executor
-from worldmodels.rollout import EnvPool
 from worldmodels.runs import RunDir, file_sha256
+from worldmodels.world_model import WorldModel
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,6 @@ def _pool(task: PopulationTask) -> EnvPool:
 
 def run_population_task(task: PopulationTask) -> tuple[np.ndarray, int]:
     """Worker entry point: returns ([k, len(seeds)] returns, real env steps)."""
-    from worldmodels.training.cmaes import evaluate_params
-
     in_dim, out_dim, hidden = task.shape
     return evaluate_params(
         _pool(task),
@@ -135,3 +135,19 @@ class PopulationEvaluator:
 
     def close(self) -> None:
         self.executor.close()
+
+
+def evaluate_params(
+    pool: EnvPool,
+    spec: EnvSpec,
+    world: WorldModel,
+    shape: PolicyShape,
+    params: np.ndarray,
+    seeds: list[int],
+    max_steps: int = 0,
+) -> tuple[np.ndarray, int]:
+    """params [P, N], each run on every seed -> (returns [P, len(seeds)], env steps)."""
+    p, r = params.shape[0], len(seeds)
+    policy = ControllerPolicy(world, shape, params, repeat=r)
+    result = run_batch(pool, spec, policy, seeds * p, max_steps)
+    return result.returns.reshape(p, r), result.env_steps

@@ -36,9 +36,9 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack,
 from torch import nn
 
 from worldmodels.config import Config, to_dict
+from worldmodels.data.rollout import EnvPool, run_batch
 from worldmodels.envs import EnvSpec, make_env
 from worldmodels.errors import UserError
-from worldmodels.rollout import EnvPool, run_batch
 from worldmodels.runs import RunDir
 from worldmodels.training.agent_io import EVAL_SEED_BASE
 
@@ -169,9 +169,9 @@ class _Checkpoints(BaseCallback):
         improved = score > p["best_score"]
         p["best_score"] = max(score, p["best_score"])
         payload = _payload(self.cfg, self.spec, self.model, dict(p))
-        if improved or not self.run.has("agent/best"):
-            self.run.save("agent/best", payload)
-        self.run.save("agent/last", {**payload, **_training_state(self.model)})
+        if improved or not self.run.has("ppo/best"):
+            self.run.save("ppo/best", payload)
+        self.run.save("ppo/last", {**payload, **_training_state(self.model)})
 
 
 def _payload(
@@ -212,7 +212,7 @@ def train_ppo_baseline(
         "best_score": -math.inf,
         "complete": False,
     }
-    last = run.load("agent/last") if run.has("agent/last") else None
+    last = run.load("ppo/last") if run.has("ppo/last") else None
     if last is not None:
         if last["model"]["name"] != "sb3_ppo":
             raise UserError(
@@ -282,12 +282,12 @@ class Sb3Policy:
 
 
 def load_ppo_policy(run: RunDir, cfg: Config, spec: EnvSpec, device: torch.device) -> Sb3Policy:
-    if not run.has("agent/best"):
+    if not run.has("ppo/best"):
         raise UserError(
-            f"{run.root} has no trained PPO agent (checkpoints/agent/best.pt); run "
+            f"{run.root} has no trained PPO agent (checkpoints/ppo/best.pt); run "
             f"`worldmodels train --method ppo --run-dir {run.root}` first"
         )
-    payload = run.load("agent/best")
+    payload = run.load("ppo/best")
     venv = make_vec_env(cfg, 1, cfg.seed)
     try:
         with warnings.catch_warnings():  # one env: SB3 warns that batch_size > rollout size

@@ -81,8 +81,8 @@ def train_wm_ppo(
         "recent": [],
         "complete": False,
     }
-    if run.has("agent/last"):
-        last = run.load("agent/last")
+    if run.has("wm_ppo/last"):
+        last = run.load("wm_ppo/last")
         prog = last["progress"]
         if prog.get("complete"):
             return prog
@@ -165,11 +165,11 @@ def train_wm_ppo(
             if eval_score is not None or recent:  # the score the stop rule judges by
                 curve_point = eval_score if eval_score is not None else float(np.mean(recent))
                 run.log_curve(real_steps, curve_point)
-            if improved or not run.has("agent/best"):
-                save_agent(run, "best", cfg, spec, ac, dict(prog))
+            if improved or not run.has("wm_ppo/best"):
+                save_agent(run, "wm_ppo/best", cfg, spec, ac, dict(prog))
             save_agent(
                 run,
-                "last",
+                "wm_ppo/last",
                 cfg,
                 spec,
                 ac,
@@ -195,6 +195,12 @@ def train_wm_ppo(
     if not prog["complete"]:  # the budget was lowered below what is already done
         prog["complete"] = True
         save_agent(
-            run, "last", cfg, spec, ac, prog, {"optimizer": opt.state_dict(), "rng": rng_state()}
+            run,
+            "wm_ppo/last",
+            cfg,
+            spec,
+            ac,
+            prog,
+            {"optimizer": opt.state_dict(), "rng": rng_state()},
         )
     return prog

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
+
+State = tuple[Tensor, ...]
+"""A memory model's recurrent state: a tuple of tensors whose first axis is the batch."""
+
+
+class MemoryBatch(NamedTuple):
+    z: Tensor  # [B, T+1, Z] latents z_0..z_T
+    actions: Tensor  # [B, T, A] action features
+    rewards: Tensor  # [B, T]
+    dones: Tensor  # [B, T] terminated flags
+    mask: Tensor  # [B, T] 1 for real steps, 0 for padding
+    z_target: Tensor | None = None  # [B, T+1, Z] targets when they differ from z (detached)
 
 
 class MemoryModel(nn.Module):

@@ -23,8 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from worldmodels.models.memory.base import MemoryModel
-from worldmodels.models.memory.mdn_rnn import MemoryBatch
+from worldmodels.models.memory.base import MemoryBatch, MemoryModel
 
 MODES = ("single", "multistep", "teacher_forcing", "curriculum")
 

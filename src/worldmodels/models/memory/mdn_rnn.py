@@ -13,10 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from worldmodels.models.memory.base import MemoryModel
+from worldmodels.models.memory.base import MemoryBatch, MemoryModel, State
 from worldmodels.models.memory.mdn import mdn_mean, mdn_nll, mdn_sample
-
-State = tuple[Tensor, Tensor]
 
 
 class MemoryOutput(NamedTuple):
@@ -26,15 +24,6 @@ class MemoryOutput(NamedTuple):
     reward: Tensor  # [B, T]
     done_logit: Tensor  # [B, T]
     hidden: Tensor  # [B, T, H]  h_{t+1}, the feature the controller sees at t+1
-
-
-class MemoryBatch(NamedTuple):
-    z: Tensor  # [B, T+1, Z] latents z_0..z_T
-    actions: Tensor  # [B, T, A] action features
-    rewards: Tensor  # [B, T]
-    dones: Tensor  # [B, T] terminated flags
-    mask: Tensor  # [B, T] 1 for real steps, 0 for padding
-    z_target: Tensor | None = None  # [B, T+1, Z] targets when they differ from z (detached)
 
 
 class MDNRNN(MemoryModel):

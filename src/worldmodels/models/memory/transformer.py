@@ -25,17 +25,14 @@ import math
 import torch
 from torch import Tensor, nn
 
-from worldmodels.models.memory.base import MemoryModel
+from worldmodels.models.memory.base import MemoryBatch, MemoryModel, State
 from worldmodels.models.memory.mdn_rnn import (
-    MemoryBatch,
     MemoryOutput,
     mixture_output,
     mixture_sample_next,
     mixture_sequence_loss,
     mixture_step_loss,
 )
-
-State = tuple[Tensor, ...]
 
 
 class CausalBlock(nn.Module):

@@ -1,0 +1,77 @@
+"""The preset overlays shipped in ``worldmodels/presets`` (YAML, read once):
+
+- ``envs.yaml``: per env id, applied over the defaults when a run is created;
+- ``methods/<method>.yaml``: ``envs:`` per env id, applied after the env preset for that
+  ``--method``; ``presets:`` the method's part of a named preset (e.g. its ``debug`` budgets);
+- ``named/<name>.yaml``: ``--preset NAME``, stacked last.
+
+A method's presets are its own file, so adding a method never edits another's.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import Any
+
+import yaml
+
+_ROOT = resources.files("worldmodels") / "presets"
+
+
+def _read(path: Any) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"preset file {path} must hold a mapping")
+    return data
+
+
+@functools.cache
+def env_presets() -> dict[str, dict[str, Any]]:
+    return _read(_ROOT / "envs.yaml")
+
+
+@functools.cache
+def method_files() -> dict[str, dict[str, Any]]:
+    """Method name (file stem, ``_`` -> ``-``) -> its preset file."""
+    folder = _ROOT / "methods"
+    return {
+        p.name.removesuffix(".yaml").replace("_", "-"): _read(p)
+        for p in sorted(folder.iterdir(), key=lambda p: p.name)
+        if p.name.endswith(".yaml")
+    }
+
+
+@functools.cache
+def named_presets() -> dict[str, dict[str, Any]]:
+    folder = _ROOT / "named"
+    return {
+        p.name.removesuffix(".yaml"): _read(p)
+        for p in sorted(folder.iterdir(), key=lambda p: p.name)
+        if p.name.endswith(".yaml")
+    }
+
+
+def env_preset(env_id: str) -> dict[str, Any]:
+    return env_presets().get(env_id, {})
+
+
+def method_preset(env_id: str, method: str) -> dict[str, Any]:
+    return (method_files().get(method, {}).get("envs") or {}).get(env_id, {})
+
+
+def named_preset(name: str, method: str) -> list[dict[str, Any]] | None:
+    """The overlays of ``--preset name``: the shared file, then the method's part (None: no
+    such preset)."""
+    shared = named_presets().get(name)
+    own = (method_files().get(method, {}).get("presets") or {}).get(name)
+    if shared is None and own is None:
+        return None
+    return [d for d in (shared, own) if d]
+
+
+def preset_names() -> list[str]:
+    names = set(named_presets())
+    for data in method_files().values():
+        names |= set(data.get("presets") or {})
+    return sorted(names)

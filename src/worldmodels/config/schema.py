@@ -1,0 +1,455 @@
+"""The typed config tree: one dataclass per section, each field documented (its docstring is
+its help). Loading and merging are in ``merge.py``, range checks in ``validate.py``, the preset
+overlays in ``presets/*.yaml``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class EnvConfig:
+    id: str = ""
+    """Gymnasium id (``CartPole-v1``, ``ALE/Pong-v5``) or ``package.module:ClassName``."""
+    frame_skip: int = 0
+    """Repeat each action this many env steps (0 = the env's own default)."""
+    discrete_actions: bool = False
+    """Use the env's discretised action set (CarRacing: 5 actions instead of 3 continuous)."""
+    max_episode_steps: int = 0
+    """Truncate episodes after this many agent steps (0 = the env's own limit)."""
+    image_size: int = 64
+    """Pixel observations are resized to image_size x image_size RGB."""
+
+
+@dataclass
+class CollectConfig:
+    episodes: int = 200
+    """Number of episodes the store should hold; re-running continues to this count."""
+    workers: int = 1
+    """Worker processes used for collection (1 = in this process)."""
+    policy: str = "random"
+    """``random``, or a run directory whose trained agent (V+M+C) acts."""
+    val_fraction: float = 0.1
+    """Fraction of episodes (chosen by a fixed hash of their index) held out from training."""
+
+
+@dataclass
+class VisionConfig:
+    kind: str = "auto"
+    """``conv_vae`` (pixels), ``mlp_vae`` (vectors), ``identity`` (vectors: z = the normalised
+    state, for dynamics models on the state itself), ``mlp_ae`` (vectors, seed 004),
+    ``vq_vae`` (pixels or vectors: a codebook-quantised latent, seed 000) or ``auto`` to pick
+    by observation type."""
+    latent_dim: int = 32
+    """Size of the latent z."""
+    hidden_dims: list[int] = field(default_factory=lambda: [256, 128])
+    """Hidden layer sizes of the MLP VAE encoder (decoder mirrors them)."""
+    batch_norm: bool = True
+    """BatchNorm after each conv layer of the ConvVAE encoder."""
+    beta: float | None = None
+    """beta of the beta-VAE, the weight of the KL term. None = the model's default: 4.0 for the
+    ConvVAE (the paper's setting); 0.05 for the MLP VAE, because on low-dimensional state
+    vectors a larger beta discards the very state the controller needs (beta = 1 left CartPole's
+    latent explaining only 45-70% of each state variable and CMA-ES stalled near 145)."""
+    beta_anneal_epochs: int = 3
+    """beta rises linearly from 0 to ``beta`` over this many epochs (0 = no annealing)."""
+    kl_tolerance: float = 0.5
+    """Free nats per latent dimension: the KL term is max(KL, kl_tolerance * latent_dim)."""
+    lr: float = 1e-4
+    """Adam learning rate."""
+    epochs: int = 10
+    """Training epochs over the training episodes."""
+    batch_size: int = 64
+    """Frames per batch."""
+    chunk_episodes: int = 64
+    """Episodes held in RAM at once by the frame loader (bounds memory on big stores)."""
+    vq_codes: int = 128
+    """vq_vae: codebook size (number of code vectors)."""
+    vq_dim: int = 4
+    """vq_vae: size of each code vector. On pixels z is a 4x4 grid of them (16 * vq_dim
+    numbers, ``latent_dim`` is not used); on vectors ``latent_dim`` must be a multiple of it."""
+    vq_commitment: float = 0.25
+    """vq_vae: weight of the commitment loss ||z_e - sg[e]||^2 (van den Oord et al.: 0.25)."""
+    vq_dead_threshold: float = 0.05
+    """vq_vae: a code whose moving-average usage falls below this fraction of uniform usage
+    (1 / vq_codes) is re-initialised to an encoder output of the current batch (0 = never)."""
+
+
+@dataclass
+class MemoryConfig:
+    kind: str = "mdn_rnn"
+    """Memory model: ``mdn_rnn`` (LSTM + mixture density), ``residual_mlp`` (deterministic
+    next = z + residual_scale * delta, LayerNorm, Markov; seed 003) or ``latent_mlp`` (seed
+    004: an MLP on [z, a] predicts z_{t+1}; reward and done heads read the predicted latent)
+    or ``transformer`` (seed 000: causal attention over the last ``max_len`` [z, a], mixture
+    density output as the MDN-RNN's)."""
+    attn_layers: int = 2
+    """transformer: attention blocks."""
+    attn_heads: int = 4
+    """transformer: attention heads (``hidden_dim`` must be a multiple)."""
+    max_len: int = 32
+    """transformer: context window, the positions each step attends to (itself included);
+    acting keeps the last max_len - 1 as its state, so memory does not grow."""
+    residual_scale: float = 0.1
+    """residual_mlp: the scale of the predicted delta."""
+    blocks: int = 2
+    """residual_mlp: residual hidden blocks (width ``hidden_dim``)."""
+    ensemble: int = 1
+    """Independently initialised members of M (any kind); predictions are their mean (a
+    random member per sequence when sampling at tau > 0) and their disagreement is reported
+    as uncertainty."""
+    train_mode: str = "single"
+    """residual_mlp / latent_mlp: ``single`` (one-step), ``multistep`` (open-loop rollout loss
+    through all steps), ``teacher_forcing`` (rollouts fed the truth with probability p) or
+    ``curriculum`` (rollout length 1 -> rollout_steps)."""
+    rollout_steps: int = 6
+    """residual_mlp / latent_mlp: steps of the multistep / teacher-forcing / curriculum rollouts."""
+    step_weights: list[float] = field(default_factory=list)
+    """residual_mlp / latent_mlp: weight of each rollout step's loss (empty = all 1)."""
+    feature_weights: list[float] = field(default_factory=list)
+    """residual_mlp / latent_mlp: weight of each z dimension's squared error (empty = all 1)."""
+    tf_start: float = 1.0
+    """teacher_forcing: the probability of feeding the truth at epoch 0 ..."""
+    tf_decay: float = 0.9
+    """... multiplied by this every epoch (a decaying schedule) ..."""
+    tf_mix: float | None = None
+    """... unless this fixed mix is set (e.g. 0.5: half truth, half own predictions)."""
+    curriculum_epochs: int = 2
+    """curriculum: epochs at each rollout length."""
+    joint: bool = False
+    """Train V and M together with one loss (seed 004): V's loss + M's loss, M's inputs carrying
+    gradient into V's encoder, its next-latent targets detached. V starts from train-vision's
+    result (``vision.epochs=0``: from scratch). Seed 004's model: ``vision.kind=mlp_ae``,
+    ``memory.kind=latent_mlp`` (the ``latent-mlp`` preset)."""
+    patience: int = 0
+    """Early stopping: stop when the validation loss has not improved for this many epochs
+    (0 = train all epochs)."""
+    hidden_dim: int = 256
+    """LSTM hidden size; the transformer's model width; the MLP models' hidden width."""
+    num_mixtures: int = 5
+    """Gaussians in the mixture density output (per latent dimension)."""
+    temperature: float = 1.0
+    """Sampling temperature tau when dreaming (logits / tau, sigma * sqrt(tau)); 0 = the
+    mixture mean (a deterministic dream). ``--tau`` sets it."""
+    seq_len: int = 32
+    """Training sequence length."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    epochs: int = 20
+    """Training epochs."""
+    batch_size: int = 32
+    """Sequences per batch."""
+    reward_weight: float = 1.0
+    """Weight of the reward-head MSE in the memory loss."""
+    done_weight: float = 1.0
+    """Weight of the done-head BCE in the memory loss."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip."""
+    sample_latents: bool = True
+    """Train on z sampled from V's posterior (as in the paper) rather than its mean."""
+    chunk_episodes: int = 256
+    """Episodes of latents held in RAM at once by the sequence loader."""
+
+
+@dataclass
+class ControllerConfig:
+    kind: str = "linear"
+    """``linear`` on [z, h] (the paper) or ``mlp``."""
+    hidden_dims: list[int] = field(default_factory=lambda: [32])
+    """Hidden sizes of the ``mlp`` controller (tanh)."""
+    population: int = 64
+    """CMA-ES population size."""
+    sigma: float = 0.5
+    """CMA-ES initial step size."""
+    rollouts: int = 4
+    """Episodes per candidate; fitness is their mean return."""
+    generations: int = 50
+    """Maximum CMA-ES generations."""
+    eval_every: int = 1
+    """Evaluate the distribution mean every this many generations."""
+    eval_episodes: int = 16
+    """Episodes for that evaluation (these real steps are counted too)."""
+    target_return: float | None = None
+    """Stop when the evaluated mean reaches this (None = the env's reward_threshold)."""
+    max_steps: int = 0
+    """Cap on steps per training episode (0 = the env's limit)."""
+    workers: int = 1
+    """Worker processes (or Ray tasks in flight) evaluating the population."""
+    eval_chunks: int = 4
+    """The population is evaluated in this many blocks (tasks). Fixed apart from ``workers``
+    so that 1 or N workers compute exactly the same thing: the same seed gives the same
+    CMA-ES trajectory. Use at least ``workers`` blocks to keep every worker busy."""
+
+
+@dataclass
+class DreamConfig:
+    """The dream env: M (with its reward and done heads) stepped as an environment."""
+
+    horizon: int = 1000
+    """Longest dream episode (also capped by the real env's time limit)."""
+    start: str = "initial"
+    """Dream episodes start from real stored states: ``initial`` (episode starts, like a
+    real reset) or ``any`` (any stored time step)."""
+    done_mode: str = "sample"
+    """``sample``: an episode ends with a Bernoulli draw of the done head's p; ``threshold``:
+    where p > 0.5. Sampling is the default: on CartPole a dream-trained controller scored
+    57 in the real env with ``threshold`` (it learnt to stay where p < 0.5) and 308 with
+    ``sample``, at the same dream score."""
+    start_states: int = 20_000
+    """Real states kept as dream starting points (every episode start is always kept)."""
+    rollouts: int = 16
+    """Dream episodes per CMA-ES candidate (``--method dream``); dreams are cheap."""
+    eval_episodes: int = 256
+    """Dream episodes of each evaluation of the CMA-ES mean and generation best (the stop
+    test and the best checkpoint). With 20, a lucky candidate scored 495+ in the dream by
+    generation 3-7 and stopped training; it then scored 162-275 in the real env."""
+    iterations: int = 1
+    """The paper's iterative procedure: after each dream-trained controller (but the last),
+    collect ``collect_episodes`` real episodes with it, retrain M on all data and train a
+    new controller in the improved dream (1 = a single pass on random rollouts)."""
+    collect_episodes: int = 20
+    """Real episodes the controller collects per extra iteration."""
+    retrain_epochs: int = 10
+    """Epochs of M's retraining per extra iteration."""
+
+
+@dataclass
+class ActorCriticConfig:
+    """The actor-critic of ``--method a2c`` and ``--method wm-ppo`` (seed 000's improved
+    controller: policy and a separate value MLP on [z, h], LayerNorm + ReLU)."""
+
+    hidden_dims: list[int] = field(default_factory=lambda: [128, 64])
+    """Hidden sizes of the policy MLP and of the value MLP."""
+    layer_norm: bool = True
+    """LayerNorm after each hidden layer."""
+    lr: float = 3e-4
+    """Adam learning rate (also for V and M when trained end to end by A2C)."""
+    gamma: float = 0.99
+    """Discount."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    num_envs: int = 4
+    """Real envs stepped together."""
+    n_steps: int = 128
+    """Steps per env per update (the n-step trajectory length)."""
+    value_coef: float = 0.5
+    """Weight of the value loss."""
+    entropy_coef: float = 0.01
+    """Weight of the entropy bonus."""
+    max_grad_norm: float = 0.5
+    """Gradient-norm clip."""
+    total_steps: int = 100_000
+    """Real env steps of actor-critic training (collection before it is counted apart)."""
+    updates: int = 0
+    """> 0: also stop after this many updates (seed 000's ``--max-epoch`` with a2c)."""
+    target_return: float | None = None
+    """Stop when the mean return of the last ``stop_window`` finished training episodes
+    reaches this (None = the env's reward_threshold; no extra real steps are spent)."""
+    stop_window: int = 20
+    """Finished real episodes averaged for the stop test and the best checkpoint."""
+    eval_every: int = 0
+    """Every this many updates, evaluate the deterministic policy on ``eval_episodes`` real
+    episodes (their steps are counted) and use that score for the stop test and the best
+    checkpoint instead of the training episodes (0 = off)."""
+    eval_episodes: int = 10
+    """Episodes of that evaluation."""
+    dream_gate: bool = True
+    """Run that real evaluation only when the deterministic policy's score in the dream
+    (``dream_gate_episodes`` dreams from real reset states; no real step) reaches the target."""
+    dream_gate_episodes: int = 64
+    """Dream episodes of the gate."""
+    dream_gate_fraction: float = 0.8
+    """The gate opens at this fraction of the target: the sampled done head makes the dream
+    pessimistic (a CartPole policy scoring 500 in reality scored 420-460 in the dream)."""
+    clip_range: float = 0.2
+    """PPO clip range."""
+    ppo_epochs: int = 10
+    """PPO passes over each batch."""
+    minibatch_size: int = 256
+    """PPO minibatch size."""
+    memory_coef: float = 0.1
+    """A2C: weight of M's prediction loss (next z, reward, done) in the total loss."""
+    vision_coef: float = 1.0
+    """A2C: weight of V's beta-VAE loss in the total loss (end to end)."""
+    end_to_end: bool = True
+    """A2C: train V and M with the actor-critic loss flowing through the current step."""
+    pretrain_vision: bool = False
+    """A2C: collect random episodes and pre-train V before A2C (``--pretrain-vision``)."""
+    pretrain_memory: bool = False
+    """A2C: also pre-train M on them (``--pretrain-memory``; implies pre-training V)."""
+
+
+@dataclass
+class ImaginationConfig:
+    """Imagined experience in the actor-critic updates: PPO on real plus imagined experience
+    (``--method wm-ppo``, seed 002), and A2C's imagined rollouts (``--method a2c``; set
+    ``imagination.ratio=0`` for seed 000's real-only A2C)."""
+
+    ratio: float = 0.5
+    """Fraction of each PPO batch that is imagined (seed 002's imagination_ratio)."""
+    horizon: int = 15
+    """Steps of each imagined rollout (imagination_horizon), started from real states."""
+    random_steps: int = 10_000
+    """Random-policy env steps collected before world-model pre-training."""
+    retrain_every: int = 10
+    """Retrain M on all real data gathered so far every this many PPO iterations (0 = never)."""
+    retrain_epochs: int = 2
+    """Epochs of each retraining."""
+
+
+@dataclass
+class PlannerConfig:
+    """Model-predictive control with M (seed 000's planning controllers; ``--method mpc`` and
+    ``evaluate --planner``). Every candidate of one decision is a row of one ``imagine`` batch."""
+
+    kind: str = "auto"
+    """``enumerate`` (discrete: every action sequence, or ``max_sequences`` random ones),
+    ``cem`` or ``mppi`` (continuous), ``auto`` = enumerate / cem by action space."""
+    horizon: int = 8
+    """Planning horizon H (seed 000's --planning-horizon)."""
+    gamma: float = 0.99
+    """Discount of predicted rewards; a critic's value (if the run has one) at step H."""
+    aggregate: str = "mean"
+    """With an ensemble M: ``mean`` (the members' mean prediction) or ``pessimistic`` (each
+    member rolled alone, the worst value kept)."""
+    blend: float = 1.0
+    """Weight of planning against a base actor-critic policy: p = (1 - w) pi + w onehot(plan);
+    1 = planning alone (seed 000: 0.3 with its improved controller)."""
+    max_sequences: int = 256
+    """Discrete: enumerate all A^H sequences up to this many, else sample this many."""
+    population: int = 256
+    """CEM / MPPI: action sequences sampled per iteration."""
+    elites: int = 32
+    """CEM: the best sequences the Gaussian is refit to."""
+    iterations: int = 4
+    """CEM / MPPI: refinement rounds per decision."""
+    init_std: float = 0.5
+    """CEM / MPPI: sampling std as a fraction of half the action range."""
+    mppi_lambda: float = 1.0
+    """MPPI: temperature of the softmax over sequence values."""
+    seed: int = 0
+    """Seed of the planner's sampling (offset by the run's seed)."""
+
+
+@dataclass
+class MpcConfig:
+    """``--method mpc``: random episodes -> V, M -> act with the planner in the real env,
+    storing every episode and retraining M on all of them, until ``total_steps``."""
+
+    random_episodes: int = 10
+    """Random-policy episodes collected before the first model."""
+    total_steps: int = 5_000
+    """Real env steps (random + planned) of the whole training."""
+    episodes_per_iter: int = 1
+    """Planned episodes between two retrainings of M."""
+    retrain_epochs: int = 20
+    """Epochs of each retraining of M on all data so far."""
+    value_epochs: int = 0
+    """> 0: after each retraining, fit a critic V([z, h]) to the stored episodes' discounted
+    returns-to-go for this many epochs; the planner adds gamma^H V at its horizon (it sees
+    past H, e.g. CartPole's cart drifting toward the edge). 0 = rewards within H only."""
+
+
+@dataclass
+class PpoConfig:
+    """``--method ppo``: the model-free baseline, Stable-Baselines3's PPO on the real env (the
+    env as the toolkit builds it). Defaults are SB3's; per-env presets are rl-zoo's tuned
+    hyperparameters (hyperparams/ppo.yml) where they exist."""
+
+    total_steps: int = 100_000
+    """Real env steps of training (rl-zoo's n_timesteps)."""
+    n_envs: int = 8
+    """Envs stepped together (SB3 DummyVecEnv)."""
+    policy: str = "auto"
+    """``MlpPolicy``, ``CnnPolicy`` or ``auto`` (Cnn for pixels)."""
+    n_steps: int = 2048
+    """Steps per env per rollout."""
+    batch_size: int = 64
+    n_epochs: int = 10
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    learning_rate: float = 3e-4
+    lr_schedule: str = "constant"
+    """``constant`` or ``linear`` (rl-zoo's lin_X: decays to 0 over total_steps)."""
+    clip_range: float = 0.2
+    clip_schedule: str = "constant"
+    """``constant`` or ``linear``."""
+    use_sde: bool = False
+    sde_sample_freq: int = -1
+    log_std_init: float = 0.0
+    ortho_init: bool = True
+    net_arch: list[int] = field(default_factory=list)
+    """Hidden sizes of the policy and value networks (empty = SB3's default)."""
+    activation: str = "tanh"
+    """``tanh`` (SB3's default), ``relu`` or ``gelu``."""
+    frame_stack: int = 1
+    """Observations stacked along the last axis (VecFrameStack)."""
+    normalize_reward: bool = False
+    """Scale rewards by a running estimate of the return's std (VecNormalize, rewards only)."""
+    target_return: float | None = None
+    """Stop when the score (below) reaches this (None = the env's reward_threshold)."""
+    stop_window: int = 20
+    """Finished training episodes averaged for the stop test, the best checkpoint and the
+    learning curve when there was no evaluation."""
+    eval_every: int = 0
+    """Every this many rollouts, evaluate the deterministic policy on ``eval_episodes`` real
+    episodes (their steps are counted) and use that score for the stop test, the best
+    checkpoint and the learning curve instead of the training episodes (0 = off). PPO's
+    training episodes sample actions, so they understate the deterministic policy."""
+    eval_episodes: int = 10
+    """Episodes of that evaluation."""
+
+
+@dataclass
+class ParallelConfig:
+    executor: str = "local"
+    """``local`` (processes on this machine) or ``ray`` (pip install 'worldmodels[ray]')."""
+    ray_address: str | None = None
+    """Ray cluster address (``auto`` = the running local cluster); None starts a private one."""
+    task_timeout: float = 600.0
+    """Seconds a task may run before its worker is killed and the task retried."""
+    max_retries: int = 2
+    """Retries of a task whose worker died or timed out, before the run stops."""
+
+
+@dataclass
+class EvaluateConfig:
+    episodes: int = 100
+    """Evaluation episodes in the real env."""
+    seed_offset: int = 1_000_000
+    """Evaluation episode seeds start at seed + seed_offset, apart from every training seed."""
+    batch_envs: int = 50
+    """Envs stepped together during evaluation."""
+    planner: str | None = None
+    """Act by planning with M at evaluation (``auto``, ``enumerate``, ``cem``, ``mppi``; the
+    ``planner`` section sets it up); None = the method's own agent."""
+
+
+@dataclass
+class Config:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    dream: DreamConfig = field(default_factory=DreamConfig)
+    ac: ActorCriticConfig = field(default_factory=ActorCriticConfig)
+    imagination: ImaginationConfig = field(default_factory=ImaginationConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    mpc: MpcConfig = field(default_factory=MpcConfig)
+    ppo: PpoConfig = field(default_factory=PpoConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    method: str = "classic"
+    """Training method: ``classic`` (V -> M -> CMA-ES controller in the real env), ``dream``
+    (CMA-ES inside the dream), ``a2c`` (seed 000), ``wm-ppo`` (seed 002), ``mpc`` (planning
+    with M in the real env, M retrained as data grows), ``ppo`` (model-free baseline)."""
+    seed: int = 0
+    """Master seed: every episode, batch and CMA-ES generation derives from it."""
+    device: str = "auto"
+    """``auto`` (cuda if available), ``cpu`` or ``cuda``."""
+    presets: list[str] = field(default_factory=list)
+    """Named presets applied on top of the env preset (e.g. ``debug``)."""

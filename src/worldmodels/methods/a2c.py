@@ -1,0 +1,86 @@
+"""``--method a2c`` (seed 000): A2C with GAE on [z, h], V and M trained end to end with it;
+optionally V (``ac.pretrain_vision``) and M (``ac.pretrain_memory``) pre-trained on random
+episodes first (``training/a2c.py``)."""
+
+from __future__ import annotations
+
+import torch
+
+from worldmodels.config import to_dict
+from worldmodels.methods.actor_critic import agent_policy
+from worldmodels.methods.base import Context, PolicyFactory, register
+from worldmodels.methods.stages import (
+    agent_steps,
+    require_agent_resume,
+    stage_collect,
+    stage_memory,
+    stage_vision,
+    timed,
+    world_model,
+)
+from worldmodels.models.memory import build_memory
+from worldmodels.models.vision import build_vision
+from worldmodels.runs import file_sha256, model_payload
+from worldmodels.training.a2c import train_a2c
+from worldmodels.training.memory import memory_kwargs
+from worldmodels.training.vision import vision_kind, vision_kwargs
+
+NS = "a2c"
+
+
+def init_untrained_world(ctx: Context) -> None:
+    """A2C without pre-training: V and M start from their random initialisation (written as
+    their checkpoints so the run's layout is the same; A2C then trains them end to end)."""
+    header = {"spec": ctx.spec.shape_signature(), "config": to_dict(ctx.cfg)}
+    untrained = {"epoch": 0, "complete": True, "untrained": True}
+    torch.manual_seed(ctx.cfg.seed + 100)
+    if not ctx.run.has("vision/best"):
+        kind, kw = vision_kind(ctx.cfg, ctx.spec), vision_kwargs(ctx.cfg, ctx.spec)
+        payload = {"model": model_payload(kind, kw, build_vision(kind, kw)), **header}
+        ctx.run.save("vision/best", {**payload, "progress": untrained})
+    if not ctx.run.has("memory/best"):
+        torch.manual_seed(ctx.cfg.seed + 200)
+        kw = memory_kwargs(ctx.cfg, ctx.spec)
+        model = build_memory(ctx.cfg.memory.kind, kw)
+        ctx.run.save(
+            "memory/best",
+            {
+                "model": model_payload(ctx.cfg.memory.kind, kw, model),
+                **header,
+                "vision_sha256": file_sha256(ctx.run.ckpt_path("vision/best")),
+                "progress": untrained,
+            },
+        )
+
+
+@register
+class A2c:
+    name = "a2c"
+    summary = "seed 000: A2C with V and M end to end, plus imagined rollouts"
+    sections = ("ac", "imagination")
+    artifacts = (f"{NS}/last", f"{NS}/best")
+    epochs_key = "ac.updates"
+    agent = NS
+
+    def train(self, ctx: Context, skip: set[str]) -> None:
+        ac = ctx.cfg.ac
+        pretrain = ac.pretrain_vision or ac.pretrain_memory
+        if pretrain and "collect" not in skip:
+            stage_collect(ctx)
+        if pretrain and "vision" not in skip:
+            stage_vision(ctx)
+        if ac.pretrain_memory and "memory" not in skip:
+            stage_memory(ctx)
+        if "controller" in skip:
+            return
+        require_agent_resume(ctx, NS)
+        init_untrained_world(ctx)
+        world = world_model(ctx)
+        with timed(ctx, "agent"):
+            train_a2c(ctx.run, ctx.cfg, ctx.spec, world, ctx.writer, ctx.progress)
+
+    def policy(self, ctx: Context) -> PolicyFactory:
+        return agent_policy(ctx, NS, self.name)
+
+    def real_env_steps(self, ctx: Context) -> int:
+        return agent_steps(ctx, NS)

@@ -1,0 +1,34 @@
+"""What the actor-critic methods (a2c, wm-ppo) share at the method level: acting with the
+saved actor-critic on the V and M it was trained with."""
+
+from __future__ import annotations
+
+from worldmodels.agent import ActorCriticPolicy
+from worldmodels.errors import UserError
+from worldmodels.methods.base import Context, PolicyFactory
+from worldmodels.methods.stages import world_model
+from worldmodels.rl.actor_critic import ActorCritic
+from worldmodels.training.agent_io import load_agent
+from worldmodels.world_model import WorldModel
+
+
+def trained_agent(ctx: Context, ns: str, method: str) -> tuple[WorldModel, ActorCritic]:
+    """The world model and actor-critic of checkpoint ``ns/best``; V and M are the weights the
+    actor-critic was saved with when it carries them."""
+    if not ctx.run.has(f"{ns}/best"):
+        raise UserError(
+            f"{ctx.run.root} has no trained actor-critic (checkpoints/{ns}/best.pt); run "
+            f"`worldmodels train --method {method} --run-dir {ctx.run.root}` first"
+        )
+    world = world_model(ctx)
+    ac = load_agent(ctx.run, ctx.spec, ctx.device, f"{ns}/best")
+    payload = ctx.run.load(f"{ns}/best")
+    if "vision_state" in payload:
+        world.vision.load_state_dict(payload["vision_state"])
+        world.memory.load_state_dict(payload["memory_state"])
+    return world, ac
+
+
+def agent_policy(ctx: Context, ns: str, method: str) -> PolicyFactory:
+    world, ac = trained_agent(ctx, ns, method)
+    return lambda n: ActorCriticPolicy(world, ac)

@@ -1,0 +1,99 @@
+"""The method protocol and its registry.
+
+A method is one file in this package: a class with a name, the config sections it reads, the
+checkpoints it owns, ``train(ctx, skip)``, ``policy(ctx)`` (the agent that evaluation runs) and
+``real_env_steps(ctx)``, registered with ``@register``. The CLI's ``--method`` choices and help,
+``worldmodels envs``, evaluation and the benchmark suite read the registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import torch
+
+from worldmodels.config import Config
+from worldmodels.data.rollout import Policy
+from worldmodels.envs import EnvSpec
+from worldmodels.errors import UserError
+from worldmodels.runs import RunDir
+
+STAGE_NAMES = ("collect", "vision", "memory", "controller")
+
+
+@dataclass
+class Context:
+    """An open run: its directory, resolved config, env spec and device."""
+
+    run: RunDir
+    cfg: Config
+    spec: EnvSpec
+    device: torch.device
+    resume: bool = False
+    progress: bool = True
+    _writer: Any = field(default=None, repr=False)
+
+    @property
+    def writer(self) -> Any:
+        if self._writer is None:
+            self._writer = self.run.writer()
+        return self._writer
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+PolicyFactory = Callable[[int], Policy]
+"""``n -> policy`` acting in n real envs at once."""
+
+
+class Method(Protocol):
+    name: ClassVar[str]
+    """The ``--method`` name."""
+    summary: ClassVar[str]
+    """One line for ``--help`` and ``worldmodels envs``."""
+    sections: ClassVar[tuple[str, ...]]
+    """The config sections it reads beyond env/collect/vision/memory."""
+    artifacts: ClassVar[tuple[str, ...]]
+    """The checkpoints it writes (``name/last``, ``name/best``) and owns alone."""
+    epochs_key: ClassVar[str | None]
+    """The config key seed 000's ``--max-epoch`` sets for this method (None: not offered)."""
+    agent: ClassVar[str | None]
+    """The checkpoint namespace of its actor-critic (a planner's base policy and critic), if
+    it trains one."""
+
+    def train(self, ctx: Context, skip: set[str]) -> None:
+        """Run the method's stages in order (a stage named in ``skip`` is skipped)."""
+
+    def policy(self, ctx: Context) -> PolicyFactory:
+        """The trained agent, acting in the real env."""
+
+    def real_env_steps(self, ctx: Context) -> int:
+        """Every real env step training took (collection, training, its evaluations)."""
+
+
+REGISTRY: dict[str, Method] = {}
+
+CONFIG_ADAPTERS: list[Callable[[dict[str, Any], str], dict[str, Any]]] = []
+"""Functions that translate a method's foreign config files (e.g. seed 002's ``world_model:``
+YAML) into this config's keys; ``--config`` files pass through each."""
+
+
+def register(cls: type) -> type:
+    """Class decorator: adds one instance of a method class to the registry."""
+    REGISTRY[cls.name] = cls()  # type: ignore[attr-defined]
+    return cls
+
+
+def get(name: str) -> Method:
+    if name not in REGISTRY:
+        raise UserError(f"unknown method '{name}'; available: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def help_text() -> str:
+    return "; ".join(f"{m.name} ({m.summary})" for m in REGISTRY.values())

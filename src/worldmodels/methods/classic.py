@@ -1,0 +1,32 @@
+"""``--method classic``: random rollouts -> V -> M -> C by CMA-ES in the real env (Ha &
+Schmidhuber, seed 001)."""
+
+from __future__ import annotations
+
+from worldmodels.agent import ControllerPolicy
+from worldmodels.methods.base import Context, PolicyFactory, register
+from worldmodels.methods.stages import STAGES, controller_params, world_model
+from worldmodels.methods.stages import collected_and_controller_steps as real_env_steps
+
+
+@register
+class Classic:
+    name = "classic"
+    summary = "V -> M -> C by CMA-ES in the real env; the default"
+    sections = ("controller",)
+    artifacts = ("controller/last", "controller/best")
+    epochs_key = "controller.generations"
+    agent = None
+
+    def train(self, ctx: Context, skip: set[str]) -> None:
+        for name, fn in STAGES.items():
+            if name not in skip:
+                fn(ctx)
+
+    def policy(self, ctx: Context) -> PolicyFactory:
+        world = world_model(ctx)
+        shape, params = controller_params(ctx)
+        return lambda n: ControllerPolicy(world, shape, params, repeat=n)
+
+    def real_env_steps(self, ctx: Context) -> int:
+        return real_env_steps(ctx)

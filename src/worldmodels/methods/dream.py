@@ -1,0 +1,154 @@
+"""``--method dream``: random rollouts -> V -> M -> C by CMA-ES inside the dream only (the
+paper's VizDoom experiment); the real env is used for collection and the final evaluation.
+With ``dream.iterations > 1``, the paper's iterative procedure: the controller collects real
+episodes, M is retrained on all of them, a new controller is trained in the new dream.
+
+Crash-safe: the number of finished iterations is in ``dream_iterations.json``, written before
+the finished controller is archived as ``checkpoints/controller_iter<k>``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from worldmodels.agent import ControllerPolicy
+from worldmodels.controllers.linear import PolicyShape
+from worldmodels.data.loaders import LatentCache, encode_missing
+from worldmodels.data.store import EpisodeStore
+from worldmodels.dream import StartStates, start_states
+from worldmodels.errors import UserError
+from worldmodels.methods.base import Context, PolicyFactory, register
+from worldmodels.methods.stages import (
+    STAGES,
+    collect_into,
+    collected_and_controller_steps,
+    controller_params,
+    require_resume,
+    split,
+    timed,
+    world_model,
+)
+from worldmodels.runs import atomic_write_json, file_sha256
+from worldmodels.training.cmaes import train_cmaes
+from worldmodels.training.dream import DreamEvaluator
+from worldmodels.training.memory import finetune_memory
+from worldmodels.world_model import WorldModel
+
+
+def dream_horizon(ctx: Context) -> int:
+    """The dream's episode cap: dream.horizon, and never longer than the real env's limit."""
+    limits = [ctx.cfg.dream.horizon, ctx.cfg.env.max_episode_steps, ctx.spec.max_episode_steps]
+    return min(x for x in limits if x)
+
+
+def dream_parts(ctx: Context) -> tuple[WorldModel, StartStates]:
+    """The trained world model and the real states dreams start from (training split)."""
+    if not ctx.run.has("memory/best"):
+        raise UserError(
+            f"the dream needs a trained M and {ctx.run.checkpoints} has none; run "
+            f"`worldmodels train-memory --run-dir {ctx.run.root}` (or `worldmodels train`) first"
+        )
+    world = world_model(ctx)
+    cache = LatentCache(ctx.run.latents, file_sha256(ctx.run.ckpt_path("vision/best")))
+    train, _ = split(ctx)
+    store = EpisodeStore(ctx.run.episodes)
+    encode_missing(cache, store, train, world.vision, ctx.device, progress=ctx.progress)
+    train = [i for i in train if cache.has(i)]
+    if not train:
+        raise UserError(
+            f"no encoded episodes in {ctx.run.root} to start dreams from; re-run collect"
+        )
+    starts = start_states(world, cache, train, ctx.cfg.dream.start_states, ctx.cfg.seed + 404)
+    return world, starts
+
+
+def stage_dream_controller(ctx: Context) -> dict[str, Any]:
+    """CMA-ES with fitness measured only inside the dream: no real env step."""
+    require_resume(ctx, "controller")
+    world, starts = dream_parts(ctx)
+    dc = ctx.cfg.dream
+
+    def make(shape: PolicyShape) -> DreamEvaluator:
+        return DreamEvaluator(
+            world,
+            starts,
+            shape,
+            dream_horizon(ctx),
+            ctx.cfg.memory.temperature,
+            dc.start == "initial",
+            dc.done_mode,
+        )
+
+    with timed(ctx, "controller"):
+        return train_cmaes(
+            ctx.run,
+            ctx.cfg,
+            ctx.spec,
+            world,
+            ctx.writer,
+            ctx.progress,
+            make,
+            dc.rollouts,
+            dc.eval_episodes,
+        )
+
+
+def _archive_controller(ctx: Context, k: int) -> None:
+    src, dst = ctx.run.checkpoints / "controller", ctx.run.checkpoints / f"controller_iter{k}"
+    if k and src.exists() and not dst.exists():
+        src.rename(dst)
+
+
+def _dream_iteration(ctx: Context, k: int) -> None:
+    """Collect real episodes with the current controller, then retrain M on all data."""
+    target = ctx.cfg.collect.episodes + k * ctx.cfg.dream.collect_episodes
+    with timed(ctx, "collect"):
+        collect_into(ctx, target, str(ctx.run.root))
+    train_idx, _ = split(ctx)
+    with timed(ctx, "memory"):
+        finetune_memory(
+            ctx.run,
+            ctx.cfg,
+            ctx.spec,
+            world_model(ctx),
+            train_idx,
+            ctx.cfg.dream.retrain_epochs,
+            ctx.cfg.seed + 900 + k,
+            ctx.progress,
+        )
+
+
+@register
+class Dream:
+    name = "dream"
+    summary = "CMA-ES only inside the dream"
+    sections = ("controller", "dream")
+    artifacts = ("controller/last", "controller/best")
+    epochs_key = "controller.generations"
+    agent = None
+
+    def train(self, ctx: Context, skip: set[str]) -> None:
+        for name in ("collect", "vision", "memory"):
+            if name not in skip:
+                STAGES[name](ctx)
+        if "controller" in skip:
+            return
+        state_path = ctx.run.root / "dream_iterations.json"
+        done = json.loads(state_path.read_text())["completed"] if state_path.exists() else 0
+        while True:
+            _archive_controller(ctx, done)  # finish an archive a crash interrupted
+            stage_dream_controller(ctx)
+            if done + 1 >= ctx.cfg.dream.iterations:
+                return
+            done += 1
+            _dream_iteration(ctx, done)
+            atomic_write_json(state_path, {"completed": done})
+            _archive_controller(ctx, done)
+
+    def policy(self, ctx: Context) -> PolicyFactory:
+        world = world_model(ctx)
+        shape, params = controller_params(ctx)
+        return lambda n: ControllerPolicy(world, shape, params, repeat=n)
+
+    def real_env_steps(self, ctx: Context) -> int:
+        return collected_and_controller_steps(ctx)

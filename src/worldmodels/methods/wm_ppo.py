@@ -1,0 +1,95 @@
+"""``--method wm-ppo`` (seed 002): random steps -> pre-train V and M -> PPO on real + imagined
+experience, M retrained on the growing real data (``training/wm_ppo.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worldmodels.errors import UserError
+from worldmodels.methods.actor_critic import agent_policy
+from worldmodels.methods.base import CONFIG_ADAPTERS, Context, PolicyFactory, register
+from worldmodels.methods.stages import (
+    agent_steps,
+    require_agent_resume,
+    stage_collect_steps,
+    stage_memory,
+    stage_vision,
+    timed,
+    world_model,
+)
+from worldmodels.training.wm_ppo import train_wm_ppo
+
+NS = "wm_ppo"
+
+# seed 002's ``world_model:`` YAML section -> this config's keys
+_SEED_WORLD_MODEL_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("vae", "latent_dim"): ("vision.latent_dim",),
+    ("vae", "hidden_dims"): ("vision.hidden_dims",),
+    ("vae", "beta"): ("vision.beta",),
+    ("vae", "learning_rate"): ("vision.lr",),
+    ("mdn_rnn", "hidden_dim"): ("memory.hidden_dim",),
+    ("mdn_rnn", "num_mixtures"): ("memory.num_mixtures",),
+    ("mdn_rnn", "temperature"): ("memory.temperature",),
+    ("mdn_rnn", "learning_rate"): ("memory.lr",),
+    ("training", "pretrain_epochs"): ("vision.epochs", "memory.epochs"),
+    ("training", "imagination_ratio"): ("imagination.ratio",),
+    ("training", "imagination_horizon"): ("imagination.horizon",),
+    ("data_collection", "random_collection_steps"): ("imagination.random_steps",),
+}
+
+
+def translate_seed_yaml(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """Accept seed 002's ``world_model:`` section (vae / mdn_rnn / training /
+    data_collection) as the equivalent keys of this config."""
+    section = data.get("world_model")
+    if section is None:
+        return data
+    if not isinstance(section, dict):
+        raise UserError(f"{source}: world_model must be a mapping (vae:, mdn_rnn:, training:)")
+    out = {k: v for k, v in data.items() if k != "world_model"}
+    out.setdefault("method", WmPpo.name)
+    for group, values in section.items():
+        if not isinstance(values, dict):
+            raise UserError(f"{source}: world_model.{group} must be a mapping")
+        for key, value in values.items():
+            targets = _SEED_WORLD_MODEL_KEYS.get((group, key))
+            if targets is None:
+                known = ", ".join(f"{g}.{k}" for g, k in _SEED_WORLD_MODEL_KEYS)
+                raise UserError(f"{source}: unknown key world_model.{group}.{key}; known: {known}")
+            for target in targets:
+                sec, name = target.split(".")
+                out.setdefault(sec, {})[name] = value
+    return out
+
+
+@register
+class WmPpo:
+    name = "wm-ppo"
+    summary = "seed 002: PPO on real + imagined experience"
+    sections = ("ac", "imagination")
+    artifacts = (f"{NS}/last", f"{NS}/best")
+    epochs_key = "ac.updates"
+    agent = NS
+
+    def train(self, ctx: Context, skip: set[str]) -> None:
+        if "collect" not in skip:
+            stage_collect_steps(ctx, ctx.cfg.imagination.random_steps)
+        if "vision" not in skip:
+            stage_vision(ctx)
+        if "memory" not in skip:
+            stage_memory(ctx)
+        if "controller" in skip:
+            return
+        require_agent_resume(ctx, NS)
+        world = world_model(ctx)
+        with timed(ctx, "agent"):
+            train_wm_ppo(ctx.run, ctx.cfg, ctx.spec, world, ctx.writer, ctx.progress)
+
+    def policy(self, ctx: Context) -> PolicyFactory:
+        return agent_policy(ctx, NS, self.name)
+
+    def real_env_steps(self, ctx: Context) -> int:
+        return agent_steps(ctx, NS)
+
+
+CONFIG_ADAPTERS.append(translate_seed_yaml)
