@@ -10,50 +10,96 @@ iteration, so a kill loses at most the iteration in progress and ``--resume`` co
 
 from __future__ import annotations
 
-import math
-import time
-from collections import deque
 from typing import Any
 
-import numpy as np
 import torch
-from tqdm import tqdm
 
 from worldmodels.config import Config
 from worldmodels.data.store import EpisodeStore, is_validation
-from worldmodels.dream import DreamEnv, StartStates
 from worldmodels.envs import EnvSpec
+from worldmodels.rl.actor_critic import ActorCritic
 from worldmodels.rl.latent_env import LatentVecEnv
 from worldmodels.rl.ppo import Collector, Rollout, cat_rollouts, ppo_update
 from worldmodels.runs import RunDir
-from worldmodels.training.agent_io import (
-    ac_kwargs,
-    build_ac,
-    periodic_eval,
-    restore_rng,
-    rng_state,
-    save_agent,
-    score_and_stop,
-)
 from worldmodels.training.memory import finetune_memory
+from worldmodels.training.on_policy import Progress, imagined_rollout, train_on_policy
 from worldmodels.world_model import WorldModel
 
 
-def imagined_envs(cfg: Config) -> int:
-    """Dream envs per iteration so that imagined / (real + imagined) = imagination.ratio."""
-    ic, ac = cfg.imagination, cfg.ac
-    if ic.ratio <= 0:
-        return 0
-    real = ac.num_envs * ac.n_steps
-    return max(1, math.ceil(ic.ratio / (1 - ic.ratio) * real / ic.horizon))
+class WmPpo:
+    """The PPO update on real + imagined experience, on the loop of ``training/on_policy.py``."""
 
+    seed_offset = 500
 
-def stack_starts(record: list[Any]) -> StartStates:
-    """Dream start states from the (z, memory state) snapshots of a real rollout."""
-    z = torch.cat([z for z, _ in record])
-    n_parts = len(record[0][1])
-    state = tuple(torch.cat([s[j] for _, s in record]) for j in range(n_parts))
-    return StartStates(z, state, torch.zeros(len(z), dtype=torch.bool))
+    def __init__(self, run: RunDir, cfg: Config, spec: EnvSpec, world: WorldModel, writer: Any):
+        self.run, self.cfg, self.spec, self.world, self.writer = run, cfg, spec, world, writer
+        self.gen: torch.Generator | None = None
+
+    def setup(self, ac: ActorCritic) -> torch.optim.Optimizer:
+        self.ac = ac
+        self.opt = torch.optim.Adam(ac.parameters(), lr=self.cfg.ac.lr, eps=1e-5)
+        return self.opt
+
+    def wrap(self, venv: LatentVecEnv) -> Any:
+        return venv
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def load(self, last: dict[str, Any]) -> None:
+        pass
+
+    def iterate(
+        self, collector: Collector, prog: Progress, it: int, where: str
+    ) -> dict[str, float]:
+        acfg = self.cfg.ac
+        if self.gen is None:  # minibatch order: a stream of its own, seeded where training is
+            self.gen = torch.Generator().manual_seed(self.cfg.seed + 501 + prog.iteration)
+        record: list[Any] = []
+        parts: list[Rollout] = [collector.collect(acfg.n_steps, where, record)]
+        imagined = imagined_rollout(self.cfg, self.world, self.ac, record, it, where)
+        if imagined is not None:
+            parts.append(imagined)
+            prog.imagined_steps += len(imagined)
+        batch = cat_rollouts(parts)
+        advs, rets = zip(*(p.advantages(acfg.gamma, acfg.gae_lambda) for p in parts), strict=True)
+        batch["advantages"] = torch.cat([a.reshape(-1) for a in advs])
+        batch["returns"] = torch.cat([r.reshape(-1) for r in rets])
+        stats = ppo_update(
+            self.ac,
+            self.opt,
+            batch,
+            acfg.ppo_epochs,
+            acfg.minibatch_size,
+            acfg.clip_range,
+            acfg.value_coef,
+            acfg.entropy_coef,
+            acfg.max_grad_norm,
+            where,
+            self.gen,
+        )
+        ratio = len(imagined) / len(batch["rewards"]) if imagined is not None else 0.0
+        return stats | {"imagination_ratio": ratio}
+
+    def after_iteration(self, prog: Progress, it: int, real_steps: int) -> None:
+        """Every ``imagination.retrain_every`` iterations, retrain M on all real data."""
+        ic = self.cfg.imagination
+        if not ic.retrain_every or it % ic.retrain_every:
+            return
+        store = EpisodeStore(self.run.episodes)
+        val_fraction = self.cfg.collect.val_fraction
+        indices = [i for i in store.valid_indices() if not is_validation(i, val_fraction)]
+        m = finetune_memory(
+            self.run,
+            self.cfg,
+            self.spec,
+            self.world,
+            indices,
+            ic.retrain_epochs,
+            self.cfg.seed + it,
+        )
+        for k, v in m.items():
+            self.writer.add_scalar(f"memory/{k}", v, real_steps)
 
 
 def train_wm_ppo(
@@ -63,144 +109,6 @@ def train_wm_ppo(
     world: WorldModel,
     writer: Any,
     progress: bool = True,
-) -> dict[str, Any]:
-    ac_cfg, ic = cfg.ac, cfg.imagination
-    target = ac_cfg.target_return if ac_cfg.target_return is not None else spec.reward_threshold
-    store = EpisodeStore(run.episodes)
-    collect_steps = int(store.summary()["env_steps"])
-    torch.manual_seed(cfg.seed + 500)
-    ac = build_ac(ac_kwargs(cfg, world.feature_dim), spec).to(world.device)
-    opt = torch.optim.Adam(ac.parameters(), lr=ac_cfg.lr, eps=1e-5)
-    prog: dict[str, Any] = {
-        "iteration": 0,
-        "env_steps": 0,
-        "imagined_steps": 0,
-        "collect_steps": collect_steps,
-        "best_score": -math.inf,
-        "real_env_steps": collect_steps,
-        "recent": [],
-        "complete": False,
-    }
-    if run.has("wm_ppo/last"):
-        last = run.load("wm_ppo/last")
-        prog = last["progress"]
-        if prog.get("complete"):
-            return prog
-        ac.load_state_dict(last["model"]["state_dict"])
-        opt.load_state_dict(last["optimizer"])
-        restore_rng(last["rng"])
-    recent: deque[float] = deque(prog["recent"], maxlen=ac_cfg.stop_window)
-    gen = torch.Generator().manual_seed(cfg.seed + 501 + prog["iteration"])
-    venv = LatentVecEnv(cfg.env, world, ac_cfg.num_envs, cfg.seed * 7919 + prog["iteration"], store)
-    collector = Collector(venv, ac, world.device, cfg.seed * 7919 + prog["iteration"])
-    n_dream = imagined_envs(cfg)
-    steps_before = prog["env_steps"]
-    bar = tqdm(
-        total=ac_cfg.total_steps,
-        initial=steps_before,
-        desc="wm-ppo",
-        unit="step",
-        disable=not progress,
-    )
-    try:
-        while prog["env_steps"] < ac_cfg.total_steps and not prog["complete"]:
-            t0 = time.time()
-            it = prog["iteration"] + 1
-            where = f"iteration {it}"
-            record: list[Any] = []
-            parts: list[Rollout] = [collector.collect(ac_cfg.n_steps, where, record)]
-            if n_dream:
-                dream = DreamEnv(
-                    world,
-                    stack_starts(record),
-                    n_dream,
-                    ic.horizon,
-                    cfg.memory.temperature,
-                    initial_only=False,
-                    done_mode=cfg.dream.done_mode,
-                )
-                dream_collector = Collector(dream, ac, world.device, seed=cfg.seed * 104_729 + it)
-                parts.append(dream_collector.collect(ic.horizon, where))
-            batch = cat_rollouts(parts)
-            advs, rets = zip(
-                *(p.advantages(ac_cfg.gamma, ac_cfg.gae_lambda) for p in parts), strict=True
-            )
-            batch["advantages"] = torch.cat([a.reshape(-1) for a in advs])
-            batch["returns"] = torch.cat([r.reshape(-1) for r in rets])
-            stats = ppo_update(
-                ac,
-                opt,
-                batch,
-                ac_cfg.ppo_epochs,
-                ac_cfg.minibatch_size,
-                ac_cfg.clip_range,
-                ac_cfg.value_coef,
-                ac_cfg.entropy_coef,
-                ac_cfg.max_grad_norm,
-                where,
-                gen,
-            )
-            for ret, _ in venv.finished:
-                recent.append(ret)
-            venv.finished.clear()
-            prog["iteration"] = it
-            prog["env_steps"] = steps_before + venv.env_steps
-            prog["imagined_steps"] += len(parts[-1]) if n_dream else 0
-            prog["recent"] = list(recent)
-            eval_score = periodic_eval(cfg, spec, world, ac, it, prog, writer, target)
-            real_steps = prog["collect_steps"] + prog["env_steps"] + prog.get("eval_steps", 0)
-            prog["real_env_steps"] = real_steps
-            if ic.retrain_every and it % ic.retrain_every == 0:
-                indices = [
-                    i
-                    for i in store.valid_indices()
-                    if not is_validation(i, cfg.collect.val_fraction)
-                ]
-                m = finetune_memory(
-                    run, cfg, spec, world, indices, ic.retrain_epochs, cfg.seed + it
-                )
-                for k, v in m.items():
-                    writer.add_scalar(f"memory/{k}", v, real_steps)
-            _, improved = score_and_stop(cfg, prog, list(recent), eval_score, target)
-            if eval_score is not None or recent:  # the score the stop rule judges by
-                curve_point = eval_score if eval_score is not None else float(np.mean(recent))
-                run.log_curve(real_steps, curve_point)
-            if improved or not run.has("wm_ppo/best"):
-                save_agent(run, "wm_ppo/best", cfg, spec, ac, dict(prog))
-            save_agent(
-                run,
-                "wm_ppo/last",
-                cfg,
-                spec,
-                ac,
-                prog,
-                {"optimizer": opt.state_dict(), "rng": rng_state()},
-            )
-            if recent:
-                writer.add_scalar("rollout/ep_rew_mean", float(np.mean(recent)), real_steps)
-            for k, v in stats.items():
-                writer.add_scalar(f"train/{k}", v, real_steps)
-            writer.add_scalar(
-                "imagination/ratio",
-                len(parts[-1]) / len(batch["rewards"]) if n_dream else 0.0,
-                real_steps,
-            )
-            writer.add_scalar("imagination/horizon", ic.horizon, real_steps)
-            writer.add_scalar("time/fps", len(parts[0]) / max(time.time() - t0, 1e-9), real_steps)
-            bar.update(prog["env_steps"] - bar.n)
-            bar.set_postfix(ret=f"{np.mean(recent):.1f}" if recent else "-")
-    finally:
-        bar.close()
-        venv.close()
-    if not prog["complete"]:  # the budget was lowered below what is already done
-        prog["complete"] = True
-        save_agent(
-            run,
-            "wm_ppo/last",
-            cfg,
-            spec,
-            ac,
-            prog,
-            {"optimizer": opt.state_dict(), "rng": rng_state()},
-        )
-    return prog
+) -> Progress:
+    algo = WmPpo(run, cfg, spec, world, writer)
+    return train_on_policy(algo, "wm_ppo", run, cfg, spec, world, writer, progress)
