@@ -3,7 +3,6 @@ and ``agent/best`` (the weights at the best rolling training return), weights-on
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -14,6 +13,7 @@ from worldmodels.data.rollout import EnvPool, run_batch
 from worldmodels.envs import EnvSpec
 from worldmodels.rl.actor_critic import ActorCritic
 from worldmodels.runs import RunDir, check_spec, model_payload
+from worldmodels.training.scoring import judged_score, reached
 from worldmodels.world_model import WorldModel
 
 
@@ -103,16 +103,13 @@ def score_and_stop(
     one this iteration, else the mean of the last ``ac.stop_window`` training episodes -- and
     whether it improved on the best so far. Sets ``prog['complete']``."""
     acfg = cfg.ac
-    if eval_score is not None:
-        score = eval_score
-    else:
-        score = float(np.mean(recent)) if len(recent) >= acfg.stop_window else -math.inf
+    score = judged_score(eval_score, recent, acfg.stop_window)
     improved = score > prog["best_score"]
     prog["best_score"] = max(score, prog["best_score"])
     prog["complete"] = bool(
         prog["env_steps"] >= acfg.total_steps
         or (acfg.updates > 0 and prog["iteration"] >= acfg.updates)
-        or (target is not None and score >= target)
+        or reached(score, target)
     )
     return score, improved
 

@@ -30,6 +30,7 @@ from worldmodels.envs import EnvSpec
 from worldmodels.errors import TrainingDivergedError, UserError
 from worldmodels.runs import RunDir, file_sha256, sign, verify
 from worldmodels.training.population import PopulationEvaluator
+from worldmodels.training.scoring import reached
 from worldmodels.world_model import WorldModel
 
 TRAIN_SEED_BASE = 10_000_000
@@ -193,7 +194,7 @@ def train_cmaes(
                 )
             writer.add_scalar("time/fps", steps / elapsed, gen + 1)
             bar.set_postfix(best=f"{best_score:.1f}", mean=f"{fitness.mean():.1f}")
-            complete = gen + 1 == cc.generations or (target is not None and best_score >= target)
+            complete = gen + 1 == cc.generations or reached(best_score, target)
             prog = {
                 "generation": gen + 1,
                 "env_steps": env_steps,

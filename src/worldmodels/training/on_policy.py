@@ -37,6 +37,7 @@ from worldmodels.training.agent_io import (
     save_agent,
     score_and_stop,
 )
+from worldmodels.training.scoring import curve_point
 from worldmodels.world_model import WorldModel
 
 
@@ -181,9 +182,9 @@ def train_on_policy(
             prog.real_env_steps = real_steps
             algo.after_iteration(prog, it, real_steps)
             improved = _judge(cfg, prog, list(recent), eval_score, target)
-            if eval_score is not None or recent:  # the score the stop rule judges by
-                curve_point = eval_score if eval_score is not None else float(np.mean(recent))
-                run.log_curve(real_steps, curve_point)
+            point = curve_point(eval_score, recent)
+            if point is not None:
+                run.log_curve(real_steps, point)
             if improved or not run.has(f"{ns}/best"):
                 save("best", algo.state())
             save("last", {**algo.state(), "optimizer": opt.state_dict(), "rng": rng_state()})

@@ -41,6 +41,7 @@ from worldmodels.envs import EnvSpec, make_env
 from worldmodels.errors import UserError
 from worldmodels.runs import RunDir
 from worldmodels.training.agent_io import EVAL_SEED_BASE
+from worldmodels.training.scoring import curve_point, judged_score, reached
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
 
@@ -112,11 +113,7 @@ class _Checkpoints(BaseCallback):
         self.eval_score: float | None = None  # this rollout's evaluation, if any
 
     def _score(self) -> float:
-        if self.eval_score is not None:
-            return self.eval_score
-        if len(self.recent) < self.cfg.ppo.stop_window:
-            return -math.inf
-        return float(np.mean(self.recent))
+        return judged_score(self.eval_score, self.recent, self.cfg.ppo.stop_window)
 
     def _evaluate(self) -> None:
         """The deterministic policy on ``eval_episodes`` real episodes (seeds apart from
@@ -147,7 +144,7 @@ class _Checkpoints(BaseCallback):
             if every and p["rollouts"] % every == 0:
                 self._evaluate()
         done = p["real_env_steps"] - p["eval_steps"] >= self.cfg.ppo.total_steps
-        if self.target is not None and self._score() >= self.target:
+        if reached(self._score(), self.target):
             done = True
         if done:
             self.prog["complete"] = True
@@ -162,9 +159,9 @@ class _Checkpoints(BaseCallback):
         p["num_timesteps"] = int(self.model.num_timesteps)
         p["recent"] = list(self.recent)
         score = p["score"] = self._score()
-        if self.eval_score is not None or self.recent:
-            point = self.eval_score if self.eval_score is not None else np.mean(self.recent)
-            self.run.log_curve(p["real_env_steps"], float(point))
+        point = curve_point(self.eval_score, self.recent)
+        if point is not None:
+            self.run.log_curve(p["real_env_steps"], point)
         self.eval_score = None
         improved = score > p["best_score"]
         p["best_score"] = max(score, p["best_score"])
