@@ -221,3 +221,35 @@ def test_collection_survives_a_worker_killed_mid_episode(tmp_path, monkeypatch):
         episode_seed(0, i) for i in range(24)
     ]
     assert not list((tmp_path / "eps").glob(".ep_*"))
+
+
+def test_inline_executor_passes_divergence_through_unwrapped():
+    """Regression: a diverged task kept its own message instead of becoming a WorkerError."""
+    from worldmodels.errors import TrainingDivergedError
+
+    def diverge(task):
+        raise TrainingDivergedError("loss is NaN at epoch 3; the last good checkpoint was kept")
+
+    with pytest.raises(TrainingDivergedError, match="epoch 3"):
+        list(InlineExecutor().map_unordered(diverge, [Job(1)]))
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        "WorkerError('collecting episodes [3] failed: ValueError: x\\nTraceback ...\\n  line 2')",
+        "FloatingPointError('the actor-critic produced a non-finite action')",
+    ],
+)
+def test_worker_and_non_finite_errors_are_one_line_exit_1(tmp_path, monkeypatch, capsys, exc):
+    """Regression: these escaped as tracebacks."""
+    from worldmodels.cli import main
+
+    def fail(*args, **kwargs):
+        raise eval(exc, {"WorkerError": WorkerError})
+
+    monkeypatch.setattr(pipeline, "train", fail)
+    argv = ["train", "--env", "CartPole-v1", "--run-dir", str(tmp_path / "r"), "--quiet"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("worldmodels: error: ")

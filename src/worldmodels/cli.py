@@ -12,6 +12,7 @@ from pathlib import Path
 from worldmodels.config import preset_names
 from worldmodels.errors import TrainingDivergedError, UserError
 from worldmodels.methods import REGISTRY, help_text
+from worldmodels.parallel import WorkerError
 
 SEED000_A2C = "a2c"  # seed 000's --use-a2c names this method
 
@@ -486,8 +487,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"worldmodels: error: {exc}", file=sys.stderr)
         return 2
-    except TrainingDivergedError as exc:
-        print(f"worldmodels: error: {exc}", file=sys.stderr)
+    except (TrainingDivergedError, WorkerError, FloatingPointError) as exc:
+        # training or acting failed (the worker's traceback, if any, is past the first line)
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"worldmodels: error: {first}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol, TypeVar
 
-from worldmodels.errors import UserError
+from worldmodels.errors import TrainingDivergedError, UserError
 
 
 class Task(Protocol):
@@ -69,8 +69,8 @@ class InlineExecutor:
         for task in tasks:
             try:
                 result = fn(task)
-            except (UserError, KeyboardInterrupt):
-                raise
+            except (UserError, TrainingDivergedError, KeyboardInterrupt):
+                raise  # already say what happened and what to do
             except Exception as exc:
                 raise WorkerError(f"{task.describe()} failed: {type(exc).__name__}: {exc}") from exc
             yield task, result
