@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import os
 import platform
@@ -46,13 +47,34 @@ def versions() -> dict[str, str]:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a temp file, fsync it, rename it into place and fsync the folder, so a crash
+    leaves the old file or the new one, never a part; the temp file is removed on failure."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -135,10 +157,9 @@ class RunDir:
 
     def save(self, name: str, payload: dict[str, Any]) -> Path:
         path = self.ckpt_path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        torch.save({"format": CHECKPOINT_FORMAT, "versions": versions(), **payload}, tmp)
-        os.replace(tmp, path)
+        buffer = io.BytesIO()
+        torch.save({"format": CHECKPOINT_FORMAT, "versions": versions(), **payload}, buffer)
+        atomic_write_bytes(path, buffer.getbuffer().tobytes())
         return path
 
     def load(self, name: str) -> dict[str, Any]:

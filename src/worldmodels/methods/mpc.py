@@ -81,6 +81,7 @@ def train_mpc_loop(ctx: Context) -> dict[str, Any]:
                     log["returns"].append(episode.meta["return"])
                     log["steps"].append(steps)
                     writer.add_scalar("mpc/episode_return", episode.meta["return"], steps)
+                    atomic_write_json(path, log | {"complete": False})  # the episode's record
                     ctx.run.log_curve(steps, float(np.mean(log["returns"][-CURVE_WINDOW:])))
             log["decisions_per_s"] = policy.decisions / max(time.time() - t0, 1e-9)
             train_idx, _ = split(ctx)

@@ -44,8 +44,12 @@ def split(ctx: Context) -> tuple[list[int], list[int]]:
     indices = store.valid_indices()
     val = [i for i in indices if is_validation(i, ctx.cfg.collect.val_fraction)]
     train = [i for i in indices if not is_validation(i, ctx.cfg.collect.val_fraction)]
-    if not train and val:  # tiny stores: never train on nothing
-        train, val = val, []
+    if not train and val:
+        raise UserError(
+            f"every one of the {len(val)} episodes in {ctx.run.episodes} is held out for "
+            f"validation (collect.val_fraction={ctx.cfg.collect.val_fraction}); collect more "
+            f"episodes (collect.episodes) or lower collect.val_fraction"
+        )
     return train, val
 
 
