@@ -116,3 +116,28 @@ def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path, monkey
         for v in last["model"]["state_dict"].values()
         if v.is_floating_point()
     )
+
+
+def test_time_limit_is_in_agent_steps_under_frame_skip():
+    """Regression (bug 8): CarRacing's 1,000-step limit was read as 1,000 agent steps under
+    frame skip 2, so the dream's horizon was twice the real episode's."""
+    from worldmodels.config import EnvConfig
+    from worldmodels.envs import probe
+
+    assert probe(EnvConfig(id="CarRacing-v3")).max_episode_steps == 1000
+    spec = probe(EnvConfig(id="CarRacing-v3", frame_skip=2))
+    assert spec.max_episode_steps == 500
+    assert (
+        probe(EnvConfig(id="CarRacing-v3", frame_skip=2, max_episode_steps=40)).max_episode_steps
+        == 40
+    )
+
+
+def test_dream_horizon_matches_the_real_episode_under_frame_skip():
+    from worldmodels.config import Config
+    from worldmodels.dream import dream_horizon
+    from worldmodels.envs import probe
+
+    cfg = Config()
+    cfg.env.id, cfg.env.frame_skip = "CarRacing-v3", 2
+    assert dream_horizon(cfg, probe(cfg.env)) == 500  # was 1,000

@@ -24,6 +24,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from torch import Tensor
 
+from worldmodels.config import Config
 from worldmodels.data.loaders import LatentCache
 from worldmodels.envs import EnvSpec
 from worldmodels.world_model import WorldModel
@@ -289,3 +290,10 @@ class DreamSingleEnv(gym.Env):
             bool(truncated[0]),
             {},
         )
+
+
+def dream_horizon(cfg: Config, spec: EnvSpec) -> int:
+    """The dream's episode cap: ``dream.horizon``, never longer than the real env's limit (in
+    agent steps)."""
+    limits = [cfg.dream.horizon, cfg.env.max_episode_steps, spec.max_episode_steps]
+    return min(x for x in limits if x)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -241,11 +242,14 @@ def spec_of(env: gym.Env, env_id: str) -> EnvSpec:
     gym_spec = getattr(env, "spec", None)
     threshold = getattr(gym_spec, "reward_threshold", None) if gym_spec else None
     limit = None
+    skip = 1  # a TimeLimit under a FrameSkip counts env steps: the agent sees 1/skip of them
     node: Any = env
     while node is not None:
         if isinstance(node, gym.wrappers.TimeLimit):
-            limit = node._max_episode_steps
+            limit = math.ceil(node._max_episode_steps / skip)
             break
+        if isinstance(node, FrameSkip):
+            skip *= node.skip
         node = getattr(node, "env", None)
     return EnvSpec(
         env_id=env_id,

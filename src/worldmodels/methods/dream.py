@@ -15,7 +15,7 @@ from worldmodels.agent import ControllerPolicy
 from worldmodels.controllers.linear import PolicyShape
 from worldmodels.data.loaders import LatentCache, encode_missing
 from worldmodels.data.store import EpisodeStore
-from worldmodels.dream import StartStates, start_states
+from worldmodels.dream import StartStates, dream_horizon, start_states
 from worldmodels.errors import UserError
 from worldmodels.methods.base import Context, PolicyFactory, register
 from worldmodels.methods.stages import (
@@ -33,12 +33,6 @@ from worldmodels.training.cmaes import train_cmaes
 from worldmodels.training.dream import DreamEvaluator
 from worldmodels.training.memory import finetune_memory
 from worldmodels.world_model import WorldModel
-
-
-def dream_horizon(ctx: Context) -> int:
-    """The dream's episode cap: dream.horizon, and never longer than the real env's limit."""
-    limits = [ctx.cfg.dream.horizon, ctx.cfg.env.max_episode_steps, ctx.spec.max_episode_steps]
-    return min(x for x in limits if x)
 
 
 def dream_parts(ctx: Context) -> tuple[WorldModel, StartStates]:
@@ -73,7 +67,7 @@ def stage_dream_controller(ctx: Context) -> dict[str, Any]:
             world,
             starts,
             shape,
-            dream_horizon(ctx),
+            dream_horizon(ctx.cfg, ctx.spec),
             ctx.cfg.memory.temperature,
             dc.start == "initial",
             dc.done_mode,

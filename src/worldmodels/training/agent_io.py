@@ -10,6 +10,7 @@ import torch
 
 from worldmodels.config import Config, EnvConfig, to_dict
 from worldmodels.data.rollout import EnvPool, run_batch
+from worldmodels.dream import dream_horizon
 from worldmodels.envs import EnvSpec
 from worldmodels.rl.actor_critic import ActorCritic
 from worldmodels.runs import RunDir, check_spec, model_payload
@@ -131,12 +132,11 @@ def dream_score(
         dist = ac.dist(features)
         return dist.to_env(dist.mode())
 
-    limits = [cfg.dream.horizon, cfg.env.max_episode_steps, spec.max_episode_steps]
     out = world.imagine(
         z,
         world.initial(episodes),
         policy,
-        min(x for x in limits if x),
+        dream_horizon(cfg, spec),
         cfg.memory.temperature,
         torch.Generator().manual_seed(seed),
         cfg.dream.done_mode,
