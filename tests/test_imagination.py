@@ -158,6 +158,19 @@ def test_squashed_gaussian_log_prob_has_the_change_of_variables_correction():
     assert torch.allclose(dist.log_prob(raw), ref.log_prob(action).sum(-1), atol=1e-4)
 
 
+def test_continuous_entropy_bonus_widens_the_policy():
+    """Regression (bug 6): the bonus was -log pi(a_old), whose gradient in log sigma has zero
+    mean; the pre-tanh Gaussian's entropy has d/d log sigma = 1 per action dimension."""
+    spec = _spec("continuous")
+    ac = ActorCritic(5, spec)
+    dist = ac.dist(torch.randn(7, 5))
+    entropy = dist.entropy(dist.sample())
+    expected = (0.5 * math.log(2 * math.pi * math.e) + ac.log_std).sum().expand(7)
+    assert torch.allclose(entropy, expected, atol=1e-5)
+    (grad,) = torch.autograd.grad(entropy.mean(), ac.log_std)
+    assert torch.allclose(grad, torch.ones_like(grad))
+
+
 def test_ppo_stops_on_a_non_finite_loss_naming_it_and_the_step():
     spec = _spec("discrete")
     ac = ActorCritic(3, spec)

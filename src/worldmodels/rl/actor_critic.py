@@ -58,11 +58,12 @@ class ActionDist:
         return self.normal.log_prob(raw).sum(-1) - squash.sum(-1) - torch.log(self.half).sum()
 
     def entropy(self, raw: Tensor | None = None) -> Tensor:
-        """Exact for discrete; for the squashed Gaussian the sample estimate -log pi(raw)."""
+        """The categorical's entropy; for the squashed Gaussian the entropy of the Gaussian
+        before the squash (``raw`` is not used). The sample estimate -log pi(a_old) it replaces
+        has a gradient of zero mean in log sigma, so the bonus did not keep the policy wide."""
         if self.cat is not None:
             return self.cat.entropy()
-        assert raw is not None, "the squashed Gaussian's entropy is estimated from samples"
-        return -self.log_prob(raw)
+        return self.normal.entropy().sum(-1)
 
     def to_env(self, raw: Tensor) -> Tensor:
         """Env actions: the index (discrete) or tanh(u) scaled into [low, high]."""
