@@ -132,6 +132,28 @@ def test_planner_policy_acts_in_batches_and_counts_decisions():
     assert actions.tolist() == [1] * 5 and policy.decisions == 5
 
 
+def test_blend_samples_the_mixture_of_plan_and_policy():
+    """Regression (bug 5): the argmax of the blended distribution made any blend >= 0.5 pure
+    planning. Acting must draw from p = (1 - w) pi + w onehot(plan)."""
+    from worldmodels.rl.actor_critic import ActorCritic
+
+    world = _world(LineWorld(True, goal=3.0), True)  # the plan: action 1
+    base = ActorCritic(world.feature_dim, world.spec)
+    with torch.no_grad():
+        base.policy[-1].bias.copy_(torch.tensor([10.0, -10.0]))  # pi: always action 0
+    planner = build_planner(world, PlannerConfig(horizon=3, blend=0.7), base)
+    z = torch.zeros(4000, 1)
+    actions, _ = planner.plan(z, world.initial(4000))
+    assert abs(actions.float().mean().item() - 0.7) < 0.03
+    continuous = _world(LineWorld(False, goal=1.0), False)
+    with pytest.raises(UserError, match="CEM and MPPI do not blend"):
+        build_planner(
+            continuous, PlannerConfig(kind="cem", blend=0.5), ActorCritic(2, continuous.spec)
+        )
+    with pytest.raises(UserError, match="this run has none"):
+        build_planner(world, PlannerConfig(blend=0.5))
+
+
 def test_planner_bad_inputs_are_one_line_errors():
     discrete = _world(LineWorld(True, goal=1.0), True)
     continuous = _world(LineWorld(False, goal=1.0), False)

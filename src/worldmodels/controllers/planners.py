@@ -12,8 +12,8 @@ worst value per sequence.
 
 - ``DiscretePlanner``: every action sequence when A^H <= ``max_sequences`` (else that many
   random sequences, each first action equally often); an action's value is its best sequence's;
-  optionally blended with a base policy: p = (1 - w) pi(a|s) + w onehot(argmax Q) (seed 000:
-  w = 0.3).
+  optionally blended with a base actor-critic: the action is drawn from
+  p = (1 - w) pi(a|s) + w onehot(argmax Q) (seed 000: w = 0.3).
 - ``CEMPlanner``: Gaussian over action sequences, ``iterations`` rounds of ``population``
   samples (clipped to the action bounds), refit to the ``elites`` best; warm-started from the
   previous decision's plan shifted by one step.
@@ -155,7 +155,9 @@ class DiscretePlanner:
             return best, None
         probs = self.base.dist(self.world.features(z, state)).cat.probs  # type: ignore[union-attr]
         mixed = (1 - self.s.blend) * probs + self.s.blend * torch.nn.functional.one_hot(best, a)
-        return mixed.argmax(-1), None
+        # act by sampling the mixture (its argmax would be the plan whenever blend >= 0.5)
+        picked = torch.multinomial(mixed.cpu(), 1, generator=self.rng).squeeze(-1)
+        return picked.to(z.device), None
 
 
 class CEMPlanner:
@@ -213,6 +215,12 @@ def build_planner(
     """The planner for ``settings.kind``; the value at the horizon is ``value`` (features ->
     [B, 1] or [B]) if given, else the base actor-critic's critic, else none."""
     kind = check_planner(world, settings, reward_trained)
+    if settings.blend < 1.0 and (base is None or kind != "enumerate"):
+        why = "CEM and MPPI do not blend" if base is not None else "this run has none"
+        raise UserError(
+            f"planner.blend={settings.blend} mixes the plan with an actor-critic's policy over "
+            f"discrete actions, and {why}; use planner.blend=1"
+        )
     planner: DiscretePlanner | CEMPlanner
     if kind == "enumerate":
         planner = DiscretePlanner(world, settings, base)
