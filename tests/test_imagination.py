@@ -281,3 +281,43 @@ def test_continuous_actions_a2c_and_dream_env(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_env(env, skip_render_check=True)
+
+
+def test_wm_ppo_best_agent_keeps_the_world_model_it_was_trained_on(tmp_path):
+    """Regression (bug 1): wm-ppo saved its best actor-critic without V and M, then retrained
+    M, and evaluation judged the old policy on the new M's features."""
+    from worldmodels.methods.actor_critic import trained_agent
+
+    run_dir = tmp_path / "wm"
+    sets = ["imagination.retrain_every=1", "imagination.retrain_epochs=1", "ac.stop_window=999"]
+    sets += ["ac.total_steps=96", "ac.num_envs=2", "ac.n_steps=16", "ac.eval_every=0"]
+    argv = ["train", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--preset", "debug"]
+    argv += ["--method", "wm-ppo", "--quiet", "--no-eval"] + [x for s in sets for x in ("--set", s)]
+    assert main(argv) == 0
+    best = torch.load(run_dir / "checkpoints/wm_ppo/best.pt", weights_only=True)
+    assert best["progress"]["iteration"] == 1  # never improved on: saved once, then M moved on
+    latest = torch.load(run_dir / "checkpoints/memory/best.pt", weights_only=True)
+    key = next(iter(best["memory_state"]))
+    assert not torch.equal(best["memory_state"][key], latest["model"]["state_dict"][key])
+    world, _ = trained_agent(pipeline.open_run(run_dir, progress=False), "wm_ppo", "wm-ppo")
+    assert torch.equal(world.memory.state_dict()[key], best["memory_state"][key])
+
+
+def test_planning_on_an_a2c_run_uses_the_world_model_a2c_trained(tmp_path):
+    """Regression (bug 2): ``--use-a2c --use-improved-controller`` planned with the V and M
+    from before A2C while the actor saw the end-to-end trained ones."""
+    from worldmodels.methods.mpc import planner_policies
+    from worldmodels.methods.stages import world_model
+
+    run_dir = tmp_path / "a2c"
+    sets = [*A2C_SETS, "ac.target_return=1e9"]
+    argv = ["train", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--preset", "debug"]
+    argv += ["--method", "a2c", "--quiet", "--no-eval"] + [x for s in sets for x in ("--set", s)]
+    assert main(argv) == 0
+    best = torch.load(run_dir / "checkpoints/a2c/best.pt", weights_only=True)
+    before = torch.load(run_dir / "checkpoints/memory/best.pt", weights_only=True)
+    key = next(iter(best["memory_state"]))
+    assert not torch.equal(best["memory_state"][key], before["model"]["state_dict"][key])
+    ctx = pipeline.open_run(run_dir, set_items=["planner.blend=0.3"], progress=False)
+    policy = planner_policies(ctx, world_model(ctx), "auto")(1)
+    assert torch.equal(policy.world.memory.state_dict()[key], best["memory_state"][key])

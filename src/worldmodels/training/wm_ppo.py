@@ -44,7 +44,12 @@ class WmPpo:
         return venv
 
     def state(self) -> dict[str, Any]:
-        return {}
+        """V and M as they are now: M is retrained during training, so an actor-critic is
+        saved with (and evaluated on) the features it was trained on."""
+        return {
+            "vision_state": self.world.vision.state_dict(),
+            "memory_state": self.world.memory.state_dict(),
+        }
 
     def load(self, last: dict[str, Any]) -> None:
         pass
