@@ -283,3 +283,22 @@ def test_help_explains_every_option(capsys):
         "--method",
     ):
         assert flag in out
+
+
+def test_switching_method_on_a_run_applies_its_presets_or_refuses(tmp_path, capsys):
+    """Regression (bug 4): ``train --method mpc`` on a finished classic run planned zero
+    times and reported complete (mpc's presets were not applied)."""
+    run = str(tmp_path / "acro")
+    base = ["train", "--env", "Acrobot-v1", "--run-dir", run, "--preset", "debug", "--quiet"]
+    assert main([*base, "--no-eval"]) == 0
+    capsys.readouterr()
+    again = ["train", "--run-dir", run, "--method", "mpc", "--quiet"]
+    assert main([*again, "--set", "mpc.total_steps=100"]) == 2
+    assert "leaves no step to plan" in capsys.readouterr().err
+    cart = str(tmp_path / "cart")
+    first = ["train", "--env", "CartPole-v1", "--run-dir", cart, "--preset", "debug", "--quiet"]
+    assert main([*first, "--no-eval"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--run-dir", cart, "--method", "mpc", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "vision.kind" in err and "--method mpc brings its preset for CartPole-v1" in err

@@ -92,9 +92,14 @@ def open_run(
         cfg = resolve(None, [], file_overrides, set_overrides, base=to_dict(stored))
         bad = [k for k in incompatible_keys(stored, cfg) if _trained(run, k)]
         if bad:
+            switched = (
+                f" (--method {cfg.method} brings its preset for {cfg.env.id})"
+                if cfg.method != stored.method
+                else ""
+            )
             raise UserError(
                 f"run directory {run.root} was made with a different "
-                f"{', '.join(bad)}; its checkpoints depend on them: use a new "
+                f"{', '.join(bad)}{switched}; its checkpoints depend on them: use a new "
                 f"--run-dir"
             )
         get(cfg.method)

@@ -13,7 +13,13 @@ from typing import Any
 
 import yaml
 
-from worldmodels.config.presets import env_preset, method_preset, named_preset, preset_names
+from worldmodels.config.presets import (
+    env_preset,
+    method_part,
+    method_preset,
+    named_preset,
+    preset_names,
+)
 from worldmodels.config.schema import Config, PlannerConfig
 from worldmodels.config.validate import validate
 from worldmodels.errors import UserError
@@ -198,6 +204,11 @@ def resolve(
     cfg = Config()
     if base is not None:
         apply_overrides(cfg, base)
+        method = set_overrides.get("method") or file_overrides.get("method")
+        if method and method != cfg.method:  # a run continued by another method: its presets
+            apply_overrides(cfg, copy.deepcopy(method_preset(cfg.env.id, method)))
+            for name in cfg.presets:
+                apply_overrides(cfg, copy.deepcopy(method_part(name, method)))
     else:
         env_from_file = (
             file_overrides.get("env", {}).get("id")

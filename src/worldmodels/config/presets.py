@@ -60,12 +60,17 @@ def method_preset(env_id: str, method: str) -> dict[str, Any]:
     return (method_files().get(method, {}).get("envs") or {}).get(env_id, {})
 
 
+def method_part(name: str, method: str) -> dict[str, Any]:
+    """The method's own part of named preset ``name`` (e.g. its ``debug`` budgets)."""
+    return (method_files().get(method, {}).get("presets") or {}).get(name) or {}
+
+
 def named_preset(name: str, method: str) -> list[dict[str, Any]] | None:
     """The overlays of ``--preset name``: the shared file, then the method's part (None: no
     such preset)."""
     shared = named_presets().get(name)
-    own = (method_files().get(method, {}).get("presets") or {}).get(name)
-    if shared is None and own is None:
+    own = method_part(name, method)
+    if shared is None and name not in preset_names():
         return None
     return [d for d in (shared, own) if d]
 

@@ -57,6 +57,12 @@ def train_mpc_loop(ctx: Context) -> dict[str, Any]:
             f"pass --resume to continue it or use a new --run-dir"
         )
     store = EpisodeStore(run.episodes)
+    held = store.summary()["env_steps"]
+    if not log["iterations"] and not log["returns"] and held >= cfg.mpc.total_steps:
+        raise UserError(
+            f"mpc.total_steps={cfg.mpc.total_steps:,} leaves no step to plan: {run.episodes} "
+            f"already holds {held:,} real env steps; raise mpc.total_steps (--set)"
+        )
     env = make_env(cfg.env)
     writer = ctx.writer
     try:
