@@ -302,3 +302,39 @@ def test_switching_method_on_a_run_applies_its_presets_or_refuses(tmp_path, caps
     assert main(["train", "--run-dir", cart, "--method", "mpc", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "vision.kind" in err and "--method mpc brings its preset for CartPole-v1" in err
+
+
+def test_math_threads_are_recorded_in_the_config_and_eval_json(tmp_path):
+    import json
+
+    import torch
+    import yaml
+
+    before = torch.get_num_threads()
+    run = tmp_path / "t"
+    argv = ["train", "--env", "CartPole-v1", "--run-dir", str(run), "--preset", "debug"]
+    try:
+        assert main([*argv, "--quiet", "--set", "threads=1"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert yaml.safe_load((run / "config.yaml").read_text())["threads"] == 1
+    assert json.loads((run / "eval.json").read_text())["threads"] == 1
+    other = tmp_path / "d"
+    assert (
+        main(
+            [
+                "train",
+                "--env",
+                "CartPole-v1",
+                "--run-dir",
+                str(other),
+                "--preset",
+                "debug",
+                "--quiet",
+                "--no-eval",
+            ]
+        )
+        == 0
+    )
+    assert yaml.safe_load((other / "config.yaml").read_text())["threads"] == before

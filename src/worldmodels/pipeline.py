@@ -117,11 +117,14 @@ def open_run(
                 f"config.yaml); see `worldmodels envs`"
             )
         cfg = resolve(env_id, presets or [], file_overrides, set_overrides)
+        cfg.threads = cfg.threads or torch.get_num_threads()  # written down: it moves results
         get(cfg.method)
         spec = probe(cfg.env)
         resolve_device(cfg.device)
         preflight(cfg.parallel.executor, cfg.parallel.ray_address)
         run.write_config(cfg, spec)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     return Context(run, cfg, spec, resolve_device(cfg.device), resume, progress)
 
 
@@ -185,6 +188,7 @@ def evaluate(
         "mean_return": float(np.mean(returns)),
         "std_return": float(np.std(returns)),
         "real_env_steps": get(ctx.cfg.method).real_env_steps(ctx),
+        "threads": torch.get_num_threads(),
         "wall_seconds": round(float(sum(walls.values())), 2),
     }
     atomic_write_json(ctx.run.eval_path, result)

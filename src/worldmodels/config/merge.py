@@ -37,6 +37,7 @@ RESUME_MUTABLE_KEYS = frozenset(
         "controller.eval_episodes",
         "controller.target_return",
         "device",
+        "threads",
         "method",
         "memory.temperature",
         "dream.horizon",

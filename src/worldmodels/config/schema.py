@@ -451,5 +451,9 @@ class Config:
     """Master seed: every episode, batch and CMA-ES generation derives from it."""
     device: str = "auto"
     """``auto`` (cuda if available), ``cpu`` or ``cuda``."""
+    threads: int = 0
+    """Math threads of this process (``torch.set_num_threads``); 0 = the machine's default,
+    written down as the number it was when the run was created. It changes results: a2c seed
+    0 on CartPole scored 315.2 with one thread and 500.0 with two."""
     presets: list[str] = field(default_factory=list)
     """Named presets applied on top of the env preset (e.g. ``debug``)."""

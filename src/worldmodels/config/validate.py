@@ -137,6 +137,7 @@ def validate(cfg: Config) -> None:
             "ppo.eval_every must be >= 0 and ppo.eval_episodes >= 1",
         ),
         (cfg.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
+        (cfg.threads >= 0, "threads must be >= 0 (0 = the machine's default)"),
         (cfg.env.image_size >= 8, "env.image_size must be >= 8"),
     ]
     for ok, message in checks:
