@@ -110,3 +110,17 @@ def test_method_presets_apply_only_to_their_method():
     with pytest.raises(UserError, match="unknown method 'nope'"):
         open_run("unused-run-dir", "CartPole-v1", set_items=["method=nope"])
     assert not Path("unused-run-dir").exists()
+
+
+def test_an_env_without_preset_gets_defaults_sized_from_its_spaces(tmp_path):
+    """Acrobot (6 numbers, 3 actions) used to get the paper's CarRacing sizes (latent 32,
+    LSTM 256): minutes per stage for a tiny env."""
+    from worldmodels.pipeline import open_run
+
+    ctx = open_run(tmp_path / "a", "Acrobot-v1", progress=False)
+    assert (ctx.cfg.vision.latent_dim, ctx.cfg.memory.hidden_dim) == (12, 64)
+    assert ctx.cfg.controller.population == 32
+    ctx = open_run(tmp_path / "b", "Acrobot-v1", set_items=["memory.hidden_dim=96"], progress=False)
+    assert ctx.cfg.memory.hidden_dim == 96  # --set still wins
+    cart = open_run(tmp_path / "c", "CartPole-v1", progress=False).cfg
+    assert (cart.vision.latent_dim, cart.vision.epochs) == (8, 20)  # its preset, not sized

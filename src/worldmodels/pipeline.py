@@ -12,6 +12,7 @@ import torch
 from tqdm import tqdm
 
 from worldmodels.config import incompatible_keys, load_yaml, parse_set, resolve, to_dict
+from worldmodels.config.sizing import sized_defaults
 from worldmodels.data.loaders import LatentCache, encode_missing
 from worldmodels.data.rollout import EnvPool, run_batch
 from worldmodels.data.store import EpisodeStore
@@ -117,9 +118,11 @@ def open_run(
                 f"config.yaml); see `worldmodels envs`"
             )
         cfg = resolve(env_id, presets or [], file_overrides, set_overrides)
+        spec = probe(cfg.env)
+        sized = sized_defaults(spec.obs_kind, int(np.prod(spec.obs_shape)), spec.action_dim)
+        cfg = resolve(env_id, presets or [], file_overrides, set_overrides, sized=sized)
         cfg.threads = cfg.threads or torch.get_num_threads()  # written down: it moves results
         get(cfg.method)
-        spec = probe(cfg.env)
         resolve_device(cfg.device)
         preflight(cfg.parallel.executor, cfg.parallel.ray_address)
         run.write_config(cfg, spec)

@@ -200,8 +200,10 @@ def resolve(
     file_overrides: dict[str, Any],
     set_overrides: dict[str, Any],
     base: dict[str, Any] | None = None,
+    sized: dict[str, Any] | None = None,
 ) -> Config:
-    """Build the resolved config. ``base`` is a stored config.yaml (for an existing run)."""
+    """Build the resolved config. ``base`` is a stored config.yaml (for an existing run);
+    ``sized`` the defaults sized from the env's spaces, used when the env has no preset."""
     cfg = Config()
     if base is not None:
         apply_overrides(cfg, base)
@@ -217,6 +219,8 @@ def resolve(
             else None
         )
         chosen = env_id or env_from_file
+        if chosen and not env_preset(chosen) and sized:  # no preset: sized from its spaces
+            apply_overrides(cfg, copy.deepcopy(sized))
         if chosen:
             apply_overrides(cfg, copy.deepcopy(env_preset(chosen)))
         method = set_overrides.get("method") or file_overrides.get("method") or cfg.method
