@@ -7,6 +7,54 @@ import pytest
 from worldmodels.cli import main
 
 RANDOM_CARTPOLE = 22.3  # mean return of the random policy on CartPole-v1 (README, 300 episodes)
+MARGIN = 3.0  # every method's small run must score at least 3x the random policy
+
+# per method: a small CartPole run (seconds on 2 cores) on one math thread, so that the score
+# does not depend on the machine's core count
+SMALL_RUNS = {
+    "classic": [
+        "collect.episodes=60",
+        "vision.epochs=5",
+        "memory.epochs=3",
+        "controller.generations=6",
+        "controller.population=16",
+    ],
+    "dream": [
+        "collect.episodes=100",
+        "vision.epochs=10",
+        "memory.epochs=30",
+        "controller.generations=10",
+        "controller.population=16",
+    ],
+    "a2c": ["ac.total_steps=6000", "collect.episodes=40", "vision.epochs=3", "memory.epochs=3"],
+    "wm-ppo": [
+        "ac.total_steps=3000",
+        "imagination.random_steps=1000",
+        "vision.epochs=3",
+        "memory.epochs=3",
+    ],
+    "mpc": ["mpc.total_steps=600", "memory.epochs=5", "mpc.retrain_epochs=2", "mpc.value_epochs=2"],
+    "ppo": ["ppo.total_steps=8000"],
+}
+
+
+@pytest.mark.parametrize("method", sorted(SMALL_RUNS))
+def test_each_method_beats_the_random_policy(tmp_path, method):
+    """Every method really learns: a small run scores >= 3x random on 20 real episodes."""
+    import torch
+
+    run_dir = tmp_path / method
+    sets = ["threads=1", *SMALL_RUNS[method]]
+    argv = ["train", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--method", method]
+    argv += ["--seed", "0", "--quiet", "--episodes", "20"]
+    threads = torch.get_num_threads()
+    try:
+        assert main(argv + [x for s in sets for x in ("--set", s)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    result = json.loads((run_dir / "eval.json").read_text())
+    print(method, result["mean_return"])
+    assert result["mean_return"] >= MARGIN * RANDOM_CARTPOLE
 
 
 @pytest.mark.slow
