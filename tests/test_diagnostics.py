@@ -44,6 +44,11 @@ def test_diagnose_writes_errors_per_k_and_matches_an_independent_baseline(run_di
         assert np.allclose(ratio, expected)
     assert len(result["obs_mse_per_feature"]["model"]) == 4  # CartPole's 4 state variables
     assert all(0.0 <= a <= 1.0 for a in result["done_accuracy"])
+    # regression (bug 11): starts only where a full horizon followed put every episode end at
+    # k = H, so "never done" scored 1.0 at k < H; now ends appear at every k
+    assert all(n > 0 for n in result["done_positives"])
+    assert all(a < 1.0 for a in result["done_accuracy_constant"])
+    assert all(0.0 <= b <= 1.0 for b in result["done_balanced_accuracy"])
     assert result["uncertainty"] == [0.0] * 4  # one MDN-RNN: no ensemble
     # repeat-last latent MSE recomputed from the latent cache by hand
     ctx = pipeline.open_run(run_dir, progress=False)
@@ -53,9 +58,10 @@ def test_diagnose_writes_errors_per_k_and_matches_an_independent_baseline(run_di
     for i in val:
         z = cache.read(i)["mu"]
         t_len = len(cache.read(i)["rewards"])
-        for t in range(1, t_len - 4 + 1):
+        for t in range(1, t_len):  # starts anywhere; steps past the end are masked
             for k in range(1, 5):
-                errs[k].append(np.mean((z[t] - z[t + k]) ** 2))
+                if t + k <= t_len:
+                    errs[k].append(np.mean((z[t] - z[t + k]) ** 2))
     by_hand = [float(np.mean(errs[k])) for k in range(1, 5)]
     assert np.allclose(result["latent_mse"]["repeat_last"], by_hand, rtol=1e-5)
     assert (run_dir / "plots" / "diagnostics_error_vs_k.png").stat().st_size > 0

@@ -253,7 +253,8 @@ def format_diagnostics(result: dict[str, Any]) -> str:
         f"{result['env']}: open-loop prediction from {result['starts']} start points of "
         f"{result['held_out_episodes']} held-out episodes (reconstruction MSE "
         f"{result['reconstruction_mse']:.4g})",
-        "  k   obs MSE    / repeat-last  / const-velocity   latent MSE   reward MAE  done acc",
+        "  k   obs MSE    / repeat-last  / const-velocity   latent MSE   reward MAE  "
+        "done acc (never-done)  recall  bal. acc",
     ]
     for k in range(result["horizon"]):
         o = result["obs_mse"]
@@ -261,7 +262,9 @@ def format_diagnostics(result: dict[str, Any]) -> str:
         lines.append(
             f"{k + 1:3d}   {o['model'][k]:<10.4g} {r['repeat_last'][k]:<13.3g} "
             f"{r['constant_velocity'][k]:<16.3g} {result['latent_mse']['model'][k]:<12.4g} "
-            f"{result['reward_mae'][k]:<11.4g} {result['done_accuracy'][k]:.3f}"
+            f"{result['reward_mae'][k]:<11.4g} {result['done_accuracy'][k]:.3f} "
+            f"({result['done_accuracy_constant'][k]:.3f})        "
+            f"{result['done_recall'][k]:<7.3f} {result['done_balanced_accuracy'][k]:.3f}"
         )
     return "\n".join(lines)
 

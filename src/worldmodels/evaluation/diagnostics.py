@@ -1,13 +1,16 @@
 """Can I trust this model k steps ahead? Open-loop multi-step prediction on held-out episodes.
 
-From many start points t of episodes never used for training, M is teacher-forced along the
-real latents up to t, then rolled forward k = 1..H steps *open loop* (its own mean
-predictions, tau = 0) under the logged real actions, through ``WorldModel.imagine``. Per k:
+From many start points t of episodes never used for training -- anywhere in an episode, so
+episode ends appear at every k -- M is teacher-forced along the real latents up to t, then
+rolled forward k = 1..H steps *open loop* (its own mean predictions, tau = 0) under the logged
+real actions, through ``WorldModel.imagine``. Steps past the episode's end are masked out of
+every mean. Per k:
 
 - MSE in latent space against V's encoding of the real observation at t + k;
 - where V has a decoder, MSE in observation space (per feature for vector observations; pixels
   in [0, 1]);
-- reward MAE, done BCE and accuracy (p > 0.5);
+- reward MAE, done BCE, accuracy, precision, recall and balanced accuracy of p > 0.5, beside
+  the accuracy of the constant "never done" predictor (whose balanced accuracy is 0.5);
 - the same errors for two naive predictors -- repeat the last observation, and constant
   velocity x_t + k (x_t - x_{t-1}) -- and the model's error as a ratio to them;
 - V's reconstruction MSE on the same frames (seed 004's three evaluations: prediction,
@@ -43,6 +46,15 @@ class Starts:
     obs_true: Tensor  # [B, H, *obs] x_{t+1} .. x_{t+H}
     rewards: Tensor  # [B, H] r_t .. r_{t+H-1}
     dones: Tensor  # [B, H] terminated flags
+    mask: Tensor  # [B, H] 1 where step t + k exists (0 past the episode's end)
+
+
+def _window(x: Tensor, start: int, length: int) -> Tensor:
+    """x[start : start + length], padded by repeating its last row (masked out later)."""
+    part = x[start : start + length]
+    if len(part) < length:
+        part = torch.cat([part, part[-1:].expand(length - len(part), *part.shape[1:])])
+    return part
 
 
 @torch.no_grad()
@@ -55,39 +67,43 @@ def gather_starts(
     max_starts: int,
     seed: int = 0,
 ) -> Starts:
-    """Start points t in [1, T - H] of each episode (subsampled to ``max_starts``)."""
+    """Start points t in [1, T - 1] of each episode (subsampled to ``max_starts``); the steps
+    of a start's horizon past the episode's end are padded and masked."""
     rows: dict[str, list[Any]] = {k: [] for k in Starts.__dataclass_fields__}
     dev = world.device
     for i in indices:
         lat = cache.read(i)
         ep = store.read(i)
         t_len = len(lat["rewards"])
-        if t_len - horizon < 1:
+        if t_len < 2:
             continue
         z = torch.as_tensor(lat["mu"], device=dev)
         acts = torch.as_tensor(lat["actions"], device=dev)
+        rewards = torch.as_tensor(lat["rewards"])
+        dones = torch.as_tensor(lat["terminated"])
         state = world.initial(1)
         states = []
-        for t in range(t_len - horizon + 1):
+        for t in range(t_len):
             states.append(state)
             _, state = world.memory.step(
                 z[t : t + 1], world.action_features(acts[t : t + 1]), state
             )
         obs = torch.as_tensor(np.asarray(ep.observations), device=dev)
-        for t in range(1, t_len - horizon + 1):
+        for t in range(1, t_len):
             rows["z0"].append(z[t])
             rows["z_prev"].append(z[t - 1])
             rows["state"].append(states[t])
-            rows["actions"].append(acts[t : t + horizon])
-            rows["z_true"].append(z[t + 1 : t + 1 + horizon])
+            rows["actions"].append(_window(acts, t, horizon))
+            rows["z_true"].append(_window(z, t + 1, horizon))
             rows["obs0"].append(obs[t])
             rows["obs_prev"].append(obs[t - 1])
-            rows["obs_true"].append(obs[t + 1 : t + 1 + horizon])
-            rows["rewards"].append(torch.as_tensor(lat["rewards"][t : t + horizon]))
-            rows["dones"].append(torch.as_tensor(lat["terminated"][t : t + horizon]))
+            rows["obs_true"].append(_window(obs, t + 1, horizon))
+            rows["rewards"].append(_window(rewards, t, horizon))
+            rows["dones"].append(_window(dones, t, horizon))
+            rows["mask"].append(torch.arange(t, t + horizon) < t_len)
     n = len(rows["z0"])
     if n == 0:
-        raise ValueError("no held-out episode is long enough for this horizon")
+        raise ValueError("no held-out episode has two steps")
     pick = np.sort(np.random.default_rng(seed).permutation(n)[:max_starts])
     out: dict[str, Any] = {}
     for key, values in rows.items():
@@ -115,9 +131,33 @@ def _decode(world: WorldModel, z: Tensor) -> Tensor:
     return x.reshape(*z.shape[:-1], *x.shape[1:])
 
 
-def _per_k(err: Tensor) -> list[float]:
-    """[B, H, ...] squared/absolute errors -> the mean per k."""
-    return err.reshape(err.shape[0], err.shape[1], -1).mean((0, 2)).tolist()
+def _per_k(err: Tensor, mask: Tensor) -> list[float]:
+    """[B, H, ...] squared/absolute errors -> the mean per k over the steps that exist."""
+    per = err.reshape(err.shape[0], err.shape[1], -1).mean(2)
+    m = mask.to(per.dtype)
+    return ((per * m).sum(0) / m.sum(0).clamp(min=1)).tolist()
+
+
+def _done_scores(pred: Tensor, truth: Tensor, mask: Tensor) -> dict[str, list[float]]:
+    """Per k: accuracy, precision, recall and balanced accuracy of the done prediction, and
+    the accuracy of the constant "never done" predictor (balanced accuracy 0.5)."""
+    m = mask.float()
+    tp = (pred * truth * m).sum(0)
+    fp = (pred * (1 - truth) * m).sum(0)
+    fn = ((1 - pred) * truth * m).sum(0)
+    tn = ((1 - pred) * (1 - truth) * m).sum(0)
+    nan = torch.full_like(tp, float("nan"))
+    recall = torch.where(tp + fn > 0, tp / (tp + fn).clamp(min=1), nan)
+    specificity = torch.where(tn + fp > 0, tn / (tn + fp).clamp(min=1), nan)
+    total = m.sum(0).clamp(min=1)
+    return {
+        "done_accuracy": ((tp + tn) / total).tolist(),
+        "done_accuracy_constant": ((tn + fp) / total).tolist(),
+        "done_precision": torch.where(tp + fp > 0, tp / (tp + fp).clamp(min=1), nan).tolist(),
+        "done_recall": recall.tolist(),
+        "done_balanced_accuracy": ((recall + specificity) / 2).tolist(),
+        "done_positives": (tp + fn).tolist(),
+    }
 
 
 @torch.no_grad()
@@ -129,10 +169,11 @@ def open_loop(world: WorldModel, s: Starts) -> dict[str, Any]:
     z_pred = out.features[:, 1:, : world.vision.latent_dim]
     k = torch.arange(1, h + 1, device=z_pred.device, dtype=z_pred.dtype).view(1, h, 1)
     vel = s.z0 - s.z_prev
+    mask = s.mask
     latent = {
-        "model": _per_k((z_pred - s.z_true).pow(2)),
-        "repeat_last": _per_k((s.z0[:, None] - s.z_true).pow(2)),
-        "constant_velocity": _per_k((s.z0[:, None] + k * vel[:, None] - s.z_true).pow(2)),
+        "model": _per_k((z_pred - s.z_true).pow(2), mask),
+        "repeat_last": _per_k((s.z0[:, None] - s.z_true).pow(2), mask),
+        "constant_velocity": _per_k((s.z0[:, None] + k * vel[:, None] - s.z_true).pow(2), mask),
     }
     result: dict[str, Any] = {"horizon": h, "starts": int(s.z0.shape[0]), "latent_mse": latent}
     x_true = _obs_space(world, s.obs_true)
@@ -145,10 +186,11 @@ def open_loop(world: WorldModel, s: Starts) -> dict[str, Any]:
         "repeat_last": (x0[:, None] - x_true).pow(2),
         "constant_velocity": (x0[:, None] + kk * (x0 - x_prev)[:, None] - x_true).pow(2),
     }
-    result["obs_mse"] = {name: _per_k(e) for name, e in obs_err.items()}
+    result["obs_mse"] = {name: _per_k(e, mask) for name, e in obs_err.items()}
     if world.spec.obs_kind == "vector":
+        m = mask.float()[:, :, None]
         result["obs_mse_per_feature"] = {
-            name: e.mean(0).T.tolist() for name, e in obs_err.items()
+            name: ((e * m).sum(0) / m.sum(0).clamp(min=1)).T.tolist() for name, e in obs_err.items()
         }  # [feature][k]
     for space in ("latent_mse", "obs_mse"):
         m = np.asarray(result[space]["model"])
@@ -158,11 +200,11 @@ def open_loop(world: WorldModel, s: Starts) -> dict[str, Any]:
         }
     rewards = s.rewards.float()
     dones = s.dones.float()
-    result["reward_mae"] = _per_k((out.rewards - rewards).abs())
+    result["reward_mae"] = _per_k((out.rewards - rewards).abs(), mask)
     p = out.done_prob.clamp(1e-6, 1 - 1e-6)
-    result["done_bce"] = _per_k(F.binary_cross_entropy(p, dones, reduction="none"))
-    result["done_accuracy"] = _per_k(((p > 0.5).float() == dones).float())
-    result["uncertainty"] = _per_k(out.uncertainty)  # ensemble disagreement (0: one model)
+    result["done_bce"] = _per_k(F.binary_cross_entropy(p, dones, reduction="none"), mask)
+    result |= _done_scores((p > 0.5).float(), dones, mask)
+    result["uncertainty"] = _per_k(out.uncertainty, mask)  # ensemble disagreement (0: one)
     result["reconstruction_mse"] = float((_decode(world, s.z0) - x0).pow(2).mean())
     result["_scatter"] = {
         "feature0": (
