@@ -150,3 +150,50 @@ def test_untrained_sections_may_change_on_an_existing_run(tmp_path, capsys):
     # V is trained now: changing what it depends on is refused
     assert main(["train-memory", *base, "--set", "vision.latent_dim=3"]) == 2
     assert "different vision.latent_dim" in capsys.readouterr().err
+
+
+def test_validation_uses_one_fixed_objective():
+    """Regression (bug 3): validation losses were computed under each epoch's schedule (beta
+    annealing, curriculum length, teacher forcing drawing from the global RNG), so the best
+    checkpoint and early stopping compared different objectives."""
+    import numpy as np
+
+    from worldmodels.config import Config
+    from worldmodels.training.supervised import Stage, _mean_val
+    from worldmodels.training.vision import beta_at
+
+    cfg = Config()
+    cfg.vision.beta, cfg.vision.beta_anneal_epochs = 4.0, 10
+    assert beta_at(cfg, "conv_vae", 0) == 0.4 and beta_at(cfg, "conv_vae", None) == 4.0
+    model = ResidualMLP(3, 2, 16, mode="teacher_forcing", rollout_steps=3, tf_mix=0.5)
+    model.set_epoch(None)
+    assert model._rollout_steps() == (3, 0.0)  # full length, open loop
+    curriculum = ResidualMLP(3, 2, 16, mode="curriculum", rollout_steps=4, curriculum_epochs=1)
+    curriculum.set_epoch(None)
+    assert curriculum._rollout_steps() == (4, 0.0)
+    seen = []
+
+    def loss(m, batch, epoch):
+        seen.append(epoch)
+        m.set_epoch(epoch)
+        return m.loss(batch)
+
+    batch = _batch()
+    stage = Stage(
+        "memory",
+        model,
+        "residual_mlp",
+        {},
+        1,
+        1e-3,
+        1.0,
+        lambda rng: iter([]),
+        lambda: iter([batch]),
+        loss,
+        lambda b: 1,
+    )
+    rng_before = torch.get_rng_state()
+    first = _mean_val(stage, epoch=0)
+    assert _mean_val(stage, epoch=7) == first and seen == [None, None]
+    assert torch.equal(torch.get_rng_state(), rng_before)  # no random teacher forcing
+    assert np.isfinite(first)

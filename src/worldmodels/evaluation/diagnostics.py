@@ -188,9 +188,10 @@ def open_loop(world: WorldModel, s: Starts) -> dict[str, Any]:
     }
     result["obs_mse"] = {name: _per_k(e, mask) for name, e in obs_err.items()}
     if world.spec.obs_kind == "vector":
-        m = mask.float()[:, :, None]
+        fm = mask.float()[:, :, None]
         result["obs_mse_per_feature"] = {
-            name: ((e * m).sum(0) / m.sum(0).clamp(min=1)).T.tolist() for name, e in obs_err.items()
+            name: ((e * fm).sum(0) / fm.sum(0).clamp(min=1)).T.tolist()
+            for name, e in obs_err.items()
         }  # [feature][k]
     for space in ("latent_mse", "obs_mse"):
         m = np.asarray(result[space]["model"])

@@ -45,7 +45,7 @@ class JointWorld(nn.Module):
         kl_tolerance: float,
         reward_weight: float,
         done_weight: float,
-        epoch: int,
+        epoch: int | None,
     ) -> tuple[Tensor, dict[str, float]]:
         obs = batch.z  # raw observations [B, T+1, *obs]
         b, t1 = obs.shape[:2]
@@ -108,7 +108,7 @@ def train_joint(
             device,
         )
 
-    def loss(m: nn.Module, batch: MemoryBatch, epoch: int):
+    def loss(m: nn.Module, batch: MemoryBatch, epoch: int | None):
         beta = beta_at(cfg, kind, epoch)
         return model.loss(
             batch, beta, cfg.vision.kl_tolerance, mc.reward_weight, mc.done_weight, epoch

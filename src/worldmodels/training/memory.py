@@ -54,7 +54,9 @@ def memory_kwargs(cfg: Config, spec: EnvSpec) -> dict[str, Any]:
     return base | modes
 
 
-def _loss_at(model: MemoryModel, batch: Any, epoch: int, reward_weight: float, done_weight: float):
+def _loss_at(
+    model: MemoryModel, batch: Any, epoch: int | None, reward_weight: float, done_weight: float
+):
     model.set_epoch(epoch)  # teacher-forcing and curriculum schedules
     return model.loss(batch, reward_weight, done_weight)
 

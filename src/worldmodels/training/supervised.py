@@ -18,7 +18,7 @@ from tqdm import tqdm
 from worldmodels.errors import TrainingDivergedError
 from worldmodels.runs import RunDir, model_payload, np_rng_state, restore_np_rng
 
-LossFn = Callable[[nn.Module, Any, int], tuple[Tensor, dict[str, float]]]
+LossFn = Callable[[nn.Module, Any, int | None], tuple[Tensor, dict[str, float]]]
 
 
 @dataclass
@@ -50,13 +50,17 @@ def stage_complete(run: RunDir, name: str) -> bool:
 
 
 def _mean_val(stage: Stage, epoch: int) -> float | None:
+    """The validation loss under one fixed objective (``epoch=None``: no schedule, the final
+    beta, full-length open-loop rollouts, no random teacher forcing), so that epochs compare
+    (mbrl-lib's ``eval_score``): under each epoch's own schedule an early epoch with a small
+    beta or short rollouts looked best."""
     if stage.val_batches is None:
         return None
     stage.model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
         for batch in stage.val_batches():
-            loss, _ = stage.loss(stage.model, batch, epoch)
+            loss, _ = stage.loss(stage.model, batch, None)  # the fixed objective
             n = stage.batch_items(batch)
             total += float(loss) * n
             count += n

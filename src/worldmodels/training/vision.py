@@ -88,10 +88,11 @@ DEFAULT_BETA = {
 }
 
 
-def beta_at(cfg: Config, kind: str, epoch: int) -> float:
-    """Linear warm-up of beta over ``beta_anneal_epochs`` (epoch counts from 0)."""
+def beta_at(cfg: Config, kind: str, epoch: int | None) -> float:
+    """Linear warm-up of beta over ``beta_anneal_epochs`` (epoch counts from 0); the full
+    beta for ``epoch=None`` (validation)."""
     beta = cfg.vision.beta if cfg.vision.beta is not None else DEFAULT_BETA[kind]
-    if cfg.vision.beta_anneal_epochs <= 0:
+    if cfg.vision.beta_anneal_epochs <= 0 or epoch is None:
         return beta
     return beta * min(1.0, (epoch + 1) / cfg.vision.beta_anneal_epochs)
 
@@ -147,7 +148,7 @@ def train_vision(
         ):
             yield torch.as_tensor(b, device=device)
 
-    def loss(m, batch, epoch: int):
+    def loss(m, batch, epoch: int | None):
         value, metrics = m.loss(batch, beta_at(cfg, kind, epoch), cfg.vision.kl_tolerance)
         metrics["beta"] = beta_at(cfg, kind, epoch)
         return value, metrics

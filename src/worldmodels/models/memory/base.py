@@ -53,7 +53,7 @@ class MemoryModel(nn.Module):
     def reward_done(self, output: Any) -> tuple[Tensor, Tensor]:
         """(predicted reward r_t [B], done logit [B]) of a one-step output."""
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int | None) -> None:
         """Training schedules that depend on the epoch (teacher forcing, curriculum) read it."""
 
     @abstractmethod

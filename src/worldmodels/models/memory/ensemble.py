@@ -48,7 +48,7 @@ class Ensemble(MemoryModel):
     def feature_dim(self) -> int:
         return self._each()[0].feature_dim
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int | None) -> None:
         for m in self._each():
             m.set_epoch(epoch)
 

@@ -68,7 +68,7 @@ class MarkovDynamics(MemoryModel):
         self.register_buffer("feature_weights", torch.tensor(fw))
         self.tf_start, self.tf_decay, self.tf_mix = tf_start, tf_decay, tf_mix
         self.curriculum_epochs = curriculum_epochs
-        self.epoch = 0  # set by the trainer: schedules depend on it
+        self.epoch: int | None = 0  # set by the trainer: schedules depend on it
 
     @abstractmethod
     def transition(self, z: Tensor, a: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -78,7 +78,9 @@ class MarkovDynamics(MemoryModel):
     def feature_dim(self) -> int:
         return 0
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int | None) -> None:
+        """The schedules' epoch; None = the fixed validation objective (full-length open-loop
+        rollouts, no teacher forcing)."""
         self.epoch = epoch
 
     def initial(self, batch: int, device: torch.device | str = "cpu") -> tuple[Tensor]:
@@ -125,6 +127,8 @@ class MarkovDynamics(MemoryModel):
     def _rollout_steps(self) -> tuple[int, float]:
         """(rollout length, probability of feeding the truth) for the current epoch."""
         steps = self.rollout_steps
+        if self.epoch is None:
+            return steps, 0.0
         if self.mode == "curriculum":
             steps = min(self.rollout_steps, 1 + self.epoch // max(self.curriculum_epochs, 1))
         if self.mode != "teacher_forcing":
