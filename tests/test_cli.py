@@ -69,6 +69,7 @@ def test_debug_pipeline_end_to_end_on_cartpole(cartpole_run, capsys):
         "std_return",
         "real_env_steps",
         "wall_seconds",
+        "threads",
     }
     assert result["env"] == "CartPole-v1" and result["method"] == "classic"
     assert result["episodes"] == 3 and result["real_env_steps"] > 0

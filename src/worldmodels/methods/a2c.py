@@ -7,21 +7,17 @@ from __future__ import annotations
 import torch
 
 from worldmodels.config import to_dict
-from worldmodels.methods.actor_critic import agent_policy
-from worldmodels.methods.base import Context, PolicyFactory, register
+from worldmodels.methods.actor_critic import ActorCriticMethod
+from worldmodels.methods.base import Context, register
 from worldmodels.methods.stages import (
-    agent_steps,
-    require_agent_resume,
     stage_collect,
     stage_memory,
     stage_vision,
-    timed,
-    world_model,
 )
 from worldmodels.models.memory import build_memory
 from worldmodels.models.vision import build_vision
 from worldmodels.runs import file_sha256, model_payload
-from worldmodels.training.a2c import train_a2c
+from worldmodels.training.a2c import A2cUpdate
 from worldmodels.training.memory import memory_kwargs
 from worldmodels.training.vision import vision_kind, vision_kwargs
 
@@ -54,7 +50,7 @@ def init_untrained_world(ctx: Context) -> None:
 
 
 @register
-class A2c:
+class A2c(ActorCriticMethod):
     name = "a2c"
     summary = "seed 000: A2C with V and M end to end, plus imagined rollouts"
     sections = ("ac", "imagination")
@@ -73,14 +69,5 @@ class A2c:
             stage_memory(ctx)
         if "controller" in skip:
             return
-        require_agent_resume(ctx, NS)
         init_untrained_world(ctx)
-        world = world_model(ctx)
-        with timed(ctx, "agent"):
-            train_a2c(ctx.run, ctx.cfg, ctx.spec, world, ctx.writer, ctx.progress)
-
-    def policy(self, ctx: Context) -> PolicyFactory:
-        return agent_policy(ctx, NS, self.name)
-
-    def real_env_steps(self, ctx: Context) -> int:
-        return agent_steps(ctx, NS)
+        self.run_agent(ctx, lambda world: A2cUpdate(ctx.cfg, ctx.spec, world))

@@ -3,12 +3,16 @@ saved actor-critic on the V and M it was trained with."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import ClassVar
+
 from worldmodels.agent import ActorCriticPolicy
 from worldmodels.errors import UserError
 from worldmodels.methods.base import Context, PolicyFactory
-from worldmodels.methods.stages import world_model
+from worldmodels.methods.stages import agent_steps, require_agent_resume, timed, world_model
 from worldmodels.rl.actor_critic import ActorCritic
 from worldmodels.training.agent_io import load_agent
+from worldmodels.training.on_policy import OnPolicyAlgorithm, train_on_policy
 from worldmodels.world_model import WorldModel
 
 
@@ -32,3 +36,32 @@ def trained_agent(ctx: Context, ns: str, method: str) -> tuple[WorldModel, Actor
 def agent_policy(ctx: Context, ns: str, method: str) -> PolicyFactory:
     world, ac = trained_agent(ctx, ns, method)
     return lambda n: ActorCriticPolicy(world, ac)
+
+
+class ActorCriticMethod:
+    """Base of a2c and wm-ppo: ``agent`` is the checkpoint namespace."""
+
+    name: ClassVar[str]
+    agent: ClassVar[str]
+
+    def run_agent(self, ctx: Context, make: Callable[[WorldModel], OnPolicyAlgorithm]) -> None:
+        """The actor-critic stage: ``make(world)`` is the update the loop runs."""
+        require_agent_resume(ctx, self.agent)
+        world = world_model(ctx)
+        with timed(ctx, "agent"):
+            train_on_policy(
+                make(world),
+                self.agent,
+                ctx.run,
+                ctx.cfg,
+                ctx.spec,
+                world,
+                ctx.writer,
+                ctx.progress,
+            )
+
+    def policy(self, ctx: Context) -> PolicyFactory:
+        return agent_policy(ctx, self.agent, self.name)
+
+    def real_env_steps(self, ctx: Context) -> int:
+        return agent_steps(ctx, self.agent)

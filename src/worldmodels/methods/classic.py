@@ -3,6 +3,8 @@ Schmidhuber, seed 001)."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from worldmodels.agent import ControllerPolicy
 from worldmodels.methods.base import Context, PolicyFactory, register
 from worldmodels.methods.stages import STAGES, controller_params, world_model
@@ -11,9 +13,9 @@ from worldmodels.methods.stages import collected_and_controller_steps as real_en
 
 @register
 class Classic:
-    name = "classic"
-    summary = "V -> M -> C by CMA-ES in the real env; the default"
-    sections = ("controller",)
+    name: ClassVar[str] = "classic"
+    summary: ClassVar[str] = "V -> M -> C by CMA-ES in the real env; the default"
+    sections: ClassVar[tuple[str, ...]] = ("controller",)
     artifacts = ("controller/last", "controller/best")
     epochs_key = "controller.generations"
     agent = None

@@ -11,18 +11,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from worldmodels.agent import ControllerPolicy
 from worldmodels.controllers.linear import PolicyShape
 from worldmodels.data.loaders import LatentCache, encode_missing
 from worldmodels.data.store import EpisodeStore
 from worldmodels.dream import StartStates, dream_horizon, start_states
 from worldmodels.errors import UserError
-from worldmodels.methods.base import Context, PolicyFactory, register
+from worldmodels.methods.base import Context, register
+from worldmodels.methods.classic import Classic
 from worldmodels.methods.stages import (
     STAGES,
     collect_into,
-    collected_and_controller_steps,
-    controller_params,
     require_resume,
     split,
     timed,
@@ -113,7 +111,9 @@ def _dream_iteration(ctx: Context, k: int) -> None:
 
 
 @register
-class Dream:
+class Dream(Classic):
+    """Acts and counts real steps as classic does; trains C in the dream."""
+
     name = "dream"
     summary = "CMA-ES only inside the dream"
     sections = ("controller", "dream")
@@ -138,11 +138,3 @@ class Dream:
             _dream_iteration(ctx, done)
             atomic_write_json(state_path, {"completed": done})
             _archive_controller(ctx, done)
-
-    def policy(self, ctx: Context) -> PolicyFactory:
-        world = world_model(ctx)
-        shape, params = controller_params(ctx)
-        return lambda n: ControllerPolicy(world, shape, params, repeat=n)
-
-    def real_env_steps(self, ctx: Context) -> int:
-        return collected_and_controller_steps(ctx)

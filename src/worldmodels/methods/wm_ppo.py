@@ -6,18 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from worldmodels.errors import UserError
-from worldmodels.methods.actor_critic import agent_policy
-from worldmodels.methods.base import CONFIG_ADAPTERS, Context, PolicyFactory, register
+from worldmodels.methods.actor_critic import ActorCriticMethod
+from worldmodels.methods.base import CONFIG_ADAPTERS, Context, register
 from worldmodels.methods.stages import (
-    agent_steps,
-    require_agent_resume,
     stage_collect_steps,
     stage_memory,
     stage_vision,
-    timed,
-    world_model,
 )
-from worldmodels.training.wm_ppo import train_wm_ppo
+from worldmodels.training.wm_ppo import WmPpoUpdate
 
 NS = "wm_ppo"
 
@@ -63,7 +59,7 @@ def translate_seed_yaml(data: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 @register
-class WmPpo:
+class WmPpo(ActorCriticMethod):
     name = "wm-ppo"
     summary = "seed 002: PPO on real + imagined experience"
     sections = ("ac", "imagination")
@@ -80,16 +76,9 @@ class WmPpo:
             stage_memory(ctx)
         if "controller" in skip:
             return
-        require_agent_resume(ctx, NS)
-        world = world_model(ctx)
-        with timed(ctx, "agent"):
-            train_wm_ppo(ctx.run, ctx.cfg, ctx.spec, world, ctx.writer, ctx.progress)
-
-    def policy(self, ctx: Context) -> PolicyFactory:
-        return agent_policy(ctx, NS, self.name)
-
-    def real_env_steps(self, ctx: Context) -> int:
-        return agent_steps(ctx, NS)
+        self.run_agent(
+            ctx, lambda world: WmPpoUpdate(ctx.run, ctx.cfg, ctx.spec, world, ctx.writer)
+        )
 
 
 CONFIG_ADAPTERS.append(translate_seed_yaml)

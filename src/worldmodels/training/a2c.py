@@ -27,8 +27,7 @@ from worldmodels.rl.actor_critic import ActorCritic
 from worldmodels.rl.latent_env import LatentVecEnv
 from worldmodels.rl.ppo import Collector, check_finite
 from worldmodels.rl.returns import normalise
-from worldmodels.runs import RunDir
-from worldmodels.training.on_policy import Progress, imagined_rollout, train_on_policy
+from worldmodels.training.on_policy import Progress, imagined_rollout
 from worldmodels.training.vision import DEFAULT_BETA, vision_kind
 from worldmodels.world_model import WorldModel
 
@@ -114,7 +113,7 @@ def _states(rows: list[dict[str, Any]], key: str, device: torch.device) -> tuple
     )
 
 
-class A2c:
+class A2cUpdate:
     """The A2C update on the loop of ``training/on_policy.py``."""
 
     seed_offset = 600
@@ -233,14 +232,3 @@ class A2c:
         norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.ac.max_grad_norm)
         self.grad_norm = float(norm)
         self.opt.step()
-
-
-def train_a2c(
-    run: RunDir,
-    cfg: Config,
-    spec: EnvSpec,
-    world: WorldModel,
-    writer: Any,
-    progress: bool = True,
-) -> Progress:
-    return train_on_policy(A2c(cfg, spec, world), "a2c", run, cfg, spec, world, writer, progress)

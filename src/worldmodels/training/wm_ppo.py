@@ -22,11 +22,11 @@ from worldmodels.rl.latent_env import LatentVecEnv
 from worldmodels.rl.ppo import Collector, Rollout, cat_rollouts, ppo_update
 from worldmodels.runs import RunDir
 from worldmodels.training.memory import finetune_memory
-from worldmodels.training.on_policy import Progress, imagined_rollout, train_on_policy
+from worldmodels.training.on_policy import Progress, imagined_rollout
 from worldmodels.world_model import WorldModel
 
 
-class WmPpo:
+class WmPpoUpdate:
     """The PPO update on real + imagined experience, on the loop of ``training/on_policy.py``."""
 
     seed_offset = 500
@@ -105,15 +105,3 @@ class WmPpo:
         )
         for k, v in m.items():
             self.writer.add_scalar(f"memory/{k}", v, real_steps)
-
-
-def train_wm_ppo(
-    run: RunDir,
-    cfg: Config,
-    spec: EnvSpec,
-    world: WorldModel,
-    writer: Any,
-    progress: bool = True,
-) -> Progress:
-    algo = WmPpo(run, cfg, spec, world, writer)
-    return train_on_policy(algo, "wm_ppo", run, cfg, spec, world, writer, progress)
