@@ -7,7 +7,7 @@ holds parameters only.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,44 @@ class MemoryOutput(NamedTuple):
     hidden: Tensor  # [B, T, H]  h_{t+1}, the feature the controller sees at t+1
 
 
-class MDNRNN(MemoryModel):
+class MixtureMemory(MemoryModel):
+    """A sequence model whose ``forward(z, actions, state) -> (MemoryOutput, state)`` ends in
+    the mixture-density heads (MDN-RNN, transformer): everything else of the protocol."""
+
+    def forward(self, z: Tensor, actions: Tensor, state: Any = None) -> tuple[MemoryOutput, Any]:
+        raise NotImplementedError
+
+    def step(self, z: Tensor, action: Tensor, state: State) -> tuple[MemoryOutput, State]:
+        """One step: z [B, Z], action [B, A]. Outputs have T = 1."""
+        return self.forward(z.unsqueeze(1), action.unsqueeze(1), state)
+
+    def hidden(self, state: State) -> Tensor:
+        return state[0]
+
+    def sample_next(
+        self,
+        output: MemoryOutput,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        return mixture_sample_next(output, temperature, generator)
+
+    def reward_done(self, output: MemoryOutput) -> tuple[Tensor, Tensor]:
+        return output.reward[:, -1], output.done_logit[:, -1]
+
+    def step_loss(
+        self, output: MemoryOutput, z_next: Tensor, reward: Tensor, done: Tensor
+    ) -> Tensor:
+        return mixture_step_loss(output, z_next, reward, done)
+
+    def loss(
+        self, batch: MemoryBatch, reward_weight: float = 1.0, done_weight: float = 1.0
+    ) -> tuple[Tensor, dict[str, float]]:
+        out, _ = self.forward(batch.z[:, :-1], batch.actions)
+        return mixture_sequence_loss(out, batch, reward_weight, done_weight)
+
+
+class MDNRNN(MixtureMemory):
     def __init__(
         self, latent_dim: int, action_dim: int, hidden_dim: int = 256, num_mixtures: int = 5
     ):
@@ -62,35 +99,6 @@ class MDNRNN(MemoryModel):
         h0, c0 = state
         out, (h, c) = self.lstm(torch.cat([z, actions], -1), (h0.unsqueeze(0), c0.unsqueeze(0)))
         return self._heads(out), (h.squeeze(0), c.squeeze(0))
-
-    def step(self, z: Tensor, action: Tensor, state: State) -> tuple[MemoryOutput, State]:
-        """One step: z [B, Z], action [B, A]. Outputs have T = 1."""
-        return self.forward(z.unsqueeze(1), action.unsqueeze(1), state)
-
-    def hidden(self, state: State) -> Tensor:
-        return state[0]
-
-    def sample_next(
-        self,
-        output: MemoryOutput,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        return mixture_sample_next(output, temperature, generator)
-
-    def reward_done(self, output: MemoryOutput) -> tuple[Tensor, Tensor]:
-        return output.reward[:, -1], output.done_logit[:, -1]
-
-    def step_loss(
-        self, output: MemoryOutput, z_next: Tensor, reward: Tensor, done: Tensor
-    ) -> Tensor:
-        return mixture_step_loss(output, z_next, reward, done)
-
-    def loss(
-        self, batch: MemoryBatch, reward_weight: float = 1.0, done_weight: float = 1.0
-    ) -> tuple[Tensor, dict[str, float]]:
-        out, _ = self.forward(batch.z[:, :-1], batch.actions)
-        return mixture_sequence_loss(out, batch, reward_weight, done_weight)
 
 
 def mixture_output(

@@ -25,13 +25,11 @@ import math
 import torch
 from torch import Tensor, nn
 
-from worldmodels.models.memory.base import MemoryBatch, MemoryModel, State
+from worldmodels.models.memory.base import State
 from worldmodels.models.memory.mdn_rnn import (
     MemoryOutput,
+    MixtureMemory,
     mixture_output,
-    mixture_sample_next,
-    mixture_sequence_loss,
-    mixture_step_loss,
 )
 
 
@@ -80,7 +78,7 @@ class CausalBlock(nn.Module):
         return x + self.ff(self.ln2(x))
 
 
-class TemporalTransformer(MemoryModel):
+class TemporalTransformer(MixtureMemory):
     def __init__(
         self,
         latent_dim: int,
@@ -139,32 +137,3 @@ class TemporalTransformer(MemoryModel):
         return mixture_output(self.mdn, self.reward_head, self.done_head, out, self.latent_dim), (
             new_state
         )
-
-    def step(self, z: Tensor, action: Tensor, state: State) -> tuple[MemoryOutput, State]:
-        """One step: z [B, Z], action [B, A]. Outputs have T = 1."""
-        return self.forward(z.unsqueeze(1), action.unsqueeze(1), state)
-
-    def hidden(self, state: State) -> Tensor:
-        return state[0]
-
-    def sample_next(
-        self,
-        output: MemoryOutput,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        return mixture_sample_next(output, temperature, generator)
-
-    def reward_done(self, output: MemoryOutput) -> tuple[Tensor, Tensor]:
-        return output.reward[:, -1], output.done_logit[:, -1]
-
-    def step_loss(
-        self, output: MemoryOutput, z_next: Tensor, reward: Tensor, done: Tensor
-    ) -> Tensor:
-        return mixture_step_loss(output, z_next, reward, done)
-
-    def loss(
-        self, batch: MemoryBatch, reward_weight: float = 1.0, done_weight: float = 1.0
-    ) -> tuple[Tensor, dict[str, float]]:
-        out, _ = self.forward(batch.z[:, :-1], batch.actions)
-        return mixture_sequence_loss(out, batch, reward_weight, done_weight)

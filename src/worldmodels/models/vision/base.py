@@ -1,4 +1,4 @@
-"""The vision protocol every V implements (one level of inheritance, nothing else shared)."""
+"""The vision protocol every V implements, and the input normaliser vector models share."""
 
 from __future__ import annotations
 
@@ -47,3 +47,30 @@ class VisionModel(nn.Module):
         recon = self.decode(reparameterise(mu, logvar, generator))
         err = (recon - x).pow(2).flatten(1).sum(dim=1)
         return beta_vae_loss(err, mu, logvar, beta, kl_tolerance)
+
+
+class NormalisedVectorInput(VisionModel):
+    """A V on 1-D vector observations, normalised with the collected data's statistics (kept as
+    buffers, so a checkpoint carries them)."""
+
+    obs_mean: Tensor
+    obs_std: Tensor
+    obs_dim: int
+
+    def _normaliser(self, obs_dim: int) -> None:
+        self.obs_dim = obs_dim
+        self.register_buffer("obs_mean", torch.zeros(obs_dim))
+        self.register_buffer("obs_std", torch.ones(obs_dim))
+
+    def set_normaliser(self, mean: Tensor, std: Tensor) -> None:
+        self.obs_mean.copy_(mean)
+        self.obs_std.copy_(torch.clamp(std, min=1e-6))
+
+    def preprocess(self, obs: Tensor) -> Tensor:
+        assert obs.dim() == 2 and obs.shape[-1] == self.obs_dim, (
+            f"expected [B, {self.obs_dim}], got {tuple(obs.shape)}"
+        )
+        return (obs.float() - self.obs_mean) / self.obs_std
+
+    def postprocess(self, x: Tensor) -> Tensor:
+        return x * self.obs_std + self.obs_mean

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from worldmodels.models.vision.base import VisionModel
+from worldmodels.models.vision.base import NormalisedVectorInput
 from worldmodels.models.vision.identity import LOGVAR
 
 
@@ -25,31 +25,14 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class MlpAE(VisionModel):
-    obs_mean: Tensor
-    obs_std: Tensor
-
+class MlpAE(NormalisedVectorInput):
     def __init__(self, obs_dim: int, latent_dim: int = 128, hidden_dims: list[int] | None = None):
         super().__init__()
         hidden = list(hidden_dims or [256, 256])
-        self.obs_dim, self.latent_dim = obs_dim, latent_dim
-        self.register_buffer("obs_mean", torch.zeros(obs_dim))
-        self.register_buffer("obs_std", torch.ones(obs_dim))
+        self.latent_dim = latent_dim
+        self._normaliser(obs_dim)
         self.encoder = _mlp([obs_dim, *hidden, latent_dim])
         self.decoder = _mlp([latent_dim, *reversed(hidden), obs_dim])
-
-    def set_normaliser(self, mean: Tensor, std: Tensor) -> None:
-        self.obs_mean.copy_(mean)
-        self.obs_std.copy_(torch.clamp(std, min=1e-6))
-
-    def preprocess(self, obs: Tensor) -> Tensor:
-        assert obs.dim() == 2 and obs.shape[-1] == self.obs_dim, (
-            f"expected [B, {self.obs_dim}], got {tuple(obs.shape)}"
-        )
-        return (obs.float() - self.obs_mean) / self.obs_std
-
-    def postprocess(self, x: Tensor) -> Tensor:
-        return x * self.obs_std + self.obs_mean
 
     def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
         z = self.encoder(x)
