@@ -23,6 +23,7 @@ from worldmodels.errors import UserError
 from worldmodels.methods.base import Context
 from worldmodels.parallel import FailurePolicy
 from worldmodels.runs import RunDir, atomic_write_json, check_spec, file_sha256
+from worldmodels.training.supervised import StageData
 from worldmodels.world_model import WorldModel, load_world_model
 
 
@@ -109,15 +110,17 @@ def stage_collect(ctx: Context) -> dict[str, Any]:
     return summary
 
 
+def stage_data(ctx: Context, train: list[int], val: list[int]) -> StageData:
+    return StageData(ctx.run, ctx.cfg, ctx.spec, train, val, ctx.device, ctx.writer, ctx.progress)
+
+
 def stage_vision(ctx: Context) -> dict[str, float]:
     from worldmodels.training.vision import train_vision
 
     require_resume(ctx, "vision")
     train, val = split(ctx)
     with timed(ctx, "vision"):
-        return train_vision(
-            ctx.run, ctx.cfg, ctx.spec, train, val, ctx.device, ctx.writer, ctx.progress
-        )
+        return train_vision(stage_data(ctx, train, val))
 
 
 def stage_memory(ctx: Context) -> dict[str, float]:
@@ -129,7 +132,7 @@ def stage_memory(ctx: Context) -> dict[str, float]:
     train, val = split(ctx)
     with timed(ctx, "memory"):
         trainer = train_joint if ctx.cfg.memory.joint else train_memory
-        return trainer(ctx.run, ctx.cfg, ctx.spec, train, val, ctx.device, ctx.writer, ctx.progress)
+        return trainer(stage_data(ctx, train, val))
 
 
 def world_model(ctx: Context) -> WorldModel:

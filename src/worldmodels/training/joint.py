@@ -28,7 +28,7 @@ from worldmodels.models.memory.base import MemoryBatch, MemoryModel
 from worldmodels.models.vision.base import VisionModel
 from worldmodels.runs import RunDir, file_sha256, model_payload
 from worldmodels.training.memory import memory_kwargs
-from worldmodels.training.supervised import Stage, train_supervised
+from worldmodels.training.supervised import Stage, StageData, train_supervised
 from worldmodels.training.vision import beta_at, vision_kind
 from worldmodels.world_model import load_vision
 
@@ -64,16 +64,9 @@ class JointWorld(nn.Module):
         return total, parts | {"loss": float(total.detach())}
 
 
-def train_joint(
-    run: RunDir,
-    cfg: Config,
-    spec: EnvSpec,
-    train_idx: list[int],
-    val_idx: list[int],
-    device: torch.device,
-    writer: Any,
-    progress: bool = True,
-) -> dict[str, float]:
+def train_joint(data: StageData) -> dict[str, float]:
+    run, cfg, spec, device = data.run, data.cfg, data.spec, data.device
+    train_idx, val_idx, writer, progress = data.train_idx, data.val_idx, data.writer, data.progress
     if not train_idx:
         raise UserError(f"no training episodes in {run.episodes}; run `worldmodels collect` first")
     kind = vision_kind(cfg, spec)

@@ -15,7 +15,7 @@ from worldmodels.errors import TrainingDivergedError, UserError
 from worldmodels.models.memory import build_memory
 from worldmodels.models.memory.base import MemoryModel
 from worldmodels.runs import RunDir, file_sha256, model_payload
-from worldmodels.training.supervised import Stage, train_supervised
+from worldmodels.training.supervised import Stage, StageData, train_supervised
 from worldmodels.world_model import WorldModel, load_vision
 
 
@@ -61,16 +61,9 @@ def _loss_at(
     return model.loss(batch, reward_weight, done_weight)
 
 
-def train_memory(
-    run: RunDir,
-    cfg: Config,
-    spec: EnvSpec,
-    train_idx: list[int],
-    val_idx: list[int],
-    device: torch.device,
-    writer: Any,
-    progress: bool = True,
-) -> dict[str, float]:
+def train_memory(data: StageData) -> dict[str, float]:
+    run, cfg, spec, device = data.run, data.cfg, data.spec, data.device
+    train_idx, val_idx, writer, progress = data.train_idx, data.val_idx, data.writer, data.progress
     vision_hash = file_sha256(run.ckpt_path("vision/best"))
     if run.has("memory/last"):
         consumed = run.load("memory/last").get("vision_sha256")

@@ -18,8 +18,8 @@ from worldmodels.models.vision.mlp_ae import MlpAE
 from worldmodels.models.vision.mlp_vae import MlpVAE
 from worldmodels.models.vision.vq_vae import GRID as VQ_GRID
 from worldmodels.models.vision.vq_vae import VQVAE
-from worldmodels.runs import RunDir, model_payload
-from worldmodels.training.supervised import Stage, stage_complete, train_supervised
+from worldmodels.runs import model_payload
+from worldmodels.training.supervised import Stage, StageData, stage_complete, train_supervised
 
 
 def vision_kind(cfg: Config, spec: EnvSpec) -> str:
@@ -97,16 +97,9 @@ def beta_at(cfg: Config, kind: str, epoch: int | None) -> float:
     return beta * min(1.0, (epoch + 1) / cfg.vision.beta_anneal_epochs)
 
 
-def train_vision(
-    run: RunDir,
-    cfg: Config,
-    spec: EnvSpec,
-    train_idx: list[int],
-    val_idx: list[int],
-    device: torch.device,
-    writer: Any,
-    progress: bool = True,
-) -> dict[str, float]:
+def train_vision(data: StageData) -> dict[str, float]:
+    run, cfg, spec, device = data.run, data.cfg, data.spec, data.device
+    train_idx, val_idx, writer, progress = data.train_idx, data.val_idx, data.writer, data.progress
     if not train_idx:
         raise UserError(f"no training episodes in {run.episodes}; run `worldmodels collect` first")
     store = EpisodeStore(run.episodes)
