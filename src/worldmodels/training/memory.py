@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ from worldmodels.data.store import EpisodeStore
 from worldmodels.envs import EnvSpec
 from worldmodels.errors import TrainingDivergedError, UserError
 from worldmodels.models.memory import build_memory
-from worldmodels.models.memory.base import MemoryModel
+from worldmodels.models.memory.base import MemoryBatch, MemoryModel
 from worldmodels.runs import RunDir, file_sha256, model_payload
 from worldmodels.training.supervised import Stage, StageData, train_supervised
 from worldmodels.world_model import WorldModel, load_vision
@@ -54,6 +55,31 @@ def memory_kwargs(cfg: Config, spec: EnvSpec) -> dict[str, Any]:
     return base | modes
 
 
+def _sequences(
+    cache: LatentCache,
+    indices: list[int],
+    cfg: Config,
+    spec: EnvSpec,
+    rng: np.random.Generator,
+    sample: bool,
+    device: torch.device,
+) -> Iterator[MemoryBatch]:
+    """Windows of ``memory.seq_len`` steps of the cached latents, ``memory.batch_size`` each."""
+    mc = cfg.memory
+    return sequence_batches(
+        cache,
+        indices,
+        mc.seq_len,
+        mc.batch_size,
+        rng,
+        mc.chunk_episodes,
+        spec.action_kind,
+        spec.action_dim,
+        sample,
+        device,
+    )
+
+
 def _loss_at(
     model: MemoryModel, batch: Any, epoch: int | None, reward_weight: float, done_weight: float
 ):
@@ -90,18 +116,7 @@ def train_memory(data: StageData) -> dict[str, float]:
     def batches(
         rng: np.random.Generator, indices: list[int] = train_idx, sample: bool = mc.sample_latents
     ):
-        return sequence_batches(
-            cache,
-            indices,
-            mc.seq_len,
-            mc.batch_size,
-            rng,
-            mc.chunk_episodes,
-            spec.action_kind,
-            spec.action_dim,
-            sample,
-            device,
-        )
+        return _sequences(cache, indices, cfg, spec, rng, sample, device)
 
     stage = Stage(
         name="memory",
@@ -154,18 +169,7 @@ def finetune_memory(
     totals: dict[str, float] = {}
     count = 0
     for _ in range(epochs):
-        for batch in sequence_batches(
-            cache,
-            indices,
-            mc.seq_len,
-            mc.batch_size,
-            rng,
-            mc.chunk_episodes,
-            spec.action_kind,
-            spec.action_dim,
-            mc.sample_latents,
-            world.device,
-        ):
+        for batch in _sequences(cache, indices, cfg, spec, rng, mc.sample_latents, world.device):
             loss, parts = model.loss(batch, mc.reward_weight, mc.done_weight)
             if not torch.isfinite(loss):
                 model.eval()
