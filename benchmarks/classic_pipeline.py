@@ -18,47 +18,17 @@ import platform
 import time
 from pathlib import Path
 
+from budgets import LUNAR_CLASSIC_SMALL, pixel_small
+
 from worldmodels import pipeline
 from worldmodels.data.store import EpisodeStore
 
 # --set overrides per env: small budgets that finish in minutes on 2 CPU cores
 BUDGETS: dict[str, list[str]] = {
     "CartPole-v1": [],
-    "LunarLander-v3": [
-        "collect.episodes=200",
-        "vision.epochs=10",
-        "memory.epochs=10",
-        "controller.population=32",
-        "controller.rollouts=2",
-        "controller.generations=30",
-        "controller.eval_every=5",
-    ],
-    "CarRacing-v3": [
-        "env.max_episode_steps=200",
-        "collect.episodes=20",
-        "vision.epochs=5",
-        "memory.epochs=10",
-        "memory.seq_len=32",
-        "controller.population=16",
-        "controller.rollouts=1",
-        "controller.generations=10",
-        "controller.eval_every=5",
-        "controller.eval_episodes=4",
-        "evaluate.episodes=10",
-    ],
-    "ALE/Pong-v5": [
-        "env.max_episode_steps=500",
-        "collect.episodes=20",
-        "vision.epochs=5",
-        "memory.epochs=10",
-        "memory.seq_len=32",
-        "controller.population=16",
-        "controller.rollouts=1",
-        "controller.generations=10",
-        "controller.eval_every=5",
-        "controller.eval_episodes=4",
-        "evaluate.episodes=10",
-    ],
+    "LunarLander-v3": LUNAR_CLASSIC_SMALL,
+    "CarRacing-v3": pixel_small(200),
+    "ALE/Pong-v5": pixel_small(500),
 }
 
 

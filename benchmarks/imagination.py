@@ -17,10 +17,10 @@ import json
 import os
 import platform
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+from budgets import train_command
 
 ROOT = Path(__file__).parent / "runs" / "imagination"
 
@@ -30,13 +30,7 @@ def run_one(env: str, method: str, seed: int, extra: list[str]) -> dict:
     eval_path = run_dir / "eval.json"
     if eval_path.exists():
         return json.loads(eval_path.read_text())
-    cmd = [sys.executable, "-m", "worldmodels", "train", "--run-dir", str(run_dir), "--quiet"]
-    if (run_dir / "config.yaml").exists():
-        cmd.append("--resume")
-    else:
-        cmd += ["--env", env, "--method", method, "--seed", str(seed)]
-    for item in extra:
-        cmd += ["--set", item]
+    cmd = train_command(run_dir, env, method, seed, extra, sets_on_resume=True)
     env_vars = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, env=env_vars, capture_output=True, text=True)
     if done.returncode != 0:

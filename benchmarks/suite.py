@@ -22,9 +22,10 @@ import platform
 import re
 import statistics
 import subprocess
-import sys
 from datetime import date
 from pathlib import Path
+
+from budgets import LUNAR_CLASSIC_SMALL, train_command
 
 from worldmodels.evaluation.compare import compare, expand, load_run, steps_to_threshold
 from worldmodels.methods import REGISTRY
@@ -42,15 +43,7 @@ SUITE: dict[str, dict[str, list[str]]] = {
     "CartPole-v1": {m: [] for m in METHODS},
     "LunarLander-v3": {
         "ppo": [],
-        "classic": [
-            "collect.episodes=200",
-            "vision.epochs=10",
-            "memory.epochs=10",
-            "controller.population=32",
-            "controller.rollouts=2",
-            "controller.generations=30",
-            "controller.eval_every=5",
-        ],
+        "classic": LUNAR_CLASSIC_SMALL,
         "wm-ppo": [],
         "dream": ["collect.episodes=200", "vision.epochs=10", "memory.epochs=10"],
         "a2c": [],
@@ -76,13 +69,7 @@ def run_one(env: str, method: str, seed: int, extra: list[str]) -> Path:
     run_dir = ROOT / env.replace("/", "_") / f"{method}_s{seed}"
     if (run_dir / "eval.json").exists():
         return run_dir
-    cmd = [sys.executable, "-m", "worldmodels", "train", "--run-dir", str(run_dir), "--quiet"]
-    if (run_dir / "config.yaml").exists():
-        cmd.append("--resume")
-    else:
-        cmd += ["--env", env, "--method", method, "--seed", str(seed)]
-        for item in extra:
-            cmd += ["--set", item]
+    cmd = train_command(run_dir, env, method, seed, extra, sets_on_resume=False)
     print(f"  {env} {method} seed {seed} ...", flush=True)
     done = subprocess.run(
         cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True
