@@ -144,23 +144,16 @@ def test_debug_pipeline_end_to_end_on_pixels(tmp_path):
     assert len(frames) == 4 and frames[0].shape[:2] == (3 * 64, 64)
 
 
-def test_unknown_env_id(tmp_path, capsys):
-    _fails_cleanly(
-        capsys,
-        ["train", "--env", "NoSuchEnv-v9", "--run-dir", str(tmp_path / "r")],
-        "NoSuchEnv-v9",
-        tmp_path,
-    )
-    assert not (tmp_path / "r").exists()
-
-
-def test_module_class_that_does_not_import(tmp_path, capsys):
-    _fails_cleanly(
-        capsys,
-        ["collect", "--env", "no_such_pkg.envs:Thing", "--run-dir", str(tmp_path / "r")],
-        "cannot import module 'no_such_pkg.envs'",
-        tmp_path,
-    )
+@pytest.mark.parametrize(
+    "command,env,needle",
+    [
+        ("train", "NoSuchEnv-v9", "NoSuchEnv-v9"),
+        ("collect", "no_such_pkg.envs:Thing", "cannot import module 'no_such_pkg.envs'"),
+    ],
+)
+def test_unusable_env_is_refused_before_a_run_dir_exists(tmp_path, capsys, command, env, needle):
+    argv = [command, "--env", env, "--run-dir", str(tmp_path / "r")]
+    _fails_cleanly(capsys, argv, needle, tmp_path)
     assert not (tmp_path / "r").exists()
 
 

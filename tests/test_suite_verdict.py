@@ -1,12 +1,15 @@
 """benchmarks/suite.py judges issue 6's target from the steps-to-threshold of each seed."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 SUITE = Path(__file__).parent.parent / "benchmarks" / "suite.py"
 
 
 def _suite():
+    if str(SUITE.parent) not in sys.path:  # as when run as a script: its sibling modules
+        sys.path.insert(0, str(SUITE.parent))
     spec = importlib.util.spec_from_file_location("suite", SUITE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
