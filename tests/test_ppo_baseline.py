@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import torch
 
@@ -101,20 +100,9 @@ def test_ppo_evaluations_are_the_curve_the_stop_test_and_counted_steps(tmp_path)
 def test_ppo_killed_mid_training_resumes_to_its_budget(tmp_path):
     run_dir = tmp_path / "ppo"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(_cmd(run_dir, 12_000), env=env)
+    kill = {**env, "WORLDMODELS_KILL_AFTER_SAVE": "ppo/last:2"}  # after the second rollout
+    assert subprocess.run(_cmd(run_dir, 12_000), env=kill).returncode == -signal.SIGKILL
     last = run_dir / "checkpoints/ppo/last.pt"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if last.exists():
-            try:
-                if torch.load(last, weights_only=True)["progress"]["real_env_steps"] > 2000:
-                    break
-            except Exception:
-                pass
-        time.sleep(0.2)
-    assert proc.poll() is None, "training finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
     killed = torch.load(last, weights_only=True)["progress"]
     assert not killed["complete"] and killed["real_env_steps"] < 12_000
     refused = subprocess.run(

@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import secrets
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,7 @@ class RunDir:
         buffer = io.BytesIO()
         torch.save({"format": CHECKPOINT_FORMAT, "versions": versions(), **payload}, buffer)
         atomic_write_bytes(path, buffer.getbuffer().tobytes())
+        _fault_injection(name)
         return path
 
     def load(self, name: str) -> dict[str, Any]:
@@ -241,3 +243,21 @@ def _describe(sig: dict[str, Any] | None) -> str:
         f"{sig['obs_kind']} obs {tuple(sig['obs_shape'])} and {sig['action_dim']} "
         f"{sig['action_kind']} actions"
     )
+
+
+_SAVES: dict[str, int] = {}
+
+
+def _fault_injection(name: str) -> None:
+    """``WORLDMODELS_KILL_AFTER_SAVE=NAME:N`` kills this process with SIGKILL right after the
+    N-th save of checkpoint NAME: kill-and-resume tests land exactly where they mean to,
+    whatever the machine's speed (no sleeping and polling)."""
+    spec = os.environ.get("WORLDMODELS_KILL_AFTER_SAVE")
+    if not spec:
+        return
+    target, _, count = spec.rpartition(":")
+    if target != name:
+        return
+    _SAVES[name] = _SAVES.get(name, 0) + 1
+    if _SAVES[name] == int(count):
+        os.kill(os.getpid(), signal.SIGKILL)
