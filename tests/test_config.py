@@ -124,3 +124,40 @@ def test_an_env_without_preset_gets_defaults_sized_from_its_spaces(tmp_path):
     assert ctx.cfg.memory.hidden_dim == 96  # --set still wins
     cart = open_run(tmp_path / "c", "CartPole-v1", progress=False).cfg
     assert (cart.vision.latent_dim, cart.vision.epochs) == (8, 20)  # its preset, not sized
+
+
+def test_a_method_registers_its_own_section(monkeypatch):
+    """A method file adds its section: typed keys in --set and YAML, its own checks and
+    resume-mutable keys, round-tripped through config.yaml."""
+    from dataclasses import dataclass
+
+    from worldmodels.config import dump_yaml, schema
+    from worldmodels.config.merge import apply_overrides
+    import yaml
+
+    @dataclass
+    class ToyConfig:
+        MUTABLE = ("budget",)
+        width: int = 4
+        budget: int = 10
+
+        def check(self) -> None:
+            if self.width < 1:
+                raise UserError("toy.width must be >= 1")
+
+    monkeypatch.setitem(schema.SECTIONS, "toy", ToyConfig)
+    cfg = resolve("CartPole-v1", [], {}, parse_set(["toy.width=8"]))
+    assert cfg.section("toy").width == 8
+    with pytest.raises(UserError, match="expects an integer"):
+        resolve("CartPole-v1", [], {}, parse_set(["toy.width=wide"]))
+    with pytest.raises(UserError, match="toy.width must be >= 1"):
+        resolve("CartPole-v1", [], {}, parse_set(["toy.width=0"]))
+    with pytest.raises(UserError, match="unknown config key 'toy.depth'"):
+        resolve("CartPole-v1", [], {}, parse_set(["toy.depth=1"]))
+    back = Config()
+    apply_overrides(back, yaml.safe_load(dump_yaml(cfg)))
+    assert back == cfg and "toy" in yaml.safe_load(dump_yaml(cfg))
+    more = resolve("CartPole-v1", [], {}, parse_set(["toy.width=8", "toy.budget=99"]))
+    assert incompatible_keys(cfg, more) == []
+    wider = resolve("CartPole-v1", [], {}, parse_set(["toy.width=9"]))
+    assert incompatible_keys(cfg, wider) == ["toy.width"]

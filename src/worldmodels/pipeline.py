@@ -11,12 +11,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from worldmodels.config import incompatible_keys, load_yaml, parse_set, resolve, to_dict
+from worldmodels.config import Config, incompatible_keys, load_yaml, parse_set, resolve, to_dict
 from worldmodels.config.sizing import sized_defaults
 from worldmodels.data.loaders import LatentCache, encode_missing
 from worldmodels.data.rollout import EnvPool, run_batch
 from worldmodels.data.store import EpisodeStore
-from worldmodels.envs import probe
+from worldmodels.envs import EnvSpec, probe
 from worldmodels.errors import UserError
 from worldmodels.methods import REGISTRY, Context, get
 from worldmodels.methods.base import CONFIG_ADAPTERS
@@ -103,8 +103,8 @@ def open_run(
                 f"{', '.join(bad)}{switched}; its checkpoints depend on them: use a new "
                 f"--run-dir"
             )
-        get(cfg.method)
         spec = probe(cfg.env)
+        _check_method(cfg, spec)
         resolve_device(cfg.device)
         preflight(cfg.parallel.executor, cfg.parallel.ray_address)
         if cfg != stored:
@@ -122,13 +122,21 @@ def open_run(
         sized = sized_defaults(spec.obs_kind, int(np.prod(spec.obs_shape)), spec.action_dim)
         cfg = resolve(env_id, presets or [], file_overrides, set_overrides, sized=sized)
         cfg.threads = cfg.threads or torch.get_num_threads()  # written down: it moves results
-        get(cfg.method)
+        _check_method(cfg, spec)
         resolve_device(cfg.device)
         preflight(cfg.parallel.executor, cfg.parallel.ray_address)
         run.write_config(cfg, spec)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     return Context(run, cfg, spec, resolve_device(cfg.device), resume, progress)
+
+
+def _check_method(cfg: Config, spec: EnvSpec) -> None:
+    """The method exists, and its own checks of the config against the env pass (a method's
+    optional ``check(cfg, spec)``)."""
+    check = getattr(get(cfg.method), "check", None)
+    if check is not None:
+        check(cfg, spec)
 
 
 def _section_artifacts(section: str) -> tuple[str, ...] | None:

@@ -20,7 +20,7 @@ from worldmodels.config.presets import (
     named_preset,
     preset_names,
 )
-from worldmodels.config.schema import Config, PlannerConfig
+from worldmodels.config.schema import SECTIONS, Config, PlannerConfig
 from worldmodels.config.validate import validate
 from worldmodels.errors import UserError
 
@@ -84,8 +84,19 @@ def _hints(cls: type) -> dict[str, Any]:
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """A plain nested dict (YAML-safe) of a config dataclass."""
-    return dataclasses.asdict(cfg)
+    """A plain nested dict (YAML-safe) of a config dataclass; a method's own sections sit at
+    the top level beside the built-in ones."""
+    out = dataclasses.asdict(cfg)
+    out.update(out.pop("sections", {}))
+    return out
+
+
+def resume_mutable(key: str) -> bool:
+    """Whether a resumed run may change ``key`` (a method's section lists its own)."""
+    section, _, name = key.partition(".")
+    if section in SECTIONS:
+        return name in getattr(SECTIONS[section], "MUTABLE", ())
+    return key in RESUME_MUTABLE_KEYS
 
 
 def _coerce(value: Any, typ: Any, key: str) -> Any:
@@ -138,13 +149,14 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
 def apply_overrides(cfg: Any, overrides: dict[str, Any], prefix: str = "") -> None:
     """Apply a nested dict of overrides to a config dataclass in place, checking every key."""
     hints = _hints(type(cfg))
-    names = {f.name for f in dataclasses.fields(cfg)}
+    extra: dict[str, Any] = cfg.sections if isinstance(cfg, Config) else {}
+    names = {f.name for f in dataclasses.fields(cfg)} - {"sections"} | set(extra)
     for key, value in overrides.items():
         full = f"{prefix}{key}"
         if key not in names:
             valid = ", ".join(sorted(f"{prefix}{n}" for n in names))
             raise UserError(f"unknown config key '{full}'; valid keys here: {valid}")
-        current = getattr(cfg, key)
+        current = extra[key] if key in extra else getattr(cfg, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
                 raise UserError(
@@ -255,7 +267,7 @@ def flat_items(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def incompatible_keys(stored: Config, new: Config) -> list[str]:
     """Keys whose values differ and that a resumed run may not change."""
     a, b = flat_items(to_dict(stored)), flat_items(to_dict(new))
-    return sorted(k for k in a if a[k] != b.get(k) and k not in RESUME_MUTABLE_KEYS)
+    return sorted(k for k in a if a[k] != b.get(k) and not resume_mutable(k))
 
 
 def dump_yaml(cfg: Config) -> str:

@@ -4,7 +4,9 @@ overlays in ``presets/*.yaml``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -428,6 +430,22 @@ class EvaluateConfig:
     ``planner`` section sets it up); None = the method's own agent."""
 
 
+SECTIONS: dict[str, type] = {}
+"""Config sections a method file adds (``register_section``): name -> dataclass. A section's
+class may define ``MUTABLE`` (field names a resumed run may change) and ``check(self)`` (range
+checks raising ``UserError``)."""
+
+
+def register_section(name: str) -> Callable[[type], type]:
+    """Class decorator: a method's own config section, ``name.<field>`` in files and --set."""
+
+    def add(cls: type) -> type:
+        SECTIONS[name] = cls
+        return cls
+
+    return add
+
+
 @dataclass
 class Config:
     env: EnvConfig = field(default_factory=EnvConfig)
@@ -444,9 +462,8 @@ class Config:
     ppo: PpoConfig = field(default_factory=PpoConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     method: str = "classic"
-    """Training method: ``classic`` (V -> M -> CMA-ES controller in the real env), ``dream``
-    (CMA-ES inside the dream), ``a2c`` (seed 000), ``wm-ppo`` (seed 002), ``mpc`` (planning
-    with M in the real env, M retrained as data grows), ``ppo`` (model-free baseline)."""
+    """Training method: one of the registered methods (``worldmodels envs`` lists them; the
+    default, ``classic``, is V -> M -> CMA-ES controller in the real env)."""
     seed: int = 0
     """Master seed: every episode, batch and CMA-ES generation derives from it."""
     device: str = "auto"
@@ -457,3 +474,11 @@ class Config:
     0 on CartPole scored 315.2 with one thread and 500.0 with two."""
     presets: list[str] = field(default_factory=list)
     """Named presets applied on top of the env preset (e.g. ``debug``)."""
+    sections: dict[str, Any] = field(
+        default_factory=lambda: {name: cls() for name, cls in SECTIONS.items()}
+    )
+    """The registered methods' own sections (``register_section``), by name."""
+
+    def section(self, name: str) -> Any:
+        """A method's own config section."""
+        return self.sections[name]

@@ -148,3 +148,7 @@ def validate(cfg: Config) -> None:
             f"vision.kind={cfg.vision.kind} needs env.image_size=64 (its 4 conv layers assume "
             "64x64)"
         )
+    for section in cfg.sections.values():  # a method's own section checks itself
+        check = getattr(section, "check", None)
+        if check is not None:
+            check()

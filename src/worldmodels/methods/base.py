@@ -75,6 +75,10 @@ class Method(Protocol):
     def real_env_steps(self, ctx: Context) -> int:
         """Every real env step training took (collection, training, its evaluations)."""
 
+    # Optional: ``check(self, cfg: Config, spec: EnvSpec) -> None`` -- the method's checks of
+    # the config against the env (e.g. pixel settings on a vector env), raising ``UserError``
+    # before any work starts.
+
 
 REGISTRY: dict[str, Method] = {}
 
