@@ -1,0 +1,160 @@
+"""``--method dreamer``: a DreamerV3-class agent (Hafner et al. 2023). A recurrent
+state-space world model (``models/rssm.py``) learns continuously from a replay of every real
+step (``data/replay.py``); the actor-critic learns only in imagination
+(``training/dreamer.py``). Its config is the ``dreamer:`` section below."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import ClassVar
+
+from worldmodels.config import Config
+from worldmodels.config.schema import register_section
+from worldmodels.data.replay import step_bytes
+from worldmodels.envs import EnvSpec
+from worldmodels.errors import UserError
+from worldmodels.methods.base import Context, PolicyFactory, register
+from worldmodels.methods.stages import agent_steps, require_agent_resume, timed
+from worldmodels.training.dreamer import (
+    NS,
+    DreamerPolicy,
+    load_dreamer,
+    obs_dtype,
+    replay_steps,
+    train_dreamer,
+)
+
+
+@register_section("dreamer")
+@dataclass
+class DreamerConfig:
+    """``--method dreamer``: DreamerV3's world model and imagination actor-critic. Defaults are
+    DreamerV3's where the CPU allows; the env presets size them."""
+
+    MUTABLE: ClassVar[tuple[str, ...]] = (
+        "total_steps", "target_return", "stop_window", "replay_memory_gb", "bf16",
+    )  # fmt: skip
+    total_steps: int = 100_000
+    """Real env steps of training (random pre-fill included)."""
+    prefill: int = 1000
+    """Random-action steps before the agent acts and learning starts."""
+    train_ratio: float = 512.0
+    """Replayed steps trained on per real step (updates = steps x ratio / (batch x seq_len))."""
+    batch_size: int = 16
+    seq_len: int = 64
+    """Length T of the replayed windows."""
+    encoder: str = "auto"
+    """``auto`` (CNN for pixels, MLP for vectors), ``mlp`` or ``cnn``."""
+    deter: int = 256
+    """Size of the GRU's deterministic state h."""
+    groups: int = 16
+    """Categorical variables of the stochastic state z."""
+    classes: int = 16
+    """Classes of each categorical variable."""
+    hidden: int = 256
+    layers: int = 2
+    """Hidden layers of the MLPs (encoder, decoder, heads, actor, critic)."""
+    cnn_depth: int = 16
+    bins: int = 255
+    """Two-hot bins of the reward head and the critic (symlog-spaced from -20 to 20)."""
+    unimix: float = 0.01
+    free_nats: float = 1.0
+    dyn_scale: float = 0.5
+    rep_scale: float = 0.1
+    model_lr: float = 1e-4
+    actor_lr: float = 3e-5
+    critic_lr: float = 3e-5
+    model_clip: float = 1000.0
+    ac_clip: float = 100.0
+    horizon: int = 15
+    """Imagined steps from every replayed posterior state."""
+    gamma: float = 0.997
+    lam: float = 0.95
+    entropy: float = 3e-4
+    """Actor entropy bonus."""
+    slow_critic_tau: float = 0.02
+    slow_reg: float = 1.0
+    """Weight of the critic's regulariser towards its slow EMA copy."""
+    return_decay: float = 0.99
+    replay_capacity: int = 5_000_000
+    """Steps the replay holds (capped at total_steps: a run never needs more)."""
+    replay_memory_gb: float = 16.0
+    """RAM the replay may take; a larger one is refused at start."""
+    target_return: float | None = None
+    """Stop once the mean of the last ``stop_window`` episodes reaches it (None: the env's
+    reward threshold)."""
+    stop_window: int = 10
+    bf16: bool = True
+    """bf16 autocast on CUDA (ignored on CPU)."""
+
+    def check(self) -> None:
+        checks = [
+            (self.total_steps >= 1 and self.prefill >= 0, "dreamer.total_steps must be >= 1"),
+            (self.train_ratio > 0, "dreamer.train_ratio must be > 0"),
+            (min(self.batch_size, self.seq_len, self.horizon) >= 1,
+             "dreamer.batch_size, seq_len and horizon must be >= 1"),
+            (min(self.deter, self.groups, self.hidden, self.cnn_depth) >= 1 and self.classes >= 2,
+             "dreamer.deter, groups, hidden, cnn_depth must be >= 1 and classes >= 2"),
+            (self.bins >= 2, "dreamer.bins must be >= 2"),
+            (0 <= self.unimix < 1, "dreamer.unimix must be in [0, 1)"),
+            (0 < self.gamma <= 1 and 0 <= self.lam <= 1, "dreamer.gamma in (0, 1], lam in [0, 1]"),
+            (0 < self.slow_critic_tau <= 1, "dreamer.slow_critic_tau must be in (0, 1]"),
+            (self.encoder in ("auto", "mlp", "cnn"), "dreamer.encoder must be auto, mlp or cnn"),
+            (self.stop_window >= 1, "dreamer.stop_window must be >= 1"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+
+
+@register
+class DreamerMethod:
+    name = "dreamer"
+    summary = "DreamerV3-class: RSSM world model from replay, actor-critic in imagination"
+    sections = ("dreamer",)
+    artifacts = (f"{NS}/last", f"{NS}/best")
+    epochs_key = None
+    agent = None
+
+    def check(self, cfg: Config, spec: EnvSpec) -> None:
+        dc: DreamerConfig = cfg.section("dreamer")
+        pixels = spec.obs_kind == "pixels"
+        if dc.encoder == "cnn" and not pixels:
+            raise UserError(
+                f"dreamer.encoder=cnn needs pixel observations but {spec.env_id} has vectors "
+                f"{spec.obs_shape}; use dreamer.encoder=mlp (or auto)"
+            )
+        if dc.encoder == "mlp" and pixels:
+            raise UserError(
+                f"dreamer.encoder=mlp needs vector observations but {spec.env_id} has frames "
+                f"{spec.obs_shape}; use dreamer.encoder=cnn (or auto)"
+            )
+        if pixels and tuple(spec.obs_shape[:2]) != (64, 64):
+            raise UserError(
+                f"dreamer's CNN needs 64x64 frames, {spec.env_id} gives {spec.obs_shape}; set "
+                f"env.image_size=64"
+            )
+        steps = replay_steps(dc, spec)
+        need = steps * step_bytes(spec.obs_shape, obs_dtype(spec), spec.action_dim) / 2**30
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+        if need > min(dc.replay_memory_gb, ram):
+            raise UserError(
+                f"dreamer's replay of {steps:,} steps needs {need:.1f} GiB, more than "
+                f"dreamer.replay_memory_gb={dc.replay_memory_gb:g} or this machine's "
+                f"{ram:.1f} GiB; lower dreamer.replay_capacity or dreamer.total_steps"
+            )
+
+    def train(self, ctx: Context, skip: set[str]) -> None:
+        if "controller" in skip:
+            return
+        require_agent_resume(ctx, NS)
+        with timed(ctx, NS):
+            train_dreamer(ctx.run, ctx.cfg, ctx.spec, ctx.device, ctx.writer, ctx.progress)
+
+    def policy(self, ctx: Context) -> PolicyFactory:
+        agent = load_dreamer(ctx.run, ctx.cfg, ctx.spec, ctx.device, "best")
+        return lambda n: DreamerPolicy(agent)
+
+    def real_env_steps(self, ctx: Context) -> int:
+        return agent_steps(ctx, NS)

@@ -1,0 +1,319 @@
+"""A DreamerV3-class world model (Hafner et al. 2023): a recurrent state-space model (RSSM)
+with a deterministic GRU state h and a stochastic state z of ``groups`` categorical variables
+of ``classes`` classes each, an encoder / decoder (MLP on symlog vectors, CNN on 64x64
+frames), a reward head (two-hot cross-entropy over symlog-spaced bins, zero-initialised) and
+a continue head (Bernoulli).
+
+Sequence layout (the one DreamerV3 replays): step t holds the observation o_t, the action
+a_{t-1} that led to it, the reward r_{t-1} received on the way, ``is_first`` (o_t starts an
+episode: the state is reset) and ``is_terminal`` (o_t is terminal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def symlog(x: Tensor) -> Tensor:
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
+def symexp(x: Tensor) -> Tensor:
+    return torch.sign(x) * torch.expm1(x.abs())
+
+
+class TwoHot(nn.Module):
+    """A scalar as a distribution over ``bins`` bins evenly spaced in symlog space: targets
+    are two-hot (the two nearest bins, weighted by distance), the prediction is the
+    probability-weighted bin, mapped back with symexp."""
+
+    def __init__(self, bins: int = 255, low: float = -20.0, high: float = 20.0):
+        super().__init__()
+        self.register_buffer("edges", torch.linspace(low, high, bins))
+
+    def target(self, y: Tensor) -> Tensor:
+        """[...] raw values -> [..., bins] two-hot weights."""
+        edges: Tensor = self.edges  # type: ignore[assignment]
+        x = symlog(y).clamp(edges[0], edges[-1])
+        above = torch.bucketize(x, edges).clamp(1, len(edges) - 1)
+        below = above - 1
+        w_above = (x - edges[below]) / (edges[above] - edges[below])
+        out = torch.zeros(*x.shape, len(edges), device=x.device, dtype=x.dtype)
+        out.scatter_(-1, below.unsqueeze(-1), (1 - w_above).unsqueeze(-1))
+        out.scatter_add_(-1, above.unsqueeze(-1), w_above.unsqueeze(-1))
+        return out
+
+    def loss(self, logits: Tensor, y: Tensor) -> Tensor:
+        """Cross-entropy of the logits against y's two-hot target, [...]."""
+        return -(self.target(y) * F.log_softmax(logits, -1)).sum(-1)
+
+    def mean(self, logits: Tensor) -> Tensor:
+        return symexp((F.softmax(logits, -1) * self.edges).sum(-1))
+
+
+def mlp(inp: int, hidden: int, layers: int, out: int | None = None) -> nn.Sequential:
+    """``layers`` x (Linear, LayerNorm, SiLU), then a Linear to ``out`` if given."""
+    mods: list[nn.Module] = []
+    for i in range(layers):
+        mods += [nn.Linear(inp if i == 0 else hidden, hidden), nn.LayerNorm(hidden), nn.SiLU()]
+    if out is not None:
+        mods.append(nn.Linear(hidden if layers else inp, out))
+    return nn.Sequential(*mods)
+
+
+class VectorCodec(nn.Module):
+    """MLP encoder of symlog(obs) and MLP decoder predicting symlog(obs) (symlog-MSE)."""
+
+    def __init__(self, obs_dim: int, feat_dim: int, hidden: int, layers: int):
+        super().__init__()
+        self.encoder = mlp(obs_dim, hidden, layers)
+        self.decoder = mlp(feat_dim, hidden, layers, obs_dim)
+        self.embed_dim = hidden
+
+    def encode(self, obs: Tensor) -> Tensor:
+        return self.encoder(symlog(obs.float()))
+
+    def recon_loss(self, feat: Tensor, obs: Tensor) -> Tensor:
+        return ((self.decoder(feat) - symlog(obs.float())) ** 2).sum(-1)
+
+    def decode(self, feat: Tensor) -> Tensor:
+        return symexp(self.decoder(feat))
+
+
+class PixelCodec(nn.Module):
+    """CNN encoder of 64x64 RGB frames (4 stride-2 convs, depth d..8d) and a transposed-CNN
+    decoder, MSE on pixels in [-0.5, 0.5]."""
+
+    def __init__(self, channels: int, feat_dim: int, depth: int):
+        super().__init__()
+        d = depth
+        self.encoder = nn.Sequential(
+            *self._block(channels, d),
+            *self._block(d, 2 * d),
+            *self._block(2 * d, 4 * d),
+            *self._block(4 * d, 8 * d),
+            nn.Flatten(),
+        )
+        self.embed_dim = 8 * d * 4 * 4
+        self.depth = d
+        self.from_feat = nn.Linear(feat_dim, self.embed_dim)
+        self.decoder = nn.Sequential(
+            *self._block(8 * d, 4 * d, up=True),
+            *self._block(4 * d, 2 * d, up=True),
+            *self._block(2 * d, d, up=True),
+            nn.ConvTranspose2d(d, channels, 4, 2, 1),
+        )
+
+    @staticmethod
+    def _block(inp: int, out: int, up: bool = False) -> list[nn.Module]:
+        conv = nn.ConvTranspose2d if up else nn.Conv2d
+        return [conv(inp, out, 4, 2, 1), nn.GroupNorm(1, out), nn.SiLU()]
+
+    @staticmethod
+    def _pixels(obs: Tensor) -> Tensor:
+        """[..., H, W, C] uint8 -> [N, C, H, W] in [-0.5, 0.5]."""
+        return obs.reshape(-1, *obs.shape[-3:]).permute(0, 3, 1, 2).float() / 255.0 - 0.5
+
+    def encode(self, obs: Tensor) -> Tensor:
+        return self.encoder(self._pixels(obs)).reshape(*obs.shape[:-3], self.embed_dim)
+
+    def _decode(self, feat: Tensor) -> Tensor:
+        x = self.from_feat(feat.reshape(-1, feat.shape[-1]))
+        return self.decoder(x.reshape(-1, 8 * self.depth, 4, 4))
+
+    def recon_loss(self, feat: Tensor, obs: Tensor) -> Tensor:
+        err = (self._decode(feat) - self._pixels(obs)) ** 2
+        return err.flatten(1).sum(-1).reshape(feat.shape[:-1])
+
+    def decode(self, feat: Tensor) -> Tensor:
+        x = (self._decode(feat) + 0.5).clamp(0, 1) * 255
+        return x.round().to(torch.uint8).permute(0, 2, 3, 1).reshape(*feat.shape[:-1], -1)
+
+
+@dataclass
+class RssmState:
+    """h: [N, deter]; z: [N, groups * classes] (one-hot samples, straight-through)."""
+
+    h: Tensor
+    z: Tensor
+
+    def feat(self) -> Tensor:
+        return torch.cat([self.h, self.z], -1)
+
+    def detach(self) -> RssmState:
+        return RssmState(self.h.detach(), self.z.detach())
+
+
+class Rssm(nn.Module):
+    """h_t = GRU(h_{t-1}, [z_{t-1}, a_{t-1}]); prior p(z_t | h_t); posterior q(z_t | h_t, e_t)."""
+
+    def __init__(
+        self,
+        embed_dim: int,
+        action_dim: int,
+        deter: int,
+        groups: int,
+        classes: int,
+        hidden: int,
+        unimix: float = 0.01,
+    ):
+        super().__init__()
+        self.deter, self.groups, self.classes, self.unimix = deter, groups, classes, unimix
+        self.stoch = groups * classes
+        self.img_in = mlp(self.stoch + action_dim, hidden, 1)
+        self.gru = nn.GRUCell(hidden, deter)
+        self.prior_net = mlp(deter, hidden, 1, self.stoch)
+        self.post_net = mlp(deter + embed_dim, hidden, 1, self.stoch)
+
+    def initial(self, n: int, device: torch.device) -> RssmState:
+        return RssmState(
+            torch.zeros(n, self.deter, device=device), torch.zeros(n, self.stoch, device=device)
+        )
+
+    def probs(self, logits: Tensor) -> Tensor:
+        """[N, groups * classes] logits -> [N, groups, classes] probabilities, 1% uniform mix."""
+        p = F.softmax(logits.reshape(*logits.shape[:-1], self.groups, self.classes), -1)
+        return (1 - self.unimix) * p + self.unimix / self.classes
+
+    def sample(self, logits: Tensor, mode: bool = False) -> Tensor:
+        """A one-hot per group with straight-through gradients, flattened."""
+        p = self.probs(logits)
+        if mode:
+            idx = p.argmax(-1)
+        else:
+            idx = torch.multinomial(p.reshape(-1, self.classes), 1).reshape(p.shape[:-1])
+        onehot = F.one_hot(idx, self.classes).to(p.dtype)
+        return (onehot + p - p.detach()).flatten(-2)
+
+    def _deter(self, state: RssmState, action: Tensor) -> Tensor:
+        return self.gru(self.img_in(torch.cat([state.z, action], -1)), state.h)
+
+    def img_step(self, state: RssmState, action: Tensor) -> tuple[RssmState, Tensor]:
+        """One step of the prior (imagination) -> (state, prior logits)."""
+        h = self._deter(state, action)
+        logits = self.prior_net(h)
+        return RssmState(h, self.sample(logits)), logits
+
+    def obs_step(
+        self, state: RssmState, action: Tensor, embed: Tensor, is_first: Tensor, mode: bool = False
+    ) -> tuple[RssmState, Tensor, Tensor]:
+        """One filtering step -> (posterior state, posterior logits, prior logits). Where
+        ``is_first``, the previous state and action are reset to zero."""
+        keep = (~is_first).float().unsqueeze(-1)
+        state = RssmState(state.h * keep, state.z * keep)
+        h = self._deter(state, action * keep)
+        prior_logits = self.prior_net(h)
+        post_logits = self.post_net(torch.cat([h, embed], -1))
+        return RssmState(h, self.sample(post_logits, mode)), post_logits, prior_logits
+
+    def observe(
+        self, embed: Tensor, actions: Tensor, is_first: Tensor, state: RssmState
+    ) -> tuple[RssmState, Tensor, Tensor]:
+        """Filter [B, T] sequences -> (states [B, T, ...], posterior and prior logits)."""
+        hs, zs, posts, priors = [], [], [], []
+        for t in range(embed.shape[1]):
+            state, post, prior = self.obs_step(state, actions[:, t], embed[:, t], is_first[:, t])
+            hs.append(state.h)
+            zs.append(state.z)
+            posts.append(post)
+            priors.append(prior)
+        stack = lambda xs: torch.stack(xs, 1)  # noqa: E731
+        return RssmState(stack(hs), stack(zs)), stack(posts), stack(priors)
+
+    def kl(self, lhs_logits: Tensor, rhs_logits: Tensor) -> Tensor:
+        """KL(lhs || rhs), summed over the groups, [...]."""
+        p, q = self.probs(lhs_logits), self.probs(rhs_logits)
+        return (p * (p.log() - q.log())).sum((-2, -1))
+
+
+DEFAULT_SCALES = {"dec": 1.0, "rew": 1.0, "cont": 1.0, "dyn": 0.5, "rep": 0.1}
+"""The world-model loss parts and their weights (DreamerV3's; the keys are the loss dict's)."""
+
+
+@dataclass
+class WorldModelLoss:
+    total: Tensor
+    parts: dict[str, Tensor]
+    states: RssmState
+    """The posterior states of the batch, [B, T, ...] (imagination starts here)."""
+
+
+class DreamerWorldModel(nn.Module):
+    """Encoder + RSSM + decoder + reward and continue heads, one loss."""
+
+    def __init__(
+        self,
+        obs_shape: tuple[int, ...],
+        pixels: bool,
+        action_dim: int,
+        deter: int = 256,
+        groups: int = 16,
+        classes: int = 16,
+        hidden: int = 256,
+        layers: int = 2,
+        cnn_depth: int = 16,
+        bins: int = 255,
+        unimix: float = 0.01,
+        free_nats: float = 1.0,
+        loss_scales: dict[str, float] | None = None,
+    ):
+        super().__init__()
+        self.kwargs: dict[str, Any] = {
+            k: v for k, v in locals().items() if k not in ("self", "__class__")
+        }
+        feat_dim = deter + groups * classes
+        self.codec: VectorCodec | PixelCodec = (
+            PixelCodec(obs_shape[-1], feat_dim, cnn_depth)
+            if pixels
+            else VectorCodec(int(obs_shape[0]), feat_dim, hidden, layers)
+        )
+        self.rssm = Rssm(self.codec.embed_dim, action_dim, deter, groups, classes, hidden, unimix)
+        self.reward = mlp(feat_dim, hidden, layers, bins)
+        self.cont = mlp(feat_dim, hidden, layers, 1)
+        for head in (self.reward[-1],):  # zero-initialised output: predicts 0 at first
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+        self.twohot = TwoHot(bins)
+        self.feat_dim, self.free_nats = feat_dim, free_nats
+        self.scales = dict(loss_scales or DEFAULT_SCALES)
+        if set(self.scales) != set(DEFAULT_SCALES):
+            raise ValueError(
+                f"loss scales {sorted(self.scales)} != losses {sorted(DEFAULT_SCALES)}"
+            )
+
+    def reward_mean(self, feat: Tensor) -> Tensor:
+        return self.twohot.mean(self.reward(feat))
+
+    def cont_prob(self, feat: Tensor) -> Tensor:
+        return torch.sigmoid(self.cont(feat).squeeze(-1))
+
+    def loss(self, batch: dict[str, Tensor]) -> WorldModelLoss:
+        """The world-model loss of a [B, T] batch (keys obs, action, reward, is_first,
+        is_terminal), each part averaged over B and T."""
+        embed = self.codec.encode(batch["obs"])
+        b = embed.shape[0]
+        start = self.rssm.initial(b, embed.device)
+        states, post, prior = self.rssm.observe(embed, batch["action"], batch["is_first"], start)
+        feat = states.feat()
+        rssm = self.rssm
+        dyn = rssm.kl(post.detach(), prior).clamp(min=self.free_nats)
+        rep = rssm.kl(post, prior.detach()).clamp(min=self.free_nats)
+        cont_target = 1.0 - batch["is_terminal"].float()
+        parts = {
+            "dec": self.codec.recon_loss(feat, batch["obs"]),
+            "rew": self.twohot.loss(self.reward(feat), batch["reward"]),
+            "cont": F.binary_cross_entropy_with_logits(
+                self.cont(feat).squeeze(-1), cont_target, reduction="none"
+            ),
+            "dyn": dyn,
+            "rep": rep,
+        }
+        means = {k: v.mean() for k, v in parts.items()}
+        total = sum(self.scales[k] * v for k, v in means.items())
+        means["kl"] = rssm.kl(post, prior).mean().detach()
+        return WorldModelLoss(total, means, states)  # type: ignore[arg-type]

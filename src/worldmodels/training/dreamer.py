@@ -1,0 +1,498 @@
+"""DreamerV3-class training: the world model learns continuously from a replay of all real
+experience, and an actor-critic learns only from trajectories the world model imagines.
+
+One loop, top to bottom: act in the real env (random until ``prefill`` steps), add each step to
+the replay, and -- ``train_ratio`` replayed steps per real step -- update the world model on a
+replayed batch, imagine ``horizon`` steps from every posterior state of that batch, and update
+the actor and the critic on the imagined λ-returns. At every episode end: the episode goes to
+the store (atomically), the score / curve / best rule runs, and ``dreamer/last`` is saved with
+everything a resume needs, so a kill loses at most the episode in progress.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from collections import deque
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from worldmodels.data.replay import SequenceReplay
+from worldmodels.data.store import Episode, EpisodeStore
+from worldmodels.envs import EnvSpec, action_to_env, make_env, random_action
+from worldmodels.errors import TrainingDivergedError
+from worldmodels.models.rssm import DreamerWorldModel, RssmState, TwoHot, mlp
+from worldmodels.rl.returns import td_lambda
+from worldmodels.runs import RunDir, model_payload, np_rng_state, restore_np_rng
+from worldmodels.training.scoring import curve_point, judged_score, reached
+
+NS = "dreamer"
+
+
+def replay_steps(dc: Any, spec: EnvSpec) -> int:
+    """The replay's capacity: ``replay_capacity``, capped at what ``total_steps`` can fill
+    (each episode stores its first observation too: one step more per episode)."""
+    longest = spec.max_episode_steps or 1000
+    return min(dc.replay_capacity, 2 * dc.total_steps + 2 * longest)
+
+
+def obs_dtype(spec: EnvSpec) -> np.dtype:
+    return np.dtype(np.uint8 if spec.obs_kind == "pixels" else np.float32)
+
+
+class Actor(nn.Module):
+    """pi(a | s): categorical with a 1% uniform mix (discrete), or a Gaussian with a tanh mean
+    and a std in [min_std, max_std] (continuous, actions clipped to [-1, 1])."""
+
+    def __init__(
+        self, feat_dim: int, action_dim: int, discrete: bool, hidden: int, layers: int,
+        unimix: float = 0.01, min_std: float = 0.1, max_std: float = 1.0,
+    ):  # fmt: skip
+        super().__init__()
+        self.discrete, self.action_dim, self.unimix = discrete, action_dim, unimix
+        self.min_std, self.max_std = min_std, max_std
+        self.net = mlp(feat_dim, hidden, layers, action_dim if discrete else 2 * action_dim)
+
+    def dist(self, feat: Tensor) -> torch.distributions.Distribution:
+        out = self.net(feat)
+        if self.discrete:
+            probs = (1 - self.unimix) * F.softmax(out, -1) + self.unimix / self.action_dim
+            return torch.distributions.Categorical(probs=probs)
+        mean, std = out.chunk(2, -1)
+        std = (self.max_std - self.min_std) * torch.sigmoid(std + 2.0) + self.min_std
+        return torch.distributions.Independent(torch.distributions.Normal(torch.tanh(mean), std), 1)
+
+    def features(self, action: Tensor) -> Tensor:
+        """A sampled action as the world model's input (one-hot, or clipped to [-1, 1])."""
+        if self.discrete:
+            return F.one_hot(action.long(), self.action_dim).float()
+        return action.clamp(-1, 1)
+
+    def act(self, feat: Tensor, mode: bool) -> Tensor:
+        d = self.dist(feat)
+        if mode:
+            return d.probs.argmax(-1) if self.discrete else d.mean  # type: ignore[attr-defined]
+        return d.sample()
+
+
+class ReturnScale:
+    """EMA of the 5th and 95th percentiles of the λ-returns; advantages are divided by their
+    range where it exceeds 1 (small returns are not scaled up)."""
+
+    def __init__(self, decay: float = 0.99):
+        self.decay, self.lo, self.hi = decay, 0.0, 0.0
+        self.started = False
+
+    def update(self, returns: Tensor) -> float:
+        q = torch.quantile(returns.detach().float().flatten(), torch.tensor([0.05, 0.95]))
+        lo, hi = float(q[0]), float(q[1])
+        if not self.started:
+            self.lo, self.hi, self.started = lo, hi, True
+        else:
+            self.lo = self.decay * self.lo + (1 - self.decay) * lo
+            self.hi = self.decay * self.hi + (1 - self.decay) * hi
+        return max(1.0, self.hi - self.lo)
+
+    def state(self) -> dict[str, Any]:
+        return {"lo": self.lo, "hi": self.hi, "started": self.started}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.lo, self.hi, self.started = state["lo"], state["hi"], state["started"]
+
+
+@dataclass
+class DreamerProgress:
+    """The loop's counters, saved in ``dreamer/last``."""
+
+    episodes: int = 0
+    iteration: int = 0
+    """Episodes finished (the name every agent's progress shares)."""
+    agent_steps: int = 0
+    """Steps the agent took (one per action; the train ratio counts these)."""
+    env_steps: int = 0
+    """Real env steps (frame skip counts every frame)."""
+    eval_steps: int = 0
+    updates: int = 0
+    credit: float = 0.0
+    """Updates owed by the train ratio, not yet made."""
+    best_score: float = -math.inf
+    recent: list[float] = field(default_factory=list)
+    real_env_steps: int = 0
+    complete: bool = False
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DreamerProgress:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+class Dreamer:
+    """The world model, actor, critic, slow critic, their optimisers and the return scale."""
+
+    def __init__(self, dc: Any, spec: EnvSpec, device: torch.device):
+        self.dc, self.spec, self.device = dc, spec, device
+        discrete = spec.action_kind == "discrete"
+        self.action_dim = spec.action_dim
+        self.wm = DreamerWorldModel(
+            spec.obs_shape, spec.obs_kind == "pixels", spec.action_dim, dc.deter, dc.groups,
+            dc.classes, dc.hidden, dc.layers, dc.cnn_depth, dc.bins, dc.unimix, dc.free_nats,
+            {"dec": 1.0, "rew": 1.0, "cont": 1.0, "dyn": dc.dyn_scale, "rep": dc.rep_scale},
+        ).to(device)  # fmt: skip
+        feat = self.wm.feat_dim
+        self.actor = Actor(feat, spec.action_dim, discrete, dc.hidden, dc.layers, dc.unimix).to(
+            device
+        )
+        self.critic = mlp(feat, dc.hidden, dc.layers, dc.bins).to(device)
+        nn.init.zeros_(self.critic[-1].weight)
+        nn.init.zeros_(self.critic[-1].bias)
+        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.twohot = TwoHot(dc.bins).to(device)
+        self.opts = {
+            "model": torch.optim.Adam(self.wm.parameters(), dc.model_lr, eps=1e-8),
+            "actor": torch.optim.Adam(self.actor.parameters(), dc.actor_lr, eps=1e-5),
+            "critic": torch.optim.Adam(self.critic.parameters(), dc.critic_lr, eps=1e-5),
+        }
+        self.scale = ReturnScale(dc.return_decay)
+        bf16 = dc.bf16 and device.type == "cuda"
+        self.autocast = (
+            (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else nullcontext
+        )
+
+    # -- acting -------------------------------------------------------------------------------
+    def initial(self, n: int) -> tuple[RssmState, Tensor]:
+        return self.wm.rssm.initial(n, self.device), torch.zeros(
+            n, self.action_dim, device=self.device
+        )
+
+    @torch.no_grad()
+    def act(
+        self, obs: np.ndarray, state: tuple[RssmState, Tensor], first: np.ndarray, mode: bool
+    ) -> tuple[np.ndarray, tuple[RssmState, Tensor]]:
+        """Filter one observation per env and pick actions -> (env actions, new state)."""
+        rssm_state, prev = state
+        embed = self.wm.codec.encode(torch.as_tensor(obs, device=self.device))
+        is_first = torch.as_tensor(first, device=self.device)
+        rssm_state, _, _ = self.wm.rssm.obs_step(rssm_state, prev, embed, is_first, mode)
+        action = self.actor.act(rssm_state.feat(), mode)
+        return self.to_env(action), (rssm_state, self.actor.features(action))
+
+    def to_env(self, action: Tensor) -> np.ndarray:
+        a = action.cpu().numpy()
+        if self.spec.action_kind == "discrete":
+            return a.astype(np.int64)
+        low, high = np.asarray(self.spec.action_low), np.asarray(self.spec.action_high)
+        return (low + (np.clip(a, -1, 1) + 1) / 2 * (high - low)).astype(np.float32)
+
+    def action_features(self, env_actions: np.ndarray) -> np.ndarray:
+        """Stored env actions -> the model's action inputs (one-hot, or scaled to [-1, 1])."""
+        if self.spec.action_kind == "discrete":
+            return np.eye(self.action_dim, dtype=np.float32)[np.asarray(env_actions, np.int64)]
+        low, high = np.asarray(self.spec.action_low), np.asarray(self.spec.action_high)
+        return (2 * (np.asarray(env_actions) - low) / (high - low) - 1).astype(np.float32)
+
+    # -- learning -----------------------------------------------------------------------------
+    def update(self, batch: dict[str, np.ndarray], step: int) -> dict[str, float]:
+        """One gradient step of the world model, then of the actor and critic in imagination."""
+        data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
+        with self.autocast():
+            wm_loss = self.wm.loss(data)
+        _check_finite({f"model/{k}": v for k, v in wm_loss.parts.items()}, step)
+        self._step("model", wm_loss.total, self.wm, self.dc.model_clip)
+        starts = wm_loss.states.detach()
+        flat = RssmState(
+            starts.h.reshape(-1, starts.h.shape[-1]), starts.z.reshape(-1, starts.z.shape[-1])
+        )
+        cont0 = 1.0 - data["is_terminal"].float().reshape(-1)
+        with self.autocast():
+            ac = self._actor_critic_losses(flat, cont0)
+        _check_finite({k: v for k, v in ac.items() if k in ("actor_loss", "critic_loss")}, step)
+        self._step("actor", ac["actor_loss"], self.actor, self.dc.ac_clip)
+        self._step("critic", ac["critic_loss"], self.critic, self.dc.ac_clip)
+        with torch.no_grad():
+            for slow, fast in zip(
+                self.slow_critic.parameters(), self.critic.parameters(), strict=True
+            ):
+                slow.lerp_(fast, self.dc.slow_critic_tau)
+        out = {f"model_{k}": float(v) for k, v in wm_loss.parts.items()}
+        out["model_loss"] = float(wm_loss.total)
+        out.update({k: float(v) for k, v in ac.items()})
+        return out
+
+    def _step(self, name: str, loss: Tensor, module: nn.Module, clip: float) -> None:
+        opt = self.opts[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(module.parameters(), clip)
+        opt.step()
+
+    def imagine(self, start: RssmState) -> tuple[Tensor, Tensor]:
+        """``horizon`` prior steps of the actor from every start, batched -> (features
+        [N, H+1, F], actions [N, H, ...] as sampled)."""
+        feats, actions = [start.feat()], []
+        state = start
+        with torch.no_grad():
+            for _ in range(self.dc.horizon):
+                action = self.actor.act(state.feat(), mode=False)
+                state, _ = self.wm.rssm.img_step(state, self.actor.features(action))
+                feats.append(state.feat())
+                actions.append(action)
+        return torch.stack(feats, 1), torch.stack(actions, 1)
+
+    def _actor_critic_losses(self, start: RssmState, cont0: Tensor) -> dict[str, Tensor]:
+        dc = self.dc
+        feat, actions = self.imagine(start)
+        with torch.no_grad():
+            reward = self.wm.reward_mean(feat[:, 1:])
+            cont = self.wm.cont_prob(feat[:, 1:])
+            value = self.twohot.mean(self.critic(feat))
+            slow = self.twohot.mean(self.slow_critic(feat[:, :-1]))
+            ret = td_lambda(
+                reward, value[:, 1:], 1.0 - cont, torch.zeros_like(cont), dc.gamma, dc.lam
+            )
+            weight = torch.cumprod(torch.cat([cont0[:, None], cont[:, :-1]], 1), 1)
+            scale = self.scale.update(ret)
+            adv = (ret - value[:, :-1]) / scale
+        dist = self.actor.dist(feat[:, :-1])
+        logp = dist.log_prob(actions)
+        entropy = dist.entropy()
+        actor_loss = -(weight * (logp * adv + dc.entropy * entropy)).mean()
+        logits = self.critic(feat[:, :-1])
+        critic_loss = (
+            weight * (self.twohot.loss(logits, ret) + dc.slow_reg * self.twohot.loss(logits, slow))
+        ).mean()
+        return {
+            "actor_loss": actor_loss,
+            "critic_loss": critic_loss,
+            "actor_entropy": entropy.mean().detach(),
+            "imagined_return": ret.mean(),
+            "return_scale": torch.tensor(scale),
+            "imagined_reward": reward.mean(),
+        }
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "world": model_payload("dreamer_world", self.wm.kwargs, self.wm),
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "slow_critic": self.slow_critic.state_dict(),
+        }
+
+    def training_state(self) -> dict[str, Any]:
+        return {
+            "optimizers": {k: o.state_dict() for k, o in self.opts.items()},
+            "return_scale": self.scale.state(),
+        }
+
+    def load(self, payload: dict[str, Any]) -> None:
+        self.wm.load_state_dict(payload["world"]["state_dict"])
+        self.actor.load_state_dict(payload["actor"])
+        self.critic.load_state_dict(payload["critic"])
+        self.slow_critic.load_state_dict(payload["slow_critic"])
+        if "optimizers" in payload:
+            for k, o in self.opts.items():
+                o.load_state_dict(payload["optimizers"][k])
+            self.scale.load(payload["return_scale"])
+
+
+def _check_finite(losses: dict[str, Tensor], step: int) -> None:
+    for name, value in losses.items():
+        if not torch.isfinite(value).all():
+            raise TrainingDivergedError(
+                f"dreamer: loss {name} became {float(value)} at update {step}; the last good "
+                f"checkpoint (dreamer/last) was kept: lower the learning rates and --resume"
+            )
+
+
+class DreamerPolicy:
+    """A trained Dreamer acting in n real envs (the ``Policy`` protocol); ``mode``: the
+    actor's most likely action and the posterior's most likely state."""
+
+    def __init__(self, agent: Dreamer, mode: bool = True):
+        self.agent, self.mode = agent, mode
+
+    def reset(self, n: int) -> Any:
+        return (*self.agent.initial(n), True)
+
+    def act(self, obs: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        rssm_state, prev, first = state
+        flags = np.full(len(obs), first, dtype=bool)
+        action, (rssm_state, prev) = self.agent.act(obs, (rssm_state, prev), flags, self.mode)
+        return action, (rssm_state, prev, False)
+
+
+def rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": np_rng_state(rng)}
+
+
+def train_dreamer(
+    run: RunDir, cfg: Any, spec: EnvSpec, device: torch.device, writer: Any, progress: bool
+) -> DreamerProgress:
+    """Train until ``dreamer.total_steps`` real env steps or the target; resumable."""
+    dc = cfg.section("dreamer")
+    target = dc.target_return if dc.target_return is not None else spec.reward_threshold
+    torch.manual_seed(cfg.seed)
+    agent = Dreamer(dc, spec, device)
+    rng = np.random.default_rng(cfg.seed)
+    prog = DreamerProgress()
+    store = EpisodeStore(run.episodes)
+    store.clean_partial()
+    if run.has(f"{NS}/last"):
+        last = run.load(f"{NS}/last")
+        prog = DreamerProgress.from_dict(last["progress"])
+        if prog.complete:
+            return prog
+        agent.load(last)
+        torch.set_rng_state(last["rng"]["torch"])
+        restore_np_rng(rng, last["rng"]["numpy"])
+    replay = SequenceReplay(
+        replay_steps(dc, spec), spec.obs_shape, obs_dtype(spec), spec.action_dim
+    )
+    prog = _rebuild(replay, store, agent, prog)
+    recent: deque[float] = deque(prog.recent, maxlen=dc.stop_window)
+    env = make_env(cfg.env)
+    bar = tqdm(total=dc.total_steps, initial=prog.env_steps, desc=NS, disable=not progress)
+    t_start, steps_start = time.time(), prog.env_steps
+    try:
+        while prog.env_steps < dc.total_steps and not prog.complete:
+            episode, stats = _episode(env, agent, replay, rng, cfg, prog)
+            store.write(prog.episodes, episode)
+            prog.episodes += 1
+            prog.iteration = prog.episodes
+            recent.append(float(episode.meta["return"]))
+            prog.recent = list(recent)
+            prog.real_env_steps = prog.env_steps + prog.eval_steps
+            score = judged_score(None, recent, dc.stop_window)
+            improved = score > prog.best_score
+            prog.best_score = max(prog.best_score, score)
+            prog.complete = prog.env_steps >= dc.total_steps or reached(score, target)
+            point = curve_point(None, recent)
+            if point is not None:
+                run.log_curve(prog.real_env_steps, point)
+            if improved or not run.has(f"{NS}/best"):
+                run.save(f"{NS}/best", _payload(agent, spec, prog, rng, training=False))
+            run.save(f"{NS}/last", _payload(agent, spec, prog, rng, training=True))
+            _log(
+                writer,
+                prog,
+                stats,
+                recent,
+                (prog.env_steps - steps_start) / max(time.time() - t_start, 1e-9),
+            )
+            bar.update(prog.env_steps - bar.n)
+            bar.set_postfix(ret=f"{np.mean(recent):.1f}", updates=prog.updates)
+    finally:
+        bar.close()
+        env.close()
+    return prog
+
+
+def _rebuild(
+    replay: SequenceReplay, store: EpisodeStore, agent: Dreamer, prog: DreamerProgress
+) -> DreamerProgress:
+    """Fill the replay from the stored episodes; the store decides the counts (an episode
+    written just before a kill, after the last checkpoint, is kept and counted once)."""
+    env_steps = agent_steps = 0
+    indices = store.valid_indices()
+    for _, ep in store.iter_episodes(indices):
+        replay.add_episode(ep, agent.action_features(ep.actions))
+        env_steps += int(ep.meta.get("env_steps", ep.length))
+        agent_steps += ep.length
+    prog.episodes = (indices[-1] + 1) if indices else 0
+    prog.env_steps, prog.agent_steps = env_steps, agent_steps
+    return prog
+
+
+def _episode(
+    env: Any, agent: Dreamer, replay: SequenceReplay, rng: np.random.Generator, cfg: Any,
+    prog: DreamerProgress,
+) -> tuple[Episode, dict[str, float]]:  # fmt: skip
+    """One real episode: act, store each step in the replay, update as the ratio owes."""
+    dc, spec = cfg.section("dreamer"), agent.spec
+    per_update = dc.train_ratio / (dc.batch_size * dc.seq_len)
+    obs, _ = env.reset(seed=int(cfg.seed * 1_000_003 + prog.episodes))
+    state = agent.initial(1)
+    replay.add(obs, np.zeros(spec.action_dim, np.float32), 0.0, True, False)
+    observations, actions, rewards, terminated = [obs], [], [], []
+    env_steps, stats, first = 0, {}, True
+    while True:
+        if prog.agent_steps < dc.prefill:
+            action = random_action(spec, rng)
+        else:
+            acts, state = agent.act(obs[None], state, np.array([first]), mode=False)
+            action = acts[0]
+        first = False
+        obs, r, term, trunc, info = env.step(action_to_env(action, spec))
+        feats = agent.action_features(np.asarray(action)[None])[0]
+        replay.add(obs, feats, float(r), False, bool(term))
+        observations.append(obs)
+        actions.append(action)
+        rewards.append(float(r))
+        terminated.append(bool(term))
+        env_steps += int(info.get("env_steps", 1))
+        prog.agent_steps += 1
+        prog.env_steps += int(info.get("env_steps", 1))
+        if prog.agent_steps >= dc.prefill and replay.size >= dc.seq_len:
+            prog.credit += per_update  # a float sum: the same on resume (it is saved)
+            while prog.credit >= 1.0:
+                stats = agent.update(replay.sample(rng, dc.batch_size, dc.seq_len), prog.updates)
+                prog.updates += 1
+                prog.credit -= 1.0
+        if term or trunc:
+            break
+    episode = Episode(
+        observations=np.stack(observations),
+        actions=np.asarray(
+            actions, dtype=np.int64 if spec.action_kind == "discrete" else np.float32
+        ),
+        rewards=np.asarray(rewards, dtype=np.float32),
+        terminated=np.asarray(terminated, dtype=bool),
+        meta={
+            "env": spec.env_id,
+            "seed": int(cfg.seed * 1_000_003 + prog.episodes),
+            "return": float(np.sum(rewards)),
+            "truncated": bool(not terminated[-1]),
+            "env_steps": env_steps,
+            "policy": "random" if prog.agent_steps <= dc.prefill else NS,
+        },
+    )
+    return episode, stats
+
+
+def _payload(
+    agent: Dreamer, spec: EnvSpec, prog: DreamerProgress, rng: np.random.Generator, training: bool
+) -> dict[str, Any]:
+    out = {"spec": spec.shape_signature(), "progress": dataclasses.asdict(prog), **agent.state()}
+    if training:
+        out.update(agent.training_state())
+        out["rng"] = rng_state(rng)
+    return out
+
+
+def _log(
+    writer: Any, prog: DreamerProgress, stats: dict[str, float], recent: deque[float], fps: float
+) -> None:
+    step = prog.real_env_steps
+    writer.add_scalar("rollout/ep_rew_mean", float(np.mean(recent)), step)
+    writer.add_scalar("time/fps", fps, step)
+    writer.add_scalar("train/updates", prog.updates, step)
+    for k, v in stats.items():
+        name = {"model_loss": "model_loss", "model_kl": "kl"}.get(k, k)
+        writer.add_scalar(f"train/{name}", v, step)
+
+
+def load_dreamer(run: RunDir, cfg: Any, spec: EnvSpec, device: torch.device, which: str) -> Dreamer:
+    """The agent of ``dreamer/<which>`` (best or last), for evaluation."""
+    payload = run.load(f"{NS}/{which}")
+    agent = Dreamer(cfg.section("dreamer"), spec, device)
+    agent.load(payload)
+    return agent
