@@ -131,9 +131,10 @@ def test_a_method_registers_its_own_section(monkeypatch):
     resume-mutable keys, round-tripped through config.yaml."""
     from dataclasses import dataclass
 
+    import yaml
+
     from worldmodels.config import dump_yaml, schema
     from worldmodels.config.merge import apply_overrides
-    import yaml
 
     @dataclass
     class ToyConfig:
@@ -150,9 +151,9 @@ def test_a_method_registers_its_own_section(monkeypatch):
     assert cfg.section("toy").width == 8
     with pytest.raises(UserError, match="expects an integer"):
         resolve("CartPole-v1", [], {}, parse_set(["toy.width=wide"]))
-    with pytest.raises(UserError, match="toy.width must be >= 1"):
+    with pytest.raises(UserError, match=r"toy\.width must be >= 1"):
         resolve("CartPole-v1", [], {}, parse_set(["toy.width=0"]))
-    with pytest.raises(UserError, match="unknown config key 'toy.depth'"):
+    with pytest.raises(UserError, match=r"unknown config key 'toy\.depth'"):
         resolve("CartPole-v1", [], {}, parse_set(["toy.depth=1"]))
     back = Config()
     apply_overrides(back, yaml.safe_load(dump_yaml(cfg)))

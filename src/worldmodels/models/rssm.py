@@ -53,7 +53,8 @@ class TwoHot(nn.Module):
         return -(self.target(y) * F.log_softmax(logits, -1)).sum(-1)
 
     def mean(self, logits: Tensor) -> Tensor:
-        return symexp((F.softmax(logits, -1) * self.edges).sum(-1))
+        edges: Tensor = self.edges  # type: ignore[assignment]
+        return symexp((F.softmax(logits, -1) * edges).sum(-1))
 
 
 def mlp(inp: int, hidden: int, layers: int, out: int | None = None) -> nn.Sequential:
@@ -64,6 +65,14 @@ def mlp(inp: int, hidden: int, layers: int, out: int | None = None) -> nn.Sequen
     if out is not None:
         mods.append(nn.Linear(hidden if layers else inp, out))
     return nn.Sequential(*mods)
+
+
+def zero_output(net: nn.Sequential) -> None:
+    """Zero the last layer of an MLP (its output starts at 0)."""
+    last = net[-1]
+    assert isinstance(last, nn.Linear)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
 
 
 class VectorCodec(nn.Module):
@@ -186,7 +195,8 @@ class Rssm(nn.Module):
         if mode:
             idx = p.argmax(-1)
         else:
-            idx = torch.multinomial(p.reshape(-1, self.classes), 1).reshape(p.shape[:-1])
+            u = torch.rand(*p.shape[:-1], 1, device=p.device, dtype=p.dtype)  # inverse CDF
+            idx = (p.cumsum(-1) < u).sum(-1).clamp(max=self.classes - 1)
         onehot = F.one_hot(idx, self.classes).to(p.dtype)
         return (onehot + p - p.detach()).flatten(-2)
 
@@ -275,9 +285,7 @@ class DreamerWorldModel(nn.Module):
         self.rssm = Rssm(self.codec.embed_dim, action_dim, deter, groups, classes, hidden, unimix)
         self.reward = mlp(feat_dim, hidden, layers, bins)
         self.cont = mlp(feat_dim, hidden, layers, 1)
-        for head in (self.reward[-1],):  # zero-initialised output: predicts 0 at first
-            nn.init.zeros_(head.weight)
-            nn.init.zeros_(head.bias)
+        zero_output(self.reward)  # predicts 0 at first (DreamerV3)
         self.twohot = TwoHot(bins)
         self.feat_dim, self.free_nats = feat_dim, free_nats
         self.scales = dict(loss_scales or DEFAULT_SCALES)

@@ -30,7 +30,7 @@ from worldmodels.data.replay import SequenceReplay
 from worldmodels.data.store import Episode, EpisodeStore
 from worldmodels.envs import EnvSpec, action_to_env, make_env, random_action
 from worldmodels.errors import TrainingDivergedError
-from worldmodels.models.rssm import DreamerWorldModel, RssmState, TwoHot, mlp
+from worldmodels.models.rssm import DreamerWorldModel, RssmState, TwoHot, mlp, zero_output
 from worldmodels.rl.returns import td_lambda
 from worldmodels.runs import RunDir, model_payload, np_rng_state, restore_np_rng
 from worldmodels.training.scoring import curve_point, judged_score, reached
@@ -152,8 +152,7 @@ class Dreamer:
             device
         )
         self.critic = mlp(feat, dc.hidden, dc.layers, dc.bins).to(device)
-        nn.init.zeros_(self.critic[-1].weight)
-        nn.init.zeros_(self.critic[-1].bias)
+        zero_output(self.critic)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.twohot = TwoHot(dc.bins).to(device)
         self.opts = {
@@ -222,9 +221,9 @@ class Dreamer:
                 self.slow_critic.parameters(), self.critic.parameters(), strict=True
             ):
                 slow.lerp_(fast, self.dc.slow_critic_tau)
-        out = {f"model_{k}": float(v) for k, v in wm_loss.parts.items()}
-        out["model_loss"] = float(wm_loss.total)
-        out.update({k: float(v) for k, v in ac.items()})
+        out = {f"model_{k}": float(v.detach()) for k, v in wm_loss.parts.items()}
+        out["model_loss"] = float(wm_loss.total.detach())
+        out.update({k: float(v.detach()) for k, v in ac.items()})
         return out
 
     def _step(self, name: str, loss: Tensor, module: nn.Module, clip: float) -> None:

@@ -1,0 +1,207 @@
+"""--method dreamer: the RSSM's losses by hand, the replay's windows, bit-exact resume after
+SIGKILL, refusals before any work, divergence, and a small run that must beat random."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from worldmodels.cli import main
+from worldmodels.data.replay import SequenceReplay
+from worldmodels.data.store import Episode
+from worldmodels.models.rssm import DreamerWorldModel, Rssm, TwoHot, symexp, symlog
+
+RANDOM_CARTPOLE = 22.3  # tests/test_learning.py: the random policy's mean on CartPole-v1
+
+
+def test_symlog_and_two_hot_by_hand():
+    x = torch.tensor([-100.0, -1.0, 0.0, 0.5, 1000.0])
+    assert torch.allclose(symexp(symlog(x)), x, rtol=1e-5)
+    assert symlog(torch.tensor(math.e - 1)).item() == pytest.approx(1.0)
+    th = TwoHot(bins=5, low=-2.0, high=2.0)  # edges -2, -1, 0, 1, 2 (symlog space)
+    y = symexp(torch.tensor([0.25, -2.0, 5.0]))  # 0.25 -> 3/4 on bin 0, 1/4 on bin 1
+    target = th.target(y)
+    assert torch.allclose(target[0], torch.tensor([0, 0, 0.75, 0.25, 0]))
+    assert torch.allclose(target[1], torch.tensor([1.0, 0, 0, 0, 0]))
+    assert torch.allclose(target[2], torch.tensor([0, 0, 0, 0, 1.0]))  # clipped to the top
+    logits = torch.log(target[0].clamp_min(1e-30))
+    assert th.mean(logits).item() == pytest.approx(float(symexp(torch.tensor(0.25))), rel=1e-4)
+    # cross-entropy against a uniform prediction = log(bins)
+    assert th.loss(torch.zeros(5), y[0]).item() == pytest.approx(math.log(5))
+
+
+def test_rssm_kl_free_bits_and_unimix_by_hand():
+    rssm = Rssm(embed_dim=3, action_dim=2, deter=4, groups=2, classes=2, hidden=4, unimix=0.0)
+    lhs = torch.log(torch.tensor([[0.5, 0.5, 0.9, 0.1]]))
+    rhs = torch.log(torch.tensor([[0.5, 0.5, 0.5, 0.5]]))
+    kl = 0.9 * math.log(0.9 / 0.5) + 0.1 * math.log(0.1 / 0.5)
+    assert rssm.kl(lhs, rhs).item() == pytest.approx(kl, rel=1e-5)
+    mixed = Rssm(3, 2, 4, 2, 2, 4, unimix=0.1).probs(torch.tensor([[0.0, 100.0, 0.0, 0.0]]))
+    assert torch.allclose(mixed[0, 0], torch.tensor([0.05, 0.95]))
+    sample = rssm.sample(torch.zeros(3, 4))
+    assert torch.equal(sample.detach().reshape(3, 2, 2).sum(-1), torch.ones(3, 2))  # one-hots
+
+
+def test_world_model_loss_parts_and_scales():
+    wm = DreamerWorldModel(
+        (4,), False, 2, deter=8, groups=2, classes=3, hidden=8, layers=1, bins=11
+    )
+    batch = {
+        "obs": torch.randn(2, 5, 4),
+        "action": torch.eye(2)[torch.randint(0, 2, (2, 5))],
+        "reward": torch.ones(2, 5),
+        "is_first": torch.zeros(2, 5, dtype=torch.bool),
+        "is_terminal": torch.zeros(2, 5, dtype=torch.bool),
+    }
+    out = wm.loss(batch)
+    parts = out.parts
+    # zero-initialised reward head: a uniform two-hot prediction, loss = log(bins)
+    assert parts["rew"].item() == pytest.approx(math.log(11), rel=1e-5)
+    assert parts["dyn"].item() >= 1.0 and parts["rep"].item() >= 1.0  # free bits: 1 nat
+    total = sum(wm.scales[k] * parts[k] for k in ("dec", "rew", "cont", "dyn", "rep"))
+    assert out.total.item() == pytest.approx(total.item(), rel=1e-6)
+    assert out.states.h.shape == (2, 5, 8) and out.states.z.shape == (2, 5, 6)
+    with pytest.raises(ValueError, match="loss scales"):
+        DreamerWorldModel((4,), False, 2, loss_scales={"dec": 1.0})
+
+
+def test_replay_windows_follow_the_ring_and_mark_their_start():
+    rep = SequenceReplay(10, (1,), np.dtype(np.float32), 2)
+    ep = Episode(
+        observations=np.arange(7, dtype=np.float32)[:, None],
+        actions=np.array([0, 1, 0, 1, 0, 1]),
+        rewards=np.arange(6, dtype=np.float32),
+        terminated=np.array([False] * 5 + [True]),
+    )
+    rep.add_episode(ep, np.eye(2, dtype=np.float32)[ep.actions])
+    assert rep.size == 7 and rep.is_first[0] and rep.is_terminal[6]
+    assert rep.reward[0] == 0 and rep.reward[1] == 0 and rep.reward[6] == 5  # r_{t-1} at o_t
+    assert np.array_equal(rep.action[1], [1, 0]) and np.array_equal(rep.action[0], [0, 0])
+    ring = SequenceReplay(10, (1,), np.dtype(np.float32), 2)
+    for i in range(14):  # steps 0..13 in a ring of 10: 4..13 are kept
+        ring.add(np.array([i], np.float32), np.zeros(2, np.float32), 0.0, i % 5 == 0, False)
+    batch = ring.sample(np.random.default_rng(0), 300, 4)
+    obs = batch["obs"][..., 0]
+    assert obs.min() == 4 and obs.max() == 13  # every kept step is reachable, no older one
+    assert np.all(np.diff(obs, axis=1) == 1)  # consecutive: no window crosses the seam 13 -> 4
+    assert batch["is_first"][:, 0].all()
+    assert np.array_equal(batch["is_first"][:, 1:], obs[:, 1:] % 5 == 0)
+
+
+DEBUG = ["--env", "CartPole-v1", "--method", "dreamer", "--preset", "debug", "--quiet"]
+
+
+def _cmd(run_dir, *extra):
+    return [sys.executable, "-m", "worldmodels", "train", "--run-dir", str(run_dir), *extra]
+
+
+def _run(cmd, env):
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_dreamer_killed_resumes_bit_exact(tmp_path):
+    """SIGKILL right after the 3rd save of dreamer/last; --resume ends where an uninterrupted
+    run ends: same weights, optimiser moments, counters and stored episodes."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    sets = ["--set", "threads=1", "--no-eval"]
+    ref = _run(_cmd(tmp_path / "ref", *DEBUG, *sets), env)
+    assert ref.returncode == 0, ref.stderr
+    kill = {**env, "WORLDMODELS_KILL_AFTER_SAVE": "dreamer/last:8"}  # past the random prefill
+    cut = tmp_path / "cut"
+    killed = _run(_cmd(cut, *DEBUG, *sets), kill)
+    assert killed.returncode == -signal.SIGKILL
+    refused = _run(_cmd(cut, "--quiet", "--no-eval"), env)
+    assert refused.returncode == 2 and "pass --resume" in refused.stderr
+    done = _run(_cmd(cut, "--resume", "--quiet", "--no-eval"), env)
+    assert done.returncode == 0, done.stderr
+    a = torch.load(tmp_path / "ref/checkpoints/dreamer/last.pt", weights_only=True)
+    b = torch.load(cut / "checkpoints/dreamer/last.pt", weights_only=True)
+    assert a["progress"] == b["progress"] and a["progress"]["updates"] > 0
+    for part in ("actor", "critic", "slow_critic"):
+        for k, v in a[part].items():
+            assert torch.equal(v, b[part][k]), (part, k)
+    for k, v in a["world"]["state_dict"].items():
+        assert torch.equal(v, b["world"]["state_dict"][k]), k
+    moments = a["optimizers"]["model"]["state"][0]["exp_avg"]
+    assert torch.equal(moments, b["optimizers"]["model"]["state"][0]["exp_avg"])
+    assert sorted(os.listdir(tmp_path / "ref/data/episodes")) == sorted(
+        os.listdir(cut / "data/episodes")
+    )
+
+
+@pytest.mark.parametrize(
+    "sets, message",
+    [
+        (["dreamer.encoder=cnn"], "dreamer.encoder=cnn needs pixel observations"),
+        (["dreamer.replay_memory_gb=0.00001"], "GiB, more than dreamer.replay_memory_gb"),
+        (["dreamer.classes=1"], "classes >= 2"),
+    ],
+)
+def test_bad_dreamer_config_is_one_line_before_any_work(tmp_path, capsys, sets, message):
+    argv = ["train", "--run-dir", str(tmp_path / "r"), *DEBUG]
+    assert main(argv + [x for s in sets for x in ("--set", s)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_nan_loss_stops_with_its_name_and_keeps_the_last_checkpoint(
+    tmp_path, monkeypatch, capsys
+):
+    import worldmodels.models.rssm as rssm
+
+    real = rssm.DreamerWorldModel.loss
+    calls = {"n": 0}
+
+    def poisoned(self, batch):
+        out = real(self, batch)
+        calls["n"] += 1
+        if calls["n"] > 20:
+            out.parts["rew"] = out.parts["rew"] * float("nan")
+        return out
+
+    monkeypatch.setattr(rssm.DreamerWorldModel, "loss", poisoned)
+    run = tmp_path / "r"
+    assert main(["train", "--run-dir", str(run), *DEBUG, "--set", "threads=1"]) == 1
+    err = capsys.readouterr().err
+    assert "loss model/rew became nan at update 20" in err
+    last = torch.load(run / "checkpoints/dreamer/last.pt", weights_only=True)
+    assert last["progress"]["updates"] <= 20
+    for v in last["world"]["state_dict"].values():
+        assert torch.isfinite(v.float()).all()
+
+
+def test_dreamer_beats_the_random_policy(tmp_path):
+    """A small CartPole run (one math thread) scores >= 3x random on 20 real episodes."""
+    run = tmp_path / "r"
+    threads = torch.get_num_threads()
+    sets = ["threads=1", *SMALL]
+    argv = ["train", "--env", "CartPole-v1", "--method", "dreamer", "--run-dir", str(run)]
+    try:
+        argv += ["--quiet", "--episodes", "20"]
+        assert main(argv + [x for s in sets for x in ("--set", s)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    score = json.loads((run / "eval.json").read_text())["mean_return"]
+    print("dreamer", score)
+    assert score >= 3.0 * RANDOM_CARTPOLE
+
+
+SMALL = [
+    "dreamer.total_steps=2500",
+    "dreamer.prefill=500",
+    "dreamer.train_ratio=64",
+    "dreamer.batch_size=8",
+    "dreamer.seq_len=16",
+    "dreamer.deter=64",
+    "dreamer.hidden=64",
+    "dreamer.groups=8",
+    "dreamer.classes=8",
+    "dreamer.layers=1",
+]
