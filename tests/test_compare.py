@@ -8,7 +8,12 @@ import pytest
 
 from worldmodels.cli import main
 from worldmodels.config import Config, dump_yaml
-from worldmodels.evaluation.compare import confidence_interval, steps_to_threshold
+from worldmodels.evaluation.compare import (
+    bootstrap_ci,
+    confidence_interval,
+    iqm,
+    steps_to_threshold,
+)
 from worldmodels.runs import RunDir
 
 
@@ -98,3 +103,13 @@ def test_compare_groups_envs_and_refuses_bad_inputs(tmp_path, capsys):
         assert main(["compare", *argv, "--out", str(tmp_path / "o2")]) == 2
         err = capsys.readouterr().err.strip()
         assert needle in err and len(err.splitlines()) == 1
+
+
+def test_iqm_and_its_bootstrap_interval_by_hand():
+    assert iqm([1.0, 2.0, 3.0, 4.0, 100.0]) == 3.0  # 5 seeds: the middle three
+    assert iqm([1.0, 2.0, 3.0, 4.0]) == 2.5
+    lo, hi = bootstrap_ci([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert 1.0 <= lo <= 3.0 <= hi <= 100.0
+    assert (lo, hi) == bootstrap_ci([1.0, 2.0, 3.0, 4.0, 100.0])  # seeded: the same twice
+    assert bootstrap_ci([500.0] * 5) == (500.0, 500.0)
+    assert all(math.isnan(v) for v in bootstrap_ci([5.0]))

@@ -1,6 +1,7 @@
 """``worldmodels compare RUN_DIR...``: one table over runs of one env -- per method (and
 planner), the mean return over seeds ± the sample std (ddof 1), a 95% confidence interval
-(Student's t over the per-seed means), real env steps, training wall time, and the real env
+(Student's t over the per-seed means), the interquartile mean with a percentile-bootstrap
+interval (rliable's statistics for few seeds), real env steps, training wall time, and the real env
 steps at which the learning curve first reached the env's solved threshold -- plus a figure of
 return vs real env steps (median over seeds, min-max band). Runs of several envs are grouped by
 env, and said so.
@@ -85,6 +86,27 @@ def confidence_interval(values: list[float], level: float = 0.95) -> tuple[float
     return mean - half, mean + half
 
 
+def iqm(values: list[float]) -> float:
+    """Interquartile mean (rliable's IQM: ``scipy.stats.trim_mean`` cutting 25% each side)."""
+    return float(stats.trim_mean(values, 0.25))
+
+
+def bootstrap_ci(values: list[float], level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the IQM over seeds (scipy's ``bootstrap``, 2,000
+    resamples, a fixed seed); (nan, nan) with fewer than two values or identical ones."""
+    if len(values) < 2 or len(set(values)) < 2:
+        return (math.nan, math.nan) if len(values) < 2 else (values[0], values[0])
+    res = stats.bootstrap(
+        (np.asarray(values, dtype=float),),
+        lambda x, axis: stats.trim_mean(x, 0.25, axis=axis),
+        n_resamples=2000,
+        confidence_level=level,
+        method="percentile",
+        rng=np.random.default_rng(0),
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
 def summarise(runs: list[RunResult]) -> list[dict[str, Any]]:
     """One row per method (insertion order)."""
     rows = []
@@ -102,6 +124,8 @@ def summarise(runs: list[RunResult]) -> list[dict[str, Any]]:
                 "mean": float(np.mean(means)),
                 "std": float(np.std(means, ddof=1)) if len(means) > 1 else 0.0,
                 "ci95": [lo, hi],
+                "iqm": iqm(means),
+                "iqm_ci95": list(bootstrap_ci(means)),
                 "real_env_steps": float(np.mean([r.real_env_steps for r in group])),
                 "wall_seconds": float(np.mean([r.wall_seconds for r in group])),
                 "steps_to_threshold": to_solve,
@@ -117,9 +141,10 @@ def markdown(env: str, rows: list[dict[str, Any]], episodes: int, threshold: flo
     lines = [
         f"### {env} ({episodes} evaluation episodes per run; solved threshold {solved})",
         "",
-        "| method | seeds | mean return ± std over seeds | 95% CI | per seed | real env steps "
-        "| wall time | real env steps to threshold (median; reached/seeds) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | seeds | mean return ± std over seeds | 95% CI (t) | IQM [95% bootstrap CI] "
+        "| per seed | real env steps | wall time | real env steps to threshold (median; "
+        "reached/seeds) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lo, hi = r["ci95"]
@@ -128,8 +153,11 @@ def markdown(env: str, rows: list[dict[str, Any]], episodes: int, threshold: flo
         med = r["median_steps_to_threshold"]
         to = f"{med:,.0f} ({reached}/{len(r['seeds'])})" if med is not None else "never"
         per_seed = " / ".join(f"{m:.1f}" for m in r["per_seed"])
+        blo, bhi = r["iqm_ci95"]
+        boot = f" [{blo:.1f}, {bhi:.1f}]" if not math.isnan(blo) else ""
         lines.append(
             f"| {r['method']} | {len(r['seeds'])} | {r['mean']:.1f} ± {r['std']:.1f} | {ci} | "
+            f"{r['iqm']:.1f}{boot} | "
             f"{per_seed} | {r['real_env_steps']:,.0f} | {r['wall_seconds']:.0f} s | {to} |"
         )
     return "\n".join(lines)

@@ -1,0 +1,106 @@
+"""How fast `--method dreamer` trains on this machine: gradient steps/s (one world-model step
+plus one actor-critic step in imagination), the share of a step each part takes, and env
+steps/s of the acting agent, for an env's preset sizes.
+
+    .venv/bin/python benchmarks/dreamer_speed.py                       # CartPole-v1, 1 and 2 threads
+    .venv/bin/python benchmarks/dreamer_speed.py --env Pendulum-v1 --threads 1
+
+The replay is filled with random-policy steps; the timings do not depend on what is learned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+
+import worldmodels.methods  # noqa: F401  (registers the dreamer config section)
+from worldmodels.config import parse_set, resolve
+from worldmodels.data.replay import SequenceReplay
+from worldmodels.envs import action_to_env, make_env, probe, random_action
+from worldmodels.training.dreamer import Dreamer, obs_dtype
+
+
+def measure(env_id: str, threads: int, sets: list[str], updates: int) -> dict[str, float]:
+    torch.set_num_threads(threads)
+    cfg = resolve(env_id, [], {}, parse_set(["method=dreamer", *sets]))
+    spec, dc = probe(cfg.env), cfg.section("dreamer")
+    torch.manual_seed(0)
+    agent = Dreamer(dc, spec, torch.device("cpu"))
+    replay = SequenceReplay(5000, spec.obs_shape, obs_dtype(spec), spec.action_dim)
+    rng = np.random.default_rng(0)
+    env = make_env(cfg.env)
+    obs, _ = env.reset(seed=0)
+    replay.add(obs, np.zeros(spec.action_dim, np.float32), 0.0, True, False)
+    while replay.size < 4000:
+        action = random_action(spec, rng)
+        obs, r, term, trunc, _ = env.step(action_to_env(action, spec))
+        replay.add(obs, agent.action_features(action[None])[0], float(r), False, bool(term))
+        if term or trunc:
+            obs, _ = env.reset()
+            replay.add(obs, np.zeros(spec.action_dim, np.float32), 0.0, True, False)
+    for i in range(3):  # warm-up
+        agent.update(replay.sample(rng, dc.batch_size, dc.seq_len), i)
+    t0 = time.perf_counter()
+    for i in range(updates):
+        agent.update(replay.sample(rng, dc.batch_size, dc.seq_len), i)
+    per_update = (time.perf_counter() - t0) / updates
+    # the world model's step alone (forward, backward, optimiser)
+    t0 = time.perf_counter()
+    for _ in range(updates):
+        data = {
+            k: torch.as_tensor(v)
+            for k, v in replay.sample(rng, dc.batch_size, dc.seq_len).items()
+        }
+        loss = agent.wm.loss(data).total
+        agent.opts["model"].zero_grad()
+        loss.backward()
+        agent.opts["model"].step()
+    model_part = (time.perf_counter() - t0) / updates
+    state = agent.initial(1)
+    obs, _ = env.reset(seed=1)
+    t0, steps = time.perf_counter(), 0
+    while steps < 500:
+        action, state = agent.act(obs[None], state, np.array([steps == 0]), mode=False)
+        obs, _, term, trunc, _ = env.step(action_to_env(action[0], spec))
+        steps += 1
+        if term or trunc:
+            obs, _ = env.reset()
+    acting = steps / (time.perf_counter() - t0)
+    env.close()
+    ratio_updates = dc.train_ratio / (dc.batch_size * dc.seq_len)
+    return {
+        "grad_steps_s": 1 / per_update,
+        "model_share": model_part / per_update,
+        "act_steps_s": acting,
+        "train_env_steps_s": 1 / (ratio_updates * per_update + 1 / acting),
+        "budget_min": dc.total_steps * (ratio_updates * per_update + 1 / acting) / 60,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--env", default="CartPole-v1")
+    ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    ap.add_argument("--updates", type=int, default=30)
+    ap.add_argument("--set", action="append", default=[], dest="sets")
+    args = ap.parse_args()
+    print(f"{args.env}, dreamer preset {' '.join(args.sets) or '(as shipped)'}; machine: "
+          f"{platform.machine()}, {os.cpu_count()} cores, CPU only\n")  # fmt: skip
+    print("| math threads | gradient steps/s | world-model share of a step | acting env "
+          "steps/s | training env steps/s (train_ratio) | minutes for total_steps |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for threads in args.threads:
+        r = measure(args.env, threads, args.sets, args.updates)
+        print(
+            f"| {threads} | {r['grad_steps_s']:.2f} | {r['model_share']:.0%} | "
+            f"{r['act_steps_s']:.0f} | {r['train_env_steps_s']:.1f} | {r['budget_min']:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
