@@ -48,6 +48,7 @@ SUITE: dict[str, dict[str, list[str]]] = {
         "dream": ["collect.episodes=200", "vision.epochs=10", "memory.epochs=10"],
         "a2c": [],
         "mpc": [],
+        "dreamer": [],
     },
     "CarRacing-v3": {
         "ppo": ["env.max_episode_steps=200", "ppo.total_steps=100000", "evaluate.episodes=10"],

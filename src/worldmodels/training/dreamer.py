@@ -33,7 +33,12 @@ from worldmodels.errors import TrainingDivergedError
 from worldmodels.models.rssm import DreamerWorldModel, RssmState, TwoHot, mlp, zero_output
 from worldmodels.rl.returns import td_lambda
 from worldmodels.runs import RunDir, model_payload, np_rng_state, restore_np_rng
-from worldmodels.training.scoring import curve_point, judged_score, reached
+from worldmodels.training.scoring import (
+    curve_point,
+    judged_score,
+    progress_from_dict,
+    reached,
+)
 
 NS = "dreamer"
 
@@ -128,11 +133,6 @@ class DreamerProgress:
     recent: list[float] = field(default_factory=list)
     real_env_steps: int = 0
     complete: bool = False
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DreamerProgress:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 class Dreamer:
@@ -347,7 +347,7 @@ def train_dreamer(
     store.clean_partial()
     if run.has(f"{NS}/last"):
         last = run.load(f"{NS}/last")
-        prog = DreamerProgress.from_dict(last["progress"])
+        prog = progress_from_dict(DreamerProgress, last["progress"])
         if prog.complete:
             return prog
         agent.load(last)

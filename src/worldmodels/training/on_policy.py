@@ -37,7 +37,7 @@ from worldmodels.training.agent_io import (
     save_agent,
     score_and_stop,
 )
-from worldmodels.training.scoring import curve_point
+from worldmodels.training.scoring import curve_point, progress_from_dict
 from worldmodels.world_model import WorldModel
 
 
@@ -57,11 +57,6 @@ class Progress:
     real_env_steps: int = 0
     recent: list[float] = field(default_factory=list)
     complete: bool = False
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Progress:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 def imagined_envs(cfg: Config) -> int:
@@ -149,7 +144,7 @@ def train_on_policy(
     prog = Progress(collect_steps=collect_steps, real_env_steps=collect_steps)
     if run.has(f"{ns}/last"):
         last = run.load(f"{ns}/last")
-        prog = Progress.from_dict(last["progress"])
+        prog = progress_from_dict(Progress, last["progress"])
         if prog.complete:
             return prog
         ac.load_state_dict(last["model"]["state_dict"])

@@ -5,8 +5,10 @@ the stop at the target."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -28,3 +30,13 @@ def curve_point(eval_score: float | None, recent: Sequence[float]) -> float | No
 
 def reached(score: float, target: float | None) -> bool:
     return target is not None and score >= target
+
+
+P = TypeVar("P")
+
+
+def progress_from_dict(cls: type[P], data: dict[str, Any]) -> P:
+    """A progress dataclass from a checkpoint's dict; keys it does not know are dropped (an
+    older or newer checkpoint's extra counters)."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in data.items() if k in names})
