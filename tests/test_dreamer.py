@@ -194,7 +194,7 @@ def test_dreamer_beats_the_random_policy(tmp_path):
 
 
 SMALL = [
-    "dreamer.total_steps=2500",
+    "dreamer.total_steps=3000",
     "dreamer.prefill=500",
     "dreamer.train_ratio=64",
     "dreamer.batch_size=8",
@@ -204,4 +204,6 @@ SMALL = [
     "dreamer.groups=8",
     "dreamer.classes=8",
     "dreamer.layers=1",
+    "dreamer.actor_lr=1e-4",
+    "dreamer.critic_lr=1e-4",
 ]
