@@ -162,3 +162,20 @@ def test_a_method_registers_its_own_section(monkeypatch):
     assert incompatible_keys(cfg, more) == []
     wider = resolve("CartPole-v1", [], {}, parse_set(["toy.width=9"]))
     assert incompatible_keys(cfg, wider) == ["toy.width"]
+
+
+def test_a_stored_config_with_a_method_section_loads_without_importing_methods(tmp_path):
+    """Library use (e.g. `compare` on a dreamer run) reads config.yaml before anything has
+    imported the methods package: their sections are found then, not refused."""
+    import subprocess
+    import sys
+
+    (tmp_path / "config.yaml").write_text("method: dreamer\ndreamer:\n  deter: 32\n")
+    code = (
+        "import sys; from worldmodels.runs import RunDir; "
+        f"cfg = RunDir({str(tmp_path)!r}).load_config(); "
+        "assert 'worldmodels.methods' in sys.modules; print(cfg.section('dreamer').deter)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "32"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib
 import types
 import typing
 from pathlib import Path
@@ -91,6 +92,15 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return out
 
 
+def load_method_sections(cfg: Config) -> None:
+    """Import the methods package (discovery, as a plugin registry does: the config layer does
+    not import it statically) so that every method's section is registered, and give ``cfg``
+    the sections it lacks -- a stored config.yaml read before any method was imported."""
+    importlib.import_module("worldmodels.methods")
+    for name, cls in SECTIONS.items():
+        cfg.sections.setdefault(name, cls())
+
+
 def resume_mutable(key: str) -> bool:
     """Whether a resumed run may change ``key`` (a method's section lists its own)."""
     section, _, name = key.partition(".")
@@ -150,6 +160,8 @@ def apply_overrides(cfg: Any, overrides: dict[str, Any], prefix: str = "") -> No
     """Apply a nested dict of overrides to a config dataclass in place, checking every key."""
     hints = _hints(type(cfg))
     extra: dict[str, Any] = cfg.sections if isinstance(cfg, Config) else {}
+    if isinstance(cfg, Config) and set(overrides) - set(extra) - {"sections"}:
+        load_method_sections(cfg)
     names = {f.name for f in dataclasses.fields(cfg)} - {"sections"} | set(extra)
     for key, value in overrides.items():
         full = f"{prefix}{key}"
