@@ -2,7 +2,7 @@
 plus one actor-critic step in imagination), the share of a step each part takes, and env
 steps/s of the acting agent, for an env's preset sizes.
 
-    .venv/bin/python benchmarks/dreamer_speed.py                       # CartPole-v1, 1 and 2 threads
+    .venv/bin/python benchmarks/dreamer_speed.py             # CartPole-v1, 1 and 2 threads
     .venv/bin/python benchmarks/dreamer_speed.py --env Pendulum-v1 --threads 1
 
 The replay is filled with random-policy steps; the timings do not depend on what is learned.
@@ -53,8 +53,7 @@ def measure(env_id: str, threads: int, sets: list[str], updates: int) -> dict[st
     t0 = time.perf_counter()
     for _ in range(updates):
         data = {
-            k: torch.as_tensor(v)
-            for k, v in replay.sample(rng, dc.batch_size, dc.seq_len).items()
+            k: torch.as_tensor(v) for k, v in replay.sample(rng, dc.batch_size, dc.seq_len).items()
         }
         loss = agent.wm.loss(data).total
         agent.opts["model"].zero_grad()
