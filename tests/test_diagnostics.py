@@ -66,6 +66,11 @@ def test_diagnose_writes_errors_per_k_and_matches_an_independent_baseline(run_di
     assert np.allclose(result["latent_mse"]["repeat_last"], by_hand, rtol=1e-5)
     assert (run_dir / "plots" / "diagnostics_error_vs_k.png").stat().st_size > 0
     assert (run_dir / "plots" / "diagnostics_scatter.png").stat().st_size > 0
+    # late starts only (bug 7's check): the starts are those with t >= 10, counted by hand
+    assert main(["diagnose", "--run-dir", str(run_dir), "--horizon", "2", "--min-start", "10"]) == 0
+    late = json.loads((run_dir / "diagnostics.json").read_text())
+    lengths = [len(cache.read(i)["rewards"]) for i in val]
+    assert late["min_start"] == 10 and late["starts"] == sum(max(n - 10, 0) for n in lengths)
 
 
 def _fails(capsys, argv, needle):
@@ -77,6 +82,8 @@ def _fails(capsys, argv, needle):
 def test_diagnose_bad_inputs(run_dir, tmp_path, capsys):
     _fails(capsys, ["diagnose", "--run-dir", str(run_dir), "--horizon", "500"], "--horizon 500")
     _fails(capsys, ["diagnose", "--run-dir", str(run_dir), "--horizon", "0"], "--horizon")
+    _fails(capsys, ["diagnose", "--run-dir", str(run_dir), "--min-start", "0"], "--min-start")
+    _fails(capsys, ["diagnose", "--run-dir", str(run_dir), "--min-start", "99"], "--min-start 99")
     no_m = tmp_path / "nom"
     _train(no_m, ["--skip-memory"])
     capsys.readouterr()

@@ -257,6 +257,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--horizon", type=int, default=15, help="Steps ahead H (default 15).")
     p.add_argument("--max-starts", type=int, default=2000, help="Start points used (default 2000).")
+    p.add_argument(
+        "--min-start",
+        type=int,
+        default=1,
+        metavar="T",
+        help="Only start points t >= T of each episode, M's state teacher-forced from the "
+        "episode's first step as when acting (default 1; e.g. 100 to judge M late in "
+        "episodes, past its training windows).",
+    )
 
     p = sub.add_parser(
         "envs",
@@ -440,7 +449,7 @@ def run(args: argparse.Namespace) -> int:
                 _print_eval(ctx, pipeline.evaluate(ctx, args.episodes, args.video), args.video)
         elif args.command == "diagnose":
             _positive("--max-starts", args.max_starts)
-            result = pipeline.diagnose(ctx, args.horizon, args.max_starts)
+            result = pipeline.diagnose(ctx, args.horizon, args.max_starts, args.min_start)
             print(pipeline.format_diagnostics(result))
             print(
                 f"wrote {ctx.run.root / 'diagnostics.json'} and {ctx.run.plots}/diagnostics_*.png"

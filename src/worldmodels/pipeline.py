@@ -210,14 +210,21 @@ def evaluate(
     return result
 
 
-def diagnose(ctx: Context, horizon: int = 15, max_starts: int = 2000) -> dict[str, Any]:
-    """Open-loop k-step prediction errors on held-out episodes, with naive baselines;
-    writes diagnostics.json, plots/diagnostics_*.png and, for pixels, videos/diagnose.gif."""
+def diagnose(
+    ctx: Context, horizon: int = 15, max_starts: int = 2000, min_start: int = 1
+) -> dict[str, Any]:
+    """Open-loop k-step prediction errors on held-out episodes from start points t >=
+    ``min_start``, with naive baselines; writes diagnostics.json, plots/diagnostics_*.png
+    and, for pixels, videos/diagnose.gif."""
     from worldmodels.evaluation.diagnostics import gather_starts, open_loop
     from worldmodels.evaluation.plots import error_vs_k, scatter
 
     if horizon < 1:
         raise UserError(f"--horizon must be >= 1, got {horizon}")
+    if min_start < 1:
+        raise UserError(
+            f"--min-start must be >= 1 (a start needs the step before it), got {min_start}"
+        )
     if not ctx.run.has("memory/best"):
         raise UserError(
             f"{ctx.run.root} has no trained M to diagnose; run `worldmodels train-memory "
@@ -238,12 +245,17 @@ def diagnose(ctx: Context, horizon: int = 15, max_starts: int = 2000) -> dict[st
             f"--horizon {horizon} is longer than the held-out episodes allow (the longest of "
             f"{len(val)} has {longest} steps: at most {longest - 1}); use a smaller --horizon"
         )
+    if min_start > longest - 1:
+        raise UserError(
+            f"--min-start {min_start} is past every held-out episode (the longest of "
+            f"{len(val)} has {longest} steps); use a smaller --min-start"
+        )
     cache = LatentCache(ctx.run.latents, file_sha256(ctx.run.ckpt_path("vision/best")))
     encode_missing(cache, store, val, world.vision, ctx.device, progress=ctx.progress)
-    starts = gather_starts(world, store, cache, val, horizon, max_starts, ctx.cfg.seed)
+    starts = gather_starts(world, store, cache, val, horizon, max_starts, ctx.cfg.seed, min_start)
     result = open_loop(world, starts)
     points = result.pop("_scatter")
-    result |= {"env": ctx.spec.env_id, "held_out_episodes": len(val)}
+    result |= {"env": ctx.spec.env_id, "held_out_episodes": len(val), "min_start": min_start}
     atomic_write_json(ctx.run.root / "diagnostics.json", result)
     title = f"{ctx.spec.env_id}: {len(val)} held-out episodes, {result['starts']} start points"
     error_vs_k(result, ctx.run.plots / "diagnostics_error_vs_k.png", title)
@@ -258,8 +270,9 @@ def diagnose(ctx: Context, horizon: int = 15, max_starts: int = 2000) -> dict[st
 
 def format_diagnostics(result: dict[str, Any]) -> str:
     lines = [
-        f"{result['env']}: open-loop prediction from {result['starts']} start points of "
-        f"{result['held_out_episodes']} held-out episodes (reconstruction MSE "
+        f"{result['env']}: open-loop prediction from {result['starts']} start points "
+        f"(t >= {result.get('min_start', 1)}) of {result['held_out_episodes']} held-out "
+        f"episodes (reconstruction MSE "
         f"{result['reconstruction_mse']:.4g})",
         "  k   obs MSE    / repeat-last  / const-velocity   latent MSE   reward MAE  "
         "done acc (never-done)  recall  bal. acc",

@@ -135,6 +135,10 @@ class MemoryConfig:
     mixture mean (a deterministic dream). ``--tau`` sets it."""
     seq_len: int = 32
     """Training sequence length."""
+    carry_state: bool = True
+    """Recurrent M: start each training window from M's state carried from the episode's
+    first step (truncated backpropagation through time), so M trains on the states it acts
+    from past ``seq_len``; false = every window from the zero state."""
     lr: float = 1e-3
     """Adam learning rate."""
     epochs: int = 20

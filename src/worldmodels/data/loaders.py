@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +16,12 @@ from tqdm import tqdm
 
 from worldmodels.data.store import Episode, EpisodeStore
 from worldmodels.errors import CorruptEpisodeError
-from worldmodels.models.memory.base import MemoryBatch
+from worldmodels.models.memory.base import MemoryBatch, State
 
 log = logging.getLogger(__name__)
+
+StartStates = Callable[[np.ndarray, np.ndarray, list[int]], list[State]]
+"""(z [T+1, Z], action features [T, A], window starts) -> M's state at each start."""
 
 
 def frame_batches(
@@ -151,9 +154,12 @@ def sequence_batches(
     action_dim: int,
     sample_latents: bool,
     device: torch.device,
+    start_states: StartStates | None = None,
 ) -> Iterator[MemoryBatch]:
     """One epoch of windows of ``seq_len`` transitions covering every episode once (random
-    phase), padded and masked at episode ends."""
+    phase), padded and masked at episode ends. With ``start_states``, each window carries M's
+    state at its first step, run from the episode's start (truncated backpropagation through
+    time: M then trains on the states it acts from, however far into an episode)."""
     order = rng.permutation(len(indices))
     for start in range(0, len(order), chunk_episodes):
         windows = []
@@ -168,10 +174,11 @@ def sequence_batches(
             if sample_latents:
                 z = z + rng.standard_normal(z.shape).astype(np.float32) * np.exp(0.5 * d["logvar"])
             acts = _action_features(d["actions"], action_kind, action_dim)
-            for s0, e in _window_bounds(t, seq_len, rng):
-                windows.append(
-                    (z[s0 : e + 1], acts[s0:e], d["rewards"][s0:e], d["terminated"][s0:e])
-                )
+            bounds = _window_bounds(t, seq_len, rng)
+            states = start_states(z, acts, [s0 for s0, _ in bounds]) if start_states else None
+            for w, (s0, e) in enumerate(bounds):
+                window = (z[s0 : e + 1], acts[s0:e], d["rewards"][s0:e], d["terminated"][s0:e])
+                windows.append((*window, states[w]) if states else window)
         perm = rng.permutation(len(windows))
         for b in range(0, len(perm), batch_size):
             yield _pad([windows[k] for k in perm[b : b + batch_size]], seq_len, device)
@@ -229,11 +236,16 @@ def _pad(windows: list[tuple[np.ndarray, ...]], seq_len: int, device: torch.devi
     r = np.zeros((n, seq_len), np.float32)
     d = np.zeros((n, seq_len), np.float32)
     m = np.zeros((n, seq_len), np.float32)
-    for k, (zw, aw, rw, dw) in enumerate(windows):
+    for k, (zw, aw, rw, dw, *_) in enumerate(windows):
         t = len(rw)
         z[k, : t + 1], a[k, :t], r[k, :t], d[k, :t], m[k, :t] = zw, aw, rw, dw, 1.0
+    state = None
+    if len(windows[0]) == 5:  # each window's M state at its start, [1, ...] per tensor
+        state = tuple(
+            torch.cat(part).to(device) for part in zip(*(w[4] for w in windows), strict=True)
+        )
 
     def to(x: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(x, device=device)
 
-    return MemoryBatch(to(z), to(a), to(r), to(d), to(m))
+    return MemoryBatch(to(z), to(a), to(r), to(d), to(m), state=state)

@@ -66,9 +66,11 @@ def gather_starts(
     horizon: int,
     max_starts: int,
     seed: int = 0,
+    min_start: int = 1,
 ) -> Starts:
-    """Start points t in [1, T - 1] of each episode (subsampled to ``max_starts``); the steps
-    of a start's horizon past the episode's end are padded and masked."""
+    """Start points t in [min_start, T - 1] of each episode (subsampled to ``max_starts``),
+    M's state at t teacher-forced from the episode's first step; the steps of a start's
+    horizon past the episode's end are padded and masked."""
     rows: dict[str, list[Any]] = {k: [] for k in Starts.__dataclass_fields__}
     dev = world.device
     for i in indices:
@@ -89,7 +91,7 @@ def gather_starts(
                 z[t : t + 1], world.action_features(acts[t : t + 1]), state
             )
         obs = torch.as_tensor(np.asarray(ep.observations), device=dev)
-        for t in range(1, t_len):
+        for t in range(max(min_start, 1), t_len):
             rows["z0"].append(z[t])
             rows["z_prev"].append(z[t - 1])
             rows["state"].append(states[t])
@@ -103,7 +105,7 @@ def gather_starts(
             rows["mask"].append(torch.arange(t, t + horizon) < t_len)
     n = len(rows["z0"])
     if n == 0:
-        raise ValueError("no held-out episode has two steps")
+        raise ValueError(f"no held-out episode has a step past {min_start}")
     pick = np.sort(np.random.default_rng(seed).permutation(n)[:max_starts])
     out: dict[str, Any] = {}
     for key, values in rows.items():

@@ -9,12 +9,12 @@ import numpy as np
 import torch
 
 from worldmodels.config import Config, to_dict
-from worldmodels.data.loaders import LatentCache, encode_missing, sequence_batches
+from worldmodels.data.loaders import LatentCache, StartStates, encode_missing, sequence_batches
 from worldmodels.data.store import EpisodeStore
 from worldmodels.envs import EnvSpec
 from worldmodels.errors import TrainingDivergedError, UserError
 from worldmodels.models.memory import build_memory
-from worldmodels.models.memory.base import MemoryBatch, MemoryModel
+from worldmodels.models.memory.base import MemoryBatch, MemoryModel, State
 from worldmodels.runs import RunDir, file_sha256, model_payload
 from worldmodels.training.supervised import Stage, StageData, train_supervised
 from worldmodels.world_model import WorldModel, load_vision
@@ -55,6 +55,24 @@ def memory_kwargs(cfg: Config, spec: EnvSpec) -> dict[str, Any]:
     return base | modes
 
 
+def carried_states(model: MemoryModel, device: torch.device) -> StartStates:
+    """M's state at each window start, run from the episode's first step under the current
+    weights -- the state acting reaches there."""
+
+    @torch.no_grad()
+    def states(z: np.ndarray, acts: np.ndarray, starts: list[int]) -> list[State]:
+        zs = torch.as_tensor(z[None], device=device)
+        at = torch.as_tensor(acts[None], device=device)
+        state, t, out = model.initial(1, device), 0, []
+        for s0 in starts:
+            if s0 > t:
+                state, t = model.advance(zs[:, t:s0], at[:, t:s0], state), s0
+            out.append(state)
+        return out
+
+    return states
+
+
 def _sequences(
     cache: LatentCache,
     indices: list[int],
@@ -62,10 +80,13 @@ def _sequences(
     spec: EnvSpec,
     rng: np.random.Generator,
     sample: bool,
+    model: MemoryModel,
     device: torch.device,
 ) -> Iterator[MemoryBatch]:
-    """Windows of ``memory.seq_len`` steps of the cached latents, ``memory.batch_size`` each."""
+    """Windows of ``memory.seq_len`` steps of the cached latents, ``memory.batch_size`` each,
+    starting from M's carried state where ``memory.carry_state`` and M is recurrent."""
     mc = cfg.memory
+    carry = carried_states(model, device) if mc.carry_state and model.recurrent else None
     return sequence_batches(
         cache,
         indices,
@@ -77,6 +98,7 @@ def _sequences(
         spec.action_dim,
         sample,
         device,
+        carry,
     )
 
 
@@ -116,7 +138,7 @@ def train_memory(data: StageData) -> dict[str, float]:
     def batches(
         rng: np.random.Generator, indices: list[int] = train_idx, sample: bool = mc.sample_latents
     ):
-        return _sequences(cache, indices, cfg, spec, rng, sample, device)
+        return _sequences(cache, indices, cfg, spec, rng, sample, model, device)
 
     stage = Stage(
         name="memory",
@@ -169,7 +191,9 @@ def finetune_memory(
     totals: dict[str, float] = {}
     count = 0
     for _ in range(epochs):
-        for batch in _sequences(cache, indices, cfg, spec, rng, mc.sample_latents, world.device):
+        for batch in _sequences(
+            cache, indices, cfg, spec, rng, mc.sample_latents, model, world.device
+        ):
             loss, parts = model.loss(batch, mc.reward_weight, mc.done_weight)
             if not torch.isfinite(loss):
                 model.eval()

@@ -19,11 +19,14 @@ class MemoryBatch(NamedTuple):
     dones: Tensor  # [B, T] terminated flags
     mask: Tensor  # [B, T] 1 for real steps, 0 for padding
     z_target: Tensor | None = None  # [B, T+1, Z] targets when they differ from z (detached)
+    state: State | None = None  # M's state before z_0 (carried from the episode's start)
 
 
 class MemoryModel(nn.Module):
     latent_dim: int
     action_dim: int
+    recurrent: bool = True
+    """False where the state is empty (Markov models): nothing to carry between windows."""
 
     @property
     @abstractmethod
@@ -37,6 +40,12 @@ class MemoryModel(nn.Module):
     @abstractmethod
     def step(self, z: Tensor, action: Tensor, state: Any) -> tuple[Any, Any]:
         """One step for a batch: (z [B, Z], action features [B, A], state) -> (output, state)."""
+
+    def advance(self, z: Tensor, actions: Tensor, state: Any) -> Any:
+        """The state after steps z [B, T, Z], actions [B, T, A] from ``state``."""
+        for t in range(z.shape[1]):
+            _, state = self.step(z[:, t], actions[:, t], state)
+        return state
 
     @abstractmethod
     def hidden(self, state: Any) -> Tensor:

@@ -33,6 +33,7 @@ class Ensemble(MemoryModel):
         self.members = nn.ModuleList(members)
         self.latent_dim, self.action_dim = members[0].latent_dim, members[0].action_dim
         self._sizes = [len(m.initial(1)) for m in members]
+        self.recurrent = members[0].recurrent
 
     def split_state(self, state: tuple[Tensor, ...]) -> list[tuple[Tensor, ...]]:
         parts, i = [], 0
@@ -54,6 +55,10 @@ class Ensemble(MemoryModel):
 
     def initial(self, batch: int, device: torch.device | str = "cpu") -> tuple[Tensor, ...]:
         return tuple(t for m in self._each() for t in m.initial(batch, device))
+
+    def advance(self, z: Tensor, actions: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        parts = zip(self._each(), self.split_state(state), strict=True)
+        return tuple(t for m, s in parts for t in m.advance(z, actions, s))
 
     def hidden(self, state: tuple[Tensor, ...]) -> Tensor:
         return self._each()[0].hidden(self.split_state(state)[0])
@@ -111,7 +116,11 @@ class Ensemble(MemoryModel):
     def loss(
         self, batch: Any, reward_weight: float = 1.0, done_weight: float = 1.0
     ) -> tuple[Tensor, dict[str, float]]:
-        results = [m.loss(batch, reward_weight, done_weight) for m in self._each()]
+        states = self.split_state(batch.state) if batch.state is not None else None
+        results = [
+            m.loss(batch._replace(state=states[i] if states else None), reward_weight, done_weight)
+            for i, m in enumerate(self._each())
+        ]
         total = torch.stack([t for t, _ in results]).mean()
         parts = {k: sum(p[k] for _, p in results) / len(results) for k in results[0][1]}
         parts["loss"] = float(total.detach())

@@ -37,6 +37,7 @@ class MarkovOutput(NamedTuple):
 class MarkovDynamics(MemoryModel):
     step_weights: Tensor
     feature_weights: Tensor
+    recurrent = False
 
     def __init__(
         self,

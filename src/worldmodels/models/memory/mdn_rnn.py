@@ -37,6 +37,9 @@ class MixtureMemory(MemoryModel):
         """One step: z [B, Z], action [B, A]. Outputs have T = 1."""
         return self.forward(z.unsqueeze(1), action.unsqueeze(1), state)
 
+    def advance(self, z: Tensor, actions: Tensor, state: State) -> State:
+        return self.forward(z, actions, state)[1]
+
     def hidden(self, state: State) -> Tensor:
         return state[0]
 
@@ -59,7 +62,7 @@ class MixtureMemory(MemoryModel):
     def loss(
         self, batch: MemoryBatch, reward_weight: float = 1.0, done_weight: float = 1.0
     ) -> tuple[Tensor, dict[str, float]]:
-        out, _ = self.forward(batch.z[:, :-1], batch.actions)
+        out, _ = self.forward(batch.z[:, :-1], batch.actions, batch.state)
         return mixture_sequence_loss(out, batch, reward_weight, done_weight)
 
 
