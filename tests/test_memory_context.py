@@ -76,7 +76,10 @@ def _whole_episode_sum(model, cache) -> float:
     [
         ("mdn_rnn", {"hidden_dim": 8, "num_mixtures": 2}),
         ("mdn_rnn", {"hidden_dim": 8, "num_mixtures": 2, "ensemble": 2}),
-        ("transformer", {"hidden_dim": 8, "num_mixtures": 2, "layers": 1, "heads": 2, "max_len": 8}),
+        (
+            "transformer",
+            {"hidden_dim": 8, "num_mixtures": 2, "layers": 1, "heads": 2, "max_len": 8},
+        ),
     ],
 )
 def test_carried_windows_score_exactly_what_acting_over_the_episode_scores(tmp_path, kind, kwargs):

@@ -18,6 +18,7 @@ import os
 import platform
 import secrets
 import signal
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +262,28 @@ def _fault_injection(name: str) -> None:
     _SAVES[name] = _SAVES.get(name, 0) + 1
     if _SAVES[name] == int(count):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class Context:
+    """An open run: its directory, resolved config, env spec and device, and its TensorBoard
+    writer (opened on first use). What every training loop is given."""
+
+    run: RunDir
+    cfg: Config
+    spec: EnvSpec
+    device: torch.device
+    resume: bool = False
+    progress: bool = True
+    _writer: Any = field(default=None, repr=False)
+
+    @property
+    def writer(self) -> Any:
+        if self._writer is None:
+            self._writer = self.run.writer()
+        return self._writer
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

@@ -49,16 +49,7 @@ class ActorCriticMethod:
         require_agent_resume(ctx, self.agent)
         world = world_model(ctx)
         with timed(ctx, "agent"):
-            train_on_policy(
-                make(world),
-                self.agent,
-                ctx.run,
-                ctx.cfg,
-                ctx.spec,
-                world,
-                ctx.writer,
-                ctx.progress,
-            )
+            train_on_policy(make(world), self.agent, ctx, world)
 
     def policy(self, ctx: Context) -> PolicyFactory:
         return agent_policy(ctx, self.agent, self.name)

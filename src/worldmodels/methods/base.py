@@ -9,42 +9,13 @@ checkpoints it owns, ``train(ctx, skip)``, ``policy(ctx)`` (the agent that evalu
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-import torch
-
-from worldmodels.config import Config
 from worldmodels.data.rollout import Policy
-from worldmodels.envs import EnvSpec
 from worldmodels.errors import UserError
-from worldmodels.runs import RunDir
+from worldmodels.runs import Context
 
 STAGE_NAMES = ("collect", "vision", "memory", "controller")
-
-
-@dataclass
-class Context:
-    """An open run: its directory, resolved config, env spec and device."""
-
-    run: RunDir
-    cfg: Config
-    spec: EnvSpec
-    device: torch.device
-    resume: bool = False
-    progress: bool = True
-    _writer: Any = field(default=None, repr=False)
-
-    @property
-    def writer(self) -> Any:
-        if self._writer is None:
-            self._writer = self.run.writer()
-        return self._writer
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
 
 
 PolicyFactory = Callable[[int], Policy]

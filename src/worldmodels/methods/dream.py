@@ -72,17 +72,7 @@ def stage_dream_controller(ctx: Context) -> dict[str, Any]:
         )
 
     with timed(ctx, "controller"):
-        return train_cmaes(
-            ctx.run,
-            ctx.cfg,
-            ctx.spec,
-            world,
-            ctx.writer,
-            ctx.progress,
-            make,
-            dc.rollouts,
-            dc.eval_episodes,
-        )
+        return train_cmaes(ctx, world, make, dc.rollouts, dc.eval_episodes)
 
 
 def _archive_controller(ctx: Context, k: int) -> None:

@@ -150,7 +150,7 @@ class DreamerMethod:
             return
         require_agent_resume(ctx, NS)
         with timed(ctx, NS):
-            train_dreamer(ctx.run, ctx.cfg, ctx.spec, ctx.device, ctx.writer, ctx.progress)
+            train_dreamer(ctx)
 
     def policy(self, ctx: Context) -> PolicyFactory:
         agent = load_dreamer(ctx.run, ctx.cfg, ctx.spec, ctx.device, "best")

@@ -24,7 +24,7 @@ class Ppo:
             return
         require_resume(ctx, NS)
         with timed(ctx, "ppo"):
-            train_ppo_baseline(ctx.run, ctx.cfg, ctx.spec, ctx.device, ctx.progress)
+            train_ppo_baseline(ctx)
 
     def policy(self, ctx: Context) -> PolicyFactory:
         policy = load_ppo_policy(ctx.run, ctx.cfg, ctx.spec, ctx.device)

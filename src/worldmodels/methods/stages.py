@@ -111,7 +111,7 @@ def stage_collect(ctx: Context) -> dict[str, Any]:
 
 
 def stage_data(ctx: Context, train: list[int], val: list[int]) -> StageData:
-    return StageData(ctx.run, ctx.cfg, ctx.spec, train, val, ctx.device, ctx.writer, ctx.progress)
+    return StageData(ctx, train, val)
 
 
 def stage_vision(ctx: Context) -> dict[str, float]:
@@ -152,7 +152,7 @@ def stage_controller(ctx: Context) -> dict[str, Any]:
     require_resume(ctx, "controller")
     world = world_model(ctx)
     with timed(ctx, "controller"):
-        return train_cmaes(ctx.run, ctx.cfg, ctx.spec, world, ctx.writer, ctx.progress)
+        return train_cmaes(ctx, world)
 
 
 def controller_params(ctx: Context) -> tuple[PolicyShape, np.ndarray]:

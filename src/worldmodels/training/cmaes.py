@@ -28,7 +28,7 @@ from worldmodels.controllers.linear import PolicyShape, policy_shape
 from worldmodels.data.store import EpisodeStore
 from worldmodels.envs import EnvSpec
 from worldmodels.errors import TrainingDivergedError, UserError
-from worldmodels.runs import RunDir, file_sha256, sign, verify
+from worldmodels.runs import Context, RunDir, file_sha256, sign, verify
 from worldmodels.training.population import PopulationEvaluator
 from worldmodels.training.scoring import reached
 from worldmodels.world_model import WorldModel
@@ -78,12 +78,8 @@ class Evaluator(Protocol):
 
 
 def train_cmaes(
-    run: RunDir,
-    cfg: Config,
-    spec: EnvSpec,
+    ctx: Context,
     world: WorldModel,
-    writer: Any,
-    progress: bool = True,
     make_evaluator: Callable[[PolicyShape], Evaluator] | None = None,
     rollouts: int | None = None,
     eval_episodes: int | None = None,
@@ -92,6 +88,7 @@ def train_cmaes(
     default the real env (through the executor); ``DreamEvaluator`` for training in the dream,
     where ``rollouts`` dream episodes per candidate replace ``controller.rollouts`` and
     ``eval_episodes`` the evaluation's ``controller.eval_episodes``."""
+    run, cfg, spec, writer, progress = ctx.run, ctx.cfg, ctx.spec, ctx.writer, ctx.progress
     cc = cfg.controller
     rollouts = rollouts or cc.rollouts
     eval_episodes = eval_episodes or cc.eval_episodes

@@ -32,7 +32,7 @@ from worldmodels.envs import EnvSpec, action_to_env, make_env, random_action
 from worldmodels.errors import TrainingDivergedError
 from worldmodels.models.rssm import DreamerWorldModel, RssmState, TwoHot, mlp, zero_output
 from worldmodels.rl.returns import td_lambda
-from worldmodels.runs import RunDir, model_payload, np_rng_state, restore_np_rng
+from worldmodels.runs import Context, RunDir, model_payload, np_rng_state, restore_np_rng
 from worldmodels.training.scoring import (
     curve_point,
     judged_score,
@@ -333,10 +333,10 @@ def rng_state(rng: np.random.Generator) -> dict[str, Any]:
     return {"torch": torch.get_rng_state(), "numpy": np_rng_state(rng)}
 
 
-def train_dreamer(
-    run: RunDir, cfg: Any, spec: EnvSpec, device: torch.device, writer: Any, progress: bool
-) -> DreamerProgress:
+def train_dreamer(ctx: Context) -> DreamerProgress:
     """Train until ``dreamer.total_steps`` real env steps or the target; resumable."""
+    run, cfg, spec, device, writer = ctx.run, ctx.cfg, ctx.spec, ctx.device, ctx.writer
+    progress = ctx.progress
     dc = cfg.section("dreamer")
     target = dc.target_return if dc.target_return is not None else spec.reward_threshold
     torch.manual_seed(cfg.seed)

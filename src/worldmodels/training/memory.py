@@ -110,8 +110,15 @@ def _loss_at(
 
 
 def train_memory(data: StageData) -> dict[str, float]:
-    run, cfg, spec, device = data.run, data.cfg, data.spec, data.device
-    train_idx, val_idx, writer, progress = data.train_idx, data.val_idx, data.writer, data.progress
+    ctx, train_idx, val_idx = data.ctx, data.train_idx, data.val_idx
+    run, cfg, spec, device, writer, progress = (
+        ctx.run,
+        ctx.cfg,
+        ctx.spec,
+        ctx.device,
+        ctx.writer,
+        ctx.progress,
+    )
     vision_hash = file_sha256(run.ckpt_path("vision/best"))
     if run.has("memory/last"):
         consumed = run.load("memory/last").get("vision_sha256")

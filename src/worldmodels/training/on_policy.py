@@ -27,7 +27,7 @@ from worldmodels.envs import EnvSpec
 from worldmodels.rl.actor_critic import ActorCritic
 from worldmodels.rl.latent_env import LatentVecEnv
 from worldmodels.rl.ppo import Collector, Rollout
-from worldmodels.runs import RunDir
+from worldmodels.runs import Context
 from worldmodels.training.agent_io import (
     ac_kwargs,
     build_ac,
@@ -127,13 +127,10 @@ class OnPolicyAlgorithm(Protocol):
 def train_on_policy(
     algo: OnPolicyAlgorithm,
     ns: str,
-    run: RunDir,
-    cfg: Config,
-    spec: EnvSpec,
+    ctx: Context,
     world: WorldModel,
-    writer: Any,
-    progress: bool = True,
 ) -> Progress:
+    run, cfg, spec, writer, progress = ctx.run, ctx.cfg, ctx.spec, ctx.writer, ctx.progress
     acfg = cfg.ac
     target = acfg.target_return if acfg.target_return is not None else spec.reward_threshold
     store = EpisodeStore(run.episodes)

@@ -39,7 +39,7 @@ from worldmodels.config import Config, to_dict
 from worldmodels.data.rollout import EnvPool, run_batch
 from worldmodels.envs import EnvSpec, make_env
 from worldmodels.errors import UserError
-from worldmodels.runs import RunDir
+from worldmodels.runs import Context, RunDir
 from worldmodels.training.agent_io import EVAL_SEED_BASE
 from worldmodels.training.scoring import curve_point, judged_score, reached
 
@@ -195,9 +195,8 @@ def _training_state(model: BaseAlgorithm) -> dict[str, Any]:
     return state
 
 
-def train_ppo_baseline(
-    run: RunDir, cfg: Config, spec: EnvSpec, device: torch.device, progress: bool = True
-) -> dict[str, Any]:
+def train_ppo_baseline(ctx: Context) -> dict[str, Any]:
+    run, cfg, spec, device = ctx.run, ctx.cfg, ctx.spec, ctx.device
     prog: dict[str, Any] = {
         "real_env_steps": 0,
         "eval_steps": 0,

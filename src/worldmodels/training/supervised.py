@@ -15,10 +15,8 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from worldmodels.config import Config
-from worldmodels.envs import EnvSpec
 from worldmodels.errors import TrainingDivergedError
-from worldmodels.runs import RunDir, model_payload, np_rng_state, restore_np_rng
+from worldmodels.runs import Context, RunDir, model_payload, np_rng_state, restore_np_rng
 
 LossFn = Callable[[nn.Module, Any, int | None], tuple[Tensor, dict[str, float]]]
 
@@ -27,14 +25,9 @@ LossFn = Callable[[nn.Module, Any, int | None], tuple[Tensor, dict[str, float]]]
 class StageData:
     """What a supervised stage (V, M, joint) is trained from."""
 
-    run: RunDir
-    cfg: Config
-    spec: EnvSpec
+    ctx: Context
     train_idx: list[int]
     val_idx: list[int]
-    device: torch.device
-    writer: Any
-    progress: bool = True
 
 
 @dataclass
