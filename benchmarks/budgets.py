@@ -50,3 +50,24 @@ def train_command(
         for item in extra:
             cmd += ["--set", item]
     return cmd
+
+
+def fork_run(base: Path, run: Path, checkpoints: tuple[str, ...] = ()) -> None:
+    """A fresh run directory ``run`` holding ``base``'s config, env spec, episodes and the
+    named checkpoint folders (so a variant retrains only what it changes)."""
+    import shutil
+
+    shutil.rmtree(run, ignore_errors=True)
+    run.mkdir(parents=True)
+    for name in ("config.yaml", "env_spec.json"):
+        shutil.copy(base / name, run / name)
+    shutil.copytree(base / "data", run / "data")
+    for part in checkpoints:
+        shutil.copytree(base / "checkpoints" / part, run / "checkpoints" / part)
+
+
+def print_table(header: str, rows: list[tuple[str, str, str]]) -> None:
+    """A three-column markdown table: ``header`` is the columns' names joined by " | "."""
+    print(f"| {header} |\n|---|---|---|")
+    for row in rows:
+        print(f"| {' | '.join(row)} |")

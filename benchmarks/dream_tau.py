@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
+from budgets import fork_run
 
 ROOT = Path(__file__).parent / "runs" / "dream_tau"
 
@@ -66,13 +66,7 @@ def main() -> None:
     for tau, mode in cases:
         run = root / f"tau{tau}_{mode}"
         if not (run / "eval.json").exists():
-            shutil.rmtree(run, ignore_errors=True)
-            run.mkdir(parents=True)
-            for name in ("config.yaml", "env_spec.json"):
-                shutil.copy(base / name, run / name)
-            shutil.copytree(base / "data", run / "data")
-            for part in ("vision", "memory"):
-                shutil.copytree(base / "checkpoints" / part, run / "checkpoints" / part)
+            fork_run(base, run, ("vision", "memory"))
             train(
                 [
                     "--run-dir",

@@ -19,10 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from budgets import fork_run
 
 ROOT = Path(__file__).parent / "runs" / "prediction"
 # modes that are not a memory.train_mode: the env's own V and M, and seed 004's latent model
@@ -78,11 +79,7 @@ def main() -> None:
     for mode in args.modes:
         run = root / mode
         if not (run / "diagnostics.json").exists():
-            shutil.rmtree(run, ignore_errors=True)
-            run.mkdir(parents=True)
-            for name in ("config.yaml", "env_spec.json"):
-                shutil.copy(base / name, run / name)
-            shutil.copytree(base / "data", run / "data")
+            fork_run(base, run)
             mode_sets = MODE_SETS.get(mode, [f"memory.train_mode={mode}"])
             mode_sets = [x for s in mode_sets for x in ("--set", s)]
             cli(

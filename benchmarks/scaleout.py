@@ -28,6 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from budgets import print_table
 
 
 def _trained_run(work: Path):
@@ -186,9 +187,7 @@ def main() -> None:
         f"{best.size} params) pickles to {population_bytes:,} B, a CartPole episode "
         f"shipped back to {episode_bytes:,} B"
     )
-    print("| measurement | time or rate | notes |\n|---|---|---|")
-    for name, value, note in rows:
-        print(f"| {name} | {value} | {note} |")
+    print_table("measurement | time or rate | notes", rows)
 
 
 if __name__ == "__main__":

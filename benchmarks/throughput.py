@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from budgets import print_table
 
 from worldmodels.config import EnvConfig
 from worldmodels.data.collect import collect
@@ -134,9 +135,7 @@ def main() -> None:
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"{torch.get_num_threads()} torch threads, torch {torch.__version__}"
     )
-    print("| measurement | rate | notes |\n|---|---|---|")
-    for name, rate, note in rows:
-        print(f"| {name} | {rate} | {note} |")
+    print_table("measurement | rate | notes", rows)
 
 
 if __name__ == "__main__":

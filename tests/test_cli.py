@@ -32,21 +32,8 @@ def _fails_cleanly(capsys, argv, needle, touched: Path):
 @pytest.fixture(scope="module")
 def cartpole_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("cli") / "cartpole"
-    assert (
-        main(
-            [
-                "train",
-                "--env",
-                "CartPole-v1",
-                "--run-dir",
-                str(run_dir),
-                "--preset",
-                "debug",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    argv = f"train --env CartPole-v1 --run-dir {run_dir} --preset debug --quiet"
+    assert main(argv.split()) == 0
     return run_dir
 
 
@@ -315,20 +302,6 @@ def test_math_threads_are_recorded_in_the_config_and_eval_json(tmp_path):
     assert yaml.safe_load((run / "config.yaml").read_text())["threads"] == 1
     assert json.loads((run / "eval.json").read_text())["threads"] == 1
     other = tmp_path / "d"
-    assert (
-        main(
-            [
-                "train",
-                "--env",
-                "CartPole-v1",
-                "--run-dir",
-                str(other),
-                "--preset",
-                "debug",
-                "--quiet",
-                "--no-eval",
-            ]
-        )
-        == 0
-    )
+    argv = f"train --env CartPole-v1 --run-dir {other} --preset debug --quiet --no-eval"
+    assert main(argv.split()) == 0
     assert yaml.safe_load((other / "config.yaml").read_text())["threads"] == before

@@ -41,12 +41,16 @@ def _parts(run_dir):
     return ctx, *dream_parts(ctx)
 
 
-def test_single_dream_env_passes_gymnasium_check_env(world_run):
-    _, world, starts = _parts(world_run)
-    env = DreamSingleEnv(world, starts, horizon=20)
+def _passes_check_env(env) -> None:
+    """Gymnasium's ``check_env``, every warning an error."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_env(env, skip_render_check=True)
+
+
+def test_single_dream_env_passes_gymnasium_check_env(world_run):
+    _, world, starts = _parts(world_run)
+    _passes_check_env(DreamSingleEnv(world, starts, horizon=20))
 
 
 def test_dream_vector_env_same_step_autoreset_and_horizon(world_run):
@@ -263,10 +267,7 @@ def test_continuous_actions_a2c_and_dream_env(tmp_path):
     result = json.loads((run_dir / "eval.json").read_text())
     assert np.isfinite(result["mean_return"]) and result["real_env_steps"] >= 64
     _, world, starts = _parts(run_dir)
-    env = DreamSingleEnv(world, starts, horizon=10)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        check_env(env, skip_render_check=True)
+    _passes_check_env(DreamSingleEnv(world, starts, horizon=10))
 
 
 def test_wm_ppo_best_agent_keeps_the_world_model_it_was_trained_on(tmp_path):

@@ -98,15 +98,7 @@ def test_joint_training_learns_linear_dynamics():
 def test_latent_mlp_preset_trains_jointly_and_exports_v_and_m(tmp_path, capsys):
     run_dir = tmp_path / "joint"
     argv = [
-        "train",
-        "--env",
-        "CartPole-v1",
-        "--run-dir",
-        str(run_dir),
-        "--preset",
-        "debug",
-        "--preset",
-        "latent-mlp",
+        *f"train --env CartPole-v1 --run-dir {run_dir} --preset debug --preset latent-mlp".split(),
         "--quiet",
         "--set",
         "collect.episodes=10",

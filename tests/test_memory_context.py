@@ -3,10 +3,13 @@
 the window losses over an episode are exactly the loss of M run over the whole episode in one
 pass, as acting runs it; windows from the zero state are not."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 
+from worldmodels.config.schema import MemoryConfig
 from worldmodels.data.loaders import LatentCache, sequence_batches
 from worldmodels.data.store import Episode
 from worldmodels.models.memory import build_memory
@@ -36,12 +39,9 @@ def _window_nll_sum(model, cache, carry: bool) -> float:
     batches = sequence_batches(
         cache,
         [0, 1],
-        SEQ,
-        4,
+        MemoryConfig(seq_len=SEQ, batch_size=4, chunk_episodes=2),
+        SimpleNamespace(action_kind="discrete", action_dim=A),
         np.random.default_rng(3),
-        2,
-        "discrete",
-        A,
         False,
         torch.device("cpu"),
         carried_states(model, torch.device("cpu")) if carry else None,

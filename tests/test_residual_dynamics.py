@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from cli_runs import train_debug
 
 from worldmodels.cli import main
 from worldmodels.models.memory import build_memory
@@ -122,9 +123,7 @@ def test_identity_vision_and_residual_memory_end_to_end_with_early_stopping(tmp_
         "collect.episodes=12",
         "collect.val_fraction=0.4",
     ]
-    argv = ["train", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--preset", "debug"]
-    argv += ["--quiet"] + [x for s in sets for x in ("--set", s)]
-    assert main(argv) == 0
+    assert train_debug(run_dir, sets) == 0
     last = torch.load(run_dir / "checkpoints/memory/last.pt", weights_only=True)
     assert last["progress"]["complete"] and last["progress"]["epoch"] < 50
     assert main(["diagnose", "--run-dir", str(run_dir), "--horizon", "3", "--quiet"]) == 0

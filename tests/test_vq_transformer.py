@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from cli_runs import train_debug
 
 from worldmodels.cli import main
 from worldmodels.models.memory import build_memory
@@ -208,9 +209,7 @@ def test_vq_vae_and_transformer_train_end_to_end_from_the_command_line(tmp_path)
         "memory.hidden_dim=16",
         "memory.max_len=8",
     ]
-    argv = ["train", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--preset", "debug"]
-    argv += ["--quiet"] + [x for s in sets for x in ("--set", s)]
-    assert main(argv) == 0
+    assert train_debug(run_dir, sets) == 0
     last = torch.load(run_dir / "checkpoints/memory/last.pt", weights_only=True)
     assert last["model"]["name"] == "transformer" and last["progress"]["complete"]
     assert main(["diagnose", "--run-dir", str(run_dir), "--horizon", "3", "--quiet"]) == 0

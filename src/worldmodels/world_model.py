@@ -149,20 +149,21 @@ class WorldModel:
             )
 
 
-def load_vision(run: RunDir, spec: EnvSpec, device: torch.device) -> VisionModel:
-    payload = run.load("vision/best")
-    check_spec(payload, spec, str(run.ckpt_path("vision/best")))
-    model = build_vision(payload["model"]["name"], payload["model"]["kwargs"])
+def _load_best(run: RunDir, spec: EnvSpec, device: torch.device, stage: str, build: Any) -> Any:
+    """``stage/best``'s model, built by ``build(name, kwargs)``, on ``device``, in eval mode."""
+    payload = run.load(f"{stage}/best")
+    check_spec(payload, spec, str(run.ckpt_path(f"{stage}/best")))
+    model = build(payload["model"]["name"], payload["model"]["kwargs"])
     model.load_state_dict(payload["model"]["state_dict"])
     return model.to(device).eval()
+
+
+def load_vision(run: RunDir, spec: EnvSpec, device: torch.device) -> VisionModel:
+    return _load_best(run, spec, device, "vision", build_vision)
 
 
 def load_memory(run: RunDir, spec: EnvSpec, device: torch.device) -> MemoryModel:
-    payload = run.load("memory/best")
-    check_spec(payload, spec, str(run.ckpt_path("memory/best")))
-    model = build_memory(payload["model"]["name"], payload["model"]["kwargs"])
-    model.load_state_dict(payload["model"]["state_dict"])
-    return model.to(device).eval()
+    return _load_best(run, spec, device, "memory", build_memory)
 
 
 def load_world_model(run: RunDir, spec: EnvSpec, device: torch.device) -> WorldModel:

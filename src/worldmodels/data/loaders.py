@@ -9,12 +9,15 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from worldmodels.config.schema import MemoryConfig
 from worldmodels.data.store import Episode, EpisodeStore
+from worldmodels.envs import EnvSpec
 from worldmodels.errors import CorruptEpisodeError
 from worldmodels.models.memory.base import MemoryBatch, State
 
@@ -146,20 +149,19 @@ def _action_features(actions: np.ndarray, action_kind: str, action_dim: int) -> 
 def sequence_batches(
     cache: LatentCache,
     indices: list[int],
-    seq_len: int,
-    batch_size: int,
+    mc: MemoryConfig,
+    spec: EnvSpec,
     rng: np.random.Generator,
-    chunk_episodes: int,
-    action_kind: str,
-    action_dim: int,
     sample_latents: bool,
     device: torch.device,
     start_states: StartStates | None = None,
 ) -> Iterator[MemoryBatch]:
-    """One epoch of windows of ``seq_len`` transitions covering every episode once (random
-    phase), padded and masked at episode ends. With ``start_states``, each window carries M's
+    """One epoch of windows of ``mc.seq_len`` transitions covering every episode once (random
+    phase), ``mc.batch_size`` per batch, ``mc.chunk_episodes`` episodes shuffled together,
+    padded and masked at episode ends. With ``start_states``, each window carries M's
     state at its first step, run from the episode's start (truncated backpropagation through
     time: M then trains on the states it acts from, however far into an episode)."""
+    seq_len, chunk_episodes = mc.seq_len, mc.chunk_episodes
     order = rng.permutation(len(indices))
     for start in range(0, len(order), chunk_episodes):
         windows = []
@@ -173,31 +175,27 @@ def sequence_batches(
             z = d["mu"]
             if sample_latents:
                 z = z + rng.standard_normal(z.shape).astype(np.float32) * np.exp(0.5 * d["logvar"])
-            acts = _action_features(d["actions"], action_kind, action_dim)
+            acts = _action_features(d["actions"], spec.action_kind, spec.action_dim)
             bounds = _window_bounds(t, seq_len, rng)
             states = start_states(z, acts, [s0 for s0, _ in bounds]) if start_states else None
             for w, (s0, e) in enumerate(bounds):
                 window = (z[s0 : e + 1], acts[s0:e], d["rewards"][s0:e], d["terminated"][s0:e])
                 windows.append((*window, states[w]) if states else window)
-        perm = rng.permutation(len(windows))
-        for b in range(0, len(perm), batch_size):
-            yield _pad([windows[k] for k in perm[b : b + batch_size]], seq_len, device)
+        yield from _batches(windows, mc, rng, device)
 
 
 def observation_sequences(
     store: EpisodeStore,
     indices: list[int],
-    seq_len: int,
-    batch_size: int,
+    mc: MemoryConfig,
+    spec: EnvSpec,
     rng: np.random.Generator,
-    chunk_episodes: int,
-    action_kind: str,
-    action_dim: int,
     device: torch.device,
 ) -> Iterator[MemoryBatch]:
     """``sequence_batches`` on raw observations instead of cached latents (joint training of
     V and M): each batch's ``z`` holds observations o_0..o_T [B, T+1, *obs] in their stored
     dtype, padded with zeros; ``mask`` marks the real transitions."""
+    seq_len, chunk_episodes = mc.seq_len, mc.chunk_episodes
     order = rng.permutation(len(indices))
     for start in range(0, len(order), chunk_episodes):
         windows = []
@@ -205,15 +203,22 @@ def observation_sequences(
             [indices[j] for j in order[start : start + chunk_episodes]]
         ):
             t = len(ep.rewards)
-            acts = _action_features(ep.actions, action_kind, action_dim)
+            acts = _action_features(ep.actions, spec.action_kind, spec.action_dim)
             term = ep.terminated.astype(np.float32)
             for s0, e in _window_bounds(t, seq_len, rng):
                 windows.append(
                     (ep.observations[s0 : e + 1], acts[s0:e], ep.rewards[s0:e], term[s0:e])
                 )
-        perm = rng.permutation(len(windows))
-        for b in range(0, len(perm), batch_size):
-            yield _pad([windows[k] for k in perm[b : b + batch_size]], seq_len, device)
+        yield from _batches(windows, mc, rng, device)
+
+
+def _batches(
+    windows: list[tuple[Any, ...]], mc: MemoryConfig, rng: np.random.Generator, device: Any
+) -> Iterator[MemoryBatch]:
+    """The windows shuffled into padded batches of ``mc.batch_size``."""
+    perm = rng.permutation(len(windows))
+    for b in range(0, len(perm), mc.batch_size):
+        yield _pad([windows[k] for k in perm[b : b + mc.batch_size]], mc.seq_len, device)
 
 
 def _window_bounds(t: int, seq_len: int, rng: np.random.Generator) -> list[tuple[int, int]]:

@@ -8,7 +8,7 @@ import torch
 
 from worldmodels.config import to_dict
 from worldmodels.methods.actor_critic import ActorCriticMethod
-from worldmodels.methods.base import Context, register
+from worldmodels.methods.base import Context, checkpoints, register
 from worldmodels.methods.stages import (
     stage_collect,
     stage_memory,
@@ -51,11 +51,11 @@ def init_untrained_world(ctx: Context) -> None:
 
 @register
 class A2c(ActorCriticMethod):
+    """V and M pre-trained (optional), then trained with the actor-critic's loss."""
+
     name = "a2c"
     summary = "seed 000: A2C with V and M end to end, plus imagined rollouts"
-    sections = ("ac", "imagination")
-    artifacts = (f"{NS}/last", f"{NS}/best")
-    epochs_key = "ac.updates"
+    artifacts = checkpoints(NS)
     agent = NS
 
     def train(self, ctx: Context, skip: set[str]) -> None:

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from worldmodels.agent import ActorCriticPolicy
 from worldmodels.errors import UserError
-from worldmodels.methods.base import Context, PolicyFactory
+from worldmodels.methods.base import Context, MethodBase, PolicyFactory
 from worldmodels.methods.stages import agent_steps, require_agent_resume, timed, world_model
 from worldmodels.rl.actor_critic import ActorCritic
 from worldmodels.training.agent_io import load_agent
@@ -38,11 +38,13 @@ def agent_policy(ctx: Context, ns: str, method: str) -> PolicyFactory:
     return lambda n: ActorCriticPolicy(world, ac)
 
 
-class ActorCriticMethod:
+class ActorCriticMethod(MethodBase):
     """Base of a2c and wm-ppo: ``agent`` is the checkpoint namespace."""
 
     name: ClassVar[str]
     agent: ClassVar[str]
+    sections: ClassVar[tuple[str, ...]] = ("ac", "imagination")
+    epochs_key = "ac.updates"
 
     def run_agent(self, ctx: Context, make: Callable[[WorldModel], OnPolicyAlgorithm]) -> None:
         """The actor-critic stage: ``make(world)`` is the update the loop runs."""

@@ -51,6 +51,18 @@ class Method(Protocol):
     # before any work starts.
 
 
+class MethodBase:
+    """The protocol's defaults: no ``--max-epoch`` key, no actor-critic agent."""
+
+    epochs_key: ClassVar[str | None] = None
+    agent: ClassVar[str | None] = None
+
+
+def checkpoints(ns: str) -> tuple[str, str]:
+    """The checkpoints of namespace ``ns``: the latest (resume) and the best (evaluation)."""
+    return f"{ns}/last", f"{ns}/best"
+
+
 REGISTRY: dict[str, Method] = {}
 
 CONFIG_ADAPTERS: list[Callable[[dict[str, Any], str], dict[str, Any]]] = []

@@ -6,19 +6,18 @@ from __future__ import annotations
 from typing import ClassVar
 
 from worldmodels.agent import ControllerPolicy
-from worldmodels.methods.base import Context, PolicyFactory, register
+from worldmodels.methods.base import Context, MethodBase, PolicyFactory, checkpoints, register
 from worldmodels.methods.stages import STAGES, controller_params, world_model
 from worldmodels.methods.stages import collected_and_controller_steps as real_env_steps
 
 
 @register
-class Classic:
+class Classic(MethodBase):
     name: ClassVar[str] = "classic"
     summary: ClassVar[str] = "V -> M -> C by CMA-ES in the real env; the default"
     sections: ClassVar[tuple[str, ...]] = ("controller",)
-    artifacts = ("controller/last", "controller/best")
+    artifacts = checkpoints("controller")
     epochs_key = "controller.generations"
-    agent = None
 
     def train(self, ctx: Context, skip: set[str]) -> None:
         for name, fn in STAGES.items():

@@ -107,9 +107,6 @@ class Dream(Classic):
     name = "dream"
     summary = "CMA-ES only inside the dream"
     sections = ("controller", "dream")
-    artifacts = ("controller/last", "controller/best")
-    epochs_key = "controller.generations"
-    agent = None
 
     def train(self, ctx: Context, skip: set[str]) -> None:
         for name in ("collect", "vision", "memory"):

@@ -14,7 +14,7 @@ from worldmodels.config.schema import register_section
 from worldmodels.data.replay import step_bytes
 from worldmodels.envs import EnvSpec
 from worldmodels.errors import UserError
-from worldmodels.methods.base import Context, PolicyFactory, register
+from worldmodels.methods.base import Context, MethodBase, PolicyFactory, checkpoints, register
 from worldmodels.methods.stages import agent_steps, require_agent_resume, timed
 from worldmodels.training.dreamer import (
     NS,
@@ -109,13 +109,13 @@ class DreamerConfig:
 
 
 @register
-class DreamerMethod:
+class DreamerMethod(MethodBase):
+    """One stage: the agent collects, replays and imagines in one loop (no V/M/C stages)."""
+
     name = "dreamer"
     summary = "DreamerV3-class: RSSM world model from replay, actor-critic in imagination"
     sections = ("dreamer",)
-    artifacts = (f"{NS}/last", f"{NS}/best")
-    epochs_key = None
-    agent = None
+    artifacts = checkpoints(NS)
 
     def check(self, cfg: Config, spec: EnvSpec) -> None:
         dc: DreamerConfig = cfg.section("dreamer")

@@ -28,7 +28,7 @@ from worldmodels.envs import make_env
 from worldmodels.errors import UserError
 from worldmodels.methods import base
 from worldmodels.methods.actor_critic import trained_agent
-from worldmodels.methods.base import Context, PolicyFactory, register
+from worldmodels.methods.base import Context, MethodBase, PolicyFactory, register
 from worldmodels.methods.stages import (
     STAGES,
     collect_into,
@@ -158,13 +158,11 @@ MPC = "mpc"
 
 
 @register
-class Mpc:
+class Mpc(MethodBase):
     name = MPC
     summary = "plan with M in the real env, M retrained as data grows"
     sections = ("mpc", "planner")
     artifacts = (VALUE,)
-    epochs_key = None
-    agent = None
 
     def train(self, ctx: Context, skip: set[str]) -> None:
         if "collect" not in skip and not EpisodeStore(ctx.run.episodes).valid_indices():

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from worldmodels.methods.base import Context, PolicyFactory, register
+from worldmodels.methods.base import Context, MethodBase, PolicyFactory, checkpoints, register
 from worldmodels.methods.stages import agent_steps, require_resume, timed
 from worldmodels.training.ppo_baseline import load_ppo_policy, train_ppo_baseline
 
@@ -11,13 +11,11 @@ NS = "ppo"
 
 
 @register
-class Ppo:
+class Ppo(MethodBase):
     name = "ppo"
     summary = "model-free baseline: Stable-Baselines3 PPO on the raw observations"
     sections = ("ppo",)
-    artifacts = (f"{NS}/last", f"{NS}/best")
-    epochs_key = None
-    agent = None
+    artifacts = checkpoints(NS)
 
     def train(self, ctx: Context, skip: set[str]) -> None:
         if "controller" in skip:

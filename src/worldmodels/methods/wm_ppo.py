@@ -7,7 +7,7 @@ from typing import Any
 
 from worldmodels.errors import UserError
 from worldmodels.methods.actor_critic import ActorCriticMethod
-from worldmodels.methods.base import CONFIG_ADAPTERS, Context, register
+from worldmodels.methods.base import CONFIG_ADAPTERS, Context, checkpoints, register
 from worldmodels.methods.stages import (
     stage_collect_steps,
     stage_memory,
@@ -60,11 +60,11 @@ def translate_seed_yaml(data: dict[str, Any], source: str) -> dict[str, Any]:
 
 @register
 class WmPpo(ActorCriticMethod):
+    """PPO updates on real rollouts plus imagined ones from M, M retrained as data grows."""
+
     name = "wm-ppo"
     summary = "seed 002: PPO on real + imagined experience"
-    sections = ("ac", "imagination")
-    artifacts = (f"{NS}/last", f"{NS}/best")
-    epochs_key = "ac.updates"
+    artifacts = checkpoints(NS)
     agent = NS
 
     def train(self, ctx: Context, skip: set[str]) -> None:

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 import time
 from collections import deque
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,6 +33,7 @@ from worldmodels.models.rssm import DreamerWorldModel, RssmState, TwoHot, mlp, z
 from worldmodels.rl.returns import td_lambda
 from worldmodels.runs import Context, RunDir, model_payload, np_rng_state, restore_np_rng
 from worldmodels.training.scoring import (
+    AgentProgress,
     curve_point,
     judged_score,
     progress_from_dict,
@@ -115,24 +115,15 @@ class ReturnScale:
 
 
 @dataclass
-class DreamerProgress:
-    """The loop's counters, saved in ``dreamer/last``."""
+class DreamerProgress(AgentProgress):
+    """The loop's counters, saved in ``dreamer/last``; ``iteration`` counts episodes."""
 
     episodes: int = 0
-    iteration: int = 0
-    """Episodes finished (the name every agent's progress shares)."""
     agent_steps: int = 0
     """Steps the agent took (one per action; the train ratio counts these)."""
-    env_steps: int = 0
-    """Real env steps (frame skip counts every frame)."""
-    eval_steps: int = 0
     updates: int = 0
     credit: float = 0.0
     """Updates owed by the train ratio, not yet made."""
-    best_score: float = -math.inf
-    recent: list[float] = field(default_factory=list)
-    real_env_steps: int = 0
-    complete: bool = False
 
 
 class Dreamer:

@@ -65,15 +65,8 @@ class JointWorld(nn.Module):
 
 
 def train_joint(data: StageData) -> dict[str, float]:
-    ctx, train_idx, val_idx = data.ctx, data.train_idx, data.val_idx
-    run, cfg, spec, device, writer, progress = (
-        ctx.run,
-        ctx.cfg,
-        ctx.spec,
-        ctx.device,
-        ctx.writer,
-        ctx.progress,
-    )
+    run, cfg, spec, device = data.ctx.run, data.ctx.cfg, data.ctx.spec, data.ctx.device
+    train_idx, val_idx, writer, progress = data.train_idx, data.val_idx, *data.outputs
     if not train_idx:
         raise UserError(f"no training episodes in {run.episodes}; run `worldmodels collect` first")
     kind = vision_kind(cfg, spec)
@@ -96,17 +89,7 @@ def train_joint(data: StageData) -> dict[str, float]:
     }
 
     def batches(rng: np.random.Generator, indices: list[int] = train_idx):
-        return observation_sequences(
-            store,
-            indices,
-            mc.seq_len,
-            mc.batch_size,
-            rng,
-            mc.chunk_episodes,
-            spec.action_kind,
-            spec.action_dim,
-            device,
-        )
+        return observation_sequences(store, indices, mc, spec, rng, device)
 
     def loss(m: nn.Module, batch: MemoryBatch, epoch: int | None):
         beta = beta_at(cfg, kind, epoch)

@@ -87,19 +87,7 @@ def _sequences(
     starting from M's carried state where ``memory.carry_state`` and M is recurrent."""
     mc = cfg.memory
     carry = carried_states(model, device) if mc.carry_state and model.recurrent else None
-    return sequence_batches(
-        cache,
-        indices,
-        mc.seq_len,
-        mc.batch_size,
-        rng,
-        mc.chunk_episodes,
-        spec.action_kind,
-        spec.action_dim,
-        sample,
-        device,
-        carry,
-    )
+    return sequence_batches(cache, indices, mc, spec, rng, sample, device, carry)
 
 
 def _loss_at(
@@ -110,15 +98,8 @@ def _loss_at(
 
 
 def train_memory(data: StageData) -> dict[str, float]:
-    ctx, train_idx, val_idx = data.ctx, data.train_idx, data.val_idx
-    run, cfg, spec, device, writer, progress = (
-        ctx.run,
-        ctx.cfg,
-        ctx.spec,
-        ctx.device,
-        ctx.writer,
-        ctx.progress,
-    )
+    run, cfg, spec, device = data.ctx.run, data.ctx.cfg, data.ctx.spec, data.ctx.device
+    train_idx, val_idx, writer, progress = data.train_idx, data.val_idx, *data.outputs
     vision_hash = file_sha256(run.ckpt_path("vision/best"))
     if run.has("memory/last"):
         consumed = run.load("memory/last").get("vision_sha256")

@@ -13,7 +13,7 @@ import dataclasses
 import math
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -37,26 +37,17 @@ from worldmodels.training.agent_io import (
     save_agent,
     score_and_stop,
 )
-from worldmodels.training.scoring import curve_point, progress_from_dict
+from worldmodels.training.scoring import AgentProgress, curve_point, progress_from_dict
 from worldmodels.world_model import WorldModel
 
 
 @dataclass
-class Progress:
+class Progress(AgentProgress):
     """An actor-critic run's counters, saved in ``<ns>/last`` (as a plain dict)."""
 
-    iteration: int = 0
-    env_steps: int = 0
-    """Real env steps of training rollouts."""
     imagined_steps: int = 0
     collect_steps: int = 0
     """Real env steps collected before the actor-critic (random pre-training data)."""
-    eval_steps: int = 0
-    """Real env steps of the periodic evaluations."""
-    best_score: float = -math.inf
-    real_env_steps: int = 0
-    recent: list[float] = field(default_factory=list)
-    complete: bool = False
 
 
 def imagined_envs(cfg: Config) -> int:

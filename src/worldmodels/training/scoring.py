@@ -32,6 +32,23 @@ def reached(score: float, target: float | None) -> bool:
     return target is not None and score >= target
 
 
+@dataclasses.dataclass
+class AgentProgress:
+    """The counters every agent's loop keeps and saves in its ``last`` checkpoint."""
+
+    iteration: int = 0
+    env_steps: int = 0
+    """Real env steps of training (frame skip counts every frame)."""
+    eval_steps: int = 0
+    """Real env steps of the periodic evaluations."""
+    best_score: float = -math.inf
+    real_env_steps: int = 0
+    """Every real env step: collection, training and evaluations."""
+    recent: list[float] = dataclasses.field(default_factory=list)
+    """Returns of the latest training episodes."""
+    complete: bool = False
+
+
 P = TypeVar("P")
 
 

@@ -29,6 +29,11 @@ class StageData:
     train_idx: list[int]
     val_idx: list[int]
 
+    @property
+    def outputs(self) -> tuple[Any, bool]:
+        """(TensorBoard writer, whether to show progress bars)."""
+        return self.ctx.writer, self.ctx.progress
+
 
 @dataclass
 class Stage:

@@ -98,15 +98,8 @@ def beta_at(cfg: Config, kind: str, epoch: int | None) -> float:
 
 
 def train_vision(data: StageData) -> dict[str, float]:
-    ctx, train_idx, val_idx = data.ctx, data.train_idx, data.val_idx
-    run, cfg, spec, device, writer, progress = (
-        ctx.run,
-        ctx.cfg,
-        ctx.spec,
-        ctx.device,
-        ctx.writer,
-        ctx.progress,
-    )
+    run, cfg, spec, device = data.ctx.run, data.ctx.cfg, data.ctx.spec, data.ctx.device
+    train_idx, val_idx, writer, progress = data.train_idx, data.val_idx, *data.outputs
     if not train_idx:
         raise UserError(f"no training episodes in {run.episodes}; run `worldmodels collect` first")
     store = EpisodeStore(run.episodes)

@@ -30,6 +30,21 @@ class MixtureMemory(MemoryModel):
     """A sequence model whose ``forward(z, actions, state) -> (MemoryOutput, state)`` ends in
     the mixture-density heads (MDN-RNN, transformer): everything else of the protocol."""
 
+    hidden_dim: int
+
+    def _mixture_heads(self, hidden_dim: int, latent_dim: int, num_mixtures: int) -> None:
+        """The heads on the features h: mixture over z_{t+1}, reward, done logit."""
+        self.mdn = nn.Linear(hidden_dim, latent_dim * num_mixtures * 3)
+        self.reward_head = nn.Linear(hidden_dim, 1)
+        self.done_head = nn.Linear(hidden_dim, 1)
+
+    def _heads(self, out: Tensor) -> MemoryOutput:
+        return mixture_output(self.mdn, self.reward_head, self.done_head, out, self.latent_dim)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.hidden_dim
+
     def forward(self, z: Tensor, actions: Tensor, state: Any = None) -> tuple[MemoryOutput, Any]:
         raise NotImplementedError
 
@@ -74,34 +89,28 @@ class MDNRNN(MixtureMemory):
         self.latent_dim, self.action_dim = latent_dim, action_dim
         self.hidden_dim, self.num_mixtures = hidden_dim, num_mixtures
         self.lstm = nn.LSTM(latent_dim + action_dim, hidden_dim, batch_first=True)
-        self.mdn = nn.Linear(hidden_dim, latent_dim * num_mixtures * 3)
-        self.reward_head = nn.Linear(hidden_dim, 1)
-        self.done_head = nn.Linear(hidden_dim, 1)
-
-    @property
-    def feature_dim(self) -> int:
-        return self.hidden_dim
+        self._mixture_heads(hidden_dim, latent_dim, num_mixtures)
 
     def initial(self, batch: int, device: torch.device | str = "cpu") -> State:
         zeros = torch.zeros(batch, self.hidden_dim, device=device)
         return zeros, zeros.clone()
 
-    def _heads(self, out: Tensor) -> MemoryOutput:
-        return mixture_output(self.mdn, self.reward_head, self.done_head, out, self.latent_dim)
-
     def forward(
         self, z: Tensor, actions: Tensor, state: State | None = None
     ) -> tuple[MemoryOutput, State]:
         """z [B, T, Z], actions [B, T, A] -> predictions for steps t+1 and the final state."""
-        assert z.dim() == 3 and actions.dim() == 3 and z.shape[:2] == actions.shape[:2], (
-            f"expected z [B, T, Z] and actions [B, T, A], got {tuple(z.shape)}, "
-            f"{tuple(actions.shape)}"
-        )
+        check_sequences(z, actions)
         if state is None:
             state = self.initial(z.shape[0], z.device)
         h0, c0 = state
         out, (h, c) = self.lstm(torch.cat([z, actions], -1), (h0.unsqueeze(0), c0.unsqueeze(0)))
         return self._heads(out), (h.squeeze(0), c.squeeze(0))
+
+
+def check_sequences(z: Tensor, actions: Tensor) -> None:
+    assert z.dim() == 3 and actions.dim() == 3 and z.shape[:2] == actions.shape[:2], (
+        f"expected z [B, T, Z] and actions [B, T, A], got {tuple(z.shape)}, {tuple(actions.shape)}"
+    )
 
 
 def mixture_output(

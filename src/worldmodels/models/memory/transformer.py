@@ -29,7 +29,7 @@ from worldmodels.models.memory.base import State
 from worldmodels.models.memory.mdn_rnn import (
     MemoryOutput,
     MixtureMemory,
-    mixture_output,
+    check_sequences,
 )
 
 
@@ -95,13 +95,7 @@ class TemporalTransformer(MixtureMemory):
         self.input_proj = nn.Linear(latent_dim + action_dim, hidden_dim)
         self.blocks = nn.ModuleList(CausalBlock(hidden_dim, heads, max_len) for _ in range(layers))
         self.ln_f = nn.LayerNorm(hidden_dim)
-        self.mdn = nn.Linear(hidden_dim, latent_dim * num_mixtures * 3)
-        self.reward_head = nn.Linear(hidden_dim, 1)
-        self.done_head = nn.Linear(hidden_dim, 1)
-
-    @property
-    def feature_dim(self) -> int:
-        return self.hidden_dim
+        self._mixture_heads(hidden_dim, latent_dim, num_mixtures)
 
     def initial(self, batch: int, device: torch.device | str = "cpu") -> State:
         p = self.max_len - 1
@@ -116,10 +110,7 @@ class TemporalTransformer(MixtureMemory):
         self, z: Tensor, actions: Tensor, state: State | None = None
     ) -> tuple[MemoryOutput, State]:
         """z [B, T, Z], actions [B, T, A] -> predictions for steps t+1 and the final state."""
-        assert z.dim() == 3 and actions.dim() == 3 and z.shape[:2] == actions.shape[:2], (
-            f"expected z [B, T, Z] and actions [B, T, A], got {tuple(z.shape)}, "
-            f"{tuple(actions.shape)}"
-        )
+        check_sequences(z, actions)
         b, t, _ = z.shape
         if state is None:
             state = self.initial(b, z.device)
@@ -134,6 +125,4 @@ class TemporalTransformer(MixtureMemory):
         out = self.ln_f(x)
         valid = torch.cat([state[1], torch.ones(b, t, device=z.device)], dim=1)
         new_state = (out[:, -1], valid[:, valid.shape[1] - p :], *caches)
-        return mixture_output(self.mdn, self.reward_head, self.done_head, out, self.latent_dim), (
-            new_state
-        )
+        return self._heads(out), (new_state)
