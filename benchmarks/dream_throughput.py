@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from worldmodels.config import resolve
-from worldmodels.dream import DreamEnv, StartStates
+from worldmodels.dream import DreamEnv, Dreaming, StartStates
 from worldmodels.envs import action_to_env, make_env, probe, random_action
 from worldmodels.models.memory import build_memory
 from worldmodels.models.vision import build_vision
@@ -59,7 +59,7 @@ def dream_steps_per_s(env_id: str, batch: int, steps: int, device: torch.device)
     n = 256
     z = torch.randn(n, cfg.vision.latent_dim, device=device)
     starts = StartStates(z, world.initial(n), torch.ones(n, dtype=torch.bool))
-    env = DreamEnv(world, starts, batch, horizon=10**9)
+    env = DreamEnv(world, starts, batch, Dreaming(horizon=10**9))
     env.reset(seed=0)
     rng = np.random.default_rng(0)
     actions = np.stack([random_action(spec, rng) for _ in range(batch)])

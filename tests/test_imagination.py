@@ -18,7 +18,7 @@ from torch.distributions import AffineTransform, TanhTransform, TransformedDistr
 from worldmodels import pipeline
 from worldmodels.cli import main
 from worldmodels.data.store import EpisodeStore
-from worldmodels.dream import DreamEnv, DreamSingleEnv
+from worldmodels.dream import DreamEnv, Dreaming, DreamSingleEnv
 from worldmodels.envs import EnvSpec
 from worldmodels.errors import TrainingDivergedError, UserError
 from worldmodels.methods import get
@@ -50,13 +50,13 @@ def _passes_check_env(env) -> None:
 
 def test_single_dream_env_passes_gymnasium_check_env(world_run):
     _, world, starts = _parts(world_run)
-    _passes_check_env(DreamSingleEnv(world, starts, horizon=20))
+    _passes_check_env(DreamSingleEnv(world, starts, Dreaming(horizon=20)))
 
 
 def test_dream_vector_env_same_step_autoreset_and_horizon(world_run):
     _, world, starts = _parts(world_run)
     n, horizon = 64, 4
-    env = DreamEnv(world, starts, n, horizon=horizon, done_mode="threshold")
+    env = DreamEnv(world, starts, n, Dreaming(horizon=horizon, done_mode="threshold"))
     obs, _ = env.reset(seed=3)
     assert obs.shape == (n, world.feature_dim) and obs.dtype == np.float32
     ended_before = np.zeros(n, dtype=bool)
@@ -267,7 +267,7 @@ def test_continuous_actions_a2c_and_dream_env(tmp_path):
     result = json.loads((run_dir / "eval.json").read_text())
     assert np.isfinite(result["mean_return"]) and result["real_env_steps"] >= 64
     _, world, starts = _parts(run_dir)
-    _passes_check_env(DreamSingleEnv(world, starts, horizon=10))
+    _passes_check_env(DreamSingleEnv(world, starts, Dreaming(horizon=10)))
 
 
 def test_wm_ppo_best_agent_keeps_the_world_model_it_was_trained_on(tmp_path):

@@ -125,28 +125,35 @@ def action_space(spec: EnvSpec) -> gym.spaces.Space:
     )
 
 
+@dataclass(frozen=True)
+class Dreaming:
+    """How dream episodes run."""
+
+    horizon: int = 1000
+    """Steps before an episode is truncated."""
+    temperature: float = 1.0
+    """M's sampling temperature tau (0: its mean, a deterministic dream)."""
+    initial_only: bool = True
+    """Start from real first steps only (else from any stored real step)."""
+    done_mode: str = "threshold"
+    """How the done head ends an episode: one of ``DONE_MODES``."""
+
+    def __post_init__(self) -> None:
+        if self.horizon < 1:
+            raise ValueError(f"dream horizon must be >= 1, got {self.horizon}")
+        if self.done_mode not in DONE_MODES:
+            raise ValueError(f"done_mode must be one of {DONE_MODES}, got {self.done_mode!r}")
+
+
 class _DreamCore:
     """Batched dream state and one step of it; resets only when told to."""
 
-    def __init__(
-        self,
-        world: WorldModel,
-        starts: StartStates,
-        num_envs: int,
-        horizon: int,
-        temperature: float,
-        initial_only: bool,
-        done_mode: str,
-    ):
-        if horizon < 1:
-            raise ValueError(f"dream horizon must be >= 1, got {horizon}")
-        if done_mode not in DONE_MODES:
-            raise ValueError(f"done_mode must be one of {DONE_MODES}, got {done_mode!r}")
+    def __init__(self, world: WorldModel, starts: StartStates, num_envs: int, how: Dreaming):
         self.world, self.starts, self.n = world, starts, num_envs
-        self.horizon, self.temperature = horizon, temperature
-        self.initial_only, self.done_mode = initial_only, done_mode
+        self.horizon, self.temperature = how.horizon, how.temperature
+        self.initial_only, self.done_mode = how.initial_only, how.done_mode
         self.generator = torch.Generator().manual_seed(0)
-        self.z, self.state = starts.sample(num_envs, self.generator, initial_only)
+        self.z, self.state = starts.sample(num_envs, self.generator, self.initial_only)
         self.t = np.zeros(num_envs, dtype=np.int64)
 
     def seed(self, seed: int | None) -> None:
@@ -202,18 +209,9 @@ class DreamEnv(VectorEnv):
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}  # noqa: RUF012
 
     def __init__(
-        self,
-        world: WorldModel,
-        starts: StartStates,
-        num_envs: int,
-        horizon: int = 1000,
-        temperature: float = 1.0,
-        initial_only: bool = True,
-        done_mode: str = "threshold",
+        self, world: WorldModel, starts: StartStates, num_envs: int, how: Dreaming = Dreaming()
     ):
-        self.core = _DreamCore(
-            world, starts, num_envs, horizon, temperature, initial_only, done_mode
-        )
+        self.core = _DreamCore(world, starts, num_envs, how)
         self.num_envs = num_envs
         self.single_observation_space = feature_space(world)
         self.single_action_space = action_space(world.spec)
@@ -253,13 +251,10 @@ class DreamSingleEnv(gym.Env):
         self,
         world: WorldModel,
         starts: StartStates,
-        horizon: int = 1000,
-        temperature: float = 1.0,
-        initial_only: bool = True,
-        done_mode: str = "threshold",
+        how: Dreaming = Dreaming(),
         normalized_actions: bool = True,
     ):
-        self.core = _DreamCore(world, starts, 1, horizon, temperature, initial_only, done_mode)
+        self.core = _DreamCore(world, starts, 1, how)
         self.observation_space = feature_space(world)
         self.action_space = action_space(world.spec)
         self._scale: tuple[np.ndarray, np.ndarray] | None = None

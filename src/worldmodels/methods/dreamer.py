@@ -42,6 +42,7 @@ class DreamerConfig:
     train_ratio: float = 512.0
     """Replayed steps trained on per real step (updates = steps x ratio / (batch x seq_len))."""
     batch_size: int = 16
+    """Replayed windows per update."""
     seq_len: int = 64
     """Length T of the replayed windows."""
     encoder: str = "auto"
@@ -53,30 +54,45 @@ class DreamerConfig:
     classes: int = 16
     """Classes of each categorical variable."""
     hidden: int = 256
+    """Width of the MLPs' hidden layers."""
     layers: int = 2
     """Hidden layers of the MLPs (encoder, decoder, heads, actor, critic)."""
     cnn_depth: int = 16
+    """Channels of the first CNN layer (doubled per layer) for pixels."""
     bins: int = 255
     """Two-hot bins of the reward head and the critic (symlog-spaced from -20 to 20)."""
     unimix: float = 0.01
+    """Uniform mix into every categorical (latents and actor): no probability reaches 0."""
     free_nats: float = 1.0
+    """Free bits: each KL term is clipped below at this many nats."""
     dyn_scale: float = 0.5
+    """Weight of the dynamics KL, KL(sg(posterior) || prior)."""
     rep_scale: float = 0.1
+    """Weight of the representation KL, KL(posterior || sg(prior))."""
     model_lr: float = 1e-4
+    """Adam learning rate of the world model."""
     actor_lr: float = 3e-5
+    """Adam learning rate of the actor."""
     critic_lr: float = 3e-5
+    """Adam learning rate of the critic."""
     model_clip: float = 1000.0
+    """Gradient-norm clip of the world model."""
     ac_clip: float = 100.0
+    """Gradient-norm clip of the actor and of the critic."""
     horizon: int = 15
     """Imagined steps from every replayed posterior state."""
     gamma: float = 0.997
+    """Discount of the imagined returns (times the continue head)."""
     lam: float = 0.95
+    """Lambda of the lambda-returns."""
     entropy: float = 3e-4
     """Actor entropy bonus."""
     slow_critic_tau: float = 0.02
+    """EMA rate of the slow critic towards the critic, per update."""
     slow_reg: float = 1.0
     """Weight of the critic's regulariser towards its slow EMA copy."""
     return_decay: float = 0.99
+    """EMA decay of the 5th-95th percentile range that scales the actor's advantages."""
     replay_capacity: int = 5_000_000
     """Steps the replay holds (capped at total_steps: a run never needs more)."""
     replay_memory_gb: float = 16.0
@@ -85,6 +101,7 @@ class DreamerConfig:
     """Stop once the mean of the last ``stop_window`` episodes reaches it (None: the env's
     reward threshold)."""
     stop_window: int = 10
+    """Training episodes whose mean is the score (stop, best checkpoint, curve)."""
     bf16: bool = True
     """bf16 autocast on CUDA (ignored on CPU)."""
 

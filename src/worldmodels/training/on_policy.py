@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from worldmodels.config import Config
 from worldmodels.data.store import EpisodeStore
-from worldmodels.dream import DreamEnv, StartStates
+from worldmodels.dream import DreamEnv, Dreaming, StartStates
 from worldmodels.envs import EnvSpec
 from worldmodels.rl.actor_critic import ActorCritic
 from worldmodels.rl.latent_env import LatentVecEnv
@@ -75,15 +75,8 @@ def imagined_rollout(
     n_dream = imagined_envs(cfg)
     if not n_dream:
         return None
-    dream = DreamEnv(
-        world,
-        stack_starts(record),
-        n_dream,
-        cfg.imagination.horizon,
-        cfg.memory.temperature,
-        initial_only=False,
-        done_mode=cfg.dream.done_mode,
-    )
+    how = Dreaming(cfg.imagination.horizon, cfg.memory.temperature, False, cfg.dream.done_mode)
+    dream = DreamEnv(world, stack_starts(record), n_dream, how)
     collector = Collector(dream, ac, world.device, seed=cfg.seed * 104_729 + it)
     return collector.collect(cfg.imagination.horizon, where)
 

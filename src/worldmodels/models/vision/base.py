@@ -9,6 +9,11 @@ from torch import Tensor, nn
 
 from worldmodels.models.vision.common import beta_vae_loss, reparameterise
 
+Rng = torch.Generator | None
+"""The generator a V's sampling draws from (None: torch's global one)."""
+Loss = tuple[Tensor, dict[str, float]]
+"""A training loss and its parts as floats."""
+
 
 class VisionModel(nn.Module):
     latent_dim: int
@@ -33,13 +38,7 @@ class VisionModel(nn.Module):
         """Raw observations [B, *obs] -> posterior (mu, logvar), each [B, Z]."""
         return self.posterior(self.preprocess(obs))
 
-    def loss(
-        self,
-        obs: Tensor,
-        beta: float,
-        kl_tolerance: float,
-        generator: torch.Generator | None = None,
-    ) -> tuple[Tensor, dict[str, float]]:
+    def loss(self, obs: Tensor, beta: float, kl_tolerance: float, generator: Rng = None) -> Loss:
         """The beta-VAE loss on a batch of raw observations (summed squared error in model
         space + beta * max(KL, free nats)), and its parts as floats."""
         x = self.preprocess(obs)

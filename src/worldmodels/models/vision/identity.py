@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from worldmodels.models.vision.base import NormalisedVectorInput
+from worldmodels.models.vision.base import Loss, NormalisedVectorInput, Rng
 
 LOGVAR = -20.0  # a point posterior: sampling z adds nothing
 
@@ -25,6 +25,6 @@ class IdentityVision(NormalisedVectorInput):
     def decode(self, z: Tensor) -> Tensor:
         return z
 
-    def loss(self, obs, beta, kl_tolerance, generator=None):  # type: ignore[no-untyped-def]
+    def loss(self, obs: Tensor, beta: float, kl_tolerance: float, generator: Rng = None) -> Loss:
         zero = obs.new_zeros((), dtype=torch.float32)
         return zero, {"loss": 0.0}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from worldmodels.models.vision.base import NormalisedVectorInput
+from worldmodels.models.vision.base import Loss, NormalisedVectorInput, Rng
 from worldmodels.models.vision.identity import LOGVAR
 
 
@@ -41,13 +41,7 @@ class MlpAE(NormalisedVectorInput):
     def decode(self, z: Tensor) -> Tensor:
         return self.decoder(z)
 
-    def loss(
-        self,
-        obs: Tensor,
-        beta: float,
-        kl_tolerance: float,
-        generator: torch.Generator | None = None,
-    ) -> tuple[Tensor, dict[str, float]]:
+    def loss(self, obs: Tensor, beta: float, kl_tolerance: float, generator: Rng = None) -> Loss:
         """Mean squared reconstruction error in normalised units (seed 004's recon loss)."""
         x = self.preprocess(obs)
         recon = self.decode(self.encoder(x))

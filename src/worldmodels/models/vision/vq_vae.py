@@ -19,11 +19,13 @@ predicted z does not re-quantise it.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from worldmodels.models.vision.base import VisionModel
+from worldmodels.models.vision.base import Loss, Rng, VisionModel
 from worldmodels.models.vision.identity import LOGVAR
 from worldmodels.models.vision.mlp_ae import _mlp
 
@@ -87,6 +89,16 @@ class VectorQuantizer(nn.Module):
             return int(dead.numel())
 
 
+def _strided(layer: type[nn.Conv2d | nn.ConvTranspose2d], channels: list[int]) -> list[nn.Module]:
+    """4x4 stride-2 ``layer``s through ``channels`` (each halves or doubles the grid), ReLU
+    between them."""
+    mods: list[nn.Module] = []
+    for i, (a, b) in enumerate(itertools.pairwise(channels)):
+        mods += [nn.ReLU()] if i else []
+        mods.append(layer(a, b, 4, 2, 1))
+    return mods
+
+
 class VQVAE(VisionModel):
     obs_mean: Tensor
     obs_std: Tensor
@@ -109,24 +121,12 @@ class VQVAE(VisionModel):
         if obs_dim is None:
             self.latent_dim = GRID * GRID * code_dim
             self.encoder: nn.Module = nn.Sequential(
-                nn.Conv2d(3, 32, 4, 2, 1),
-                nn.ReLU(),
-                nn.Conv2d(32, 64, 4, 2, 1),
-                nn.ReLU(),
-                nn.Conv2d(64, 128, 4, 2, 1),
-                nn.ReLU(),
-                nn.Conv2d(128, code_dim, 4, 2, 1),
+                *_strided(nn.Conv2d, [3, 32, 64, 128, code_dim])
             )
             self.decoder: nn.Module = nn.Sequential(
                 nn.Conv2d(code_dim, 128, 1),
                 nn.ReLU(),
-                nn.ConvTranspose2d(128, 128, 4, 2, 1),
-                nn.ReLU(),
-                nn.ConvTranspose2d(128, 64, 4, 2, 1),
-                nn.ReLU(),
-                nn.ConvTranspose2d(64, 32, 4, 2, 1),
-                nn.ReLU(),
-                nn.ConvTranspose2d(32, 3, 4, 2, 1),
+                *_strided(nn.ConvTranspose2d, [128, 128, 64, 32, 3]),
                 nn.Sigmoid(),
             )
             dim = 1  # the normaliser below is unused on frames
@@ -184,13 +184,7 @@ class VQVAE(VisionModel):
             z = z.reshape(-1, GRID, GRID, self.code_dim).permute(0, 3, 1, 2)
         return self.decoder(z)
 
-    def loss(
-        self,
-        obs: Tensor,
-        beta: float,
-        kl_tolerance: float,
-        generator: torch.Generator | None = None,
-    ) -> tuple[Tensor, dict[str, float]]:
+    def loss(self, obs: Tensor, beta: float, kl_tolerance: float, generator: Rng = None) -> Loss:
         """Reconstruction MSE + codebook loss + commitment * commitment loss (beta and the KL
         tolerance do not apply). In training mode, code usage is updated and dead codes reset."""
         x = self.preprocess(obs)
