@@ -194,7 +194,7 @@ def test_dreamer_beats_the_random_policy(tmp_path):
 
 
 SMALL = [
-    "dreamer.total_steps=3000",
+    "dreamer.total_steps=4000",  # 3,000 scored 84.7 once, 40.5 with this install's libraries
     "dreamer.prefill=500",
     "dreamer.train_ratio=64",
     "dreamer.batch_size=8",
