@@ -4,6 +4,7 @@ is written; knows no method by name."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from worldmodels.methods.stages import (
     world_model,
 )
 from worldmodels.parallel import preflight
-from worldmodels.runs import RunDir, atomic_write_json, file_sha256
+from worldmodels.runs import RunDir, RunLock, atomic_write_json, file_sha256
 
 __all__ = [
     "STAGES",
@@ -107,6 +108,7 @@ def open_run(
         _check_method(cfg, spec)
         resolve_device(cfg.device)
         preflight(cfg.parallel.executor, cfg.parallel.ray_address)
+        lock = _writer_lock(run)
         if cfg != stored:
             run.write_config(cfg, spec)
     else:
@@ -125,10 +127,18 @@ def open_run(
         _check_method(cfg, spec)
         resolve_device(cfg.device)
         preflight(cfg.parallel.executor, cfg.parallel.ray_address)
+        lock = _writer_lock(run)
         run.write_config(cfg, spec)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    return Context(run, cfg, spec, resolve_device(cfg.device), resume, progress)
+    return Context(run, cfg, spec, resolve_device(cfg.device), resume, progress, lock=lock)
+
+
+def _writer_lock(run: RunDir) -> RunLock:
+    """Take the run directory's writer lock (after every check, before the first write)."""
+    lock = RunLock(run.root)
+    lock.acquire(" ".join(["worldmodels", *sys.argv[1:]]))
+    return lock
 
 
 def _check_method(cfg: Config, spec: EnvSpec) -> None:

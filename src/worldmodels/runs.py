@@ -264,6 +264,44 @@ def _fault_injection(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+class RunLock:
+    """One writer per run directory: an OS-level lock on ``<run>/.lock`` (``filelock``), held
+    for a whole command and released by the OS when the process dies, so a killed run never
+    needs cleaning up; ``.lock.json`` names the holder for the refusal message."""
+
+    def __init__(self, root: Path):
+        from filelock import FileLock
+
+        self.root = root
+        self._lock = FileLock(root / ".lock", timeout=0, is_singleton=True)
+        self._info = root / ".lock.json"
+
+    def acquire(self, command: str) -> None:
+        from filelock import Timeout
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise UserError(
+                f"{self.root} is in use by another worldmodels command ({self._holder()}); "
+                f"wait for it to finish (or stop it), then run this again"
+            ) from None
+        atomic_write_json(self._info, {"pid": os.getpid(), "command": command})
+
+    def _holder(self) -> str:
+        try:
+            info = json.loads(self._info.read_text())
+            return f"PID {info['pid']}: {info['command']}"
+        except (OSError, ValueError, KeyError):
+            return "holder unknown"
+
+    def release(self) -> None:
+        if self._lock.is_locked:
+            self._info.unlink(missing_ok=True)
+            self._lock.release()
+
+
 @dataclass
 class Context:
     """An open run: its directory, resolved config, env spec and device, and its TensorBoard
@@ -276,6 +314,8 @@ class Context:
     resume: bool = False
     progress: bool = True
     _writer: Any = field(default=None, repr=False)
+    lock: RunLock | None = field(default=None, repr=False)
+    """The run directory's writer lock, held until ``close()``."""
 
     @property
     def writer(self) -> Any:
@@ -287,3 +327,6 @@ class Context:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
