@@ -65,3 +65,28 @@ def test_train_killed_during_controller_resumes_to_the_same_result(tmp_path):
     assert a["progress"] == b["progress"] and b["progress"]["generation"] == 5
     assert torch.equal(a["best_params"], b["best_params"])
     assert torch.equal(a["model"]["state_dict"]["params"], b["model"]["state_dict"]["params"])
+
+
+def test_sigterm_saves_says_one_line_and_resumes_to_the_same_result(tmp_path):
+    """SIGTERM is handled as Ctrl-C (issue 16): exit 143, one line naming --resume, the lock
+    released, and the resumed run ends where an uninterrupted one does."""
+    ref = subprocess.run(
+        _train(tmp_path / "ref"), env=_env(), capture_output=True, text=True, timeout=300
+    )
+    assert ref.returncode == 0, ref.stderr
+    cut = tmp_path / "cut"
+    term = {**_env(), "WORLDMODELS_KILL_AFTER_SAVE": "controller/last:2"}
+    term["WORLDMODELS_KILL_SIGNAL"] = "TERM"
+    stopped = subprocess.run(_train(cut), env=term, capture_output=True, text=True, timeout=300)
+    assert stopped.returncode == 143, stopped.stderr
+    err = stopped.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and "--resume" in err, err
+    assert not (cut / ".lock.json").exists()
+    done = subprocess.run(
+        _train(cut, resume=True), env=_env(), capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    a = torch.load(tmp_path / "ref/checkpoints/controller/last.pt", weights_only=True)
+    b = torch.load(cut / "checkpoints/controller/last.pt", weights_only=True)
+    assert a["progress"] == b["progress"]
+    assert torch.equal(a["best_params"], b["best_params"])

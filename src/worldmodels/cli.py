@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from worldmodels.config import preset_names
 from worldmodels.errors import TrainingDivergedError, UserError
@@ -487,10 +490,21 @@ def _compare(paths: list[Path], out: Path) -> int:
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the stage in progress stops at once, its last
+    checkpoint stays, the run directory's lock is released."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="worldmodels: warning: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         return run(args)
     except UserError as exc:
@@ -501,11 +515,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"worldmodels: error: {first}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(
-            "worldmodels: interrupted; continue with the same command and --resume", file=sys.stderr
-        )
-        return 130
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"worldmodels: {what}; continue with the same command and --resume", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

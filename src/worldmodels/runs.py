@@ -251,8 +251,9 @@ _SAVES: dict[str, int] = {}
 
 def _fault_injection(name: str) -> None:
     """``WORLDMODELS_KILL_AFTER_SAVE=NAME:N`` kills this process with SIGKILL right after the
-    N-th save of checkpoint NAME: kill-and-resume tests land exactly where they mean to,
-    whatever the machine's speed (no sleeping and polling)."""
+    N-th save of checkpoint NAME (``WORLDMODELS_KILL_SIGNAL=TERM``: SIGTERM instead):
+    kill-and-resume tests land exactly where they mean to, whatever the machine's speed (no
+    sleeping and polling)."""
     spec = os.environ.get("WORLDMODELS_KILL_AFTER_SAVE")
     if not spec:
         return
@@ -261,7 +262,8 @@ def _fault_injection(name: str) -> None:
         return
     _SAVES[name] = _SAVES.get(name, 0) + 1
     if _SAVES[name] == int(count):
-        os.kill(os.getpid(), signal.SIGKILL)
+        term = os.environ.get("WORLDMODELS_KILL_SIGNAL") == "TERM"
+        os.kill(os.getpid(), signal.SIGTERM if term else signal.SIGKILL)
 
 
 class RunLock:
