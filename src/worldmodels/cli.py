@@ -520,7 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"worldmodels: {what}; continue with the same command and --resume", file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
     finally:
-        if main_thread:
+        if main_thread and previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
