@@ -1,6 +1,13 @@
 """One typed config tree (``schema``), resolved from presets, files and ``--set`` (``merge``),
 checked before any work (``validate``)."""
 
+from worldmodels.config.agents import (
+    ActorCriticConfig,
+    ImaginationConfig,
+    MpcConfig,
+    PlannerConfig,
+    PpoConfig,
+)
 from worldmodels.config.merge import (
     RESUME_MUTABLE_KEYS,
     apply_overrides,
@@ -14,19 +21,14 @@ from worldmodels.config.merge import (
 )
 from worldmodels.config.presets import env_presets, method_files, preset_names
 from worldmodels.config.schema import (
-    ActorCriticConfig,
     CollectConfig,
     Config,
     ControllerConfig,
     DreamConfig,
     EnvConfig,
     EvaluateConfig,
-    ImaginationConfig,
     MemoryConfig,
-    MpcConfig,
     ParallelConfig,
-    PlannerConfig,
-    PpoConfig,
     VisionConfig,
 )
 from worldmodels.config.validate import validate

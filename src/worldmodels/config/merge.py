@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from worldmodels.config.agents import PlannerConfig
 from worldmodels.config.presets import (
     env_preset,
     method_part,
@@ -21,7 +22,7 @@ from worldmodels.config.presets import (
     named_preset,
     preset_names,
 )
-from worldmodels.config.schema import SECTIONS, Config, PlannerConfig
+from worldmodels.config.schema import SECTIONS, Config
 from worldmodels.config.validate import validate
 from worldmodels.errors import UserError
 
