@@ -143,16 +143,18 @@ def test_a_method_registers_its_own_section(monkeypatch):
         budget: int = 10
 
         def check(self) -> None:
-            if self.width < 1:
-                raise UserError("toy.width must be >= 1")
+            if self.width % 2:
+                raise UserError("toy.width must be even")
 
     monkeypatch.setitem(schema.SECTIONS, "toy", ToyConfig)
     cfg = resolve("CartPole-v1", [], {}, parse_set(["toy.width=8"]))
     assert cfg.section("toy").width == 8
     with pytest.raises(UserError, match="expects an integer"):
         resolve("CartPole-v1", [], {}, parse_set(["toy.width=wide"]))
-    with pytest.raises(UserError, match=r"toy\.width must be >= 1"):
-        resolve("CartPole-v1", [], {}, parse_set(["toy.width=0"]))
+    with pytest.raises(UserError, match=r"toy\.width must be even"):
+        resolve("CartPole-v1", [], {}, parse_set(["toy.width=7"]))
+    with pytest.raises(UserError, match=r"toy\.width=0 is out of range: it must be >= 1"):
+        resolve("CartPole-v1", [], {}, parse_set(["toy.width=0"]))  # the generic rule
     with pytest.raises(UserError, match=r"unknown config key 'toy\.depth'"):
         resolve("CartPole-v1", [], {}, parse_set(["toy.depth=1"]))
     back = Config()
@@ -160,7 +162,7 @@ def test_a_method_registers_its_own_section(monkeypatch):
     assert back == cfg and "toy" in yaml.safe_load(dump_yaml(cfg))
     more = resolve("CartPole-v1", [], {}, parse_set(["toy.width=8", "toy.budget=99"]))
     assert incompatible_keys(cfg, more) == []
-    wider = resolve("CartPole-v1", [], {}, parse_set(["toy.width=9"]))
+    wider = resolve("CartPole-v1", [], {}, parse_set(["toy.width=10"]))
     assert incompatible_keys(cfg, wider) == ["toy.width"]
 
 
@@ -179,3 +181,28 @@ def test_a_stored_config_with_a_method_section_loads_without_importing_methods(t
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "32"
+
+
+@pytest.mark.parametrize(
+    "assignment, message",
+    [
+        ("controller.generations=0", r"controller\.generations=0 is out of range: it must be >= 1"),
+        ("evaluate.batch_envs=0", r"evaluate\.batch_envs=0 is out of range"),
+        ("vision.hidden_dims=[-5]", r"vision\.hidden_dims=\[-5\] is out of range: each entry"),
+        ("controller.sigma=1e308", r"controller\.sigma=1e\+308 is out of range: .*\(0, 1000\]"),
+        ("vision.lr=inf", r"vision\.lr=inf is not finite"),
+        ("memory.step_weights=[1.0, nan]", r"memory\.step_weights=\[1\.0, nan\] is not finite"),
+        ("ac.gamma=1.5", r"ac\.gamma=1\.5 is out of range: it must be \[0, 1\]"),
+        ("ppo.learning_rate=0", r"ppo\.learning_rate=0\.0 is out of range: it must be \(0, 1\]"),
+        ("memory.epochs=-1", r"memory\.epochs=-1 is out of range: it must be >= 0"),
+    ],
+)
+def test_every_number_is_checked_before_work(assignment, message):
+    """The generic rule: sizes and budgets >= 1, floats finite and in range, list entries too."""
+    with pytest.raises(UserError, match=message):
+        resolve("CartPole-v1", [], {}, parse_set([assignment]))
+
+
+def test_signed_numbers_stay_allowed():
+    cfg = resolve("CartPole-v1", [], {}, parse_set(["ppo.log_std_init=-2", "ac.target_return=-100"]))
+    assert cfg.ppo.log_std_init == -2.0 and cfg.ac.target_return == -100.0

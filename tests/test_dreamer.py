@@ -140,7 +140,8 @@ def test_dreamer_killed_resumes_bit_exact(tmp_path):
     [
         (["dreamer.encoder=cnn"], "dreamer.encoder=cnn needs pixel observations"),
         (["dreamer.replay_memory_gb=0.00001"], "GiB, more than dreamer.replay_memory_gb"),
-        (["dreamer.classes=1"], "classes >= 2"),
+        (["dreamer.classes=1"], "classes and dreamer.bins must be >= 2"),
+        (["dreamer.unimix=nan"], "dreamer.unimix=nan is not finite"),
     ],
 )
 def test_bad_dreamer_config_is_one_line_before_any_work(tmp_path, capsys, sets, message):

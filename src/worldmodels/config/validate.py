@@ -1,42 +1,113 @@
-"""Range checks that the type system cannot express, all before any work starts."""
+"""Range checks that the type system cannot express, all before any work starts.
+
+Every number in the tree passes a generic rule first (``check_numbers``): floats finite and
+>= 0, integers (sizes, budgets, counts) >= 1, list entries likewise, with the exceptions named
+below; then the choices and the relations between fields."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import fields, is_dataclass
+from typing import Any
 
 from worldmodels.config.schema import Config
 from worldmodels.errors import UserError
 
+ZERO_OK = {
+    "env.frame_skip", "env.max_episode_steps", "vision.epochs", "vision.beta_anneal_epochs",
+    "memory.epochs", "memory.curriculum_epochs", "memory.patience", "controller.max_steps",
+    "evaluate.seed_offset", "dream.retrain_epochs", "ac.updates", "ac.eval_every",
+    "imagination.retrain_every", "imagination.retrain_epochs", "mpc.retrain_epochs",
+    "mpc.value_epochs", "ppo.eval_every", "parallel.max_retries", "seed", "threads",
+    "planner.seed", "dreamer.prefill",
+}  # fmt: skip
+"""Integers for which 0 means something (off, none, the default); every other int is >= 1."""
+SIGNED = {"ppo.log_std_init", "ppo.sde_sample_freq"}
+"""Numbers that may be negative (besides every ``target_return``)."""
+UNIT = {
+    "gamma", "gae_lambda", "lam", "unimix", "slow_critic_tau", "return_decay", "blend",
+    "tf_start", "tf_decay", "tf_mix", "dream_gate_fraction", "clip_range",
+}  # fmt: skip
+"""Field names whose values are fractions in [0, 1]."""
+POSITIVE = {"sigma", "task_timeout", "init_std", "mppi_lambda", "train_ratio", "replay_memory_gb"}
+"""Float field names that must be > 0 (besides learning rates and gradient clips)."""
+UPPER = {"controller.sigma": 1e3}
+"""Upper bounds where a finite but huge value breaks a library (cma overflows)."""
+
+
+def numbers(node: Any, prefix: str = "") -> Iterator[tuple[str, str, Any]]:
+    """(key, declared type, value) of every leaf of the tree, method sections included."""
+    for f in fields(node):
+        value = getattr(node, f.name)
+        if is_dataclass(value):
+            yield from numbers(value, f"{prefix}{f.name}.")
+        elif f.name == "sections" and isinstance(value, dict):
+            for name, section in value.items():
+                yield from numbers(section, f"{name}.")
+        else:
+            yield f"{prefix}{f.name}", str(f.type), value
+
+
+def number_rule(key: str, kind: str) -> tuple[float, float, bool]:
+    """(low, high, low is exclusive) for a numeric field."""
+    name = key.rsplit(".", 1)[-1]
+    if key in SIGNED or name == "target_return":
+        return -math.inf, math.inf, False
+    if kind == "int":
+        return (0 if key in ZERO_OK else 1), math.inf, False
+    high = UPPER.get(key, math.inf)
+    if name in ("lr", "learning_rate") or name.endswith("_lr"):
+        return 0.0, 1.0, True
+    if name in UNIT:
+        return 0.0, 1.0, False
+    if name in POSITIVE or "clip" in name or name == "max_grad_norm":
+        return 0.0, high, True
+    return 0.0, high, False
+
+
+def check_numbers(cfg: Config) -> None:
+    """The generic rule for every number in the tree (see the module docstring)."""
+    for key, declared, value in numbers(cfg):
+        kind = "float" if "float" in declared else "int" if "int" in declared else None
+        if kind is None or value is None or isinstance(value, bool):
+            continue
+        subject = "each entry" if isinstance(value, list) else "it"
+        low, high, open_low = number_rule(key, kind)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, float) and not math.isfinite(item):
+                raise UserError(f"{key}={value} is not finite: {subject} must be a finite number")
+            if item < low or item > high or (open_low and item == low):
+                raise UserError(
+                    f"{key}={value} is out of range: {subject} must be "
+                    f"{describe(low, high, open_low)}"
+                )
+
+
+def describe(low: float, high: float, open_low: bool) -> str:
+    if high < math.inf:
+        return f"{'(' if open_low else '['}{low:g}, {high:g}]"
+    if open_low:
+        return f"> {low:g}"
+    return f">= {low:g}" + (" (a size, a budget or a count)" if low == 1 else "")
+
 
 def validate(cfg: Config) -> None:
     """Range checks that the type system cannot express."""
+    check_numbers(cfg)
     checks = [
-        (cfg.collect.episodes >= 1, "collect.episodes must be >= 1"),
-        (cfg.collect.workers >= 1, "collect.workers must be >= 1"),
-        (0.0 <= cfg.collect.val_fraction < 1.0, "collect.val_fraction must be in [0, 1)"),
+        (cfg.collect.val_fraction < 1.0, "collect.val_fraction must be in [0, 1)"),
         (
             cfg.vision.kind in ("auto", "conv_vae", "mlp_vae", "mlp_ae", "identity", "vq_vae"),
             "vision.kind must be auto, conv_vae, mlp_vae, mlp_ae, identity or vq_vae",
         ),
-        (cfg.vision.latent_dim >= 1, "vision.latent_dim must be >= 1"),
-        (
-            cfg.vision.vq_codes >= 2 and cfg.vision.vq_dim >= 1,
-            "vision.vq_codes must be >= 2 and vision.vq_dim >= 1",
-        ),
-        (
-            cfg.vision.vq_commitment >= 0 and cfg.vision.vq_dead_threshold >= 0,
-            "vision.vq_commitment and vision.vq_dead_threshold must be >= 0",
-        ),
-        (cfg.vision.beta is None or cfg.vision.beta >= 0, "vision.beta must be >= 0"),
-        (cfg.vision.epochs >= 0 and cfg.memory.epochs >= 0, "epochs must be >= 0"),
+        (cfg.vision.vq_codes >= 2, "vision.vq_codes must be >= 2"),
         (
             cfg.memory.kind in ("mdn_rnn", "residual_mlp", "latent_mlp", "transformer"),
             "memory.kind must be mdn_rnn, residual_mlp, latent_mlp or transformer",
         ),
         (
-            cfg.memory.max_len >= 1 and cfg.memory.attn_layers >= 1,
-            "memory.max_len and memory.attn_layers must be >= 1",
-        ),
-        (
-            cfg.memory.attn_heads >= 1 and cfg.memory.hidden_dim % cfg.memory.attn_heads == 0,
+            cfg.memory.hidden_dim % cfg.memory.attn_heads == 0,
             f"memory.hidden_dim ({cfg.memory.hidden_dim}) must be a multiple of "
             f"memory.attn_heads ({cfg.memory.attn_heads})",
         ),
@@ -45,16 +116,6 @@ def validate(cfg: Config) -> None:
             "memory.train_mode must be single, multistep, teacher_forcing or curriculum",
         ),
         (
-            cfg.memory.ensemble >= 1 and cfg.memory.rollout_steps >= 1,
-            "memory.ensemble and memory.rollout_steps must be >= 1",
-        ),
-        (cfg.memory.patience >= 0, "memory.patience must be >= 0"),
-        (cfg.memory.num_mixtures >= 1, "memory.num_mixtures must be >= 1"),
-        (cfg.memory.seq_len >= 1, "memory.seq_len must be >= 1"),
-        (cfg.memory.temperature >= 0, "memory.temperature must be >= 0 (0 = M's mean)"),
-        (cfg.dream.horizon >= 1, "dream.horizon must be >= 1"),
-        (cfg.planner.horizon >= 1, "planner.horizon must be >= 1"),
-        (
             cfg.planner.kind in ("auto", "enumerate", "cem", "mppi"),
             "planner.kind must be auto, enumerate, cem or mppi",
         ),
@@ -62,62 +123,24 @@ def validate(cfg: Config) -> None:
             cfg.planner.aggregate in ("mean", "pessimistic"),
             "planner.aggregate must be mean or pessimistic",
         ),
-        (0 <= cfg.planner.blend <= 1, "planner.blend must be in [0, 1]"),
         (
-            1 <= cfg.planner.elites <= cfg.planner.population,
+            cfg.planner.elites <= cfg.planner.population,
             "planner.elites must be between 1 and planner.population",
         ),
-        (
-            cfg.planner.max_sequences >= 1 and cfg.planner.iterations >= 1,
-            "planner.max_sequences and planner.iterations must be >= 1",
-        ),
-        (cfg.mpc.random_episodes >= 1, "mpc.random_episodes must be >= 1"),
-        (cfg.mpc.episodes_per_iter >= 1, "mpc.episodes_per_iter must be >= 1"),
         (cfg.dream.start in ("initial", "any"), "dream.start must be initial or any"),
         (
             cfg.dream.done_mode in ("threshold", "sample"),
             "dream.done_mode must be threshold or sample",
         ),
-        (cfg.dream.start_states >= 1, "dream.start_states must be >= 1"),
-        (cfg.dream.rollouts >= 1, "dream.rollouts must be >= 1"),
-        (cfg.dream.iterations >= 1, "dream.iterations must be >= 1"),
-        (cfg.dream.collect_episodes >= 1, "dream.collect_episodes must be >= 1"),
-        (cfg.ac.num_envs >= 1 and cfg.ac.n_steps >= 1, "ac.num_envs and ac.n_steps must be >= 1"),
-        (cfg.ac.total_steps >= 1, "ac.total_steps must be >= 1"),
-        (cfg.ac.updates >= 0, "ac.updates must be >= 0"),
-        (
-            0 <= cfg.ac.gamma <= 1 and 0 <= cfg.ac.gae_lambda <= 1,
-            "ac.gamma and ac.gae_lambda must be in [0, 1]",
-        ),
-        (cfg.ac.lr > 0, "ac.lr must be > 0"),
-        (
-            cfg.ac.ppo_epochs >= 1 and cfg.ac.minibatch_size >= 1,
-            "ac.ppo_epochs and ac.minibatch_size must be >= 1",
-        ),
-        (0 <= cfg.imagination.ratio < 1, "imagination.ratio must be in [0, 1)"),
-        (cfg.imagination.horizon >= 1, "imagination.horizon must be >= 1"),
-        (cfg.imagination.random_steps >= 1, "imagination.random_steps must be >= 1"),
+        (cfg.imagination.ratio < 1, "imagination.ratio must be in [0, 1)"),
         (cfg.controller.kind in ("linear", "mlp"), "controller.kind must be linear or mlp"),
         (cfg.controller.population >= 2, "controller.population must be >= 2"),
-        (cfg.controller.rollouts >= 1, "controller.rollouts must be >= 1"),
-        (cfg.controller.sigma > 0, "controller.sigma must be > 0"),
-        (cfg.controller.workers >= 1, "controller.workers must be >= 1"),
         (
-            1 <= cfg.controller.eval_chunks <= cfg.controller.population,
+            cfg.controller.eval_chunks <= cfg.controller.population,
             "controller.eval_chunks must be between 1 and controller.population",
         ),
         (cfg.parallel.executor in ("local", "ray"), "parallel.executor must be local or ray"),
-        (cfg.parallel.task_timeout > 0, "parallel.task_timeout must be > 0"),
-        (cfg.parallel.max_retries >= 0, "parallel.max_retries must be >= 0"),
-        (cfg.evaluate.episodes >= 1, "evaluate.episodes must be >= 1"),
-        (
-            cfg.ppo.total_steps >= 1 and cfg.ppo.n_envs >= 1 and cfg.ppo.n_steps >= 1,
-            "ppo.total_steps, ppo.n_envs and ppo.n_steps must be >= 1",
-        ),
-        (
-            cfg.ppo.batch_size >= 2 and cfg.ppo.frame_stack >= 1 and cfg.ppo.stop_window >= 1,
-            "ppo.batch_size must be >= 2, ppo.frame_stack and ppo.stop_window >= 1",
-        ),
+        (cfg.ppo.batch_size >= 2, "ppo.batch_size must be >= 2"),
         (
             cfg.ppo.lr_schedule in ("constant", "linear")
             and cfg.ppo.clip_schedule in ("constant", "linear"),
@@ -128,16 +151,7 @@ def validate(cfg: Config) -> None:
             and cfg.ppo.activation in ("tanh", "relu", "gelu"),
             "ppo.policy must be auto, MlpPolicy or CnnPolicy; ppo.activation tanh, relu or gelu",
         ),
-        (
-            cfg.ac.eval_every >= 0 and cfg.ac.eval_episodes >= 1,
-            "ac.eval_every must be >= 0 and ac.eval_episodes >= 1",
-        ),
-        (
-            cfg.ppo.eval_every >= 0 and cfg.ppo.eval_episodes >= 1,
-            "ppo.eval_every must be >= 0 and ppo.eval_episodes >= 1",
-        ),
         (cfg.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
-        (cfg.threads >= 0, "threads must be >= 0 (0 = the machine's default)"),
         (cfg.env.image_size >= 8, "env.image_size must be >= 8"),
     ]
     for ok, message in checks:
