@@ -204,5 +204,7 @@ def test_every_number_is_checked_before_work(assignment, message):
 
 
 def test_signed_numbers_stay_allowed():
-    cfg = resolve("CartPole-v1", [], {}, parse_set(["ppo.log_std_init=-2", "ac.target_return=-100"]))
+    cfg = resolve(
+        "CartPole-v1", [], {}, parse_set(["ppo.log_std_init=-2", "ac.target_return=-100"])
+    )
     assert cfg.ppo.log_std_init == -2.0 and cfg.ac.target_return == -100.0
