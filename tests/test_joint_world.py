@@ -11,7 +11,7 @@ from worldmodels.cli import main
 from worldmodels.models.memory.base import MemoryBatch
 from worldmodels.models.memory.latent_mlp import LatentMLP
 from worldmodels.models.vision.mlp_ae import MlpAE
-from worldmodels.runs import file_sha256
+from worldmodels.runs import RunDir, file_sha256
 from worldmodels.training.joint import JointWorld
 
 
@@ -117,7 +117,7 @@ def test_latent_mlp_preset_trains_jointly_and_exports_v_and_m(tmp_path, capsys):
     assert vision["model"]["name"] == "mlp_ae" and memory["model"]["name"] == "latent_mlp"
     for key, value in vision["model"]["state_dict"].items():  # V as trained jointly
         assert torch.equal(value, world["model"]["state_dict"][f"vision.{key}"])
-    assert memory["vision_sha256"] == file_sha256(ck / "vision/best.pt")
+    assert memory["vision_sha256"] == RunDir(run_dir).digest("vision/best")
     before = file_sha256(ck / "vision/best.pt")
     assert main(argv) == 0  # a finished run: nothing is re-exported
     assert file_sha256(ck / "vision/best.pt") == before

@@ -16,6 +16,7 @@ from worldmodels.config import preset_names
 from worldmodels.errors import TrainingDivergedError, UserError
 from worldmodels.methods import REGISTRY, help_text
 from worldmodels.parallel import WorkerError
+from worldmodels.runs import disk_error
 
 SEED000_A2C = "a2c"  # seed 000's --use-a2c names this method
 
@@ -269,6 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
         "episode's first step as when acting (default 1; e.g. 100 to judge M late in "
         "episodes, past its training windows).",
     )
+    p.add_argument(
+        "--no-write",
+        action="store_true",
+        help="Print the errors only: write nothing into the run (no diagnostics.json, plots or "
+        "latent cache) and take no lock, so it can run beside a training command.",
+    )
 
     p = sub.add_parser(
         "envs",
@@ -300,6 +307,11 @@ def _seed000_paths(args: argparse.Namespace) -> None:
         path = Path(args.load_path)
         if path.suffix and not path.is_dir():  # a checkpoint file: its run directory
             path = next((p for p in path.parents if (p / "config.yaml").exists()), path.parent)
+        if not (path / "config.yaml").exists():  # continuing: a typo must not start afresh
+            raise UserError(
+                f"--load-path {args.load_path} is not a run directory or a file in one (no "
+                f"config.yaml in {path}); check the path (to start a new run use --save-path)"
+            )
         dirs.append(("--load-path", path))
     if not dirs:
         raise UserError("train needs a run directory: --run-dir DIR (or --save-path DIR)")
@@ -403,6 +415,7 @@ def run(args: argparse.Namespace) -> int:
             if args.planning_horizon < 1:
                 raise UserError(f"--planning-horizon must be >= 1, got {args.planning_horizon}")
             sets.append(f"planner.horizon={args.planning_horizon}")
+    no_write = getattr(args, "no_write", False)
     ctx = pipeline.open_run(
         args.run_dir,
         args.env,
@@ -413,6 +426,8 @@ def run(args: argparse.Namespace) -> int:
         args.device,
         args.resume,
         progress=not args.quiet,
+        reads=args.command in ("evaluate", "diagnose"),
+        writes=not no_write,
     )
     try:
         if args.command == "collect":
@@ -449,17 +464,24 @@ def run(args: argparse.Namespace) -> int:
             else:
                 pipeline.train(ctx, ctx.cfg.method, skip)
             if not args.no_eval and not pretrain_only:
-                _print_eval(ctx, pipeline.evaluate(ctx, args.episodes, args.video), args.video)
+                pipeline.evaluate(ctx, args.episodes, args.video, report=_print_result)
+                _print_written(ctx, args.video)
         elif args.command == "diagnose":
             _positive("--max-starts", args.max_starts)
-            result = pipeline.diagnose(ctx, args.horizon, args.max_starts, args.min_start)
-            print(pipeline.format_diagnostics(result))
-            print(
-                f"wrote {ctx.run.root / 'diagnostics.json'} and {ctx.run.plots}/diagnostics_*.png"
+            pipeline.diagnose(
+                ctx,
+                args.horizon,
+                args.max_starts,
+                args.min_start,
+                write=not no_write,
+                report=lambda r: print(pipeline.format_diagnostics(r), flush=True),
             )
+            if not no_write:
+                written = ctx.run.root / "diagnostics.json"
+                print(f"wrote {written} and {ctx.run.plots}/diagnostics_*.png")
         elif args.command == "evaluate":
-            result = pipeline.evaluate(ctx, args.episodes, args.video, args.planner)
-            _print_eval(ctx, result, args.video)
+            pipeline.evaluate(ctx, args.episodes, args.video, args.planner, report=_print_result)
+            _print_written(ctx, args.video)
     finally:
         ctx.close()
     return 0
@@ -469,10 +491,14 @@ def _fmt(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float))
 
 
-def _print_eval(ctx, result, video: str | None) -> None:
+def _print_result(result: dict[str, Any]) -> None:
+    """Shown before eval.json is written, so a disk that refuses it cannot hide the score."""
     from worldmodels.pipeline import format_eval
 
-    print(format_eval(result))
+    print(format_eval(result), flush=True)
+
+
+def _print_written(ctx, video: str | None) -> None:
     print(
         f"wrote {ctx.run.eval_path}; TensorBoard: tensorboard --logdir {ctx.run.tb}"
         + (f"; video: {video}" if video else "")
@@ -509,6 +535,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args)
     except UserError as exc:
         print(f"worldmodels: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a read or write the system refused, outside the atomic writers
+        print(f"worldmodels: error: {disk_error(exc)}", file=sys.stderr)
         return 2
     except (TrainingDivergedError, WorkerError, FloatingPointError) as exc:
         # training or acting failed (the worker's traceback, if any, is past the first line)

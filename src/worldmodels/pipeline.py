@@ -4,7 +4,10 @@ is written; knows no method by name."""
 
 from __future__ import annotations
 
+import logging
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,13 @@ from worldmodels.methods.stages import (
     world_model,
 )
 from worldmodels.parallel import preflight
-from worldmodels.runs import RunDir, RunLock, atomic_write_json, file_sha256
+from worldmodels.runs import (
+    DiskError,
+    RunDir,
+    RunLock,
+    atomic_write_json,
+    remove_temp_files,
+)
 
 __all__ = [
     "STAGES",
@@ -68,9 +77,20 @@ def open_run(
     device: str | None = None,
     resume: bool = False,
     progress: bool = True,
+    reads: bool = False,
+    writes: bool = True,
 ) -> Context:
-    """Resolve the config and validate everything before the first byte is written."""
+    """Resolve the config and validate everything before the first byte is written.
+    ``reads``: a command that reads a finished run (evaluate, diagnose): the run must exist,
+    its config.yaml is never rewritten, and an unwritable run directory is a warning (the
+    result is printed, then saving it fails in one line) rather than a refusal. ``writes=False``
+    (``diagnose --no-write``): nothing is written, so no lock is taken."""
     run = RunDir(run_dir)
+    if reads and not run.has_config():
+        raise UserError(
+            f"{run.root} is not a run directory (no config.yaml): check the path; a run is "
+            f"made by `worldmodels train --env ENV --run-dir {run.root}`"
+        )
     file_overrides = load_yaml(Path(config_file)) if config_file else {}
     for adapt in CONFIG_ADAPTERS:
         file_overrides = adapt(file_overrides, str(config_file))
@@ -108,8 +128,8 @@ def open_run(
         _check_method(cfg, spec)
         resolve_device(cfg.device)
         preflight(cfg.parallel.executor, cfg.parallel.ray_address)
-        lock = _writer_lock(run)
-        if cfg != stored:
+        lock = _writer_lock(run, optional=reads) if writes else None
+        if cfg != stored and not reads:
             run.write_config(cfg, spec)
     else:
         if not env_id and not (
@@ -134,10 +154,19 @@ def open_run(
     return Context(run, cfg, spec, resolve_device(cfg.device), resume, progress, lock=lock)
 
 
-def _writer_lock(run: RunDir) -> RunLock:
-    """Take the run directory's writer lock (after every check, before the first write)."""
+def _writer_lock(run: RunDir, optional: bool = False) -> RunLock | None:
+    """Take the run directory's writer lock (after every check, before the first write) and
+    remove the temp files a killed writer left. ``optional``: an unwritable directory is a
+    warning and no lock (nothing can be written there anyway)."""
     lock = RunLock(run.root)
-    lock.acquire(" ".join(["worldmodels", *sys.argv[1:]]))
+    try:
+        lock.acquire(" ".join(["worldmodels", *sys.argv[1:]]))
+    except DiskError as exc:
+        if not optional:
+            raise
+        logging.getLogger(__name__).warning("%s; results are printed but cannot be saved", exc)
+        return None
+    remove_temp_files(run.root)
     return lock
 
 
@@ -168,7 +197,27 @@ def _trained(run: RunDir, key: str) -> bool:
 
 
 def train(ctx: Context, method: str, skip: set[str]) -> None:
+    check_skips(ctx, method, skip)
     get(method).train(ctx, skip)
+
+
+def check_skips(ctx: Context, method: str, skip: set[str]) -> None:
+    """A skipped stage whose output the method trains on must have written it already;
+    checked before any work (``--skip-vae --skip-mdnrnn`` on a new run)."""
+    for stage in get(method).world_stages:
+        if stage not in skip:
+            continue
+        if stage == "collect":
+            path, command = ctx.run.episodes, "collect"
+            missing = not EpisodeStore(path).valid_indices()
+        else:
+            path, command = ctx.run.ckpt_path(f"{stage}/best"), f"train-{stage}"
+            missing = not path.exists()
+        if missing:
+            raise UserError(
+                f"--skip-{stage} needs {path}, which does not exist yet: drop --skip-{stage} "
+                f"(or run `worldmodels {command} --run-dir {ctx.run.root}` first)"
+            )
 
 
 def agent_policies(ctx: Context, planner: str | None = None):
@@ -180,10 +229,16 @@ def agent_policies(ctx: Context, planner: str | None = None):
 
 
 def evaluate(
-    ctx: Context, episodes: int | None = None, video: str | None = None, planner: str | None = None
+    ctx: Context,
+    episodes: int | None = None,
+    video: str | None = None,
+    planner: str | None = None,
+    report: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Mean and std of the return over N real episodes (seeds apart from training); eval.json.
-    ``planner``: act by planning with M (enumerate / cem / mppi / auto) on any run."""
+    ``planner``: act by planning with M (enumerate / cem / mppi / auto) on any run.
+    ``report(result)`` is called before anything is written, so a result that cannot be
+    saved (full or read-only disk) is still shown."""
     n = episodes or ctx.cfg.evaluate.episodes
     planner = planner or ctx.cfg.evaluate.planner
     make_policy = agent_policies(ctx, planner)
@@ -212,6 +267,8 @@ def evaluate(
         "threads": torch.get_num_threads(),
         "wall_seconds": round(float(sum(walls.values())), 2),
     }
+    if report is not None:
+        report(result)
     atomic_write_json(ctx.run.eval_path, result)
     if video:
         from worldmodels.evaluation.video import record_episode
@@ -221,11 +278,17 @@ def evaluate(
 
 
 def diagnose(
-    ctx: Context, horizon: int = 15, max_starts: int = 2000, min_start: int = 1
+    ctx: Context,
+    horizon: int = 15,
+    max_starts: int = 2000,
+    min_start: int = 1,
+    write: bool = True,
+    report: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Open-loop k-step prediction errors on held-out episodes from start points t >=
     ``min_start``, with naive baselines; writes diagnostics.json, plots/diagnostics_*.png
-    and, for pixels, videos/diagnose.gif."""
+    and, for pixels, videos/diagnose.gif (``write=False``: nothing, the latents go to a
+    temporary folder). ``report(result)`` is called before anything is written."""
     from worldmodels.evaluation.diagnostics import gather_starts, open_loop
     from worldmodels.evaluation.plots import error_vs_k, scatter
 
@@ -260,12 +323,22 @@ def diagnose(
             f"--min-start {min_start} is past every held-out episode (the longest of "
             f"{len(val)} has {longest} steps); use a smaller --min-start"
         )
-    cache = LatentCache(ctx.run.latents, file_sha256(ctx.run.ckpt_path("vision/best")))
-    encode_missing(cache, store, val, world.vision, ctx.device, progress=ctx.progress)
-    starts = gather_starts(world, store, cache, val, horizon, max_starts, ctx.cfg.seed, min_start)
+    with tempfile.TemporaryDirectory(prefix="worldmodels-latents-") as scratch:
+        cache = LatentCache(
+            ctx.run.latents if write else Path(scratch),
+            ctx.run.digest("vision/best"),
+        )
+        encode_missing(cache, store, val, world.vision, ctx.device, progress=ctx.progress)
+        starts = gather_starts(
+            world, store, cache, val, horizon, max_starts, ctx.cfg.seed, min_start
+        )
     result = open_loop(world, starts)
     points = result.pop("_scatter")
     result |= {"env": ctx.spec.env_id, "held_out_episodes": len(val), "min_start": min_start}
+    if report is not None:
+        report(result)
+    if not write:
+        return result
     atomic_write_json(ctx.run.root / "diagnostics.json", result)
     title = f"{ctx.spec.env_id}: {len(val)} held-out episodes, {result['starts']} start points"
     error_vs_k(result, ctx.run.plots / "diagnostics_error_vs_k.png", title)

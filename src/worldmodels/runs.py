@@ -10,6 +10,8 @@ counters).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import hmac
 import io
@@ -18,9 +20,10 @@ import os
 import platform
 import secrets
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -48,21 +51,63 @@ def versions() -> dict[str, str]:
     }
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a temp file, fsync it, rename it into place and fsync the folder, so a crash
-    leaves the old file or the new one, never a part; the temp file is removed on failure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+class DiskError(UserError, OSError):
+    """A write the disk refused (full, read-only, permission denied): one line naming the
+    file and the fix; a ``UserError`` for the CLI, an ``OSError`` for code that catches one."""
+
+
+DISK_FIXES = {
+    errno.ENOSPC: "the disk is full: free space (df -h {folder}), then rerun with --resume",
+    errno.EDQUOT: "the disk quota is used up: free space, then rerun with --resume",
+    errno.EROFS: "the file system is read-only: use a --run-dir on a writable disk",
+    errno.EACCES: "permission denied: make {folder} writable (chmod/chown) or use another "
+    "--run-dir",
+    errno.EPERM: "operation not permitted: make {folder} writable or use another --run-dir",
+}
+
+
+def disk_error(exc: OSError, path: Path | str | None = None) -> UserError:
+    """The one-line error for an ``OSError`` while writing ``path`` (its own filename when
+    None): the path, what the disk said, and the fix."""
+    target = Path(path or exc.filename or "?")
+    fix = DISK_FIXES.get(exc.errno or 0, "check the path and the disk, then rerun")
+    what = exc.strerror or str(exc)
+    return DiskError(f"cannot write {target} ({what}): {fix.format(folder=target.parent)}")
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Write through ``write(fh)`` into a temp file, fsync it, rename it into place and fsync
+    the folder, so a crash leaves the old file or the new one, never a part. On any failure
+    the temp file is removed; a refused write (full disk, read-only, permission) is a
+    :class:`DiskError` naming ``path``."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, DiskError):
+            raise disk_error(exc, path) from exc
         raise
     fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda fh: fh.write(data))
+
+
+def remove_temp_files(root: Path) -> int:
+    """Delete the temp files (``.NAME.tmpPID``) a killed writer left anywhere under ``root``;
+    call it holding the run's lock, when no other writer can be mid-write. Returns how many."""
+    stale = [p for p in root.rglob(".*.tmp*") if p.is_file()] if root.exists() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
 
 
 def fsync_dir(folder: Path) -> None:
@@ -83,6 +128,27 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
 
 
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def weights_sha256(path: Path) -> str:
+    """The identity of a checkpoint's model: sha256 over its state dict (names, dtypes, shapes,
+    values), not over the file -- ``torch.save`` writes a random serialization id, so a
+    deterministic retrain gives a new file hash but the same weights, and what was trained on
+    the old V or M stays valid. Memoised per (path, mtime, size)."""
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        state = load_checkpoint(path)["model"]["state_dict"]
+        for name in sorted(state):
+            tensor = state[name].detach().cpu().contiguous()
+            h.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+            h.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -95,9 +161,15 @@ def _secret() -> bytes:
     """A per-user key: signs the pickled CMA-ES state so only files this machine wrote load."""
     path = Path(os.environ.get("WORLDMODELS_HOME", Path.home() / ".cache" / "worldmodels"))
     key = path / "signing.key"
-    if not key.exists():
-        atomic_write_bytes(key, secrets.token_bytes(32))
-        key.chmod(0o600)
+    if not key.exists():  # created 0600: never readable by others, not even for a moment
+        key.parent.mkdir(parents=True, exist_ok=True)
+        tmp = key.with_name(f".{key.name}.tmp{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, key)
     return key.read_bytes()
 
 
@@ -165,6 +237,40 @@ class RunDir:
         _fault_injection(name)
         return path
 
+    def set_aside(self, ns: str, why: str) -> Path | None:
+        """Move checkpoint namespace ``ns`` to ``checkpoints/<ns>.<why>-<n>`` (nothing is
+        deleted) so its stage starts afresh; returns where it went (None: nothing there)."""
+        folder = self.checkpoints / ns
+        if not folder.exists():
+            return None
+        n = 1
+        while (target := folder.with_name(f"{ns}.{why}-{n}")).exists():
+            n += 1
+        folder.rename(target)
+        return target
+
+    def digest(self, name: str) -> str:
+        """:func:`weights_sha256` of checkpoint ``name``: what later stages record as the V or
+        M they were trained on."""
+        return weights_sha256(self.ckpt_path(name))
+
+    def made_from(self, recorded: str | None, name: str) -> bool:
+        """Whether ``recorded`` (a later stage's ``vision_sha256`` / ``memory_sha256``) names
+        checkpoint ``name``: its weights digest, or its file hash (runs written before
+        weights digests)."""
+        path = self.ckpt_path(name)
+        return recorded is not None and recorded in (self.digest(name), file_sha256(path))
+
+    def damaged(self, ns: str) -> list[Path]:
+        """The checkpoints of namespace ``ns`` that cannot be loaded."""
+        bad = []
+        for path in sorted((self.checkpoints / ns).glob("*.pt")):
+            try:
+                load_checkpoint(path)
+            except UserError:
+                bad.append(path)
+        return bad
+
     def load(self, name: str) -> dict[str, Any]:
         path = self.ckpt_path(name)
         if not path.exists():
@@ -181,12 +287,21 @@ class RunDir:
 
     def log_curve(self, real_env_steps: int, mean_return: float) -> None:
         """One point of the learning curve (real env steps so far, mean return of the
-        policies acting then), appended to curve.jsonl. A resumed run may repeat a step
-        count; ``curve()`` keeps the last point for each."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"steps": int(real_env_steps), "mean_return": float(mean_return)})
-        with open(self.root / "curve.jsonl", "a") as fh:
-            fh.write(line + "\n")
+        policies acting then), appended to curve.jsonl unless that exact point is there
+        already. A resumed run may repeat a step count; ``curve()`` keeps the last point for
+        each. A line torn by a kill is ended first, so it cannot swallow this one."""
+        point = (int(real_env_steps), float(mean_return))
+        if point in self.curve():  # e.g. the collect stage of a re-run: already recorded
+            return
+        path = self.root / "curve.jsonl"
+        torn = path.exists() and path.stat().st_size and not path.read_bytes().endswith(b"\n")
+        line = json.dumps({"steps": point[0], "mean_return": point[1]}) + "\n"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with open(path, "a") as fh:
+                fh.write(("\n" if torn else "") + line)
+        except OSError as exc:
+            raise disk_error(exc, path) from exc
 
     def curve(self) -> list[tuple[int, float]]:
         """The learning curve sorted by steps (a torn last line, from a kill, is skipped)."""
@@ -206,18 +321,37 @@ class RunDir:
         return json.loads(path.read_text()) if path.exists() else {}
 
 
+RETRAIN_COMMANDS = {
+    "vision": "train-vision",
+    "memory": "train-memory",
+    "world": "train-memory",
+    "controller": "train-controller",
+}
+"""The command that retrains the stage owning a checkpoint namespace (others: ``train``)."""
+
+
+def retrain_advice(path: Path) -> str:
+    """Which one stage to retrain for a damaged ``<run>/checkpoints/<ns>/<name>.pt``."""
+    ns, run = path.parent.name, path.parent.parent.parent
+    command = RETRAIN_COMMANDS.get(ns, "train --resume")
+    return (
+        f"retrain that stage with `worldmodels {command} --run-dir {run}` (it sets the damaged "
+        f"checkpoints aside and replaces them; nothing else needs retraining)"
+    )
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unreadable, truncated, or not a weights-only file
         raise UserError(
-            f"cannot load checkpoint {path} ({type(exc).__name__}); it is "
-            f"corrupt or not a worldmodels checkpoint: retrain that stage"
+            f"cannot load checkpoint {path} ({type(exc).__name__}): it is damaged or not a "
+            f"worldmodels checkpoint; {retrain_advice(path)}"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise UserError(
-            f"{path} is not a worldmodels checkpoint (format "
-            f"{CHECKPOINT_FORMAT}); retrain that stage"
+            f"{path} is not a worldmodels checkpoint (format {CHECKPOINT_FORMAT}); "
+            f"{retrain_advice(path)}"
         )
     return payload
 
@@ -281,9 +415,11 @@ class RunLock:
     def acquire(self, command: str) -> None:
         from filelock import Timeout
 
-        self.root.mkdir(parents=True, exist_ok=True)
         try:
+            self.root.mkdir(parents=True, exist_ok=True)
             self._lock.acquire()
+        except OSError as exc:
+            raise disk_error(exc, self.root / ".lock") from exc
         except Timeout:
             raise UserError(
                 f"{self.root} is in use by another worldmodels command ({self._holder()}); "

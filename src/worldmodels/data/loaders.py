@@ -4,9 +4,7 @@ whole dataset is never in RAM; and the latent cache, keyed by the vision checkpo
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from worldmodels.data.store import Episode, EpisodeStore
 from worldmodels.envs import EnvSpec
 from worldmodels.errors import CorruptEpisodeError
 from worldmodels.models.memory.base import MemoryBatch, State
+from worldmodels.runs import atomic_write, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -84,19 +83,18 @@ class LatentCache:
         self.root.mkdir(parents=True, exist_ok=True)
         marker = self.root / "vision.json"
         if not marker.exists():
-            marker.write_text(json.dumps({"vision_sha256": self.vision_hash}))
-        final = self.path(index)
-        tmp = self.root / f".{final.name}.tmp{os.getpid()}"
-        with open(tmp, "wb") as fh:
-            np.savez(
+            atomic_write_json(marker, {"vision_sha256": self.vision_hash})
+        atomic_write(
+            self.path(index),
+            lambda fh: np.savez(
                 fh,
                 mu=mu.astype(np.float32),
                 logvar=logvar.astype(np.float32),
                 actions=episode.actions,
                 rewards=episode.rewards,
                 terminated=episode.terminated,
-            )
-        os.replace(tmp, final)
+            ),
+        )
 
     def read(self, index: int) -> dict[str, np.ndarray]:
         path = self.path(index)

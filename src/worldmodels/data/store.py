@@ -24,7 +24,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from worldmodels.errors import CorruptEpisodeError
+from worldmodels.runs import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -97,14 +97,8 @@ class EpisodeStore:
 
     def write_encoded(self, index: int, data: bytes) -> Path:
         """Write the bytes of :func:`encode_episode` atomically (temp file, fsync, rename)."""
-        self.root.mkdir(parents=True, exist_ok=True)
         final = self.path(index)
-        tmp = self.root / f".{final.name}.tmp{os.getpid()}"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
+        atomic_write_bytes(final, data)
         return final
 
     def read(self, index: int) -> Episode:

@@ -16,7 +16,7 @@ from worldmodels.methods.stages import (
 )
 from worldmodels.models.memory import build_memory
 from worldmodels.models.vision import build_vision
-from worldmodels.runs import file_sha256, model_payload
+from worldmodels.runs import model_payload
 from worldmodels.training.a2c import A2cUpdate
 from worldmodels.training.memory import memory_kwargs
 from worldmodels.training.vision import vision_kind, vision_kwargs
@@ -43,7 +43,7 @@ def init_untrained_world(ctx: Context) -> None:
             {
                 "model": model_payload(ctx.cfg.memory.kind, kw, model),
                 **header,
-                "vision_sha256": file_sha256(ctx.run.ckpt_path("vision/best")),
+                "vision_sha256": ctx.run.digest("vision/best"),
                 "progress": untrained,
             },
         )
@@ -57,6 +57,7 @@ class A2c(ActorCriticMethod):
     summary = "seed 000: A2C with V and M end to end, plus imagined rollouts"
     artifacts = checkpoints(NS)
     agent = NS
+    world_stages = ()
 
     def train(self, ctx: Context, skip: set[str]) -> None:
         ac = ctx.cfg.ac

@@ -36,6 +36,9 @@ class Method(Protocol):
     agent: ClassVar[str | None]
     """The checkpoint namespace of its actor-critic (a planner's base policy and critic), if
     it trains one."""
+    world_stages: ClassVar[tuple[str, ...]]
+    """The stages (``collect``, ``vision``, ``memory``) whose outputs it trains on: skipping
+    one (``--skip-vision``) needs that output on disk already."""
 
     def train(self, ctx: Context, skip: set[str]) -> None:
         """Run the method's stages in order (a stage named in ``skip`` is skipped)."""
@@ -52,10 +55,12 @@ class Method(Protocol):
 
 
 class MethodBase:
-    """The protocol's defaults: no ``--max-epoch`` key, no actor-critic agent."""
+    """The protocol's defaults: no ``--max-epoch`` key, no actor-critic agent, V and M trained
+    by the collect/vision/memory stages before the method's own."""
 
     epochs_key: ClassVar[str | None] = None
     agent: ClassVar[str | None] = None
+    world_stages: ClassVar[tuple[str, ...]] = ("collect", "vision", "memory")
 
 
 def checkpoints(ns: str) -> tuple[str, str]:

@@ -26,7 +26,7 @@ from worldmodels.methods.stages import (
     timed,
     world_model,
 )
-from worldmodels.runs import atomic_write_json, file_sha256
+from worldmodels.runs import atomic_write_json
 from worldmodels.training.cmaes import train_cmaes
 from worldmodels.training.dream import DreamEvaluator
 from worldmodels.training.memory import finetune_memory
@@ -41,7 +41,7 @@ def dream_parts(ctx: Context) -> tuple[WorldModel, StartStates]:
             f"`worldmodels train-memory --run-dir {ctx.run.root}` (or `worldmodels train`) first"
         )
     world = world_model(ctx)
-    cache = LatentCache(ctx.run.latents, file_sha256(ctx.run.ckpt_path("vision/best")))
+    cache = LatentCache(ctx.run.latents, ctx.run.digest("vision/best"))
     train, _ = split(ctx)
     store = EpisodeStore(ctx.run.episodes)
     encode_missing(cache, store, train, world.vision, ctx.device, progress=ctx.progress)

@@ -5,6 +5,7 @@ counters)."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from contextlib import contextmanager
@@ -22,9 +23,11 @@ from worldmodels.envs import EnvSpec
 from worldmodels.errors import UserError
 from worldmodels.methods.base import Context
 from worldmodels.parallel import FailurePolicy
-from worldmodels.runs import RunDir, atomic_write_json, check_spec, file_sha256
+from worldmodels.runs import RunDir, atomic_write_json, check_spec
 from worldmodels.training.supervised import StageData
 from worldmodels.world_model import WorldModel, load_world_model
+
+LOG = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -55,7 +58,18 @@ def split(ctx: Context) -> tuple[list[int], list[int]]:
 
 
 def require_resume(ctx: Context, stage: str) -> None:
-    """An interrupted stage continues only with --resume (checked before anything is written)."""
+    """A stage's damaged checkpoints are set aside (it retrains them); an interrupted stage
+    continues only with --resume (checked before anything is written)."""
+    damaged = ctx.run.damaged(stage)
+    if damaged:
+        moved = ctx.run.set_aside(stage, "damaged")
+        LOG.warning(
+            "%s cannot be loaded; moved %s to %s and training the %s stage afresh",
+            ", ".join(str(p) for p in damaged),
+            ctx.run.checkpoints / stage,
+            moved,
+            stage,
+        )
     if ctx.resume or not ctx.run.has(f"{stage}/last"):
         return
     progress = ctx.run.load(f"{stage}/last")["progress"]
@@ -138,10 +152,11 @@ def stage_memory(ctx: Context) -> dict[str, float]:
 def world_model(ctx: Context) -> WorldModel:
     world = load_world_model(ctx.run, ctx.spec, ctx.device)
     mem = ctx.run.load("memory/best")
-    if mem.get("vision_sha256") != file_sha256(ctx.run.ckpt_path("vision/best")):
+    if not ctx.run.made_from(mem.get("vision_sha256"), "vision/best"):
         raise UserError(
             f"M in {ctx.run.checkpoints} was trained on another V; retrain it "
-            f"with `worldmodels train-memory --run-dir {ctx.run.root}`"
+            f"with `worldmodels train-memory --run-dir {ctx.run.root}` (it sets the old M "
+            f"aside), then the controller"
         )
     return world
 

@@ -12,6 +12,7 @@ key (``runs.sign``) and refused unless this machine wrote it.
 
 from __future__ import annotations
 
+import logging
 import math
 import pickle
 import time
@@ -28,7 +29,7 @@ from worldmodels.controllers.linear import PolicyShape, policy_shape
 from worldmodels.data.store import EpisodeStore
 from worldmodels.envs import EnvSpec
 from worldmodels.errors import TrainingDivergedError, UserError
-from worldmodels.runs import Context, RunDir, file_sha256, sign, verify
+from worldmodels.runs import Context, RunDir, sign, verify
 from worldmodels.training.population import PopulationEvaluator
 from worldmodels.training.scoring import reached
 from worldmodels.world_model import WorldModel
@@ -37,18 +38,24 @@ TRAIN_SEED_BASE = 10_000_000
 EVAL_SEED_BASE = 20_000_000
 
 
+LOG = logging.getLogger(__name__)
+
+
 def controller_kwargs(cfg: Config, world: WorldModel, spec: EnvSpec) -> dict[str, Any]:
     shape = policy_shape(cfg.controller.kind, world.feature_dim, spec, cfg.controller.hidden_dims)
     return {"in_dim": shape.in_dim, "out_dim": shape.out_dim, "hidden": list(shape.hidden)}
 
 
 def _load_es(run: RunDir, last: dict[str, Any]) -> cma.CMAEvolutionStrategy:
-    data = last["es_state"].numpy().tobytes()
-    if not verify(data, last["es_signature"]):
+    state, signature = last.get("es_state"), last.get("es_signature")
+    data = state.numpy().tobytes() if isinstance(state, torch.Tensor) else b""
+    if not isinstance(signature, str) or not data or not verify(data, signature):
+        folder = run.checkpoints / "controller"
         raise UserError(
-            f"the CMA-ES state in {run.ckpt_path('controller/last')} was not written "
-            f"by worldmodels on this machine; refusing to unpickle it. Delete "
-            f"{run.checkpoints / 'controller'} to restart controller training"
+            f"the CMA-ES state in {run.ckpt_path('controller/last')} is unsigned or was not "
+            f"written by worldmodels on this machine, so it is not unpickled; resume on the "
+            f"machine that wrote it, or move {folder} aside (mv {folder} {folder}.untrusted) "
+            f"to train the controller afresh"
         )
     return pickle.loads(data)  # safe: signed with this machine's key, checked above
 
@@ -96,23 +103,26 @@ def train_cmaes(
     shape = PolicyShape(kwargs["in_dim"], kwargs["out_dim"], tuple(kwargs["hidden"]))
     target = cc.target_return if cc.target_return is not None else spec.reward_threshold
     consumed = {
-        "vision_sha256": file_sha256(run.ckpt_path("vision/best")),
-        "memory_sha256": file_sha256(run.ckpt_path("memory/best")),
+        "vision_sha256": run.digest("vision/best"),
+        "memory_sha256": run.digest("memory/best"),
     }
     start, env_steps, best_score = 0, 0, -math.inf
     collected = EpisodeStore(run.episodes).summary()["env_steps"]  # before the controller
     prog: dict[str, Any]
     best_params = np.zeros(shape.num_params)
-    if run.has("controller/last"):
-        last = run.load("controller/last")
+    last = run.load("controller/last") if run.has("controller/last") else None
+    if last is not None and not (
+        run.made_from(last.get("vision_sha256"), "vision/best")
+        and run.made_from(last.get("memory_sha256"), "memory/best")
+    ):
+        moved = run.set_aside("controller", "stale")
+        LOG.warning("the controller was trained on another V or M; moved it to %s and "
+                    "training it afresh", moved)  # fmt: skip
+        last = None
+    if last is not None:
         prog = last["progress"]
         if prog.get("complete"):
             return prog
-        if {k: last.get(k) for k in consumed} != consumed:
-            raise UserError(
-                f"the controller in {run.checkpoints} was trained on other V/M "
-                f"checkpoints; delete {run.checkpoints / 'controller'} to retrain"
-            )
         es = _load_es(run, last)
         start, env_steps = int(prog["generation"]), int(prog["env_steps"])
         best_score = float(prog["best_score"])
@@ -144,9 +154,10 @@ def train_cmaes(
             )
             fitness = returns.mean(axis=1)
             if not np.all(np.isfinite(fitness)):
+                kept = "was kept" if run.has("controller/last") else "does not exist yet"
                 raise TrainingDivergedError(
-                    f"controller fitness is not finite at generation "
-                    f"{gen + 1}; the last good checkpoint was kept"
+                    f"controller fitness is not finite at generation {gen + 1}; the last good "
+                    f"checkpoint {kept} (try a smaller controller.sigma)"
                 )
             es.tell(list(solutions), list(-fitness))
             env_steps += steps

@@ -26,7 +26,7 @@ from worldmodels.errors import UserError
 from worldmodels.models.memory import build_memory
 from worldmodels.models.memory.base import MemoryBatch, MemoryModel
 from worldmodels.models.vision.base import VisionModel
-from worldmodels.runs import RunDir, file_sha256, model_payload
+from worldmodels.runs import RunDir, model_payload
 from worldmodels.training.memory import memory_kwargs
 from worldmodels.training.supervised import Stage, StageData, train_supervised
 from worldmodels.training.vision import beta_at, vision_kind
@@ -140,7 +140,7 @@ def export_joint(
     memory_payload = {
         **header,
         "model": model_payload(m["name"], m["kwargs"], model.memory),
-        "vision_sha256": file_sha256(run.ckpt_path("vision/best")),
+        "vision_sha256": run.digest("vision/best"),
     }
     run.save("memory/best", {**memory_payload, "progress": progress})
     run.save("memory/last", {**memory_payload, "progress": progress})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,9 +16,11 @@ from worldmodels.envs import EnvSpec
 from worldmodels.errors import TrainingDivergedError, UserError
 from worldmodels.models.memory import build_memory
 from worldmodels.models.memory.base import MemoryBatch, MemoryModel, State
-from worldmodels.runs import RunDir, file_sha256, model_payload
+from worldmodels.runs import RunDir, model_payload
 from worldmodels.training.supervised import Stage, StageData, train_supervised
 from worldmodels.world_model import WorldModel, load_vision
+
+LOG = logging.getLogger(__name__)
 
 
 def memory_kwargs(cfg: Config, spec: EnvSpec) -> dict[str, Any]:
@@ -100,16 +103,12 @@ def _loss_at(
 def train_memory(data: StageData) -> dict[str, float]:
     run, cfg, spec, device = data.ctx.run, data.ctx.cfg, data.ctx.spec, data.ctx.device
     train_idx, val_idx, writer, progress = data.train_idx, data.val_idx, *data.outputs
-    vision_hash = file_sha256(run.ckpt_path("vision/best"))
-    if run.has("memory/last"):
-        consumed = run.load("memory/last").get("vision_sha256")
-        if consumed != vision_hash:
-            raise UserError(
-                f"the memory checkpoint in {run.checkpoints} was trained on another "
-                f"vision checkpoint; delete {run.checkpoints / 'memory'} to retrain M "
-                f"on the current V"
-            )
-    vision = load_vision(run, spec, device)
+    vision = load_vision(run, spec, device)  # first: a damaged V is V's error, not M's
+    vision_hash = run.digest("vision/best")
+    recorded = run.load("memory/last").get("vision_sha256") if run.has("memory/last") else None
+    if recorded is not None and not run.made_from(recorded, "vision/best"):
+        moved = run.set_aside("memory", "stale")
+        LOG.warning("M was trained on another V; moved it to %s and training M afresh", moved)
     cache = LatentCache(run.latents, vision_hash)
     encode_missing(
         cache, EpisodeStore(run.episodes), train_idx + val_idx, vision, device, progress=progress
@@ -165,7 +164,7 @@ def finetune_memory(
     """Continue training ``world.memory`` (in place) on the episodes ``indices`` -- all real
     data gathered so far -- and save it as ``memory/best`` (wm-ppo's periodic retraining).
     V stays fixed, so cached latents stay valid and new episodes are encoded once."""
-    vision_hash = file_sha256(run.ckpt_path("vision/best"))
+    vision_hash = run.digest("vision/best")
     cache = LatentCache(run.latents, vision_hash)
     encode_missing(
         cache, EpisodeStore(run.episodes), indices, world.vision, world.device, progress=progress

@@ -22,7 +22,7 @@ from worldmodels.data.rollout import EnvPool, run_batch
 from worldmodels.envs import EnvSpec
 from worldmodels.errors import UserError
 from worldmodels.parallel import FailurePolicy, make_executor
-from worldmodels.runs import RunDir, file_sha256
+from worldmodels.runs import RunDir
 from worldmodels.world_model import WorldModel
 
 
@@ -59,8 +59,8 @@ def _world(task: PopulationTask):
     if _CACHE.get("world", (None,))[0] != key:
         run = RunDir(task.run_dir)
         found = (
-            file_sha256(run.ckpt_path("vision/best")),
-            file_sha256(run.ckpt_path("memory/best")),
+            run.digest("vision/best"),
+            run.digest("memory/best"),
         )
         if found != (task.vision_sha256, task.memory_sha256):
             raise UserError(
@@ -103,8 +103,8 @@ class PopulationEvaluator:
     ):
         self.base: dict[str, Any] = {
             "run_dir": str(run.root),
-            "vision_sha256": file_sha256(run.ckpt_path("vision/best")),
-            "memory_sha256": file_sha256(run.ckpt_path("memory/best")),
+            "vision_sha256": run.digest("vision/best"),
+            "memory_sha256": run.digest("memory/best"),
             "env": asdict(cfg.env),
             "spec": spec.to_dict(),
             "shape": (shape.in_dim, shape.out_dim, shape.hidden),

@@ -124,10 +124,15 @@ def train_supervised(
             if not torch.isfinite(loss):
                 bad = [k for k, v in m.items() if not math.isfinite(v)] or ["loss"]
                 value = float(loss.detach())
+                last = run.ckpt_path(stage.name + "/last")
+                kept = (
+                    f"the last good checkpoint {last} was kept"
+                    if last.exists()
+                    else "no checkpoint of this stage had been written yet"
+                )
                 raise TrainingDivergedError(
                     f"{stage.name} training diverged: {', '.join(bad)} is {value} at epoch "
-                    f"{epoch + 1} batch {step}; the last good checkpoint "
-                    f"{run.ckpt_path(stage.name + '/last')} was kept (try a lower lr)"
+                    f"{epoch + 1} batch {step}; {kept} (try a lower {stage.name}.lr)"
                 )
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
