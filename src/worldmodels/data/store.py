@@ -130,9 +130,11 @@ class EpisodeStore:
             except CorruptEpisodeError as exc:
                 log.warning("skipping corrupt episode file %s", exc)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, first: int | None = None) -> dict[str, Any]:
+        """Episodes, steps, real env steps and mean return of the stored episodes (``first``:
+        of the first that many only)."""
         metas = []
-        for i in self.indices():
+        for i in self.indices()[:first]:
             try:
                 metas.append(self.read_meta(i))
             except CorruptEpisodeError as exc:

@@ -114,8 +114,9 @@ def stage_collect(ctx: Context) -> dict[str, Any]:
     with timed(ctx, "collect"):
         collect_into(ctx, ctx.cfg.collect.episodes, ctx.cfg.collect.policy)
     summary = store.summary()
-    if summary["episodes"]:  # the random (or given) policy's point of the learning curve
-        ctx.run.log_curve(summary["env_steps"], summary["mean_return"])
+    own = store.summary(first=ctx.cfg.collect.episodes)  # not what later stages added
+    if own["episodes"]:  # the random (or given) policy's point of the learning curve
+        ctx.run.log_curve(own["env_steps"], own["mean_return"])
     if summary["episodes"] < ctx.cfg.collect.episodes:
         raise UserError(
             f"only {summary['episodes']} of {ctx.cfg.collect.episodes} episodes in "

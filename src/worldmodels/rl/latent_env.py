@@ -128,6 +128,53 @@ class LatentVecEnv(VectorEnv):
             features = self.observe()
         return features, rewards, terminated, truncated, info_out
 
+    def snapshot(self) -> dict[str, Any]:
+        """What a resumed run needs to continue the episodes in progress exactly: each env's
+        reset seed and actions so far (replayed by :meth:`restore`), the raw observations to
+        check the replay against, and V/M's carried state (computed under the weights of
+        the time, so it is saved, not recomputed). Tensors and primitives only."""
+        kind = torch.int64 if self.env_spec.action_kind == "discrete" else torch.float32
+        shape = self.single_action_space.shape or ()
+        return {
+            "seed_base": self.seed_base,
+            "episodes_started": self.episodes_started,
+            "seeds": [int(rec["seed"][0]) for rec in self._records],
+            "actions": [
+                torch.as_tensor(np.asarray(rec["act"]), dtype=kind).reshape(-1, *shape)
+                for rec in self._records
+            ],
+            "raw_obs": torch.as_tensor(self.raw_obs),
+            "z": self.z.cpu(),
+            "state": [s.cpu() for s in self.state],
+        }
+
+    def restore(self, snap: dict[str, Any]) -> bool:
+        """Continue from :meth:`snapshot`: reset each env with its episode's seed and replay
+        its actions. False (and fresh episodes, as after ``reset``) when an env does not
+        reproduce the saved observation -- it is not deterministic under replay."""
+        for i, env in enumerate(self.envs):
+            obs, _ = env.reset(seed=int(snap["seeds"][i]))
+            rec: dict[str, list[Any]] = {"obs": [obs], "act": [], "rew": [], "term": []}
+            rec |= {"seed": [int(snap["seeds"][i])], "steps": [0]}
+            for a in snap["actions"][i].numpy():
+                o, r, term, _, info = env.step(action_to_env(a, self.env_spec))
+                rec["obs"].append(o)
+                rec["act"].append(a)
+                rec["rew"].append(float(r))
+                rec["term"].append(bool(term))
+                rec["steps"][0] += int(info.get("env_steps", 1))
+            if not np.array_equal(rec["obs"][-1], snap["raw_obs"][i].numpy()):
+                self.reset(seed=self.seed_base)
+                self.env_steps = 0
+                return False
+            self._records[i] = rec
+        self.seed_base, self.episodes_started = snap["seed_base"], snap["episodes_started"]
+        self.raw_obs = snap["raw_obs"].numpy().copy()
+        self.z = snap["z"].to(self.world.device)
+        self.state = tuple(s.to(self.world.device) for s in snap["state"])
+        self.env_steps = 0  # the replayed steps were counted before the kill
+        return True
+
     def _finish(self, i: int, truncated: bool) -> None:
         rec = self._records[i]
         ret = float(np.sum(rec["rew"]))

@@ -146,6 +146,23 @@ class A2cUpdate:
         self.world.vision.load_state_dict(last["vision_state"])
         self.world.memory.load_state_dict(last["memory_state"])
 
+    def loop_state(self) -> dict[str, Any]:
+        """The previous real step, which the next update's first row is built from."""
+        r = self.recording.recorder
+        return {
+            "prev_obs": torch.as_tensor(r.prev_obs),
+            "prev_act": None if r.prev_act is None else torch.as_tensor(r.prev_act),
+            "prev_state": list(r.prev_state),
+            "first": torch.as_tensor(r.first),
+        }
+
+    def load_loop_state(self, state: dict[str, Any]) -> None:
+        r = self.recording.recorder
+        r.prev_obs = state["prev_obs"].numpy().copy()
+        r.prev_act = None if state["prev_act"] is None else state["prev_act"].numpy().copy()
+        r.prev_state = tuple(s.to(self.world.device) for s in state["prev_state"])
+        r.first = state["first"].numpy().copy()
+
     def after_iteration(self, prog: Progress, it: int, real_steps: int) -> None:
         pass
 

@@ -107,6 +107,13 @@ class OnPolicyAlgorithm(Protocol):
     def load(self, last: dict[str, Any]) -> None:
         """Restore them from ``<ns>/last``."""
 
+    def loop_state(self) -> dict[str, Any]:
+        """What its iterations carry from one to the next (a random stream, the previous
+        step), saved in ``<ns>/last`` so a resumed run continues exactly."""
+
+    def load_loop_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`loop_state` (after the collector has reset the envs)."""
+
 
 def train_on_policy(
     algo: OnPolicyAlgorithm,
@@ -123,6 +130,7 @@ def train_on_policy(
     ac = build_ac(ac_kwargs(cfg, world.feature_dim), spec).to(world.device)
     opt = algo.setup(ac)
     prog = Progress(collect_steps=collect_steps, real_env_steps=collect_steps)
+    last: dict[str, Any] = {}
     if run.has(f"{ns}/last"):
         last = run.load(f"{ns}/last")
         prog = progress_from_dict(Progress, last["progress"])
@@ -131,16 +139,31 @@ def train_on_policy(
         ac.load_state_dict(last["model"]["state_dict"])
         algo.load(last)
         opt.load_state_dict(last["optimizer"])
-        restore_rng(last["rng"])
     recent: deque[float] = deque(prog.recent, maxlen=acfg.stop_window)
-    seed = cfg.seed * 7919 + prog.iteration
+    snap = last.get("envs")
+    seed = snap["seed_base"] if snap else cfg.seed * 7919 + prog.iteration
     venv = LatentVecEnv(cfg.env, world, acfg.num_envs, seed, store)
     collector = Collector(algo.wrap(venv), ac, world.device, seed)
+    if snap and venv.restore(snap):  # the episodes in progress, replayed: an exact resume
+        collector.obs = last["collector_obs"].numpy()
+        algo.load_loop_state(last["loop"])
+    if last:
+        restore_rng(last["rng"])
     steps_before = prog.env_steps
     bar = tqdm(total=acfg.total_steps, initial=steps_before, desc=ns, disable=not progress)
 
     def save(name: str, extra: dict[str, Any]) -> None:
         save_agent(run, f"{ns}/{name}", cfg, spec, ac, dataclasses.asdict(prog), extra)
+
+    def resume_state() -> dict[str, Any]:
+        return {
+            **algo.state(),
+            "optimizer": opt.state_dict(),
+            "rng": rng_state(),
+            "envs": venv.snapshot(),
+            "collector_obs": torch.as_tensor(collector.obs),
+            "loop": algo.loop_state(),
+        }
 
     try:
         while prog.env_steps < acfg.total_steps and not prog.complete:
@@ -163,7 +186,7 @@ def train_on_policy(
                 run.log_curve(real_steps, point)
             if improved or not run.has(f"{ns}/best"):
                 save("best", algo.state())
-            save("last", {**algo.state(), "optimizer": opt.state_dict(), "rng": rng_state()})
+            save("last", resume_state())
             if recent:
                 writer.add_scalar("rollout/ep_rew_mean", float(np.mean(recent)), real_steps)
             for k, v in stats.items():
@@ -177,7 +200,7 @@ def train_on_policy(
         venv.close()
     if not prog.complete:  # the budget was lowered below what is already done
         prog.complete = True
-        save("last", {**algo.state(), "optimizer": opt.state_dict(), "rng": rng_state()})
+        save("last", resume_state())
     return prog
 
 

@@ -124,10 +124,10 @@ def train_supervised(
             if not torch.isfinite(loss):
                 bad = [k for k, v in m.items() if not math.isfinite(v)] or ["loss"]
                 value = float(loss.detach())
-                last = run.ckpt_path(stage.name + "/last")
+                kept_path = run.ckpt_path(stage.name + "/last")
                 kept = (
-                    f"the last good checkpoint {last} was kept"
-                    if last.exists()
+                    f"the last good checkpoint {kept_path} was kept"
+                    if kept_path.exists()
                     else "no checkpoint of this stage had been written yet"
                 )
                 raise TrainingDivergedError(

@@ -54,6 +54,15 @@ class WmPpoUpdate:
     def load(self, last: dict[str, Any]) -> None:
         pass
 
+    def loop_state(self) -> dict[str, Any]:
+        """The minibatch-order stream, continued across iterations."""
+        return {"gen": None if self.gen is None else self.gen.get_state()}
+
+    def load_loop_state(self, state: dict[str, Any]) -> None:
+        if state["gen"] is not None:
+            self.gen = torch.Generator()
+            self.gen.set_state(state["gen"])
+
     def iterate(
         self, collector: Collector, prog: Progress, it: int, where: str
     ) -> dict[str, float]:
