@@ -537,7 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"worldmodels: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a read or write the system refused, outside the atomic writers
-        print(f"worldmodels: error: {disk_error(exc)}", file=sys.stderr)
+        print(f"worldmodels: error: {disk_error(exc, verb='access')}", file=sys.stderr)
         return 2
     except (TrainingDivergedError, WorkerError, FloatingPointError) as exc:
         # training or acting failed (the worker's traceback, if any, is past the first line)

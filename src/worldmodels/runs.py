@@ -66,13 +66,13 @@ DISK_FIXES = {
 }
 
 
-def disk_error(exc: OSError, path: Path | str | None = None) -> UserError:
-    """The one-line error for an ``OSError`` while writing ``path`` (its own filename when
-    None): the path, what the disk said, and the fix."""
+def disk_error(exc: OSError, path: Path | str | None = None, verb: str = "write") -> UserError:
+    """The one-line error for an ``OSError`` while writing (``verb``) ``path`` (its own
+    filename when None): the path, what the disk said, and the fix."""
     target = Path(path or exc.filename or "?")
     fix = DISK_FIXES.get(exc.errno or 0, "check the path and the disk, then rerun")
     what = exc.strerror or str(exc)
-    return DiskError(f"cannot write {target} ({what}): {fix.format(folder=target.parent)}")
+    return DiskError(f"cannot {verb} {target} ({what}): {fix.format(folder=target.parent)}")
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
@@ -418,13 +418,13 @@ class RunLock:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             self._lock.acquire()
-        except OSError as exc:
-            raise disk_error(exc, self.root / ".lock") from exc
-        except Timeout:
+        except Timeout:  # a TimeoutError, so an OSError: caught first
             raise UserError(
                 f"{self.root} is in use by another worldmodels command ({self._holder()}); "
                 f"wait for it to finish (or stop it), then run this again"
             ) from None
+        except OSError as exc:
+            raise disk_error(exc, self.root / ".lock") from exc
         atomic_write_json(self._info, {"pid": os.getpid(), "command": command})
 
     def _holder(self) -> str:
