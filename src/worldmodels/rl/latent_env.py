@@ -202,3 +202,52 @@ class LatentVecEnv(VectorEnv):
     def close(self, **kwargs: Any) -> None:
         for env in self.envs:
             env.close()
+
+
+class LatentEnv(gym.Env):
+    """One real env seen through V and M as a plain ``gymnasium.Env``: its observations are
+    the controller features [z, h] -- the dream's observation space -- so a policy trained in
+    the dream (``DreamSingleEnv``) acts for real unchanged. Continuous actions are taken in
+    [-1, 1] and scaled to the env's bounds, as the dream does (``normalized_actions``)."""
+
+    metadata = {"render_modes": []}  # noqa: RUF012  (gymnasium's convention)
+
+    def __init__(self, env_cfg: EnvConfig, world: WorldModel, normalized_actions: bool = True):
+        self.world, self.env = world, make_env(env_cfg)
+        self.observation_space = feature_space(world)
+        self.action_space = action_space(world.spec)
+        self._scale: tuple[np.ndarray, np.ndarray] | None = None
+        if normalized_actions and world.spec.action_kind == "continuous":
+            low = np.asarray(world.spec.action_low, np.float32)
+            high = np.asarray(world.spec.action_high, np.float32)
+            self._scale = (low, high)
+            self.action_space = gym.spaces.Box(-1.0, 1.0, low.shape, np.float32)
+
+    @torch.no_grad()
+    def _features(self) -> np.ndarray:
+        return self.world.features(self.z, self.state).float().cpu().numpy()[0]
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.z = self.world.encode(np.asarray(obs)[None])
+        self.state = self.world.initial(1)
+        return self._features(), info
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        action = np.asarray(action)
+        if self._scale is not None:
+            low, high = self._scale
+            action = low + (np.clip(action, -1.0, 1.0) + 1.0) * 0.5 * (high - low)
+        obs, reward, terminated, truncated, info = self.env.step(
+            action_to_env(action, self.world.spec)
+        )
+        act = torch.as_tensor(action[None], device=self.world.device)
+        _, self.state = self.world.step(self.z, act, self.state)
+        self.z = self.world.encode(np.asarray(obs)[None])
+        return self._features(), float(reward), bool(terminated), bool(truncated), info
+
+    def close(self) -> None:
+        self.env.close()
