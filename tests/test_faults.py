@@ -109,7 +109,7 @@ def test_skipping_a_stage_that_never_ran_is_refused_before_collecting(tmp_path, 
     argv = ["train", "--env", "CartPole-v1", "--run-dir", str(where), "--preset", "debug"]
     assert main([*argv, "--skip-vae", "--skip-mdnrnn", "--quiet"]) == 2
     line = _one_line(capsys.readouterr().err)
-    assert "--skip-vision needs" in line and "vision/best.pt" in line
+    assert "--skip-vision needs a trained V" in line and "vision/best.pt" in line
     assert not (where / "data").exists()  # nothing collected
     _row("`--skip-vae --skip-mdnrnn` on a new run", 2, line, "nothing collected")
 

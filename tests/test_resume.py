@@ -121,5 +121,5 @@ def test_tampered_cmaes_state_is_refused(tmp_path, monkeypatch):
     data[-3] ^= 0xFF
     last["es_state"] = torch.tensor(np.frombuffer(bytes(data), np.uint8))
     ctx.run.save("controller/last", last)
-    with pytest.raises(UserError, match="refusing to unpickle"):
+    with pytest.raises(UserError, match="so it is not unpickled"):
         pipeline.stage_controller(_ctx(tmp_path / "run", resume=True))

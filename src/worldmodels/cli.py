@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from worldmodels import __version__
 from worldmodels.config import preset_names
 from worldmodels.errors import TrainingDivergedError, UserError
 from worldmodels.methods import REGISTRY, help_text
@@ -81,7 +82,15 @@ def _common(p: argparse.ArgumentParser, run_dir_required: bool = True) -> None:
         action="store_true",
         help="Continue an interrupted stage from its last checkpoint.",
     )
-    g.add_argument("--quiet", action="store_true", help="No progress bars.")
+    g.add_argument(
+        "--quiet",
+        action="store_true",
+        help="No progress (bars on a terminal; otherwise one line per stage and every "
+        "WORLDMODELS_LOG_EVERY seconds, default 60).",
+    )
+    g.add_argument(
+        "-v", "--verbose", action="store_true", help="Also log each stage's informational lines."
+    )
     g.add_argument(
         "--executor",
         choices=["local", "ray"],
@@ -105,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"worldmodels {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -526,9 +536,13 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="worldmodels: warning: %(message)s")
+    for level in (logging.INFO, logging.WARNING):
+        logging.addLevelName(level, logging.getLevelName(level).lower())
+    logging.basicConfig(level=logging.WARNING, format="worldmodels: %(levelname)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "verbose", False):
+        logging.getLogger().setLevel(logging.INFO)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:

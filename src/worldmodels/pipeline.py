@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from worldmodels.config import Config, incompatible_keys, load_yaml, parse_set, resolve, to_dict
 from worldmodels.config.sizing import sized_defaults
@@ -35,6 +34,7 @@ from worldmodels.methods.stages import (
     world_model,
 )
 from worldmodels.parallel import preflight
+from worldmodels.progress import progress_bar
 from worldmodels.runs import (
     DiskError,
     RunDir,
@@ -202,10 +202,12 @@ def train(ctx: Context, method: str, skip: set[str]) -> None:
 
 
 def check_skips(ctx: Context, method: str, skip: set[str]) -> None:
-    """A skipped stage whose output the method trains on must have written it already;
-    checked before any work (``--skip-vae --skip-mdnrnn`` on a new run)."""
-    for stage in get(method).world_stages:
-        if stage not in skip:
+    """A skipped stage whose output a later stage that does run reads must have written it
+    already; checked before any work (``--skip-vae --skip-mdnrnn`` on a new run)."""
+    order = [*get(method).world_stages, "controller"]
+    needs = {"collect": "collected episodes", "vision": "a trained V", "memory": "a trained M"}
+    for k, stage in enumerate(order[:-1]):
+        if stage not in skip or all(later in skip for later in order[k + 1 :]):
             continue
         if stage == "collect":
             path, command = ctx.run.episodes, "collect"
@@ -215,8 +217,9 @@ def check_skips(ctx: Context, method: str, skip: set[str]) -> None:
             missing = not path.exists()
         if missing:
             raise UserError(
-                f"--skip-{stage} needs {path}, which does not exist yet: drop --skip-{stage} "
-                f"(or run `worldmodels {command} --run-dir {ctx.run.root}` first)"
+                f"--skip-{stage} needs {needs[stage]} ({path}), which {ctx.run.root} does not "
+                f"have yet: drop --skip-{stage} (or run `worldmodels {command} --run-dir "
+                f"{ctx.run.root}` first)"
             )
 
 
@@ -245,7 +248,7 @@ def evaluate(
     seeds = [ctx.cfg.seed + ctx.cfg.evaluate.seed_offset + k for k in range(n)]
     pool = EnvPool(ctx.cfg.env)
     returns: list[float] = []
-    bar = tqdm(total=n, desc="evaluate", unit="ep", disable=not ctx.progress)
+    bar = progress_bar(total=n, desc="evaluate", unit="ep", disable=not ctx.progress)
     try:
         for b in range(0, n, ctx.cfg.evaluate.batch_envs):
             chunk = seeds[b : b + ctx.cfg.evaluate.batch_envs]

@@ -144,7 +144,7 @@ def weights_sha256(path: Path) -> str:
         for name in sorted(state):
             tensor = state[name].detach().cpu().contiguous()
             h.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-            h.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+            h.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
         _DIGESTS[key] = h.hexdigest()
     return _DIGESTS[key]
 

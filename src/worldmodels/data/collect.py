@@ -12,13 +12,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from worldmodels.config import EnvConfig
 from worldmodels.data.rollout import Policy, RandomPolicy, run_episode
 from worldmodels.data.store import EpisodeStore, encode_episode
 from worldmodels.envs import EnvSpec, make_env
 from worldmodels.parallel import FailurePolicy, make_executor
+from worldmodels.progress import progress_bar
 
 PolicyLoader = Callable[[str, EnvSpec], Policy]
 
@@ -120,7 +120,7 @@ def collect(
         for chunk in chunks
     ]
     pool = make_executor(executor, workers, ray_address, policy_on_failure)
-    bar = tqdm(total=len(missing), desc="collect", unit="ep", disable=not progress)
+    bar = progress_bar(total=len(missing), desc="collect", unit="ep", disable=not progress)
     try:
         for task, episodes in pool.map_unordered(run_collect_task, tasks):
             for index, data in zip(task.indices, episodes, strict=True):

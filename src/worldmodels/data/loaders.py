@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from worldmodels.config.schema import MemoryConfig
 from worldmodels.data.store import Episode, EpisodeStore
 from worldmodels.envs import EnvSpec
 from worldmodels.errors import CorruptEpisodeError
 from worldmodels.models.memory.base import MemoryBatch, State
+from worldmodels.progress import progress_bar
 from worldmodels.runs import atomic_write, atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def encode_missing(
 ) -> int:
     """Encode every episode not yet in the cache; returns how many were encoded."""
     todo = [i for i in indices if not cache.has(i)]
-    bar = tqdm(
+    bar = progress_bar(
         store.iter_episodes(todo),
         total=len(todo),
         desc="encode latents",

@@ -22,13 +22,13 @@ from typing import Any, Protocol
 import cma
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from worldmodels.config import Config, to_dict
 from worldmodels.controllers.linear import PolicyShape, policy_shape
 from worldmodels.data.store import EpisodeStore
 from worldmodels.envs import EnvSpec
 from worldmodels.errors import TrainingDivergedError, UserError
+from worldmodels.progress import progress_bar
 from worldmodels.runs import Context, RunDir, sign, verify
 from worldmodels.training.population import PopulationEvaluator
 from worldmodels.training.scoring import reached
@@ -135,7 +135,7 @@ def train_cmaes(
         if make_evaluator
         else PopulationEvaluator(run, cfg, spec, shape, world.device)
     )
-    bar = tqdm(
+    bar = progress_bar(
         range(start, cc.generations),
         desc="cma-es",
         unit="gen",

@@ -23,13 +23,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from worldmodels.data.replay import SequenceReplay
 from worldmodels.data.store import Episode, EpisodeStore
 from worldmodels.envs import EnvSpec, action_to_env, make_env, random_action
 from worldmodels.errors import TrainingDivergedError
 from worldmodels.models.rssm import DreamerWorldModel, RssmState, TwoHot, mlp, zero_output
+from worldmodels.progress import progress_bar
 from worldmodels.rl.returns import td_lambda
 from worldmodels.runs import Context, RunDir, model_payload, np_rng_state, restore_np_rng
 from worldmodels.training.scoring import (
@@ -350,7 +350,7 @@ def train_dreamer(ctx: Context) -> DreamerProgress:
     prog = _rebuild(replay, store, agent, prog)
     recent: deque[float] = deque(prog.recent, maxlen=dc.stop_window)
     env = make_env(cfg.env)
-    bar = tqdm(total=dc.total_steps, initial=prog.env_steps, desc=NS, disable=not progress)
+    bar = progress_bar(total=dc.total_steps, initial=prog.env_steps, desc=NS, disable=not progress)
     t_start, steps_start = time.time(), prog.env_steps
     try:
         while prog.env_steps < dc.total_steps and not prog.complete:

@@ -18,12 +18,12 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from worldmodels.config import Config
 from worldmodels.data.store import EpisodeStore
 from worldmodels.dream import DreamEnv, Dreaming, StartStates
 from worldmodels.envs import EnvSpec
+from worldmodels.progress import progress_bar
 from worldmodels.rl.actor_critic import ActorCritic
 from worldmodels.rl.latent_env import LatentVecEnv
 from worldmodels.rl.ppo import Collector, Rollout
@@ -150,7 +150,7 @@ def train_on_policy(
     if last:
         restore_rng(last["rng"])
     steps_before = prog.env_steps
-    bar = tqdm(total=acfg.total_steps, initial=steps_before, desc=ns, disable=not progress)
+    bar = progress_bar(total=acfg.total_steps, initial=steps_before, desc=ns, disable=not progress)
 
     def save(name: str, extra: dict[str, Any]) -> None:
         save_agent(run, f"{ns}/{name}", cfg, spec, ac, dataclasses.asdict(prog), extra)

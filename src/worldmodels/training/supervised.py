@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from worldmodels.errors import TrainingDivergedError
+from worldmodels.progress import progress_bar
 from worldmodels.runs import Context, RunDir, model_payload, np_rng_state, restore_np_rng
 
 LossFn = Callable[[nn.Module, Any, int | None], tuple[Tensor, dict[str, float]]]
@@ -112,7 +112,7 @@ def train_supervised(
     for epoch in range(start, stage.epochs):
         t0, items, count = time.time(), 0, 0
         sums: dict[str, float] = {}
-        bar = tqdm(
+        bar = progress_bar(
             stage.train_batches(rng),
             desc=f"{stage.name} epoch {epoch + 1}/{stage.epochs}",
             unit="batch",
