@@ -42,6 +42,9 @@ def test_killed_actor_critic_resumes_bit_identical(tmp_path, method):
     killed = torch.load(cut / f"checkpoints/{ns}/last.pt", weights_only=True)
     assert killed["progress"]["iteration"] == 5 and not killed["progress"]["complete"]
     assert any(len(a) for a in killed["envs"]["actions"])  # an episode was mid-way
+    refused = subprocess.run(_train(cut, method), env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "--resume" in refused.stderr  # one line, no traceback
+    assert "Traceback" not in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
     done = subprocess.run(_train(cut, method, resume=True), env=env, capture_output=True)
     assert done.returncode == 0, done.stderr[-2000:]
     a = torch.load(full / f"checkpoints/{ns}/last.pt", weights_only=True)
@@ -54,6 +57,10 @@ def test_killed_actor_critic_resumes_bit_identical(tmp_path, method):
         for name, value in a[key].items():
             assert torch.equal(value, b[key][name]), f"{key}.{name}"
     assert (full / "curve.jsonl").read_text() == (cut / "curve.jsonl").read_text()
+    if method == "wm-ppo":  # imagined steps were used and M retrained on the agent's episodes
+        assert b["progress"]["imagined_steps"] > 0
+        mem = torch.load(cut / "checkpoints/memory/best.pt", weights_only=True)
+        assert mem["progress"].get("retrained_on_episodes", 0) > 0
     episodes = sorted(p.name for p in (full / "data/episodes").glob("ep_*.npz"))
     assert episodes == sorted(p.name for p in (cut / "data/episodes").glob("ep_*.npz"))
     for name in episodes:  # the same episodes, none lost or doubled

@@ -3,10 +3,6 @@ methods end to end (dream CMA-ES, a2c, wm-ppo) at debug size, including kill + r
 
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -214,47 +210,6 @@ def test_a2c_trains_vision_end_to_end_only_when_asked(tmp_path, end_to_end):
     assert changed is end_to_end
     result = json.loads((run_dir / "eval.json").read_text())
     assert result["method"] == "a2c" and np.isfinite(result["mean_return"])
-
-
-def _wm_ppo_cmd(run_dir, resume=False):
-    sets = [
-        "imagination.random_steps=200",
-        "imagination.retrain_every=2",
-        "imagination.retrain_epochs=1",
-        "ac.total_steps=3000",
-        "ac.num_envs=2",
-        "ac.n_steps=16",
-        "ac.ppo_epochs=2",
-        "ac.target_return=1e9",
-    ]
-    cmd = [sys.executable, "-m", "worldmodels", "train", "--env", "CartPole-v1"]
-    cmd += ["--run-dir", str(run_dir), "--preset", "debug", "--method", "wm-ppo", "--quiet"]
-    cmd += ["--no-eval"] + [x for s in sets for x in ("--set", s)]
-    return cmd + (["--resume"] if resume else [])
-
-
-def test_wm_ppo_killed_mid_training_resumes_and_finishes(tmp_path):
-    run_dir = tmp_path / "ppo"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    kill = {**env, "WORLDMODELS_KILL_AFTER_SAVE": "wm_ppo/last:3"}  # after iteration 3
-    assert subprocess.run(_wm_ppo_cmd(run_dir), env=kill).returncode == -signal.SIGKILL
-    last = run_dir / "checkpoints/wm_ppo/last.pt"
-    killed_at = torch.load(last, weights_only=True)["progress"]
-    assert not killed_at["complete"] and killed_at["iteration"] == 3
-    # without --resume: a one-line refusal
-    out = subprocess.run(_wm_ppo_cmd(run_dir), env=env, capture_output=True, text=True)
-    assert out.returncode == 2 and "--resume" in out.stderr and "Traceback" not in out.stderr
-    done = subprocess.run(
-        _wm_ppo_cmd(run_dir, resume=True), env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    final = torch.load(last, weights_only=True)["progress"]
-    assert final["complete"] and final["iteration"] > killed_at["iteration"]
-    assert final["env_steps"] >= 3000
-    assert final["imagined_steps"] > 0
-    # M was retrained on the real episodes PPO wrote to the store
-    mem = torch.load(run_dir / "checkpoints/memory/best.pt", weights_only=True)
-    assert mem["progress"].get("retrained_on_episodes", 0) > 0
 
 
 def test_continuous_actions_a2c_and_dream_env(tmp_path):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 TESTS = Path(__file__).parent
@@ -42,11 +43,16 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 
 
-def test_train_killed_during_controller_resumes_to_the_same_result(tmp_path):
-    ref = subprocess.run(
-        _train(tmp_path / "ref"), env=_env(), capture_output=True, text=True, timeout=300
-    )
-    assert ref.returncode == 0, ref.stderr
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """The uninterrupted run both kill tests must end bit-identical to."""
+    ref = tmp_path_factory.mktemp("kill") / "ref"
+    done = subprocess.run(_train(ref), env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return ref
+
+
+def test_train_killed_during_controller_resumes_to_the_same_result(reference, tmp_path):
     cut = tmp_path / "cut"
     kill = {**_env(), "WORLDMODELS_KILL_AFTER_SAVE": "controller/last:2"}  # after generation 2
     killed = subprocess.run(_train(cut), env=kill, capture_output=True, timeout=300)
@@ -60,20 +66,16 @@ def test_train_killed_during_controller_resumes_to_the_same_result(tmp_path):
         _train(cut, resume=True), env=_env(), capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
-    a = torch.load(tmp_path / "ref/checkpoints/controller/last.pt", weights_only=True)
+    a = torch.load(reference / "checkpoints/controller/last.pt", weights_only=True)
     b = torch.load(last, weights_only=True)
     assert a["progress"] == b["progress"] and b["progress"]["generation"] == 5
     assert torch.equal(a["best_params"], b["best_params"])
     assert torch.equal(a["model"]["state_dict"]["params"], b["model"]["state_dict"]["params"])
 
 
-def test_sigterm_saves_says_one_line_and_resumes_to_the_same_result(tmp_path):
+def test_sigterm_saves_says_one_line_and_resumes_to_the_same_result(reference, tmp_path):
     """SIGTERM is handled as Ctrl-C (issue 16): exit 143, one line naming --resume, the lock
     released, and the resumed run ends where an uninterrupted one does."""
-    ref = subprocess.run(
-        _train(tmp_path / "ref"), env=_env(), capture_output=True, text=True, timeout=300
-    )
-    assert ref.returncode == 0, ref.stderr
     cut = tmp_path / "cut"
     term = {**_env(), "WORLDMODELS_KILL_AFTER_SAVE": "controller/last:2"}
     term["WORLDMODELS_KILL_SIGNAL"] = "TERM"
@@ -86,7 +88,7 @@ def test_sigterm_saves_says_one_line_and_resumes_to_the_same_result(tmp_path):
         _train(cut, resume=True), env=_env(), capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
-    a = torch.load(tmp_path / "ref/checkpoints/controller/last.pt", weights_only=True)
+    a = torch.load(reference / "checkpoints/controller/last.pt", weights_only=True)
     b = torch.load(cut / "checkpoints/controller/last.pt", weights_only=True)
     assert a["progress"] == b["progress"]
     assert torch.equal(a["best_params"], b["best_params"])
