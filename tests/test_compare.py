@@ -11,6 +11,7 @@ from worldmodels.config import Config, dump_yaml
 from worldmodels.evaluation.compare import (
     bootstrap_ci,
     confidence_interval,
+    improvement,
     iqm,
     steps_to_threshold,
 )
@@ -75,6 +76,10 @@ def test_compare_table_json_and_figure(tmp_path, capsys):
     assert ppo["wall_seconds"] == pytest.approx(10.0)
     assert (out / "compare.md").read_text().startswith("### CartPole-v1")
     assert (out / "compare_CartPole-v1.png").stat().st_size > 1000
+    assert (out / "profile_CartPole-v1.png").stat().st_size > 1000  # performance profile
+    # mpc's runs (300, 350, 400) against ppo's (400, 450, 500): one tie of 9 pairs
+    assert mpc["p_improvement_over_ppo"][0] == pytest.approx(0.5 / 9)
+    assert "p_improvement_over_ppo" not in ppo and "0.06 [" in text
     # evaluate --method compare: the same over the runs inside --run-dir
     assert main(["evaluate", "--method", "compare", "--run-dir", str(runs)]) == 0
     assert (runs / "compare.json").exists()
@@ -113,3 +118,12 @@ def test_iqm_and_its_bootstrap_interval_by_hand():
     assert (lo, hi) == bootstrap_ci([1.0, 2.0, 3.0, 4.0, 100.0])  # seeded: the same twice
     assert bootstrap_ci([500.0] * 5) == (500.0, 500.0)
     assert all(math.isnan(v) for v in bootstrap_ci([5.0]))
+
+
+def test_probability_of_improvement_by_hand():
+    """rliable's P(X > Y): the share of (x, y) pairs with x > y, ties counting half."""
+    p, lo, hi = improvement([1.0, 2.0, 3.0], [2.0, 2.0, 2.0])
+    assert p == pytest.approx((0 + 1.5 + 3) / 9)  # 1 < 2 (x3), 2 = 2 (x3 halves), 3 > 2 (x3)
+    assert 0.0 <= lo <= p <= hi <= 1.0
+    assert improvement([5.0, 6.0], [1.0, 2.0])[0] == 1.0
+    assert math.isnan(improvement([5.0], [1.0, 2.0])[1])  # one run: no interval

@@ -1,22 +1,27 @@
 """``worldmodels compare RUN_DIR...``: one table over runs of one env -- per method (and
 planner), the mean return over seeds ± the sample std (ddof 1), a 95% confidence interval
-(Student's t over the per-seed means), the interquartile mean with a percentile-bootstrap
-interval (rliable's statistics for few seeds), real env steps, training wall time, and the real env
-steps at which the learning curve first reached the env's solved threshold -- plus a figure of
-return vs real env steps (median over seeds, min-max band). Runs of several envs are grouped by
-env, and said so.
+(Student's t over the per-seed means), the interquartile mean with a stratified-bootstrap 95%
+interval and the probability of improvement over PPO with its interval (``rliable``, the
+estimators of Agarwal et al., "Deep RL at the Edge of the Statistical Precipice"), real env
+steps, training wall time, and the real env steps at which the learning curve first reached the
+env's solved threshold -- plus a figure of return vs real env steps (median over seeds, min-max
+band) and a performance profile (the fraction of runs scoring above each return). Runs of
+several envs are grouped by env, and said so.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 import numpy as np
+from rliable import library, metrics, plot_utils
 from scipy import stats
 
 from worldmodels.errors import UserError
@@ -86,30 +91,87 @@ def confidence_interval(values: list[float], level: float = 0.95) -> tuple[float
     return mean - half, mean + half
 
 
+BOOTSTRAP_REPS = 2000
+
+
+@contextmanager
+def seeded_bootstrap(seed: int = 0) -> Iterator[None]:
+    """rliable resamples with NumPy's global generator (its ``random_state`` argument does
+    not reach the resampling): seed it for reproducible intervals, then restore it."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 def iqm(values: list[float]) -> float:
-    """Interquartile mean (rliable's IQM: ``scipy.stats.trim_mean`` cutting 25% each side)."""
-    return float(stats.trim_mean(values, 0.25))
+    """Interquartile mean over seeds (rliable's ``aggregate_iqm``: 25% cut each side)."""
+    return float(metrics.aggregate_iqm(np.asarray(values, dtype=float)[:, None]))
 
 
 def bootstrap_ci(values: list[float], level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the IQM over seeds (scipy's ``bootstrap``, 2,000
-    resamples, a fixed seed); (nan, nan) with fewer than two values or identical ones."""
+    """rliable's stratified percentile bootstrap interval of the IQM over seeds (2,000
+    resamples, a fixed seed); (nan, nan) with fewer than two values, the value itself when all
+    are equal."""
     if len(values) < 2 or len(set(values)) < 2:
         return (math.nan, math.nan) if len(values) < 2 else (values[0], values[0])
-    res = stats.bootstrap(
-        (np.asarray(values, dtype=float),),
-        lambda x, axis: stats.trim_mean(x, 0.25, axis=axis),
-        n_resamples=2000,
-        confidence_level=level,
-        method="percentile",
-        rng=np.random.default_rng(0),
+    scores = {"x": np.asarray(values, dtype=float)[:, None]}
+    with seeded_bootstrap():
+        _, ci = library.get_interval_estimates(
+            scores,
+            lambda x: np.array([metrics.aggregate_iqm(x)]),
+            reps=BOOTSTRAP_REPS,
+            confidence_interval_size=level,
+        )
+    return float(ci["x"][0, 0]), float(ci["x"][1, 0])
+
+
+def improvement(values: list[float], baseline: list[float]) -> tuple[float, float, float]:
+    """P(a run of ``values`` scores above a run of ``baseline``) (rliable's probability of
+    improvement, ties count half) with its stratified-bootstrap 95% interval; the interval is
+    nan with fewer than two runs on either side."""
+    x = np.asarray(values, dtype=float)[:, None]
+    y = np.asarray(baseline, dtype=float)[:, None]
+    point = float(metrics.probability_of_improvement(x, y))
+    if len(values) < 2 or len(baseline) < 2:
+        return point, math.nan, math.nan
+    with seeded_bootstrap():
+        _, ci = library.get_interval_estimates(
+            {"xy": (x, y)},
+            lambda a, b: np.array([metrics.probability_of_improvement(a, b)]),
+            reps=BOOTSTRAP_REPS,
+        )
+    return point, float(ci["xy"][0, 0]), float(ci["xy"][1, 0])
+
+
+def plot_profile(env: str, rows: list[dict[str, Any]], path: Path) -> bool:
+    """The performance profile: for each return tau, the fraction of a method's runs scoring
+    above it, with rliable's stratified-bootstrap band."""
+    scores = {r["method"]: np.asarray(r["per_seed"], dtype=float)[:, None] for r in rows}
+    if not any(len(v) > 1 for v in scores.values()):
+        return False
+    values = np.concatenate([v.ravel() for v in scores.values()])
+    taus = np.linspace(values.min(), values.max(), 101)
+    with seeded_bootstrap():
+        profiles, cis = library.create_performance_profile(scores, taus, reps=BOOTSTRAP_REPS)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    plot_utils.plot_performance_profiles(
+        profiles, taus, performance_profile_cis=cis, xlabel="return", ax=ax
     )
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+    ax.set_title(f"{env}: fraction of runs scoring above each return")
+    ax.legend(loc="lower left")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return True
 
 
 def summarise(runs: list[RunResult]) -> list[dict[str, Any]]:
-    """One row per method (insertion order)."""
-    rows = []
+    """One row per method (insertion order), with each method's probability of improvement
+    over ``ppo`` when PPO runs are among them."""
+    rows: list[dict[str, Any]] = []
     for method in dict.fromkeys(r.method for r in runs):
         group = sorted((r for r in runs if r.method == method), key=lambda r: r.seed)
         means = [r.mean_return for r in group]
@@ -133,6 +195,11 @@ def summarise(runs: list[RunResult]) -> list[dict[str, Any]]:
                 "runs": [str(r.root) for r in group],
             }
         )
+    baseline = next((r["per_seed"] for r in rows if r["method"] == "ppo"), None)
+    for r in rows:
+        if baseline is not None and r["method"] != "ppo":
+            p, lo, hi = improvement(r["per_seed"], baseline)
+            r["p_improvement_over_ppo"] = [p, lo, hi]
     return rows
 
 
@@ -142,9 +209,9 @@ def markdown(env: str, rows: list[dict[str, Any]], episodes: int, threshold: flo
         f"### {env} ({episodes} evaluation episodes per run; solved threshold {solved})",
         "",
         "| method | seeds | mean return ± std over seeds | 95% CI (t) | IQM [95% bootstrap CI] "
-        "| per seed | real env steps | wall time | real env steps to threshold (median; "
-        "reached/seeds) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| P(> ppo) [95% CI] | per seed | real env steps | wall time | real env steps to "
+        "threshold (median; reached/seeds) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lo, hi = r["ci95"]
@@ -155,9 +222,13 @@ def markdown(env: str, rows: list[dict[str, Any]], episodes: int, threshold: flo
         per_seed = " / ".join(f"{m:.1f}" for m in r["per_seed"])
         blo, bhi = r["iqm_ci95"]
         boot = f" [{blo:.1f}, {bhi:.1f}]" if not math.isnan(blo) else ""
+        better = "—"
+        if "p_improvement_over_ppo" in r:
+            p, plo, phi = r["p_improvement_over_ppo"]
+            better = f"{p:.2f}" + (f" [{plo:.2f}, {phi:.2f}]" if not math.isnan(plo) else "")
         lines.append(
             f"| {r['method']} | {len(r['seeds'])} | {r['mean']:.1f} ± {r['std']:.1f} | {ci} | "
-            f"{r['iqm']:.1f}{boot} | "
+            f"{r['iqm']:.1f}{boot} | {better} | "
             f"{per_seed} | {r['real_env_steps']:,.0f} | {r['wall_seconds']:.0f} s | {to} |"
         )
     return "\n".join(lines)
@@ -236,6 +307,9 @@ def compare(paths: list[Path], out_dir: Path) -> tuple[str, list[str]]:
         figure = out_dir / f"compare_{env.replace('/', '_')}.png"
         if plot_curves(env, group, figure):
             notes.append(f"learning curves: {figure}")
+        profile = out_dir / f"profile_{env.replace('/', '_')}.png"
+        if plot_profile(env, rows, profile):
+            notes.append(f"performance profile: {profile}")
         data[env] = rows
     text = "\n\n".join(tables)
     out_dir.mkdir(parents=True, exist_ok=True)
