@@ -305,3 +305,17 @@ def test_math_threads_are_recorded_in_the_config_and_eval_json(tmp_path):
     argv = f"train --env CartPole-v1 --run-dir {other} --preset debug --quiet --no-eval"
     assert main(argv.split()) == 0
     assert yaml.safe_load((other / "config.yaml").read_text())["threads"] == before
+
+
+def test_progress_in_a_file_is_whole_lines(tmp_path):
+    """Output that is not a terminal gets one readable line per finished bar, no carriage
+    returns (issue 17: `make demo > log` stays small)."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "worldmodels", "train", "--env", "CartPole-v1", "--no-eval"]
+    argv += ["--run-dir", str(tmp_path / "r"), "--preset", "debug"]
+    out = subprocess.run(argv, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "\r" not in out.stderr and "collect: 6/6 ep" in out.stderr
+    assert "cma-es: " in out.stderr and len(out.stderr) < 4000
