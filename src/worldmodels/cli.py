@@ -246,11 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "compare",
-        help="One table over finished runs: mean ± std and 95%% CI over seeds, steps, time.",
+        help="One table over finished runs: mean ± std, IQM and CIs over seeds, steps, time.",
         description="Compare runs (each with eval.json) of one env: per method, the mean "
-        "return over seeds ± std, a 95% confidence interval, real env steps, wall time and "
-        "the steps at which the learning curve reached the solved threshold; a figure of "
-        "return vs real env steps. Writes compare.json, compare.md and compare_<env>.png.",
+        "return over seeds ± std, a 95% confidence interval, the IQM with a stratified "
+        "bootstrap interval, the probability of improvement over PPO, real env steps, wall "
+        "time and the steps at which the learning curve reached the solved threshold; figures "
+        "of return vs real env steps and the performance profile. Writes compare.json, "
+        "compare.md, compare_<env>.png and profile_<env>.png.",
     )
     p.add_argument(
         "runs",
@@ -259,6 +261,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="Run directories, or folders holding run directories.",
     )
     p.add_argument("--out", default=".", metavar="DIR", help="Where to write (default: here).")
+
+    p = sub.add_parser(
+        "report",
+        help="One self-contained HTML page of finished runs, to share.",
+        description="The evaluation table, compare's statistics, learning curves, the "
+        "performance profile, diagnose's plots and the videos of each run, its config's "
+        "difference from the defaults, versions, machine and threads: one HTML file with every "
+        "image embedded (it needs no network). Reads the runs; takes no lock.",
+    )
+    p.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="Run directories, or folders holding run directories.",
+    )
+    p.add_argument(
+        "--out", default="report.html", metavar="FILE.html", help="Default: report.html."
+    )
 
     p = sub.add_parser(
         "diagnose",
@@ -379,6 +399,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.command == "compare":
         return _compare([Path(p) for p in args.runs], Path(args.out))
+    if args.command == "report":
+        from worldmodels.evaluation.report import report
+
+        if not args.out.endswith((".html", ".htm")):
+            raise UserError(f"--out {args.out} must end in .html")
+        written, count = report([Path(p) for p in args.runs], Path(args.out))
+        print(f"wrote {written} ({count} runs, {written.stat().st_size / 1e6:.1f} MB)")
+        return 0
     if args.command == "evaluate" and args.method == "compare":
         return _compare([Path(args.run_dir)], Path(args.run_dir))
     sets = list(args.set_items)
