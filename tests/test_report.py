@@ -38,30 +38,42 @@ def test_the_report_is_self_contained(report):
     assert page.count("data:image/png;base64,") >= 4 and "data:image/gif;base64," in page
 
 
-@pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="chromium and chromedriver not installed")
-def test_the_report_renders_in_a_browser(report, tmp_path):
+needs_browser = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER), reason="chromium and chromedriver not installed"
+)
+
+
+def render(page: Path, screenshot: Path, profile: Path) -> tuple[str, list[list]]:
+    """Open ``page`` in headless chromium: the body's text and, per image, (alt, complete,
+    natural width, natural height); a full-page screenshot saved to ``screenshot``."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    out, evaluation = report
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]:
         options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
+    options.add_argument(f"--user-data-dir={profile}")
     options.add_argument("--window-size=1200,3000")
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     try:
-        driver.get(out.as_uri())
+        driver.get(page.as_uri())
         text = driver.find_element("tag name", "body").text
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth,"
             " i.naturalHeight])"
         )
-        ARTIFACTS.mkdir(exist_ok=True)
-        driver.save_screenshot(str(ARTIFACTS / "report.png"))
+        screenshot.parent.mkdir(exist_ok=True)
+        driver.save_screenshot(str(screenshot))
     finally:
         driver.quit()
+    return text, images
+
+
+@needs_browser
+def test_the_report_renders_in_a_browser(report, tmp_path):
+    out, evaluation = report
+    text, images = render(out, ARTIFACTS / "report.png", tmp_path / "profile")
     assert "worldmodels report: 4 runs, 1 env" in text
     assert "450.0 ± 50.0" in text  # ppo's mean ± std over its three seeds
     assert f"{evaluation['mean_return']:.1f}" in text  # the real run's evaluation
@@ -72,3 +84,19 @@ def test_the_report_renders_in_a_browser(report, tmp_path):
     assert "episode" in alts
     for alt, complete, width, height in images:  # every image decoded, none empty
         assert complete and width > 0 and height > 0, alt
+
+
+DEMO = Path(__file__).parent.parent / "runs" / "demo"
+
+
+@needs_browser
+@pytest.mark.skipif(not (DEMO / "eval.json").exists(), reason="no `make demo` run here")
+def test_the_demo_runs_report(tmp_path):
+    """After `make demo`: its report renders; the screenshot is the README's
+    (tests/artifacts/report-demo.png, copied to docs/report-demo.png)."""
+    out = tmp_path / "demo.html"
+    assert main(["report", str(DEMO), "--out", str(out)]) == 0
+    text, images = render(out, ARTIFACTS / "report-demo.png", tmp_path / "profile")
+    evaluation = json.loads((DEMO / "eval.json").read_text())
+    assert f"{evaluation['mean_return']:.1f}" in text and "worldmodels report: 1 run" in text
+    assert images and all(c and w > 0 and h > 0 for _, c, w, h in images)
