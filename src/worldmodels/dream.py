@@ -125,6 +125,28 @@ def action_space(spec: EnvSpec) -> gym.spaces.Space:
     )
 
 
+Scale = tuple[np.ndarray, np.ndarray] | None
+"""The env's action bounds (low, high) when actions are taken in [-1, 1]; None otherwise."""
+
+
+def agent_action_space(spec: EnvSpec, normalized: bool = True) -> tuple[gym.spaces.Space, Scale]:
+    """The action space a single-env wrapper offers: continuous actions in [-1, 1] (the
+    convention ``check_env`` asks for; ``normalized``) with the bounds to scale them back."""
+    if not (normalized and spec.action_kind == "continuous"):
+        return action_space(spec), None
+    low = np.asarray(spec.action_low, np.float32)
+    high = np.asarray(spec.action_high, np.float32)
+    return gym.spaces.Box(-1.0, 1.0, low.shape, np.float32), (low, high)
+
+
+def unnormalize(action: np.ndarray, scale: Scale) -> np.ndarray:
+    """An action in [-1, 1] mapped onto the env's bounds (unchanged when ``scale`` is None)."""
+    if scale is None:
+        return action
+    low, high = scale
+    return low + (np.clip(action, -1.0, 1.0) + 1.0) * 0.5 * (high - low)
+
+
 @dataclass(frozen=True)
 class Dreaming:
     """How dream episodes run."""
@@ -256,13 +278,7 @@ class DreamSingleEnv(gym.Env):
     ):
         self.core = _DreamCore(world, starts, 1, how)
         self.observation_space = feature_space(world)
-        self.action_space = action_space(world.spec)
-        self._scale: tuple[np.ndarray, np.ndarray] | None = None
-        if normalized_actions and world.spec.action_kind == "continuous":
-            low = np.asarray(world.spec.action_low, np.float32)
-            high = np.asarray(world.spec.action_high, np.float32)
-            self._scale = (low, high)
-            self.action_space = gym.spaces.Box(-1.0, 1.0, low.shape, np.float32)
+        self.action_space, self._scale = agent_action_space(world.spec, normalized_actions)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -273,10 +289,7 @@ class DreamSingleEnv(gym.Env):
         return self.core.observe()[0], {}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        action = np.asarray(action)
-        if self._scale is not None:
-            low, high = self._scale
-            action = low + (np.clip(action, -1.0, 1.0) + 1.0) * 0.5 * (high - low)
+        action = unnormalize(np.asarray(action), self._scale)
         rewards, terminated, truncated = self.core.step(action[None])
         return (
             self.core.observe()[0],

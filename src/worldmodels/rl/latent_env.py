@@ -21,7 +21,7 @@ from gymnasium.vector.utils import batch_space
 
 from worldmodels.config import EnvConfig
 from worldmodels.data.store import Episode, EpisodeStore
-from worldmodels.dream import action_space, feature_space
+from worldmodels.dream import action_space, agent_action_space, feature_space, unnormalize
 from worldmodels.envs import action_to_env, make_env
 from worldmodels.world_model import WorldModel
 
@@ -215,13 +215,7 @@ class LatentEnv(gym.Env):
     def __init__(self, env_cfg: EnvConfig, world: WorldModel, normalized_actions: bool = True):
         self.world, self.env = world, make_env(env_cfg)
         self.observation_space = feature_space(world)
-        self.action_space = action_space(world.spec)
-        self._scale: tuple[np.ndarray, np.ndarray] | None = None
-        if normalized_actions and world.spec.action_kind == "continuous":
-            low = np.asarray(world.spec.action_low, np.float32)
-            high = np.asarray(world.spec.action_high, np.float32)
-            self._scale = (low, high)
-            self.action_space = gym.spaces.Box(-1.0, 1.0, low.shape, np.float32)
+        self.action_space, self._scale = agent_action_space(world.spec, normalized_actions)
 
     @torch.no_grad()
     def _features(self) -> np.ndarray:
@@ -237,10 +231,7 @@ class LatentEnv(gym.Env):
         return self._features(), info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        action = np.asarray(action)
-        if self._scale is not None:
-            low, high = self._scale
-            action = low + (np.clip(action, -1.0, 1.0) + 1.0) * 0.5 * (high - low)
+        action = unnormalize(np.asarray(action), self._scale)
         obs, reward, terminated, truncated, info = self.env.step(
             action_to_env(action, self.world.spec)
         )
