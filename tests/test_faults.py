@@ -73,7 +73,19 @@ def _in_namespace(script: str) -> subprocess.CompletedProcess[str]:
     prefix = ["unshare", "-m", "--propagation", "private"] if ROOT else ["unshare", "-rm"]
     if shutil.which("unshare") is None or subprocess.run([*prefix, "true"]).returncode:
         pytest.skip("no private mount namespace here (unshare refused)")
-    return subprocess.run([*prefix, "sh", "-c", script], capture_output=True, text=True)
+    out = subprocess.run([*prefix, "sh", "-c", script], capture_output=True, text=True)
+    assert "rc=99" not in out.stdout, out.stderr  # the script's mount failed
+    assert "Traceback" not in out.stderr + out.stdout, out.stderr
+    return out
+
+
+def _full_disk(script: str) -> tuple[list[str], str]:
+    """Run ``script`` (which fills a tmpfs) in a namespace: its stdout lines and the one error
+    line, which must name the full disk."""
+    out = _in_namespace(script)
+    line = _one_line(out.stderr)
+    assert "No space left on device" in line and "--resume" in line
+    return out.stdout.splitlines(), line
 
 
 def _q(args: list[str | Path]) -> str:
@@ -189,10 +201,8 @@ def test_a_read_only_run_prints_its_evaluation_and_loses_nothing(run):
         f"{_q(evaluate)}; echo rc=$?\n{_q(train)} 2>&1; echo rc=$?\n"
         f"{_q(diagnose)} > /dev/null; echo rc=$?"
     )
-    assert "rc=99" not in out.stdout, out.stderr
-    assert "Traceback" not in out.stderr + out.stdout
     lines = out.stdout.splitlines()
-    assert [x for x in lines if x.startswith("rc=")] == ["rc=2", "rc=2", "rc=0"], out.stdout
+    assert [x for x in lines if x.startswith("rc=")] == ["rc=2", "rc=2", "rc=0"], lines
     assert lines[0].startswith("CartPole-v1 [classic]:")  # the score is shown ...
     line = _one_line(out.stderr)  # ... then one line: it could not be saved
     assert "eval.json" in line and "Read-only file system" in line
@@ -263,21 +273,16 @@ def test_a_full_disk_during_collection_loses_no_episode_and_resume_completes(tmp
         "print('episodes', len(s.indices()))\n"
     )
     check = [sys.executable, script, where / "data/episodes"]
-    out = _in_namespace(
+    lines, line = _full_disk(
         f"mount -t tmpfs -o size=600k tmpfs '{disk}' || exit 99\n"
         f"{_q(collect)}; echo rc=$?\n"
         f"find '{disk}' -name '*.tmp*' | wc -l | sed 's/^/temps /'\n{_q(check)}\n"
         f"mount -o remount,size=16m '{disk}'\n{_q(collect)} --resume; echo rc=$?\n{_q(check)}"
     )
-    assert "rc=99" not in out.stdout, out.stderr
-    lines = out.stdout.splitlines()
-    assert "Traceback" not in out.stderr, out.stderr
-    line = _one_line(out.stderr)
-    assert "No space left on device" in line and "--resume" in line
-    assert lines[0] == "rc=2" and lines[1] == "temps 0", out.stdout
+    assert lines[0] == "rc=2" and lines[1] == "temps 0", lines
     kept = int(lines[2].split()[1])
     assert 0 < kept < 400  # every episode written before the fault reads back whole
-    assert lines[-2] == "rc=0" and lines[-1] == "episodes 400", out.stdout
+    assert lines[-2] == "rc=0" and lines[-1] == "episodes 400", lines
     _row("full disk during `collect`", 2, line, f"{kept} episodes intact, no temp files")
     _row("... then free space and `collect --resume`", 0, "(400 episodes)", "all intact")
 
@@ -287,7 +292,7 @@ def test_a_full_disk_during_training_keeps_the_checkpoints_and_resume_finishes(t
     disk.mkdir()
     where = disk / "run"
     train = [*WM, "train", "--run-dir", where, "--resume", "--quiet", "--no-eval"]
-    out = _in_namespace(
+    lines, line = _full_disk(
         f"mount -t tmpfs -o size=8m tmpfs '{disk}' || exit 99\n"
         f"cp -r '{trained}' '{where}' && rm -rf '{where}/checkpoints/memory' "
         f"'{where}/checkpoints/controller' '{where}/data/latents'\n"
@@ -296,11 +301,6 @@ def test_a_full_disk_during_training_keeps_the_checkpoints_and_resume_finishes(t
         f"{_q(train)}; echo rc=$?\nfind '{disk}' -name '*.tmp*' | wc -l | sed 's/^/temps /'\n"
         f"rm '{disk}/filler'\n{_q(train)}; echo rc=$?"
     )
-    assert "rc=99" not in out.stdout, out.stderr
-    lines = out.stdout.splitlines()
-    assert "Traceback" not in out.stderr, out.stderr
-    line = _one_line(out.stderr)
-    assert "No space left on device" in line
-    assert lines[:2] == ["rc=2", "temps 0"] and lines[-1] == "rc=0", out.stdout
+    assert lines[:2] == ["rc=2", "temps 0"] and lines[-1] == "rc=0", lines
     _row("full disk while training M", 2, line, "V kept, no temp files")
     _row("... then free space and `train --resume`", 0, "(finishes)", "V kept")

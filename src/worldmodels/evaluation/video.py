@@ -12,19 +12,21 @@ from worldmodels.config import EnvConfig
 from worldmodels.data.rollout import Policy
 from worldmodels.envs import EnvSpec, action_to_env, make_env
 from worldmodels.errors import UserError
+from worldmodels.runs import atomic_write_bytes
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # render offscreen, no display needed
 
 
+FPS = 30
+"""Frames per second of the mp4 (the gif keeps every second frame at half that rate)."""
+MAX_FRAMES = 2000
+"""Frames recorded at most (an episode longer than this is cut)."""
+
+
 def record_episode(
-    env_cfg: EnvConfig,
-    spec: EnvSpec,
-    policy: Policy,
-    seed: int,
-    path: Path,
-    fps: int = 30,
-    max_frames: int = 2000,
+    env_cfg: EnvConfig, spec: EnvSpec, policy: Policy, seed: int, path: Path
 ) -> Path:
+    """One episode of ``policy`` rendered to ``path`` (.mp4 or .gif), written atomically."""
     if path.suffix.lower() not in (".mp4", ".gif"):
         raise UserError(f"--video {path}: the file must end in .mp4 or .gif")
     env = make_env(env_cfg, render_mode="rgb_array")
@@ -32,7 +34,7 @@ def record_episode(
         obs, _ = env.reset(seed=seed)
         state = policy.reset(1)
         frames: list = [np.asarray(env.render())]
-        while len(frames) < max_frames:
+        while len(frames) < MAX_FRAMES:
             action, state = policy.act(obs[None], state)
             obs, _, term, trunc, _ = env.step(action_to_env(action[0], spec))
             frames.append(np.asarray(env.render()))
@@ -40,9 +42,9 @@ def record_episode(
                 break
     finally:
         env.close()
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".gif":
-        imageio.mimsave(path, frames[::2], duration=2000 / fps, loop=0)
+        data = imageio.mimwrite("<bytes>", frames[::2], format="gif", duration=2000 / FPS, loop=0)
     else:
-        imageio.mimsave(path, frames, fps=fps, macro_block_size=1)
+        data = imageio.mimwrite("<bytes>", frames, format="mp4", fps=FPS, macro_block_size=1)
+    atomic_write_bytes(path, data)
     return path

@@ -57,7 +57,6 @@ class A2c(ActorCriticMethod):
     summary = "seed 000: A2C with V and M end to end, plus imagined rollouts"
     artifacts = checkpoints(NS)
     agent = NS
-    world_stages = ()
 
     def train(self, ctx: Context, skip: set[str]) -> None:
         ac = ctx.cfg.ac

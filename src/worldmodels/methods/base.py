@@ -16,6 +16,8 @@ from worldmodels.errors import UserError
 from worldmodels.runs import Context
 
 STAGE_NAMES = ("collect", "vision", "memory", "controller")
+WORLD_STAGES = STAGE_NAMES[:3]
+"""The stages that collect data and train V and M, which most methods run first."""
 
 
 PolicyFactory = Callable[[int], Policy]
@@ -55,12 +57,12 @@ class Method(Protocol):
 
 
 class MethodBase:
-    """The protocol's defaults: no ``--max-epoch`` key, no actor-critic agent, V and M trained
-    by the collect/vision/memory stages before the method's own."""
+    """The protocol's defaults: no ``--max-epoch`` key, no actor-critic agent, no V/M stages
+    before the method's own."""
 
     epochs_key: ClassVar[str | None] = None
     agent: ClassVar[str | None] = None
-    world_stages: ClassVar[tuple[str, ...]] = ("collect", "vision", "memory")
+    world_stages: ClassVar[tuple[str, ...]] = ()
 
 
 def checkpoints(ns: str) -> tuple[str, str]:

@@ -6,7 +6,14 @@ from __future__ import annotations
 from typing import ClassVar
 
 from worldmodels.agent import ControllerPolicy
-from worldmodels.methods.base import Context, MethodBase, PolicyFactory, checkpoints, register
+from worldmodels.methods.base import (
+    WORLD_STAGES,
+    Context,
+    MethodBase,
+    PolicyFactory,
+    checkpoints,
+    register,
+)
 from worldmodels.methods.stages import STAGES, controller_params, world_model
 from worldmodels.methods.stages import collected_and_controller_steps as real_env_steps
 
@@ -17,6 +24,7 @@ class Classic(MethodBase):
     summary: ClassVar[str] = "V -> M -> C by CMA-ES in the real env; the default"
     sections: ClassVar[tuple[str, ...]] = ("controller",)
     artifacts = checkpoints("controller")
+    world_stages = WORLD_STAGES
     epochs_key = "controller.generations"
 
     def train(self, ctx: Context, skip: set[str]) -> None:

@@ -126,7 +126,6 @@ class DreamerMethod(MethodBase):
     summary = "DreamerV3-class: RSSM world model from replay, actor-critic in imagination"
     sections = ("dreamer",)
     artifacts = checkpoints(NS)
-    world_stages = ()
 
     def check(self, cfg: Config, spec: EnvSpec) -> None:
         dc: DreamerConfig = cfg.section("dreamer")

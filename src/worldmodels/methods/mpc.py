@@ -28,7 +28,7 @@ from worldmodels.envs import make_env
 from worldmodels.errors import UserError
 from worldmodels.methods import base
 from worldmodels.methods.actor_critic import trained_agent
-from worldmodels.methods.base import Context, MethodBase, PolicyFactory, register
+from worldmodels.methods.base import WORLD_STAGES, Context, MethodBase, PolicyFactory, register
 from worldmodels.methods.stages import (
     STAGES,
     collect_into,
@@ -163,6 +163,7 @@ class Mpc(MethodBase):
     summary = "plan with M in the real env, M retrained as data grows"
     sections = ("mpc", "planner")
     artifacts = (VALUE,)
+    world_stages = WORLD_STAGES
 
     def train(self, ctx: Context, skip: set[str]) -> None:
         if "collect" not in skip and not EpisodeStore(ctx.run.episodes).valid_indices():

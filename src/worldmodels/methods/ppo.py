@@ -16,7 +16,6 @@ class Ppo(MethodBase):
     summary = "model-free baseline: Stable-Baselines3 PPO on the raw observations"
     sections = ("ppo",)
     artifacts = checkpoints(NS)
-    world_stages = ()
 
     def train(self, ctx: Context, skip: set[str]) -> None:
         if "controller" in skip:

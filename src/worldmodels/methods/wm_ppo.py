@@ -7,7 +7,7 @@ from typing import Any
 
 from worldmodels.errors import UserError
 from worldmodels.methods.actor_critic import ActorCriticMethod
-from worldmodels.methods.base import CONFIG_ADAPTERS, Context, checkpoints, register
+from worldmodels.methods.base import CONFIG_ADAPTERS, WORLD_STAGES, Context, checkpoints, register
 from worldmodels.methods.stages import (
     stage_collect_steps,
     stage_memory,
@@ -65,6 +65,7 @@ class WmPpo(ActorCriticMethod):
     name = "wm-ppo"
     summary = "seed 002: PPO on real + imagined experience"
     artifacts = checkpoints(NS)
+    world_stages = WORLD_STAGES
     agent = NS
 
     def train(self, ctx: Context, skip: set[str]) -> None:
