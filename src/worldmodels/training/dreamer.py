@@ -28,7 +28,14 @@ from worldmodels.data.replay import SequenceReplay
 from worldmodels.data.store import Episode, EpisodeStore
 from worldmodels.envs import EnvSpec, action_to_env, make_env, random_action
 from worldmodels.errors import TrainingDivergedError
-from worldmodels.models.rssm import DreamerWorldModel, RssmState, TwoHot, mlp, zero_output
+from worldmodels.models.rssm import (
+    DreamerWorldModel,
+    RssmState,
+    TwoHot,
+    mixed_softmax,
+    mlp,
+    zero_output,
+)
 from worldmodels.progress import progress_bar
 from worldmodels.rl.returns import td_lambda
 from worldmodels.runs import Context, RunDir, model_payload, np_rng_state, restore_np_rng
@@ -70,11 +77,12 @@ class Actor(nn.Module):
     def dist(self, feat: Tensor) -> torch.distributions.Distribution:
         out = self.net(feat)
         if self.discrete:
-            probs = (1 - self.unimix) * F.softmax(out, -1) + self.unimix / self.action_dim
-            return torch.distributions.Categorical(probs=probs)
+            probs = mixed_softmax(out, self.unimix)
+            return torch.distributions.Categorical(probs=probs, validate_args=False)
         mean, std = out.chunk(2, -1)
         std = (self.max_std - self.min_std) * torch.sigmoid(std + 2.0) + self.min_std
-        return torch.distributions.Independent(torch.distributions.Normal(torch.tanh(mean), std), 1)
+        normal = torch.distributions.Normal(torch.tanh(mean), std, validate_args=False)
+        return torch.distributions.Independent(normal, 1, validate_args=False)
 
     def features(self, action: Tensor) -> Tensor:
         """A sampled action as the world model's input (one-hot, or clipped to [-1, 1])."""
@@ -240,10 +248,11 @@ class Dreamer:
     def _actor_critic_losses(self, start: RssmState, cont0: Tensor) -> dict[str, Tensor]:
         dc = self.dc
         feat, actions = self.imagine(start)
+        logits = self.critic(feat)  # one forward: its detached mean is the bootstrap value
         with torch.no_grad():
             reward = self.wm.reward_mean(feat[:, 1:])
             cont = self.wm.cont_prob(feat[:, 1:])
-            value = self.twohot.mean(self.critic(feat))
+            value = self.twohot.mean(logits.detach())
             slow = self.twohot.mean(self.slow_critic(feat[:, :-1]))
             ret = td_lambda(
                 reward, value[:, 1:], 1.0 - cont, torch.zeros_like(cont), dc.gamma, dc.lam
@@ -255,7 +264,7 @@ class Dreamer:
         logp = dist.log_prob(actions)
         entropy = dist.entropy()
         actor_loss = -(weight * (logp * adv + dc.entropy * entropy)).mean()
-        logits = self.critic(feat[:, :-1])
+        logits = logits[:, :-1]
         critic_loss = (
             weight * (self.twohot.loss(logits, ret) + dc.slow_reg * self.twohot.loss(logits, slow))
         ).mean()
