@@ -28,7 +28,6 @@ from worldmodels.dream import DreamEnv, Dreaming, DreamSingleEnv, StartStates, d
 from worldmodels.envs import EnvSpec
 from worldmodels.methods import get
 from worldmodels.methods.dream import dream_parts
-from worldmodels.methods.stages import world_model
 from worldmodels.pipeline import open_run as _open
 from worldmodels.rl.latent_env import LatentEnv
 from worldmodels.runs import Context
@@ -72,7 +71,7 @@ class Run:
     @cached_property
     def world(self) -> WorldModel:
         """V and M (``world.encode``, ``world.step``, ``world.dream_step``, ...)."""
-        return world_model(self._ctx)
+        return get(self.config.method).world(self._ctx)[0]
 
     @cached_property
     def starts(self) -> StartStates:

@@ -26,7 +26,6 @@ from worldmodels.methods.base import CONFIG_ADAPTERS
 from worldmodels.methods.mpc import planner_policies
 from worldmodels.methods.stages import (
     STAGES,
-    split,
     stage_collect,
     stage_controller,
     stage_memory,
@@ -301,35 +300,25 @@ def diagnose(
         raise UserError(
             f"--min-start must be >= 1 (a start needs the step before it), got {min_start}"
         )
-    if not ctx.run.has("memory/best"):
-        raise UserError(
-            f"{ctx.run.root} has no trained M to diagnose; run `worldmodels train-memory "
-            f"--run-dir {ctx.run.root}` (or `worldmodels train`) first"
-        )
-    _, val = split(ctx)
-    if not val:
-        raise UserError(
-            f"the held-out split of {ctx.run.root} is empty (collect.val_fraction="
-            f"{ctx.cfg.collect.val_fraction}, {len(split(ctx)[0])} episodes); collect more "
-            f"episodes or raise collect.val_fraction"
-        )
-    world = world_model(ctx)
-    store = EpisodeStore(ctx.run.episodes)
-    longest = max(store.read_meta(i)["length"] for i in val)
-    if horizon > longest - 1:
-        raise UserError(
-            f"--horizon {horizon} is longer than the held-out episodes allow (the longest of "
-            f"{len(val)} has {longest} steps: at most {longest - 1}); use a smaller --horizon"
-        )
-    if min_start > longest - 1:
-        raise UserError(
-            f"--min-start {min_start} is past every held-out episode (the longest of "
-            f"{len(val)} has {longest} steps); use a smaller --min-start"
-        )
+    method = get(ctx.cfg.method)
+    world, keyed_by = method.world(ctx)
     with tempfile.TemporaryDirectory(prefix="worldmodels-latents-") as scratch:
+        store, val, cacheable = method.held_out(ctx, Path(scratch) / "episodes")
+        longest = max(store.read_meta(i)["length"] for i in val)
+        if horizon > longest - 1:
+            raise UserError(
+                f"--horizon {horizon} is longer than the held-out episodes allow (the longest "
+                f"of {len(val)} has {longest} steps: at most {longest - 1}); use a smaller "
+                f"--horizon"
+            )
+        if min_start > longest - 1:
+            raise UserError(
+                f"--min-start {min_start} is past every held-out episode (the longest of "
+                f"{len(val)} has {longest} steps); use a smaller --min-start"
+            )
         cache = LatentCache(
-            ctx.run.latents if write else Path(scratch),
-            ctx.run.digest("vision/best"),
+            ctx.run.latents if write and cacheable else Path(scratch),
+            ctx.run.digest(keyed_by),
         )
         encode_missing(cache, store, val, world.vision, ctx.device, progress=ctx.progress)
         starts = gather_starts(

@@ -140,7 +140,8 @@ def weights_sha256(path: Path) -> str:
     key = (str(path), stat.st_mtime_ns, stat.st_size)
     if key not in _DIGESTS:
         h = hashlib.sha256()
-        state = load_checkpoint(path)["model"]["state_dict"]
+        payload = load_checkpoint(path)
+        state = payload["model" if "model" in payload else "world"]["state_dict"]
         for name in sorted(state):
             tensor = state[name].detach().cpu().contiguous()
             h.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())

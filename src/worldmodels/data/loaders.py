@@ -126,13 +126,8 @@ def encode_missing(
         leave=False,
     )
     for i, ep in bar:
-        mus, logvars = [], []
-        for b in range(0, len(ep.observations), batch_size):
-            obs = torch.as_tensor(ep.observations[b : b + batch_size], device=device)
-            mu, logvar = vision.encode(obs)
-            mus.append(mu.cpu().numpy())
-            logvars.append(logvar.cpu().numpy())
-        cache.write(i, np.concatenate(mus), np.concatenate(logvars), ep)
+        mu, logvar = vision.encode_episode(ep.observations, ep.actions, device, batch_size)
+        cache.write(i, mu, logvar, ep)
     return len(todo)
 
 

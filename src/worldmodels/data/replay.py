@@ -10,9 +10,13 @@ loses a finished episode nor holds one twice.
 
 from __future__ import annotations
 
+import bisect
+from collections import OrderedDict
+from collections.abc import Callable
+
 import numpy as np
 
-from worldmodels.data.store import Episode
+from worldmodels.data.store import Episode, EpisodeStore
 
 
 def step_bytes(obs_shape: tuple[int, ...], obs_dtype: np.dtype, action_dim: int) -> int:
@@ -46,7 +50,10 @@ class SequenceReplay:
         self.pos = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
-    def add_episode(self, ep: Episode, action_features: np.ndarray) -> None:
+    def commit(self, index: int) -> None:
+        """The episode in progress was stored as ``index`` (the ring holds its steps)."""
+
+    def add_episode(self, ep: Episode, action_features: np.ndarray, index: int = -1) -> None:
         """A stored episode, its actions given as model features [T, A]."""
         zero = np.zeros(action_features.shape[1], dtype=np.float32)
         self.add(ep.observations[0], zero, 0.0, True, False)
@@ -73,3 +80,128 @@ class SequenceReplay:
             "is_first": first,
             "is_terminal": self.is_terminal[idx],
         }
+
+
+def episode_steps(ep: Episode, action_features: np.ndarray) -> dict[str, np.ndarray]:
+    """A stored episode in the replay's layout: L + 1 steps (o_0 with a zero action first)."""
+    n = ep.length + 1
+    action = np.zeros((n, action_features.shape[1]), dtype=np.float32)
+    action[1:] = action_features
+    reward = np.zeros(n, dtype=np.float32)
+    reward[1:] = ep.rewards
+    first = np.zeros(n, dtype=bool)
+    first[0] = True
+    terminal = np.zeros(n, dtype=bool)
+    terminal[1:] = ep.terminated
+    return {
+        "obs": np.asarray(ep.observations),
+        "action": action,
+        "reward": reward,
+        "is_first": first,
+        "is_terminal": terminal,
+    }
+
+
+class StreamingReplay:
+    """The same stream of steps as :class:`SequenceReplay`, and the same windows for the same
+    random draws, but kept on disk: finished episodes are read back from the episode store
+    (the source of truth) through an LRU cache of at most ``cache_bytes``; only the episode
+    in progress is held in RAM. For replays larger than the memory they may take.
+
+    The loop calls ``add`` per step like the ring's, and ``commit(index)`` once the finished
+    episode is in the store as ``index``.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        store: EpisodeStore,
+        to_features: Callable[[np.ndarray], np.ndarray],
+        cache_bytes: int,
+    ):
+        self.capacity, self.store, self.to_features = capacity, store, to_features
+        self.cache_bytes = cache_bytes
+        self.episodes: list[int] = []  # store indices, oldest first
+        self.offsets: list[int] = []  # each episode's first stream position
+        self.total = 0  # steps ever added (finished episodes + the tail)
+        self.tail: list[tuple[np.ndarray, np.ndarray, float, bool, bool]] = []
+        self.cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
+        self.cached = 0
+
+    @property
+    def size(self) -> int:
+        return min(self.total, self.capacity)
+
+    def add(
+        self, obs: np.ndarray, action: np.ndarray, reward: float, first: bool, terminal: bool
+    ) -> None:
+        self.tail.append((np.array(obs), np.array(action, np.float32), reward, first, terminal))
+        self.total += 1
+
+    def commit(self, index: int) -> None:
+        """The episode in progress is now ``index`` in the store."""
+        self.offsets.append(self.total - len(self.tail))
+        self.episodes.append(index)
+        self.tail = []
+
+    def add_episode(self, ep: Episode, action_features: np.ndarray, index: int = -1) -> None:
+        """A stored episode (on resume): indexed, not held."""
+        self.offsets.append(self.total)
+        self.episodes.append(index)
+        self.total += ep.length + 1
+
+    def _episode(self, k: int) -> dict[str, np.ndarray]:
+        index = self.episodes[k]
+        if index in self.cache:
+            self.cache.move_to_end(index)
+            return self.cache[index]
+        ep = self.store.read(index)
+        steps = episode_steps(ep, self.to_features(ep.actions))
+        nbytes = sum(v.nbytes for v in steps.values())
+        while self.cache and self.cached + nbytes > self.cache_bytes:
+            _, old = self.cache.popitem(last=False)
+            self.cached -= sum(v.nbytes for v in old.values())
+        if nbytes <= self.cache_bytes:
+            self.cache[index] = steps
+            self.cached += nbytes
+        return steps
+
+    def _tail(self) -> dict[str, np.ndarray]:
+        obs, action, reward, first, terminal = zip(*self.tail, strict=True)
+        return {
+            "obs": np.stack(obs),
+            "action": np.stack(action),
+            "reward": np.asarray(reward, np.float32),
+            "is_first": np.asarray(first, bool),
+            "is_terminal": np.asarray(terminal, bool),
+        }
+
+    def _window(self, pos: int, length: int) -> dict[str, np.ndarray]:
+        parts: list[dict[str, np.ndarray]] = []
+        need = length
+        k = bisect.bisect_right(self.offsets, pos) - 1
+        while need > 0:
+            if k < len(self.episodes):
+                steps, start = self._episode(k), self.offsets[k]
+            else:
+                steps, start = self._tail(), self.total - len(self.tail)
+            lo = pos - start
+            part = {key: v[lo : lo + need] for key, v in steps.items()}
+            got = len(part["reward"])
+            parts.append(part)
+            need, pos, k = need - got, pos + got, k + 1
+        return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+    def sample(self, rng: np.random.Generator, batch: int, length: int) -> dict[str, np.ndarray]:
+        """As :meth:`SequenceReplay.sample`, from the newest ``capacity`` steps."""
+        if self.size < length:
+            raise ValueError(f"replay holds {self.size} steps, fewer than one window ({length})")
+        oldest = self.total - self.size
+        starts = rng.integers(0, self.size - length + 1, size=batch)
+        windows = [self._window(oldest + int(s), length) for s in starts]
+        out = {key: np.stack([w[key] for w in windows]) for key in windows[0]}
+        out["is_first"][:, 0] = True
+        return out
+
+
+Replay = SequenceReplay | StreamingReplay

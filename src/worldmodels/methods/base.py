@@ -9,11 +9,14 @@ checkpoints it owns, ``train(ctx, skip)``, ``policy(ctx)`` (the agent that evalu
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from worldmodels.data.rollout import Policy
+from worldmodels.data.store import EpisodeStore
 from worldmodels.errors import UserError
 from worldmodels.runs import Context
+from worldmodels.world_model import WorldModel
 
 STAGE_NAMES = ("collect", "vision", "memory", "controller")
 WORLD_STAGES = STAGE_NAMES[:3]
@@ -51,6 +54,12 @@ class Method(Protocol):
     def real_env_steps(self, ctx: Context) -> int:
         """Every real env step training took (collection, training, its evaluations)."""
 
+    def world(self, ctx: Context) -> tuple[WorldModel, str]:
+        """The trained world model as V + M, and the checkpoint keying its latents."""
+
+    def held_out(self, ctx: Context, scratch: Path) -> tuple[EpisodeStore, list[int], bool]:
+        """Episodes to diagnose the world model on (store, indices, cacheable)."""
+
     # Optional: ``check(self, cfg: Config, spec: EnvSpec) -> None`` -- the method's checks of
     # the config against the env (e.g. pixel settings on a vector env), raising ``UserError``
     # before any work starts.
@@ -58,11 +67,38 @@ class Method(Protocol):
 
 class MethodBase:
     """The protocol's defaults: no ``--max-epoch`` key, no actor-critic agent, no V/M stages
-    before the method's own."""
+    before the method's own; the world model is the run's V and M, diagnosed on the held-out
+    split of its episodes."""
 
     epochs_key: ClassVar[str | None] = None
     agent: ClassVar[str | None] = None
     world_stages: ClassVar[tuple[str, ...]] = ()
+
+    def world(self, ctx: Context) -> tuple[WorldModel, str]:
+        """The run's world model as V + M (``diagnose``, the dream env, the Python API) and
+        the checkpoint whose digest keys its latent cache."""
+        from worldmodels.methods.stages import world_model
+
+        if not ctx.run.has("memory/best"):
+            raise UserError(
+                f"{ctx.run.root} has no trained M; run `worldmodels train-memory --run-dir "
+                f"{ctx.run.root}` (or `worldmodels train`) first"
+            )
+        return world_model(ctx), "vision/best"
+
+    def held_out(self, ctx: Context, scratch: Path) -> tuple[EpisodeStore, list[int], bool]:
+        """Episodes the world model never trained on, for ``diagnose``: (their store, their
+        indices, whether their latents may be cached in the run)."""
+        from worldmodels.methods.stages import split
+
+        train, val = split(ctx)
+        if not val:
+            raise UserError(
+                f"the held-out split of {ctx.run.root} is empty (collect.val_fraction="
+                f"{ctx.cfg.collect.val_fraction}, {len(train)} episodes); collect more "
+                f"episodes or raise collect.val_fraction"
+            )
+        return EpisodeStore(ctx.run.episodes), val, True
 
 
 def checkpoints(ns: str) -> tuple[str, str]:

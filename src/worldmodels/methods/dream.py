@@ -16,7 +16,7 @@ from worldmodels.data.loaders import LatentCache, encode_missing
 from worldmodels.data.store import EpisodeStore
 from worldmodels.dream import StartStates, dream_horizon, start_states
 from worldmodels.errors import UserError
-from worldmodels.methods.base import Context, register
+from worldmodels.methods.base import Context, get, register
 from worldmodels.methods.classic import Classic
 from worldmodels.methods.stages import (
     STAGES,
@@ -35,13 +35,8 @@ from worldmodels.world_model import WorldModel
 
 def dream_parts(ctx: Context) -> tuple[WorldModel, StartStates]:
     """The trained world model and the real states dreams start from (training split)."""
-    if not ctx.run.has("memory/best"):
-        raise UserError(
-            f"the dream needs a trained M and {ctx.run.checkpoints} has none; run "
-            f"`worldmodels train-memory --run-dir {ctx.run.root}` (or `worldmodels train`) first"
-        )
-    world = world_model(ctx)
-    cache = LatentCache(ctx.run.latents, ctx.run.digest("vision/best"))
+    world, keyed_by = get(ctx.cfg.method).world(ctx)
+    cache = LatentCache(ctx.run.latents, ctx.run.digest(keyed_by))
     train, _ = split(ctx)
     store = EpisodeStore(ctx.run.episodes)
     encode_missing(cache, store, train, world.vision, ctx.device, progress=ctx.progress)

@@ -5,13 +5,13 @@ step (``data/replay.py``); the actor-critic learns only in imagination
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 from worldmodels.config import Config
 from worldmodels.config.schema import register_section
-from worldmodels.data.replay import step_bytes
+from worldmodels.data.store import EpisodeStore
 from worldmodels.envs import EnvSpec
 from worldmodels.errors import UserError
 from worldmodels.methods.base import Context, MethodBase, PolicyFactory, checkpoints, register
@@ -19,11 +19,17 @@ from worldmodels.methods.stages import agent_steps, require_agent_resume, timed
 from worldmodels.training.dreamer import (
     NS,
     DreamerPolicy,
+    dreamer_world,
     load_dreamer,
-    obs_dtype,
+    record_held_out,
+    replay_budget,
     replay_steps,
     train_dreamer,
 )
+from worldmodels.world_model import WorldModel
+
+HELD_OUT_EPISODES = 10
+"""Fresh episodes ``diagnose`` records with a dreamer agent's policy."""
 
 
 @register_section("dreamer")
@@ -145,14 +151,14 @@ class DreamerMethod(MethodBase):
                 f"dreamer's CNN needs 64x64 frames, {spec.env_id} gives {spec.obs_shape}; set "
                 f"env.image_size=64"
             )
-        steps = replay_steps(dc, spec)
-        need = steps * step_bytes(spec.obs_shape, obs_dtype(spec), spec.action_dim) / 2**30
-        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-        if need > min(dc.replay_memory_gb, ram):
+        need, budget = replay_budget(dc, spec)
+        window = dc.batch_size * dc.seq_len * need // max(replay_steps(dc, spec), 1)
+        if window > budget:
             raise UserError(
-                f"dreamer's replay of {steps:,} steps needs {need:.1f} GiB, more than "
-                f"dreamer.replay_memory_gb={dc.replay_memory_gb:g} or this machine's "
-                f"{ram:.1f} GiB; lower dreamer.replay_capacity or dreamer.total_steps"
+                f"one batch of dreamer's replay ({dc.batch_size} x {dc.seq_len} steps) needs "
+                f"{window / 2**30:.3g} GiB, more than dreamer.replay_memory_gb="
+                f"{dc.replay_memory_gb:g} (or half this machine's RAM) allows; raise "
+                f"dreamer.replay_memory_gb or lower dreamer.batch_size"
             )
 
     def train(self, ctx: Context, skip: set[str]) -> None:
@@ -168,3 +174,21 @@ class DreamerMethod(MethodBase):
 
     def real_env_steps(self, ctx: Context) -> int:
         return agent_steps(ctx, NS)
+
+    def world(self, ctx: Context) -> tuple[WorldModel, str]:
+        """The best checkpoint's RSSM as V + M: its latent is the model state [h, z]."""
+        if not ctx.run.has(f"{NS}/best"):
+            raise UserError(
+                f"{ctx.run.root} has no trained dreamer agent; run `worldmodels train "
+                f"--method dreamer --run-dir {ctx.run.root}` first"
+            )
+        return dreamer_world(load_dreamer(ctx.run, ctx.cfg, ctx.spec, ctx.device, "best")), (
+            f"{NS}/best"
+        )
+
+    def held_out(self, ctx: Context, scratch: Path) -> tuple[EpisodeStore, list[int], bool]:
+        """Every stored episode went into the replay: ``HELD_OUT_EPISODES`` fresh episodes
+        of the agent are recorded into ``scratch`` instead (not kept in the run)."""
+        agent = load_dreamer(ctx.run, ctx.cfg, ctx.spec, ctx.device, "best")
+        store = EpisodeStore(scratch)
+        return store, record_held_out(agent, ctx.cfg, store, HELD_OUT_EPISODES), False

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
+import os
 import time
 from collections import deque
 from contextlib import nullcontext
@@ -24,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from worldmodels.data.replay import SequenceReplay
+from worldmodels.data.replay import Replay, SequenceReplay, StreamingReplay, step_bytes
+from worldmodels.data.rollout import run_episode
 from worldmodels.data.store import Episode, EpisodeStore
 from worldmodels.envs import EnvSpec, action_to_env, make_env, random_action
 from worldmodels.errors import TrainingDivergedError
@@ -36,6 +39,7 @@ from worldmodels.models.rssm import (
     mlp,
     zero_output,
 )
+from worldmodels.models.rssm_views import ActionScale, RssmMemory, RssmVision
 from worldmodels.progress import progress_bar
 from worldmodels.rl.returns import td_lambda
 from worldmodels.runs import Context, RunDir, model_payload, np_rng_state, restore_np_rng
@@ -46,8 +50,12 @@ from worldmodels.training.scoring import (
     progress_from_dict,
     reached,
 )
+from worldmodels.world_model import WorldModel
 
 NS = "dreamer"
+LOG = logging.getLogger(__name__)
+HELD_OUT_SEED = 900_000
+"""Offset of the held-out episodes' seeds (training episodes use seed x 1,000,003 + index)."""
 
 
 def replay_steps(dc: Any, spec: EnvSpec) -> int:
@@ -353,9 +361,7 @@ def train_dreamer(ctx: Context) -> DreamerProgress:
         agent.load(last)
         torch.set_rng_state(last["rng"]["torch"])
         restore_np_rng(rng, last["rng"]["numpy"])
-    replay = SequenceReplay(
-        replay_steps(dc, spec), spec.obs_shape, obs_dtype(spec), spec.action_dim
-    )
+    replay = make_replay(dc, spec, store, agent)
     prog = _rebuild(replay, store, agent, prog)
     recent: deque[float] = deque(prog.recent, maxlen=dc.stop_window)
     env = make_env(cfg.env)
@@ -365,6 +371,7 @@ def train_dreamer(ctx: Context) -> DreamerProgress:
         while prog.env_steps < dc.total_steps and not prog.complete:
             episode, stats = _episode(env, agent, replay, rng, cfg, prog)
             store.write(prog.episodes, episode)
+            replay.commit(prog.episodes)
             prog.episodes += 1
             prog.iteration = prog.episodes
             recent.append(float(episode.meta["return"]))
@@ -395,15 +402,39 @@ def train_dreamer(ctx: Context) -> DreamerProgress:
     return prog
 
 
+def replay_budget(dc: Any, spec: EnvSpec) -> tuple[int, int]:
+    """(bytes the whole replay takes, bytes it may take in RAM: ``replay_memory_gb``, at
+    most half of this machine's memory)."""
+    need = replay_steps(dc, spec) * step_bytes(spec.obs_shape, obs_dtype(spec), spec.action_dim)
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return need, int(min(dc.replay_memory_gb * 2**30, ram / 2))
+
+
+def make_replay(dc: Any, spec: EnvSpec, store: EpisodeStore, agent: Dreamer) -> Replay:
+    """The RAM ring when the replay fits its budget, else the stream from the episode store
+    through an LRU cache of the budget."""
+    need, budget = replay_budget(dc, spec)
+    if need <= budget:
+        return SequenceReplay(
+            replay_steps(dc, spec), spec.obs_shape, obs_dtype(spec), spec.action_dim
+        )
+    LOG.info("replay of %.2f GiB > budget %.2f GiB: streaming from %s", need / 2**30,
+             budget / 2**30, store.root)  # fmt: skip
+    return StreamingReplay(replay_steps(dc, spec), store, agent.action_features, budget)
+
+
 def _rebuild(
-    replay: SequenceReplay, store: EpisodeStore, agent: Dreamer, prog: DreamerProgress
+    replay: Replay,
+    store: EpisodeStore,
+    agent: Dreamer,
+    prog: DreamerProgress,
 ) -> DreamerProgress:
     """Fill the replay from the stored episodes; the store decides the counts (an episode
     written just before a kill, after the last checkpoint, is kept and counted once)."""
     env_steps = agent_steps = 0
     indices = store.valid_indices()
-    for _, ep in store.iter_episodes(indices):
-        replay.add_episode(ep, agent.action_features(ep.actions))
+    for i, ep in store.iter_episodes(indices):
+        replay.add_episode(ep, agent.action_features(ep.actions), i)
         env_steps += int(ep.meta.get("env_steps", ep.length))
         agent_steps += ep.length
     prog.episodes = (indices[-1] + 1) if indices else 0
@@ -412,7 +443,7 @@ def _rebuild(
 
 
 def _episode(
-    env: Any, agent: Dreamer, replay: SequenceReplay, rng: np.random.Generator, cfg: Any,
+    env: Any, agent: Dreamer, replay: Replay, rng: np.random.Generator, cfg: Any,
     prog: DreamerProgress,
 ) -> tuple[Episode, dict[str, float]]:  # fmt: skip
     """One real episode: act, store each step in the replay, update as the ratio owes."""
@@ -487,6 +518,35 @@ def _log(
     for k, v in stats.items():
         name = {"model_loss": "model_loss", "model_kl": "kl"}.get(k, k)
         writer.add_scalar(f"train/{name}", v, step)
+
+
+def dreamer_world(agent: Dreamer) -> WorldModel:
+    """The agent's RSSM as the toolkit's V + M (``models/rssm_views.py``)."""
+    spec = agent.spec
+    continuous = spec.action_kind != "discrete"
+    scale = ActionScale(spec.action_low, spec.action_high) if continuous else ActionScale()
+    pixels = spec.obs_kind == "pixels"
+    return WorldModel(
+        RssmVision(agent.wm, pixels, spec.action_dim, scale),
+        RssmMemory(agent.wm, spec.action_dim, scale),
+        spec,
+        agent.device,
+    )
+
+
+def record_held_out(
+    agent: Dreamer, cfg: Any, store: EpisodeStore, episodes: int
+) -> list[int]:  # fmt: skip
+    """``episodes`` fresh real episodes of the agent's deterministic policy, written to
+    ``store`` (seeds no training episode used): the RSSM never trained on them."""
+    env = make_env(cfg.env)
+    try:
+        for k in range(episodes):
+            seed = cfg.seed * 1_000_003 + HELD_OUT_SEED + k
+            store.write(k, run_episode(env, agent.spec, DreamerPolicy(agent), seed))
+    finally:
+        env.close()
+    return list(range(episodes))
 
 
 def load_dreamer(run: RunDir, cfg: Any, spec: EnvSpec, device: torch.device, which: str) -> Dreamer:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -37,6 +39,20 @@ class VisionModel(nn.Module):
     def encode(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """Raw observations [B, *obs] -> posterior (mu, logvar), each [B, Z]."""
         return self.posterior(self.preprocess(obs))
+
+    @torch.no_grad()
+    def encode_episode(
+        self, observations: Any, actions: Any, device: torch.device, batch_size: int = 256
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """An episode's observations [T+1, *obs] -> (mu, logvar) [T+1, Z], frame by frame
+        (``actions`` are for Vs whose encoding depends on the history, like the RSSM's)."""
+        mus, logvars = [], []
+        for b in range(0, len(observations), batch_size):
+            obs = torch.as_tensor(np.asarray(observations[b : b + batch_size]), device=device)
+            mu, logvar = self.encode(obs)
+            mus.append(mu.cpu().numpy())
+            logvars.append(logvar.cpu().numpy())
+        return np.concatenate(mus), np.concatenate(logvars)
 
     def loss(self, obs: Tensor, beta: float, kl_tolerance: float, generator: Rng = None) -> Loss:
         """The beta-VAE loss on a batch of raw observations (summed squared error in model
