@@ -9,6 +9,7 @@ import pytest
 from worldmodels import pipeline
 from worldmodels.cli import main
 from worldmodels.data.loaders import LatentCache
+from worldmodels.methods.stages import split
 
 SETS = ["collect.episodes=16", "collect.val_fraction=0.4", "env.max_episode_steps=30"]
 
@@ -51,7 +52,7 @@ def test_diagnose_writes_errors_per_k_and_matches_an_independent_baseline(run_di
     assert result["uncertainty"] == [0.0] * 4  # one MDN-RNN: no ensemble
     # repeat-last latent MSE recomputed from the latent cache by hand
     ctx = pipeline.open_run(run_dir, progress=False)
-    _, val = pipeline.split(ctx)
+    _, val = split(ctx)
     cache = LatentCache(ctx.run.latents, ctx.run.digest("vision/best"))
     errs = {k: [] for k in range(1, 5)}
     for i in val:
