@@ -1,0 +1,96 @@
+"""Issue 15's targets for `--method dreamer`: per env, 5 seeds of the env's dreamer preset,
+100 evaluation episodes each, the interquartile mean with its bootstrap interval beside the
+mean (`worldmodels compare`), and per seed the score, real env steps, wall time and the real
+env steps at which the learning curve first reached the target.
+
+    .venv/bin/python benchmarks/dreamer_targets.py                      # CartPole, Pendulum
+    .venv/bin/python benchmarks/dreamer_targets.py --env Pendulum-v1 --seeds 0 1 --lanes 1
+
+The runs are the suite's (benchmarks/runs/suite/<env>/dreamer_s<seed>, so `suite.py` reads
+them back); `--lanes` runs go side by side, one math thread each (the wall times below are
+measured so: two runs sharing the 2 cores). Written into benchmarks/RESULTS.md under
+`dreamer:<env>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+
+from suite import ROOT, run_one, write_results
+
+from worldmodels.evaluation.compare import compare, load_run, steps_to_threshold
+
+# env -> (target score, real env step budget, wall-time budget per seed in s or None)
+TARGETS = {
+    "CartPole-v1": (475.0, 10_000, 15 * 60),
+    "Pendulum-v1": (-200.0, 10_000, None),
+}
+
+
+def per_seed(env: str, seeds: list[int]) -> str:
+    target, budget, wall = TARGETS[env]
+    lines = [
+        "| seed | return (100 eps) | real env steps | wall time | steps to target "
+        "(learning curve) | target met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for seed in seeds:
+        run = ROOT / env / f"dreamer_s{seed}"
+        if not (run / "eval.json").exists():
+            lines.append(f"| {seed} | (not finished) | | | | |")
+            continue
+        r = load_run(run)
+        ev = json.loads((run / "eval.json").read_text())
+        seconds = r.wall_seconds
+        reached = steps_to_threshold(r.curve, target)
+        met = ev["mean_return"] >= target and r.real_env_steps <= budget
+        if wall is not None:
+            met = met and seconds <= wall
+        lines.append(
+            f"| {seed} | {ev['mean_return']:.1f} ± {ev['std_return']:.1f} | "
+            f"{r.real_env_steps:,} | {seconds:.0f} s | "
+            f"{f'{reached:,}' if reached is not None else 'never'} | {'yes' if met else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--env", action="append", choices=list(TARGETS), help="repeatable")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    ap.add_argument("--lanes", type=int, default=2, help="runs side by side")
+    args = ap.parse_args()
+    envs = args.env or list(TARGETS)
+    jobs = [(env, seed) for env in envs for seed in args.seeds]
+    with ThreadPoolExecutor(args.lanes) as pool:
+        list(pool.map(lambda job: run_one(job[0], "dreamer", job[1], []), jobs))
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, CPU only, one math thread per run, "
+        f"{args.lanes} runs side by side"
+    )
+    for env in envs:
+        runs = [ROOT / env / f"dreamer_s{s}" for s in args.seeds]
+        finished = [p for p in runs if (p / "eval.json").exists()]
+        if not finished:
+            continue
+        table, _ = compare(finished, ROOT / env / "dreamer_compare")
+        target, budget, wall = TARGETS[env]
+        limit = f", <= {wall // 60} min of wall time per seed" if wall else ""
+        seeds = " ".join(str(s) for s in args.seeds)
+        section = (
+            f"## dreamer on {env}\n\nCommand: `python benchmarks/dreamer_targets.py --env {env} "
+            f"--seeds {seeds} --lanes {args.lanes}`; machine: {machine}; "
+            f"{date.today().isoformat()}.\nTarget: >= {target:g} with <= {budget:,} real env "
+            f"steps{limit}, every seed.\n\n{table}\n\n{per_seed(env, args.seeds)}\n"
+        )
+        write_results(f"dreamer:{env}", section)
+        print(section, flush=True)
+
+
+if __name__ == "__main__":
+    main()
