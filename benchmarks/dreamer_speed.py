@@ -22,6 +22,7 @@ import worldmodels.methods  # noqa: F401  (registers the dreamer config section)
 from worldmodels.config import parse_set, resolve
 from worldmodels.data.replay import SequenceReplay
 from worldmodels.envs import action_to_env, make_env, probe, random_action
+from worldmodels.models.rssm import RssmState
 from worldmodels.training.dreamer import Dreamer, obs_dtype
 
 
@@ -60,6 +61,13 @@ def measure(env_id: str, threads: int, sets: list[str], updates: int) -> dict[st
         loss.backward()
         agent.opts["model"].step()
     model_part = (time.perf_counter() - t0) / updates
+    # the imagination alone (H prior steps of the actor from every posterior state)
+    starts = agent.wm.loss(data).states.detach()
+    flat = RssmState(starts.h.flatten(0, 1), starts.z.flatten(0, 1))
+    t0 = time.perf_counter()
+    for _ in range(updates):
+        agent.imagine(flat)
+    imagine_part = (time.perf_counter() - t0) / updates
     state = agent.initial(1)
     obs, _ = env.reset(seed=1)
     t0, steps = time.perf_counter(), 0
@@ -75,6 +83,7 @@ def measure(env_id: str, threads: int, sets: list[str], updates: int) -> dict[st
     return {
         "grad_steps_s": 1 / per_update,
         "model_share": model_part / per_update,
+        "imagine_share": imagine_part / per_update,
         "act_steps_s": acting,
         "train_env_steps_s": 1 / (ratio_updates * per_update + 1 / acting),
         "budget_min": dc.total_steps * (ratio_updates * per_update + 1 / acting) / 60,
@@ -90,13 +99,15 @@ def main() -> None:
     args = ap.parse_args()
     print(f"{args.env}, dreamer preset {' '.join(args.sets) or '(as shipped)'}; machine: "
           f"{platform.machine()}, {os.cpu_count()} cores, CPU only\n")  # fmt: skip
-    print("| math threads | gradient steps/s | world-model share of a step | acting env "
-          "steps/s | training env steps/s (train_ratio) | minutes for total_steps |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
+    print("| math threads | gradient steps/s | world-model share of a step | imagination share "
+          "| acting env steps/s | training env steps/s (train_ratio) | minutes for "
+          "total_steps |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
     for threads in args.threads:
         r = measure(args.env, threads, args.sets, args.updates)
         print(
             f"| {threads} | {r['grad_steps_s']:.2f} | {r['model_share']:.0%} | "
+            f"{r['imagine_share']:.0%} | "
             f"{r['act_steps_s']:.0f} | {r['train_env_steps_s']:.1f} | {r['budget_min']:.1f} |"
         )
 

@@ -317,3 +317,21 @@ SMALL = [
     "dreamer.actor_lr=1e-4",
     "dreamer.critic_lr=1e-4",
 ]
+
+
+@pytest.mark.slow
+def test_pixels_train_and_diagnose_with_a_truth_prediction_error_video(tmp_path):
+    """CarRacing-v3 from 64x64 frames through the CNN codec: a short run trains, and
+    ``diagnose`` writes the truth / prediction / |error| gif of the RSSM's open-loop frames."""
+    import imageio.v2 as imageio
+
+    run = tmp_path / "r"
+    argv = ["train", "--env", "CarRacing-v3", "--method", "dreamer", "--preset", "debug"]
+    argv += ["--run-dir", str(run), "--quiet", "--episodes", "1"]
+    sets = ["dreamer.total_steps=120", "dreamer.prefill=60", "env.max_episode_steps=40"]
+    assert main(argv + [x for s in sets for x in ("--set", s)]) == 0
+    assert main(["diagnose", "--run-dir", str(run), "--horizon", "4"]) == 0
+    frames = imageio.mimread(run / "videos/diagnose.gif")
+    assert len(frames) == 5 and frames[0].shape[:2] == (3 * 64, 64)
+    result = json.loads((run / "diagnostics.json").read_text())
+    assert np.isfinite(result["obs_mse"]["model"]).all()

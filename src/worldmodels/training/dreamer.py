@@ -185,6 +185,7 @@ class Dreamer:
     ) -> tuple[np.ndarray, tuple[RssmState, Tensor]]:
         """Filter one observation per env and pick actions -> (env actions, new state)."""
         rssm_state, prev = state
+        obs = np.require(obs, requirements=["W"])  # env frames may be read-only views
         embed = self.wm.codec.encode(torch.as_tensor(obs, device=self.device))
         is_first = torch.as_tensor(first, device=self.device)
         rssm_state, _, _ = self.wm.rssm.obs_step(rssm_state, prev, embed, is_first, mode)
