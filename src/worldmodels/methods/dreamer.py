@@ -102,7 +102,8 @@ class DreamerConfig:
     replay_capacity: int = 5_000_000
     """Steps the replay holds (capped at total_steps: a run never needs more)."""
     replay_memory_gb: float = 16.0
-    """RAM the replay may take; a larger one is refused at start."""
+    """RAM the replay may take (at most half the machine's); a larger replay streams its
+    windows from the episode store through an LRU cache of this size."""
     target_return: float | None = None
     """Stop once the mean of the last ``stop_window`` episodes reaches it (None: the env's
     reward threshold)."""
