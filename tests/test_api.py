@@ -7,7 +7,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from cli_runs import train_debug
+from cli_runs import episode_return, train_debug
 from gymnasium.utils.env_checker import check_env
 
 import worldmodels
@@ -26,15 +26,6 @@ def run_dir(tmp_path_factory):
     return where
 
 
-def _real_return(env, act, seed):
-    obs, _ = env.reset(seed=seed)
-    total, done = 0.0, False
-    while not done:
-        obs, reward, terminated, truncated, _ = env.step(act(obs))
-        total, done = total + reward, terminated or truncated
-    return total
-
-
 def test_a_foreign_trainer_learns_in_the_dream_and_acts_for_real(run_dir):
     from stable_baselines3 import PPO
 
@@ -46,11 +37,11 @@ def test_a_foreign_trainer_learns_in_the_dream_and_acts_for_real(run_dir):
     model = PPO("MlpPolicy", dream, seed=0, n_steps=512, batch_size=64, verbose=0)
     model.learn(6000)  # dream steps only: no real step
     trained = [
-        _real_return(real, lambda o: model.predict(o, deterministic=True)[0], 1000 + k)
+        episode_return(real, lambda o: model.predict(o, deterministic=True)[0], 1000 + k)
         for k in range(10)
     ]
     rng = np.random.default_rng(0)
-    random = [_real_return(real, lambda o: int(rng.integers(2)), 1000 + k) for k in range(10)]
+    random = [episode_return(real, lambda o: int(rng.integers(2)), 1000 + k) for k in range(10)]
     # measured: 40.0 (every episode reaches the debug cap) against a random policy's ~20
     assert np.mean(trained) >= 1.5 * np.mean(random), (trained, random)
 

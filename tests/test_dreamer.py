@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from cli_runs import episode_return
 
 from worldmodels.cli import main
 from worldmodels.data.replay import SequenceReplay
@@ -286,19 +287,11 @@ def test_the_rssm_is_diagnosed_and_dreamed_in_like_every_m(small_run, capsys):
     actor = load_dreamer(ctx.run, ctx.cfg, ctx.spec, ctx.device, "best").actor
     rng = np.random.default_rng(0)
 
-    def dream_return(policy, seed):
-        obs, _ = dream.reset(seed=seed)
-        total, done = 0.0, False
-        while not done:
-            obs, r, term, trunc, _ = dream.step(policy(obs))
-            total, done = total + r, term or trunc
-        return total
-
     def act(obs):
         return int(actor.act(torch.as_tensor(obs)[None], mode=True)[0])
 
-    agent = np.mean([dream_return(act, s) for s in range(10)])
-    random = np.mean([dream_return(lambda _: int(rng.integers(2)), s) for s in range(10)])
+    agent = np.mean([episode_return(dream, act, s) for s in range(10)])
+    random = np.mean([episode_return(dream, lambda _: int(rng.integers(2)), s) for s in range(10)])
     print("in the dream: actor", agent, "random", random)
     assert agent >= 2.0 * random
 
