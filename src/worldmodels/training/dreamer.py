@@ -316,8 +316,8 @@ def _check_finite(losses: dict[str, Tensor], step: int) -> None:
     for name, value in losses.items():
         if not torch.isfinite(value).all():
             raise TrainingDivergedError(
-                f"dreamer: loss {name} became {float(value)} at update {step}; the last good "
-                f"checkpoint (dreamer/last) was kept: lower the learning rates and --resume"
+                f"dreamer: loss {name} became {float(value.detach())} at update {step}; the last "
+                f"good checkpoint (dreamer/last) was kept: lower the learning rates and --resume"
             )
 
 
