@@ -3,7 +3,10 @@ in DreamerV3's layout (step t: o_t, the action a_{t-1} that led to it as model f
 reward r_{t-1}, ``is_first``, ``is_terminal``), sampled as uniform windows of T steps.
 
 Windows may cross episode boundaries (``is_first`` resets the model's state there) but never
-the ring's seam between the oldest and the newest step. The episode store on disk is the
+the ring's seam between the oldest and the newest step. ``end_fraction`` of each batch's
+windows may instead be drawn to end at a stored terminal step (in the spirit of DreamerV2's
+``prioritize_ends``): episode ends are rare in a uniform draw, and the continue head learns
+them only from those steps. The episode store on disk is the
 source of truth: a resumed run rebuilds the replay from the stored episodes, so it neither
 loses a finished episode nor holds one twice.
 """
@@ -23,6 +26,29 @@ def step_bytes(obs_shape: tuple[int, ...], obs_dtype: np.dtype, action_dim: int)
     """Bytes one stored step takes."""
     obs = int(np.prod(obs_shape)) * np.dtype(obs_dtype).itemsize
     return obs + 4 * action_dim + 4 + 2
+
+
+def draw_starts(
+    rng: np.random.Generator,
+    size: int,
+    batch: int,
+    length: int,
+    ends: np.ndarray,
+    end_fraction: float,
+) -> np.ndarray:
+    """Window starts in [0, size - length]: uniform, then the first ``round(batch x
+    end_fraction)`` redrawn to end at one of ``ends`` (terminal positions, oldest = 0; a
+    terminal fewer than ``length`` steps from the oldest step starts its window at 0). No
+    extra draw when there is nothing to redraw, so ``end_fraction`` 0 keeps the uniform
+    stream."""
+    if size < length:
+        raise ValueError(f"replay holds {size} steps, fewer than one window ({length})")
+    starts = rng.integers(0, size - length + 1, size=batch)
+    k = round(batch * end_fraction)
+    if k and len(ends):
+        picked = ends[rng.integers(0, len(ends), size=k)]
+        starts[:k] = np.maximum(picked - length + 1, 0)
+    return starts
 
 
 class SequenceReplay:
@@ -63,13 +89,16 @@ class SequenceReplay:
                 ep.observations[t + 1], action_features[t], float(ep.rewards[t]), False, terminal
             )
 
-    def sample(self, rng: np.random.Generator, batch: int, length: int) -> dict[str, np.ndarray]:
+    def sample(
+        self, rng: np.random.Generator, batch: int, length: int, end_fraction: float = 0.0
+    ) -> dict[str, np.ndarray]:
         """``batch`` windows of ``length`` consecutive steps, [B, T, ...]; the first step of
         each window is marked ``is_first`` (its model state starts from zero)."""
-        if self.size < length:
-            raise ValueError(f"replay holds {self.size} steps, fewer than one window ({length})")
         oldest = self.pos if self.size == self.capacity else 0
-        starts = rng.integers(0, self.size - length + 1, size=batch)
+        ends = np.empty(0, np.int64)
+        if end_fraction > 0:
+            ends = np.flatnonzero(self.is_terminal[(oldest + np.arange(self.size)) % self.capacity])
+        starts = draw_starts(rng, self.size, batch, length, ends, end_fraction)
         idx = (oldest + starts[:, None] + np.arange(length)[None]) % self.capacity
         first = self.is_first[idx]
         first[:, 0] = True
@@ -125,6 +154,7 @@ class StreamingReplay:
         self.offsets: list[int] = []  # each episode's first stream position
         self.total = 0  # steps ever added (finished episodes + the tail)
         self.tail: list[tuple[np.ndarray, np.ndarray, float, bool, bool]] = []
+        self.ends: list[int] = []  # stream positions of terminal steps, ascending
         self.cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
         self.cached = 0
 
@@ -136,6 +166,8 @@ class StreamingReplay:
         self, obs: np.ndarray, action: np.ndarray, reward: float, first: bool, terminal: bool
     ) -> None:
         self.tail.append((np.array(obs), np.array(action, np.float32), reward, first, terminal))
+        if terminal:
+            self.ends.append(self.total)
         self.total += 1
 
     def commit(self, index: int) -> None:
@@ -148,6 +180,7 @@ class StreamingReplay:
         """A stored episode (on resume): indexed, not held."""
         self.offsets.append(self.total)
         self.episodes.append(index)
+        self.ends.extend(self.total + 1 + int(t) for t in np.flatnonzero(ep.terminated))
         self.total += ep.length + 1
 
     def _episode(self, k: int) -> dict[str, np.ndarray]:
@@ -192,12 +225,13 @@ class StreamingReplay:
             need, pos, k = need - got, pos + got, k + 1
         return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
-    def sample(self, rng: np.random.Generator, batch: int, length: int) -> dict[str, np.ndarray]:
+    def sample(
+        self, rng: np.random.Generator, batch: int, length: int, end_fraction: float = 0.0
+    ) -> dict[str, np.ndarray]:
         """As :meth:`SequenceReplay.sample`, from the newest ``capacity`` steps."""
-        if self.size < length:
-            raise ValueError(f"replay holds {self.size} steps, fewer than one window ({length})")
         oldest = self.total - self.size
-        starts = rng.integers(0, self.size - length + 1, size=batch)
+        ends = np.asarray(self.ends[bisect.bisect_left(self.ends, oldest) :], np.int64) - oldest
+        starts = draw_starts(rng, self.size, batch, length, ends, end_fraction)
         windows = [self._window(oldest + int(s), length) for s in starts]
         out = {key: np.stack([w[key] for w in windows]) for key in windows[0]}
         out["is_first"][:, 0] = True

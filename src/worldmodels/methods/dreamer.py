@@ -99,6 +99,9 @@ class DreamerConfig:
     """Weight of the critic's regulariser towards its slow EMA copy."""
     return_decay: float = 0.99
     """EMA decay of the 5th-95th percentile range that scales the actor's advantages."""
+    end_fraction: float = 0.0
+    """Share of each batch's windows drawn to end at a stored terminal step (the rest are
+    uniform): the continue head sees the rare episode ends more often."""
     replay_capacity: int = 5_000_000
     """Steps the replay holds (capped at total_steps: a run never needs more)."""
     replay_memory_gb: float = 16.0

@@ -475,11 +475,12 @@ def _episode(
         if prog.agent_steps >= dc.prefill and replay.size >= dc.seq_len:
             prog.credit += per_update  # a float sum: the same on resume (it is saved)
             while prog.credit >= 1.0:
-                stats = agent.update(replay.sample(rng, dc.batch_size, dc.seq_len), prog.updates)
+                batch = replay.sample(rng, dc.batch_size, dc.seq_len, dc.end_fraction)
+                stats = agent.update(batch, prog.updates)
                 prog.updates += 1
                 prog.credit -= 1.0
-        if term or trunc:
-            break
+        if term or trunc or prog.env_steps >= dc.total_steps:
+            break  # the budget cuts the last episode: stored as truncated
     episode = Episode(
         observations=np.stack(observations),
         actions=np.asarray(
