@@ -130,12 +130,38 @@ def test_streaming_replay_draws_the_ring_s_windows_from_disk(tmp_path):
         for t in range(3):  # an episode in progress
             for replay in (ring, disk):
                 replay.add(np.full(3, t, np.float32), onehot(1), 1.0, t == 0, False)
-        assert disk.size == ring.size
-        a = ring.sample(np.random.default_rng(1), 16, 6)
-        b = disk.sample(np.random.default_rng(1), 16, 6)
-        for key in a:
-            assert np.array_equal(a[key], b[key]), (capacity, key)
+        rebuilt = StreamingReplay(capacity, store, onehot, cache_bytes=200)  # as on resume
+        for index in range(4):
+            rebuilt.add_episode(store.read(index), np.zeros(0), index)
+        for t in range(3):
+            rebuilt.add(np.full(3, t, np.float32), onehot(1), 1.0, t == 0, False)
+        assert disk.size == ring.size == rebuilt.size
+        for end_fraction in (0.0, 0.5):
+            a = ring.sample(np.random.default_rng(1), 16, 6, end_fraction)
+            for other in (disk, rebuilt):
+                b = other.sample(np.random.default_rng(1), 16, 6, end_fraction)
+                for key in a:
+                    assert np.array_equal(a[key], b[key]), (capacity, end_fraction, key)
         assert disk.cached <= 200
+
+
+def test_end_fraction_draws_windows_that_end_at_episode_ends():
+    """end_fraction 0.5 of 8 windows: the first 4 end at a terminal step (one closer than T
+    to the oldest step starts at it), the other 4 are the uniform draws of end_fraction 0."""
+    ring = SequenceReplay(100, (1,), np.dtype(np.float32), 2)
+    terminals = {2, 30, 61}
+    for i in range(80):
+        ring.add(np.array([i], np.float32), np.zeros(2, np.float32), 0.0, False, i in terminals)
+    uniform = ring.sample(np.random.default_rng(3), 8, 5)
+    mixed = ring.sample(np.random.default_rng(3), 8, 5, 0.5)
+    obs = mixed["obs"][..., 0]
+    for w in obs[:4]:
+        assert w[-1] in terminals or (w[0] == 0 and 2 in w), w
+    assert np.array_equal(uniform["obs"][4:], mixed["obs"][4:])
+    assert not np.array_equal(uniform["obs"][:4], mixed["obs"][:4])
+    assert mixed["is_terminal"][:4].any(axis=1).all()
+    many = ring.sample(np.random.default_rng(4), 400, 5, 0.5)["obs"][:200, -1, 0]
+    assert set(np.unique(many)) == {4, 30, 61}  # terminal 2 sits in the window 0..4
 
 
 def test_a_replay_larger_than_its_memory_streams_and_trains_identically(tmp_path):
