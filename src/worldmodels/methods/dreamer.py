@@ -53,6 +53,9 @@ class DreamerConfig:
     """Length T of the replayed windows."""
     encoder: str = "auto"
     """``auto`` (CNN for pixels, MLP for vectors), ``mlp`` or ``cnn``."""
+    symlog_obs: bool = True
+    """Vector observations: encode symlog(obs) and decode it with symlog-MSE (DreamerV3's
+    ``symlog_inputs`` / ``symlog_mse``), or raw obs and MSE (for small, bounded ones)."""
     deter: int = 256
     """Size of the GRU's deterministic state h."""
     groups: int = 16

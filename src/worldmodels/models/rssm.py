@@ -27,6 +27,10 @@ def symexp(x: Tensor) -> Tensor:
     return torch.sign(x) * torch.expm1(x.abs())
 
 
+def identity(x: Tensor) -> Tensor:
+    return x
+
+
 class TwoHot(nn.Module):
     """A scalar as a distribution over ``bins`` bins evenly spaced in symlog space: targets
     are two-hot (the two nearest bins, weighted by distance), the prediction is the
@@ -83,22 +87,25 @@ def zero_output(net: nn.Sequential) -> None:
 
 
 class VectorCodec(nn.Module):
-    """MLP encoder of symlog(obs) and MLP decoder predicting symlog(obs) (symlog-MSE)."""
+    """MLP encoder of symlog(obs) and MLP decoder predicting symlog(obs) (symlog-MSE); with
+    ``symlog_obs`` False, of the raw observation (MSE): symlog squeezes large magnitudes, and
+    with them the precision there (x = 2.4 is resolved 3.4x more coarsely than x = 0)."""
 
-    def __init__(self, obs_dim: int, feat_dim: int, hidden: int, layers: int):
+    def __init__(self, obs_dim: int, feat_dim: int, hidden: int, layers: int, symlog_obs: bool):
         super().__init__()
         self.encoder = mlp(obs_dim, hidden, layers)
         self.decoder = mlp(feat_dim, hidden, layers, obs_dim)
         self.embed_dim = hidden
+        self.squash, self.unsquash = (symlog, symexp) if symlog_obs else (identity, identity)
 
     def encode(self, obs: Tensor) -> Tensor:
-        return self.encoder(symlog(obs.float()))
+        return self.encoder(self.squash(obs.float()))
 
     def recon_loss(self, feat: Tensor, obs: Tensor) -> Tensor:
-        return ((self.decoder(feat) - symlog(obs.float())) ** 2).sum(-1)
+        return ((self.decoder(feat) - self.squash(obs.float())) ** 2).sum(-1)
 
     def decode(self, feat: Tensor) -> Tensor:
-        return symexp(self.decoder(feat))
+        return self.unsquash(self.decoder(feat))
 
 
 class PixelCodec(nn.Module):
@@ -278,6 +285,7 @@ class DreamerWorldModel(nn.Module):
         unimix: float = 0.01,
         free_nats: float = 1.0,
         loss_scales: dict[str, float] | None = None,
+        symlog_obs: bool = True,
     ):
         super().__init__()
         self.kwargs: dict[str, Any] = {
@@ -287,7 +295,7 @@ class DreamerWorldModel(nn.Module):
         self.codec: VectorCodec | PixelCodec = (
             PixelCodec(obs_shape[-1], feat_dim, cnn_depth)
             if pixels
-            else VectorCodec(int(obs_shape[0]), feat_dim, hidden, layers)
+            else VectorCodec(int(obs_shape[0]), feat_dim, hidden, layers, symlog_obs)
         )
         self.rssm = Rssm(self.codec.embed_dim, action_dim, deter, groups, classes, hidden, unimix)
         self.reward = mlp(feat_dim, hidden, layers, bins)

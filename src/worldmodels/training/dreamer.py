@@ -153,6 +153,7 @@ class Dreamer:
             spec.obs_shape, spec.obs_kind == "pixels", spec.action_dim, dc.deter, dc.groups,
             dc.classes, dc.hidden, dc.layers, dc.cnn_depth, dc.bins, dc.unimix, dc.free_nats,
             {"dec": 1.0, "rew": 1.0, "cont": 1.0, "dyn": dc.dyn_scale, "rep": dc.rep_scale},
+            dc.symlog_obs,
         ).to(device)  # fmt: skip
         feat = self.wm.feat_dim
         self.actor = Actor(feat, spec.action_dim, discrete, dc.hidden, dc.layers, dc.unimix).to(
