@@ -49,6 +49,21 @@ def test_rssm_kl_free_bits_and_unimix_by_hand():
     assert torch.equal(sample.detach().reshape(3, 2, 2).sum(-1), torch.ones(3, 2))  # one-hots
 
 
+def test_vector_decoder_loss_is_symlog_mse_or_raw_mse_by_hand():
+    """A zeroed decoder predicts 0: the loss is sum(symlog(obs)^2), or sum(obs^2) with
+    symlog_obs off; the encoder sees symlog(obs) or obs."""
+    obs = torch.tensor([[2.4, -0.5, 0.0, 3.0]])
+    for flag, squash in ((True, symlog), (False, lambda x: x)):
+        wm = DreamerWorldModel((4,), False, 2, 8, 2, 3, 8, 1, bins=11, symlog_obs=flag)
+        codec = wm.codec
+        for p in codec.decoder[-1].parameters():
+            torch.nn.init.zeros_(p)
+        feat = torch.zeros(1, wm.feat_dim)
+        expected = float((squash(obs) ** 2).sum())
+        assert codec.recon_loss(feat, obs).item() == pytest.approx(expected, rel=1e-6)
+        assert torch.equal(codec.encode(obs), codec.encoder(squash(obs)))
+
+
 def test_world_model_loss_parts_and_scales():
     wm = DreamerWorldModel(
         (4,), False, 2, deter=8, groups=2, classes=3, hidden=8, layers=1, bins=11
