@@ -352,6 +352,7 @@ SMALL = [
     "dreamer.layers=1",
     "dreamer.actor_lr=1e-4",
     "dreamer.critic_lr=1e-4",
+    "dreamer.end_fraction=0",  # uniform windows, as measured (the preset's 0.25 is tested above)
 ]
 
 
