@@ -100,6 +100,9 @@ class DreamerConfig:
     """EMA rate of the slow critic towards the critic, per update."""
     slow_reg: float = 1.0
     """Weight of the critic's regulariser towards its slow EMA copy."""
+    repval_scale: float = 0.0
+    """Weight of the critic's loss on the replayed real windows (λ-returns of the real rewards
+    and terminals, bootstrapped with imagined returns; DreamerV3's later ``repval``: 0.3)."""
     return_decay: float = 0.99
     """EMA decay of the 5th-95th percentile range that scales the actor's advantages."""
     end_fraction: float = 0.0

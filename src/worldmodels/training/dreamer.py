@@ -222,6 +222,12 @@ class Dreamer:
         cont0 = 1.0 - data["is_terminal"].float().reshape(-1)
         with self.autocast():
             ac = self._actor_critic_losses(flat, cont0)
+            boot = ac.pop("start_return").reshape(starts.h.shape[:2])
+            if self.dc.repval_scale > 0:
+                ac["replay_value_loss"] = self._replay_value_loss(starts.feat(), data, boot)
+                ac["critic_loss"] = ac["critic_loss"] + self.dc.repval_scale * (
+                    ac["replay_value_loss"]
+                )
         _check_finite({k: v for k, v in ac.items() if k in ("actor_loss", "critic_loss")}, step)
         self._step("actor", ac["actor_loss"], self.actor, self.dc.ac_clip)
         self._step("critic", ac["critic_loss"], self.critic, self.dc.ac_clip)
@@ -281,11 +287,29 @@ class Dreamer:
         return {
             "actor_loss": actor_loss,
             "critic_loss": critic_loss,
+            "start_return": ret[:, 0],
             "actor_entropy": entropy.mean().detach(),
             "imagined_return": ret.mean(),
             "return_scale": torch.tensor(scale),
             "imagined_reward": reward.mean(),
         }
+
+    def _replay_value_loss(self, feat: Tensor, data: dict[str, Tensor], boot: Tensor) -> Tensor:
+        """The critic on the replayed real windows (DreamerV3's ``repval``): λ-returns of the
+        real rewards and terminals, bootstrapped with each next state's imagined return, so
+        the critic sees the real episode ends. feat [B, T, F]; boot [B, T]."""
+        first, term = data["is_first"].bool(), data["is_terminal"].bool()
+        with torch.no_grad():
+            cut = torch.cat([first[:, 2:], torch.zeros_like(first[:, :1])], 1)
+            ret = td_lambda(
+                data["reward"][:, 1:].float(), boot[:, 1:], term[:, 1:], cut, self.dc.gamma,
+                self.dc.lam,
+            )  # fmt: skip
+            slow = self.twohot.mean(self.slow_critic(feat[:, :-1]))
+        weight = (~first[:, 1:] & ~term[:, :-1]).float()  # transitions inside one episode
+        logits = self.critic(feat[:, :-1])
+        loss = self.twohot.loss(logits, ret) + self.dc.slow_reg * self.twohot.loss(logits, slow)
+        return (weight * loss).mean()
 
     # -- checkpoints --------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
