@@ -87,6 +87,36 @@ def test_world_model_loss_parts_and_scales():
         DreamerWorldModel((4,), False, 2, loss_scales={"dec": 1.0})
 
 
+def test_replay_value_loss_targets_real_returns_by_hand():
+    """The critic's loss on replayed real windows: rows 0..3 = o0, o1, o2 (terminal), o0' (a
+    new episode). Transitions 0->1 and 1->2 count, 2->3 crosses episodes: weight 0.
+    G(1->2) = r2 = 1 (terminal); G(0->1) = r1 + gamma ((1 - lam) boot1 + lam G(1->2))."""
+    import worldmodels.methods  # noqa: F401  (registers the dreamer section)
+    from worldmodels.config import parse_set, resolve
+    from worldmodels.envs import probe
+    from worldmodels.training.dreamer import Dreamer
+
+    sets = ["method=dreamer", "dreamer.slow_reg=0", "dreamer.gamma=0.9", "dreamer.lam=0.5"]
+    cfg = resolve("CartPole-v1", ["debug"], {}, parse_set(sets))
+    torch.manual_seed(0)
+    agent = Dreamer(cfg.section("dreamer"), probe(cfg.env), torch.device("cpu"))
+    torch.nn.init.normal_(agent.critic[-1].weight)  # a zeroed critic's loss ignores targets
+    feat = torch.randn(1, 4, agent.wm.feat_dim)
+    data = {
+        "reward": torch.tensor([[0.0, 1.0, 1.0, 0.0]]),
+        "is_first": torch.tensor([[True, False, False, True]]),
+        "is_terminal": torch.tensor([[False, False, True, False]]),
+    }
+    boot = torch.tensor([[7.0, 5.0, 3.0, 9.0]])
+    g12 = 1.0
+    g01 = 1.0 + 0.9 * (0.5 * 5.0 + 0.5 * g12)
+    logits = agent.critic(feat[:, :3])
+    ce = agent.twohot.loss(logits, torch.tensor([[g01, g12, 0.0]]))
+    expected = (ce[0, 0] + ce[0, 1]) / 3
+    loss = agent._replay_value_loss(feat, data, boot)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
 def test_replay_windows_follow_the_ring_and_mark_their_start():
     rep = SequenceReplay(10, (1,), np.dtype(np.float32), 2)
     ep = Episode(

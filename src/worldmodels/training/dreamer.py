@@ -225,8 +225,8 @@ class Dreamer:
             boot = ac.pop("start_return").reshape(starts.h.shape[:2])
             if self.dc.repval_scale > 0:
                 ac["replay_value_loss"] = self._replay_value_loss(starts.feat(), data, boot)
-                ac["critic_loss"] = ac["critic_loss"] + self.dc.repval_scale * (
-                    ac["replay_value_loss"]
+                ac["critic_loss"] = (
+                    ac["critic_loss"] + self.dc.repval_scale * (ac["replay_value_loss"])
                 )
         _check_finite({k: v for k, v in ac.items() if k in ("actor_loss", "critic_loss")}, step)
         self._step("actor", ac["actor_loss"], self.actor, self.dc.ac_clip)
