@@ -265,18 +265,19 @@ class Dreamer:
         dc = self.dc
         feat, actions = self.imagine(start)
         logits = self.critic(feat)  # one forward: its detached mean is the bootstrap value
+        now = feat[:, :-1].contiguous()  # a strided [N, H, F] Linear input runs as a slow bmm
         with torch.no_grad():
             reward = self.wm.reward_mean(feat[:, 1:])
             cont = self.wm.cont_prob(feat[:, 1:])
             value = self.twohot.mean(logits.detach())
-            slow = self.twohot.mean(self.slow_critic(feat[:, :-1]))
+            slow = self.twohot.mean(self.slow_critic(now))
             ret = td_lambda(
                 reward, value[:, 1:], 1.0 - cont, torch.zeros_like(cont), dc.gamma, dc.lam
             )
             weight = torch.cumprod(torch.cat([cont0[:, None], cont[:, :-1]], 1), 1)
             scale = self.scale.update(ret)
             adv = (ret - value[:, :-1]) / scale
-        dist = self.actor.dist(feat[:, :-1])
+        dist = self.actor.dist(now)
         logp = dist.log_prob(actions)
         entropy = dist.entropy()
         actor_loss = -(weight * (logp * adv + dc.entropy * entropy)).mean()
@@ -299,15 +300,16 @@ class Dreamer:
         real rewards and terminals, bootstrapped with each next state's imagined return, so
         the critic sees the real episode ends. feat [B, T, F]; boot [B, T]."""
         first, term = data["is_first"].bool(), data["is_terminal"].bool()
+        feat = feat[:, :-1].contiguous()
         with torch.no_grad():
             cut = torch.cat([first[:, 2:], torch.zeros_like(first[:, :1])], 1)
             ret = td_lambda(
                 data["reward"][:, 1:].float(), boot[:, 1:], term[:, 1:], cut, self.dc.gamma,
                 self.dc.lam,
             )  # fmt: skip
-            slow = self.twohot.mean(self.slow_critic(feat[:, :-1]))
+            slow = self.twohot.mean(self.slow_critic(feat))
         weight = (~first[:, 1:] & ~term[:, :-1]).float()  # transitions inside one episode
-        logits = self.critic(feat[:, :-1])
+        logits = self.critic(feat)
         loss = self.twohot.loss(logits, ret) + self.dc.slow_reg * self.twohot.loss(logits, slow)
         return (weight * loss).mean()
 
