@@ -225,29 +225,30 @@ class Rssm(nn.Module):
 
     def obs_step(
         self, state: RssmState, action: Tensor, embed: Tensor, is_first: Tensor, mode: bool = False
-    ) -> tuple[RssmState, Tensor, Tensor]:
-        """One filtering step -> (posterior state, posterior logits, prior logits). Where
-        ``is_first``, the previous state and action are reset to zero."""
+    ) -> tuple[RssmState, Tensor]:
+        """One filtering step -> (posterior state, posterior logits); the prior's logits are
+        ``prior_net(state.h)``. Where ``is_first``, the previous state and action are reset
+        to zero."""
         keep = (~is_first).float().unsqueeze(-1)
         state = RssmState(state.h * keep, state.z * keep)
         h = self._deter(state, action * keep)
-        prior_logits = self.prior_net(h)
         post_logits = self.post_net(torch.cat([h, embed], -1))
-        return RssmState(h, self.sample(post_logits, mode)), post_logits, prior_logits
+        return RssmState(h, self.sample(post_logits, mode)), post_logits
 
     def observe(
         self, embed: Tensor, actions: Tensor, is_first: Tensor, state: RssmState
     ) -> tuple[RssmState, Tensor, Tensor]:
-        """Filter [B, T] sequences -> (states [B, T, ...], posterior and prior logits)."""
-        hs, zs, posts, priors = [], [], [], []
+        """Filter [B, T] sequences -> (states [B, T, ...], posterior and prior logits); the
+        prior runs once on all T deterministic states (it does not feed the recurrence)."""
+        hs, zs, posts = [], [], []
         for t in range(embed.shape[1]):
-            state, post, prior = self.obs_step(state, actions[:, t], embed[:, t], is_first[:, t])
+            state, post = self.obs_step(state, actions[:, t], embed[:, t], is_first[:, t])
             hs.append(state.h)
             zs.append(state.z)
             posts.append(post)
-            priors.append(prior)
         stack = lambda xs: torch.stack(xs, 1)  # noqa: E731
-        return RssmState(stack(hs), stack(zs)), stack(posts), stack(priors)
+        h = stack(hs)
+        return RssmState(h, stack(zs)), stack(posts), self.prior_net(h)
 
     def kl(self, lhs_logits: Tensor, rhs_logits: Tensor) -> Tensor:
         """KL(lhs || rhs), summed over the groups, [...]."""

@@ -82,7 +82,7 @@ class RssmVision(VisionModel):
         state = rssm.initial(n, obs.device)
         first = torch.ones(n, dtype=torch.bool, device=obs.device)
         zero = torch.zeros(n, self.action_dim, device=obs.device)
-        state, _, _ = rssm.obs_step(state, zero, self.wm.codec.encode(obs), first, mode=True)
+        state, _ = rssm.obs_step(state, zero, self.wm.codec.encode(obs), first, mode=True)
         feat = state.feat()
         return feat, torch.zeros_like(feat)
 
@@ -107,7 +107,7 @@ class RssmVision(VisionModel):
         feats = []
         for t in range(len(obs)):
             first = torch.tensor([t == 0], device=device)
-            state, _, _ = rssm.obs_step(state, prev, embed[t : t + 1], first, mode=True)
+            state, _ = rssm.obs_step(state, prev, embed[t : t + 1], first, mode=True)
             feats.append(state.feat())
             if t < len(acts):
                 prev = acts[t : t + 1]

@@ -189,7 +189,7 @@ class Dreamer:
         obs = np.require(obs, requirements=["W"])  # env frames may be read-only views
         embed = self.wm.codec.encode(torch.as_tensor(obs, device=self.device))
         is_first = torch.as_tensor(first, device=self.device)
-        rssm_state, _, _ = self.wm.rssm.obs_step(rssm_state, prev, embed, is_first, mode)
+        rssm_state, _ = self.wm.rssm.obs_step(rssm_state, prev, embed, is_first, mode)
         action = self.actor.act(rssm_state.feat(), mode)
         return self.to_env(action), (rssm_state, self.actor.features(action))
 
