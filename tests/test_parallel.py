@@ -127,6 +127,7 @@ def test_same_cmaes_trajectory_with_one_or_two_local_workers(tmp_path):
     assert torch.equal(one["model"]["state_dict"]["params"], two["model"]["state_dict"]["params"])
 
 
+@pytest.mark.slow  # ~100 s on 2 cores; make test keeps Ray covered by the collect test below
 def test_same_cmaes_trajectory_on_ray(tmp_path, ray_cluster):
     one = _controller_run(tmp_path / "one", 1)
     ray2 = _controller_run(tmp_path / "ray", 2, "ray")
