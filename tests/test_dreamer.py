@@ -117,6 +117,55 @@ def test_replay_value_loss_targets_real_returns_by_hand():
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+def _update_grads(sets: list[str]) -> dict[str, list[torch.Tensor]]:
+    """One ``Dreamer.update`` on a fixed replayed batch -> each step's gradients (pre-clip);
+    the model is not stepped, so it imagines the same with and without repval_grad."""
+    import worldmodels.methods  # noqa: F401  (registers the dreamer section)
+    from worldmodels.config import parse_set, resolve
+    from worldmodels.envs import probe
+    from worldmodels.training.dreamer import Dreamer
+
+    cfg = resolve("CartPole-v1", ["debug"], {}, parse_set(["method=dreamer", *sets]))
+    torch.manual_seed(0)
+    agent = Dreamer(cfg.section("dreamer"), probe(cfg.env), torch.device("cpu"))
+    torch.nn.init.normal_(agent.critic[-1].weight)  # a zeroed critic passes no gradient on
+    rep = SequenceReplay(64, (4,), np.dtype(np.float32), 2)
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        rep.add(rng.normal(size=4).astype(np.float32), np.eye(2, dtype=np.float32)[i % 2],
+                1.0, i % 13 == 0, i % 13 == 12)  # fmt: skip
+    grads: dict[str, list[torch.Tensor]] = {}
+
+    def step(name: str, loss: torch.Tensor, module: torch.nn.Module, clip: float) -> None:
+        agent.opts[name].zero_grad(set_to_none=True)
+        loss.backward()
+        grads[name] = [torch.zeros_like(p) if p.grad is None else p.grad.clone()
+                       for p in module.parameters()]  # fmt: skip
+        if name != "model":
+            agent.opts[name].step()
+
+    agent._step = step  # type: ignore[method-assign]
+    agent.update(rep.sample(np.random.default_rng(1), 4, 8), 0)
+    return grads
+
+
+def test_repval_grad_trains_the_world_model_and_leaves_the_critic_s_gradient_alone():
+    """repval_grad: the model's gradient is the model loss's plus repval_scale times the replay
+    value loss's through the posterior states (linear in the scale; without it, the scale
+    does not touch the model); the critic's and actor's gradients are those without it."""
+    on = [_update_grads(["dreamer.repval_grad=true", f"dreamer.repval_scale={s}"])
+          for s in (1, 2, 3)]  # fmt: skip
+    off = [_update_grads([f"dreamer.repval_scale={s}"]) for s in (1, 2)]
+    flat = {k: [torch.cat([g.flatten() for g in r[k]]) for r in on + off] for k in on[0]}
+    g1, g2, g3, o1, o2 = flat["model"]
+    assert torch.equal(o1, o2)  # without repval_grad, the scale is not the model's business
+    assert not torch.allclose(g1, o1)
+    assert torch.allclose(g3 - g2, g2 - g1, atol=1e-6)
+    assert torch.allclose(g1 - o1, g2 - g1, atol=1e-6)
+    for name in ("critic", "actor"):  # the model's backward leaves no stray critic gradient
+        assert torch.equal(flat[name][0], flat[name][3])
+
+
 def test_replay_windows_follow_the_ring_and_mark_their_start():
     rep = SequenceReplay(10, (1,), np.dtype(np.float32), 2)
     ep = Episode(

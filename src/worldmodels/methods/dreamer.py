@@ -103,6 +103,9 @@ class DreamerConfig:
     repval_scale: float = 0.0
     """Weight of the critic's loss on the replayed real windows (λ-returns of the real rewards
     and terminals, bootstrapped with imagined returns; DreamerV3's later ``repval``: 0.3)."""
+    repval_grad: bool = False
+    """The replay value loss also trains the world model's representation through the
+    posterior states (DreamerV3's ``repval_grad``); the model then steps after imagining."""
     return_decay: float = 0.99
     """EMA decay of the 5th-95th percentile range that scales the actor's advantages."""
     end_fraction: float = 0.0

@@ -214,7 +214,9 @@ class Dreamer:
         with self.autocast():
             wm_loss = self.wm.loss(data)
         _check_finite({f"model/{k}": v for k, v in wm_loss.parts.items()}, step)
-        self._step("model", wm_loss.total, self.wm, self.dc.model_clip)
+        shape = self.dc.repval_scale > 0 and self.dc.repval_grad
+        if not shape:
+            self._step("model", wm_loss.total, self.wm, self.dc.model_clip)
         starts = wm_loss.states.detach()
         flat = RssmState(
             starts.h.reshape(-1, starts.h.shape[-1]), starts.z.reshape(-1, starts.z.shape[-1])
@@ -228,7 +230,12 @@ class Dreamer:
                 ac["critic_loss"] = (
                     ac["critic_loss"] + self.dc.repval_scale * (ac["replay_value_loss"])
                 )
+            if shape:  # the same loss through the live posterior states shapes the model
+                live = self._replay_value_loss(wm_loss.states.feat(), data, boot)
         _check_finite({k: v for k, v in ac.items() if k in ("actor_loss", "critic_loss")}, step)
+        if shape:  # its stray critic gradients are cleared by the critic's own step
+            self._step("model", wm_loss.total + self.dc.repval_scale * live, self.wm,
+                       self.dc.model_clip)  # fmt: skip
         self._step("actor", ac["actor_loss"], self.actor, self.dc.ac_clip)
         self._step("critic", ac["critic_loss"], self.critic, self.dc.ac_clip)
         with torch.no_grad():
