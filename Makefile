@@ -18,8 +18,8 @@ demo: $(STAMP)
 	$(VENV)/bin/worldmodels train --env CartPole-v1 --run-dir runs/demo --seed 0 --resume \
 		--episodes 100 --video runs/demo/videos/episode.gif
 
-test: $(STAMP)
-	$(PY) -m pytest -q
+test: $(STAMP)  # two pytest-xdist workers, one test file each at a time (a file's fixtures run once)
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
