@@ -10,7 +10,12 @@ env steps at which the learning curve first reached the target.
 The runs are the suite's (benchmarks/runs/suite/<env>/dreamer_s<seed>, so `suite.py` reads
 them back); `--lanes` runs go side by side, one math thread each (the wall times below are
 measured so: two runs sharing the 2 cores). Written into benchmarks/RESULTS.md under
-`dreamer:<env>`.
+`dreamer:<env>`. `--threads N` (N > 1) gives each run N math threads instead, recorded in its
+config.yaml, with its runs in benchmarks/runs/dreamer_threads<N> and its section under
+`dreamer:<env>:threads<N>` (the thread count changes the float rounding, so these are other
+runs, not the same runs faster):
+
+    .venv/bin/python benchmarks/dreamer_targets.py --env CartPole-v1 --lanes 1 --threads 2
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import os
 import platform
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
+from pathlib import Path
 
 from suite import ROOT, run_one, write_results
 
@@ -35,7 +41,7 @@ TARGETS = {
 DEFAULT_ENVS = ["CartPole-v1", "Pendulum-v1"]  # LunarLander: ~1 hour per seed, asked by name
 
 
-def per_seed(env: str, seeds: list[int]) -> str:
+def per_seed(env: str, seeds: list[int], root: Path) -> str:
     target, budget, wall = TARGETS[env]
     lines = [
         "| seed | return (100 eps) | real env steps | wall time | steps to target "
@@ -43,7 +49,7 @@ def per_seed(env: str, seeds: list[int]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for seed in seeds:
-        run = ROOT / env / f"dreamer_s{seed}"
+        run = root / env / f"dreamer_s{seed}"
         if not (run / "eval.json").exists():
             lines.append(f"| {seed} | (not finished) | | | | |")
             continue
@@ -67,31 +73,42 @@ def main() -> None:
     ap.add_argument("--env", action="append", choices=list(TARGETS), help="repeatable")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     ap.add_argument("--lanes", type=int, default=2, help="runs side by side")
+    ap.add_argument("--threads", type=int, default=1, help="math threads per run")
     args = ap.parse_args()
     envs = args.env or DEFAULT_ENVS
+    root = ROOT if args.threads == 1 else ROOT.parent / f"dreamer_threads{args.threads}"
+    extra = [] if args.threads == 1 else [f"threads={args.threads}"]
     jobs = [(env, seed) for env in envs for seed in args.seeds]
     with ThreadPoolExecutor(args.lanes) as pool:
-        list(pool.map(lambda job: run_one(job[0], "dreamer", job[1], []), jobs))
+        list(
+            pool.map(
+                lambda job: run_one(job[0], "dreamer", job[1], extra, root, args.threads), jobs
+            )
+        )
+    per_run = "one math thread" if args.threads == 1 else f"{args.threads} math threads"
     machine = (
-        f"{platform.machine()}, {os.cpu_count()} cores, CPU only, one math thread per run, "
+        f"{platform.machine()}, {os.cpu_count()} cores, CPU only, {per_run} per run, "
         f"{args.lanes} runs side by side"
     )
+    title = "" if args.threads == 1 else f", {per_run} per run"
     for env in envs:
-        runs = [ROOT / env / f"dreamer_s{s}" for s in args.seeds]
+        runs = [root / env / f"dreamer_s{s}" for s in args.seeds]
         finished = [p for p in runs if (p / "eval.json").exists()]
         if not finished:
             continue
-        table, _ = compare(finished, ROOT / env / "dreamer_compare")
+        table, _ = compare(finished, root / env / "dreamer_compare")
         target, budget, wall = TARGETS[env]
         limit = f", <= {wall // 60} min of wall time per seed" if wall else ""
         seeds = " ".join(str(s) for s in args.seeds)
         section = (
-            f"## dreamer on {env}\n\nCommand: `python benchmarks/dreamer_targets.py --env {env} "
-            f"--seeds {seeds} --lanes {args.lanes}`; machine: {machine}; "
+            f"## dreamer on {env}{title}\n\nCommand: `python benchmarks/dreamer_targets.py "
+            f"--env {env} --seeds {seeds} --lanes {args.lanes} --threads {args.threads}`; "
+            f"machine: {machine}; "
             f"{date.today().isoformat()}.\nTarget: >= {target:g} with <= {budget:,} real env "
-            f"steps{limit}, every seed.\n\n{table}\n\n{per_seed(env, args.seeds)}\n"
+            f"steps{limit}, every seed.\n\n{table}\n\n{per_seed(env, args.seeds, root)}\n"
         )
-        write_results(f"dreamer:{env}", section)
+        key = f"dreamer:{env}" if args.threads == 1 else f"dreamer:{env}:threads{args.threads}"
+        write_results(key, section)
         print(section, flush=True)
 
 

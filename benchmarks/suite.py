@@ -66,14 +66,16 @@ SUITE: dict[str, dict[str, list[str]]] = {
 }
 
 
-def run_one(env: str, method: str, seed: int, extra: list[str]) -> Path:
-    run_dir = ROOT / env.replace("/", "_") / f"{method}_s{seed}"
+def run_one(
+    env: str, method: str, seed: int, extra: list[str], root: Path = ROOT, threads: int = 1
+) -> Path:
+    run_dir = root / env.replace("/", "_") / f"{method}_s{seed}"
     if (run_dir / "eval.json").exists():
         return run_dir
     cmd = train_command(run_dir, env, method, seed, extra, sets_on_resume=False)
     print(f"  {env} {method} seed {seed} ...", flush=True)
     done = subprocess.run(
-        cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True
+        cmd, env={**os.environ, "OMP_NUM_THREADS": str(threads)}, capture_output=True, text=True
     )
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
