@@ -15,6 +15,9 @@ from worldmodels.parallel import FailurePolicy, InlineExecutor, LocalExecutor, W
 
 FAST = FailurePolicy(task_timeout=2.0, max_retries=1)
 PATIENT = FailurePolicy(task_timeout=60.0, max_retries=1)  # where no timeout is under test
+# a hung task's timeout: long enough for a fresh Ray worker on a busy machine (2 s failed a
+# trivial job with four processes on the 2 cores), far below the hung task's 60 s sleep
+HUNG = FailurePolicy(task_timeout=5.0, max_retries=1)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +81,7 @@ def test_a_worker_killed_mid_task_is_replaced_and_the_task_retried(executor_kind
 
 
 def test_a_hung_task_is_timed_out_retried_then_given_up(executor_kind, tmp_path):
-    ex = _executors(executor_kind)
+    ex = _executors(executor_kind, policy=HUNG)
     try:
         done = dict(
             (j.value, r)
@@ -88,7 +91,7 @@ def test_a_hung_task_is_timed_out_retried_then_given_up(executor_kind, tmp_path)
         )
         assert done == {4: 16, 5: 25}
         t0 = time.monotonic()
-        with pytest.raises(WorkerError, match=r"job 6 .*no result after 2s, 2 attempts"):
+        with pytest.raises(WorkerError, match=r"job 6 .*no result after 5s, 2 attempts"):
             list(ex.map_unordered(run_job, [Job(6, mode="hang")]))
         assert time.monotonic() - t0 < 30  # never waits forever
     finally:
