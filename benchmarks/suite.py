@@ -50,18 +50,22 @@ SUITE: dict[str, dict[str, list[str]]] = {
         "mpc": [],
         "dreamer": [],
     },
+    # issue 15: full episodes (1,000 frames), every method at 100,000 real env steps
+    # (classic: 16 collected episodes + 5 generations x 16 + a 4-episode evaluation)
     "CarRacing-v3": {
-        "ppo": ["env.max_episode_steps=200", "ppo.total_steps=100000", "evaluate.episodes=10"],
+        "ppo": ["ppo.total_steps=100000", "evaluate.episodes=10"],
         "classic": [
-            "env.max_episode_steps=200",
-            "collect.episodes=20",
+            "collect.episodes=16",
             "vision.epochs=5",
             "memory.epochs=10",
             "controller.population=16",
             "controller.rollouts=1",
-            "controller.generations=10",
+            "controller.generations=5",
+            "controller.eval_every=5",
+            "controller.eval_episodes=4",
             "evaluate.episodes=10",
         ],
+        "dreamer": ["evaluate.episodes=10"],
     },
 }
 
