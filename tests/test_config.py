@@ -112,6 +112,17 @@ def test_method_presets_apply_only_to_their_method():
     assert not Path("unused-run-dir").exists()
 
 
+def test_dreamer_gpu_preset_scales_sizes_and_keeps_the_env_presets_learning_settings():
+    cpu = resolve("CartPole-v1", [], {}, {"method": "dreamer"}).section("dreamer")
+    gpu = resolve("CartPole-v1", ["gpu"], {}, {"method": "dreamer"}).section("dreamer")
+    assert (cpu.deter, cpu.hidden, cpu.bins) == (128, 128, 65)
+    assert (gpu.deter, gpu.hidden, gpu.layers, gpu.groups, gpu.classes) == (512, 512, 2, 32, 32)
+    assert (gpu.bins, gpu.seq_len, gpu.cnn_depth) == (255, 64, 32)
+    assert (gpu.critic_lr, gpu.repval_scale, gpu.total_steps) == (1e-3, 1.0, 10_000)
+    car = resolve("CarRacing-v3", ["gpu"], {}, {"method": "dreamer"}).section("dreamer")
+    assert (car.deter, car.model_lr, car.total_steps) == (512, 3e-4, 100_000)
+
+
 def test_an_env_without_preset_gets_defaults_sized_from_its_spaces(tmp_path):
     """Acrobot (6 numbers, 3 actions) used to get the paper's CarRacing sizes (latent 32,
     LSTM 256): minutes per stage for a tiny env."""
