@@ -166,6 +166,28 @@ def test_repval_grad_trains_the_world_model_and_leaves_the_critic_s_gradient_alo
         assert torch.equal(flat[name][0], flat[name][3])
 
 
+def test_imag_last_imagines_from_the_windows_last_steps_only(monkeypatch):
+    """imag_last K: the actor-critic imagines from the last K posterior states of each window
+    and the replay value loss sees those K steps; K = seq_len is the same update as 0."""
+    from worldmodels.training.dreamer import Dreamer
+
+    seen: list[tuple[int, ...]] = []
+    real = Dreamer._actor_critic_losses
+
+    def spy(self, start, cont0):  # type: ignore[no-untyped-def]
+        seen.append((start.h.shape[0], cont0.shape[0]))
+        return real(self, start, cont0)
+
+    monkeypatch.setattr(Dreamer, "_actor_critic_losses", spy)
+    _update_grads(["dreamer.imag_last=3", "dreamer.repval_scale=1"])
+    assert seen == [(4 * 3, 4 * 3)]  # batch 4 x the last 3 of 8 steps
+    every = _update_grads(["dreamer.repval_scale=1"])
+    whole = _update_grads(["dreamer.imag_last=8", "dreamer.repval_scale=1"])
+    assert seen[1:] == [(32, 32), (32, 32)]
+    for name in every:
+        assert all(torch.equal(a, b) for a, b in zip(every[name], whole[name], strict=True))
+
+
 def test_replay_windows_follow_the_ring_and_mark_their_start():
     rep = SequenceReplay(10, (1,), np.dtype(np.float32), 2)
     ep = Episode(
@@ -320,6 +342,7 @@ def test_dreamer_killed_resumes_bit_exact(tmp_path):
         (["dreamer.replay_memory_gb=1e-9"], "GiB, more than dreamer.replay_memory_gb"),
         (["dreamer.classes=1"], "classes and dreamer.bins must be >= 2"),
         (["dreamer.unimix=nan"], "dreamer.unimix=nan is not finite"),
+        (["dreamer.imag_last=99"], "dreamer.imag_last must be <= dreamer.seq_len"),
     ],
 )
 def test_bad_dreamer_config_is_one_line_before_any_work(tmp_path, capsys, sets, message):

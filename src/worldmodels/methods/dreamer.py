@@ -90,6 +90,10 @@ class DreamerConfig:
     """Gradient-norm clip of the actor and of the critic."""
     horizon: int = 15
     """Imagined steps from every replayed posterior state."""
+    imag_last: int = 0
+    """Imagine (and learn the replay values) from only the last this many steps of each
+    replayed window (DreamerV3's ``imag_last``; 0: every step): a longer ``horizon`` at the
+    same cost."""
     gamma: float = 0.997
     """Discount of the imagined returns (times the continue head)."""
     lam: float = 0.95
@@ -131,6 +135,8 @@ class DreamerConfig:
             (self.gamma > 0 and self.slow_critic_tau > 0, "dreamer.gamma and "
              "dreamer.slow_critic_tau must be in (0, 1]"),
             (self.encoder in ("auto", "mlp", "cnn"), "dreamer.encoder must be auto, mlp or cnn"),
+            (self.imag_last <= self.seq_len, "dreamer.imag_last must be <= dreamer.seq_len "
+             "(0: imagine from every step of a window)"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:

@@ -217,7 +217,10 @@ class Dreamer:
         shape = self.dc.repval_scale > 0 and self.dc.repval_grad
         if not shape:
             self._step("model", wm_loss.total, self.wm, self.dc.model_clip)
-        starts = wm_loss.states.detach()
+        last = slice(-self.dc.imag_last if self.dc.imag_last > 0 else None, None)
+        live_states = RssmState(wm_loss.states.h[:, last], wm_loss.states.z[:, last])
+        data = {k: v[:, last] for k, v in data.items()}
+        starts = live_states.detach()
         flat = RssmState(
             starts.h.reshape(-1, starts.h.shape[-1]), starts.z.reshape(-1, starts.z.shape[-1])
         )
@@ -231,7 +234,7 @@ class Dreamer:
                     ac["critic_loss"] + self.dc.repval_scale * (ac["replay_value_loss"])
                 )
             if shape:  # the same loss through the live posterior states shapes the model
-                live = self._replay_value_loss(wm_loss.states.feat(), data, boot)
+                live = self._replay_value_loss(live_states.feat(), data, boot)
         _check_finite({k: v for k, v in ac.items() if k in ("actor_loss", "critic_loss")}, step)
         if shape:  # its stray critic gradients are cleared by the critic's own step
             self._step("model", wm_loss.total + self.dc.repval_scale * live, self.wm,
