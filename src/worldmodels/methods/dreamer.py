@@ -92,8 +92,8 @@ class DreamerConfig:
     """Imagined steps from every replayed posterior state."""
     imag_last: int = 0
     """Imagine (and learn the replay values) from only the last this many steps of each
-    replayed window (DreamerV3's ``imag_last``; 0: every step): a longer ``horizon`` at the
-    same cost."""
+    replayed window (DreamerV3's ``imag_last``; 0: every step): a longer ``horizon`` for the
+    same number of imagined states."""
     gamma: float = 0.997
     """Discount of the imagined returns (times the continue head)."""
     lam: float = 0.95
