@@ -117,6 +117,59 @@ def test_replay_value_loss_targets_real_returns_by_hand():
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+def test_return_scale_is_an_ema_of_the_5_to_95_percentile_range_that_never_scales_up():
+    """DreamerV3's return normaliser: the first batch sets the EMA of the 5th and 95th
+    percentiles, later ones move it by (1 - decay); advantages are divided by the range only
+    where it exceeds 1."""
+    from worldmodels.training.dreamer import ReturnScale
+
+    scale = ReturnScale(decay=0.9)
+    assert scale.update(torch.arange(101.0)) == pytest.approx(90.0)  # 95 - 5
+    lo, hi = 0.9 * 5 + 0.1 * 0.025, 0.9 * 95 + 0.1 * 0.475  # then returns 0, 0.005, ..., 0.5
+    assert scale.update(torch.linspace(0, 0.5, 101)) == pytest.approx(hi - lo)
+    assert (scale.lo, scale.hi) == (pytest.approx(lo), pytest.approx(hi))
+    assert ReturnScale().update(torch.linspace(0, 0.5, 101)) == 1.0  # small: not scaled up
+
+
+def test_actor_and_critic_losses_in_imagination_by_hand(monkeypatch):
+    """One imagined trajectory of H = 2 with rewards 2, 3 and continue probabilities 0.5, 1
+    under a zeroed critic (uniform logits: every value 0, every cross-entropy log(bins)).
+    lambda-returns: G1 = 3, G0 = 2 + gamma 0.5 (lam G1); the range < 1 is not scaled up;
+    weights = cumprod(cont0, c1) = (1, 0.5); actor loss = -mean(w (logp G + eta H(pi)));
+    critic loss = mean(w (1 + slow_reg) log(bins))."""
+    import worldmodels.methods  # noqa: F401  (registers the dreamer section)
+    from worldmodels.config import parse_set, resolve
+    from worldmodels.envs import probe
+    from worldmodels.models.rssm import RssmState
+    from worldmodels.training.dreamer import Dreamer
+
+    sets = ["method=dreamer", "dreamer.horizon=2", "dreamer.gamma=0.9", "dreamer.lam=0.5",
+            "dreamer.entropy=0.1", "dreamer.slow_reg=0.5"]  # fmt: skip
+    cfg = resolve("CartPole-v1", ["debug"], {}, parse_set(sets))
+    torch.manual_seed(0)
+    agent = Dreamer(cfg.section("dreamer"), probe(cfg.env), torch.device("cpu"))
+    feat = torch.randn(1, 3, agent.wm.feat_dim)
+    actions = torch.tensor([[1, 0]])
+    monkeypatch.setattr(agent, "imagine", lambda start: (feat, actions))
+    monkeypatch.setattr(agent.wm, "reward_mean", lambda f: torch.tensor([[2.0, 3.0]]))
+    monkeypatch.setattr(agent.wm, "cont_prob", lambda f: torch.tensor([[0.5, 1.0]]))
+    start = RssmState(torch.zeros(1, 1), torch.zeros(1, 1))  # unused: imagine is fixed
+    out = agent._actor_critic_losses(start, torch.tensor([1.0]))
+
+    g1 = 3.0
+    g0 = 2.0 + 0.9 * 0.5 * (0.5 * 0.0 + 0.5 * g1)
+    dist = agent.actor.dist(feat[:, :2])
+    logp, ent = dist.log_prob(actions)[0], dist.entropy()[0]
+    w = torch.tensor([1.0, 0.5])
+    actor = -(w * (logp * torch.tensor([g0, g1]) + 0.1 * ent)).mean()
+    bins = cfg.section("dreamer").bins
+    assert out["start_return"].item() == pytest.approx(g0, abs=1e-5)
+    assert out["return_scale"].item() == 1.0
+    assert out["actor_loss"].item() == pytest.approx(actor.item(), rel=1e-5)
+    assert out["critic_loss"].item() == pytest.approx(0.75 * 1.5 * math.log(bins), rel=1e-5)
+    assert out["imagined_return"].item() == pytest.approx((g0 + g1) / 2, abs=1e-5)
+
+
 def _update_grads(sets: list[str]) -> dict[str, list[torch.Tensor]]:
     """One ``Dreamer.update`` on a fixed replayed batch -> each step's gradients (pre-clip);
     the model is not stepped, so it imagines the same with and without repval_grad."""

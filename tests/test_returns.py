@@ -57,6 +57,11 @@ def test_td_lambda_by_hand():
     assert term[0].tolist() == pytest.approx([1 + 0.9 * (0.1 + 0.8 * 1.0), 1.0, 2.8])
     trunc = td_lambda(t([1, 1, 1]), t([0.5, 3.0, 2.0]), t([0, 0, 0]), t([0, 1, 0]), G, L)
     assert trunc[0].tolist() == pytest.approx([1 + 0.9 * (0.1 + 0.8 * 3.7), 3.7, 2.8])
+    # a continue probability of 0.5 at step 1 halves its discount and nothing else:
+    # G_1 = 1 + .9 * .5 * (.2 * .5 + .8 * 2.8) = 2.053 (not a half-cut of the lambda chain)
+    soft = td_lambda(t([1, 1, 1]), t([0.5, 0.5, 2.0]), t([0, 0.5, 0]), t([0, 0, 0]), G, L)
+    g1 = 1 + 0.9 * 0.5 * (0.1 + 0.8 * 2.8)
+    assert soft[0].tolist() == pytest.approx([1 + 0.9 * (0.1 + 0.8 * g1), g1, 2.8])
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -67,12 +67,14 @@ def td_lambda(
     """TD(lambda) returns (the recursive form used by Dreamer's imagined critic) -> [B, T].
 
     G_t = r_t + gamma * (1 - terminated_t) * ((1 - lam) * V(s'_t) + lam * G_{t+1}),
-    where G_{t+1} is replaced by V(s'_t) at the last step and wherever the episode was cut.
-    With ``next_values[t] == values[t + 1]`` inside episodes this equals ``gae(...)[1]``.
+    where G_{t+1} is replaced by V(s'_t) at the last step and where the episode was truncated.
+    ``terminated`` may be a probability (1 - a continue head's): it scales the discount only,
+    as in Dreamer's imagined returns. With ``next_values[t] == values[t + 1]`` inside episodes
+    this equals ``gae(...)[1]``.
     """
     _check(rewards, next_values, terminated, truncated)
     term = terminated.float()
-    cut = torch.maximum(term, truncated.float())
+    cut = truncated.float()  # a terminal step's (1 - term) already drops G_{t+1}
     out = torch.zeros_like(rewards)
     nxt = next_values[:, -1]
     for t in range(rewards.shape[1] - 1, -1, -1):
