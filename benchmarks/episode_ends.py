@@ -1,0 +1,62 @@
+"""How a run's stored training episodes ended, a block of episodes at a time: cut by the time
+limit or the budget, or terminated with a positive or a non-positive last reward (on
+LunarLander-v3 a landing, +100, or a crash, -100), with the block's steps and mean return. It
+shows a local optimum the learning curve hides: LunarLander dreamer runs crash for ~30,000 steps,
+then hover until the time limit and rarely land.
+
+    .venv/bin/python benchmarks/episode_ends.py benchmarks/runs/suite/LunarLander-v3/dreamer_s1
+
+Reads only the episode store (any method that stores its episodes; no model is loaded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from worldmodels.data.store import EpisodeStore
+from worldmodels.errors import UserError
+
+
+def ending(terminated: np.ndarray, rewards: np.ndarray) -> str:
+    if not terminated.size or not terminated[-1]:
+        return "cut"
+    return "terminal, last reward > 0" if rewards[-1] > 0 else "terminal, last reward <= 0"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run_dir")
+    ap.add_argument("--block", type=int, default=40, help="episodes per row")
+    args = ap.parse_args()
+    episodes = Path(args.run_dir) / "data" / "episodes"
+    if not episodes.is_dir() or args.block < 1:
+        raise UserError(f"{episodes} holds no stored episodes (or --block < 1): give a run dir")
+    store = EpisodeStore(episodes)
+    rows = [
+        (ep.length, ending(ep.terminated, ep.rewards), float(ep.rewards.sum()))
+        for _, ep in store.iter_episodes(store.valid_indices())
+    ]
+    kinds = ["cut", "terminal, last reward > 0", "terminal, last reward <= 0"]
+    print(f"{args.run_dir}: {len(rows)} stored episodes\n")
+    print("| episodes | steps | " + " | ".join(kinds) + " | mean return |")
+    print("|---" * (len(kinds) + 3) + "|")
+    for lo in range(0, len(rows), args.block):
+        block = rows[lo : lo + args.block]
+        count = Counter(kind for _, kind, _ in block)
+        cells = " | ".join(str(count[k]) for k in kinds)
+        steps = sum(n for n, _, _ in block)
+        mean = np.mean([r for _, _, r in block])
+        print(f"| {lo}-{lo + len(block) - 1} | {steps:,} | {cells} | {mean:.1f} |")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
