@@ -305,10 +305,10 @@ def test_streaming_replay_draws_the_ring_s_windows_from_disk(tmp_path):
         for t in range(3):
             rebuilt.add(np.full(3, t, np.float32), onehot(1), 1.0, t == 0, False)
         assert disk.size == ring.size == rebuilt.size
-        for end_fraction in (0.0, 0.5):
-            a = ring.sample(np.random.default_rng(1), 16, 6, end_fraction)
+        for end_fraction, balance in ((0.0, False), (0.5, False), (0.5, True)):
+            a = ring.sample(np.random.default_rng(1), 16, 6, end_fraction, balance)
             for other in (disk, rebuilt):
-                b = other.sample(np.random.default_rng(1), 16, 6, end_fraction)
+                b = other.sample(np.random.default_rng(1), 16, 6, end_fraction, balance)
                 for key in a:
                     assert np.array_equal(a[key], b[key]), (capacity, end_fraction, key)
         assert disk.cached <= 200
@@ -331,6 +331,25 @@ def test_end_fraction_draws_windows_that_end_at_episode_ends():
     assert mixed["is_terminal"][:4].any(axis=1).all()
     many = ring.sample(np.random.default_rng(4), 400, 5, 0.5)["obs"][:200, -1, 0]
     assert set(np.unique(many)) == {4, 30, 61}  # terminal 2 sits in the window 0..4
+
+
+def test_end_balance_replays_rare_successes_as_often_as_common_failures():
+    """One terminal with last reward +100 and nine with -100: balanced end windows end at the
+    success half the time (uniform over ends: a tenth); with one kind stored, or with
+    end_balance off, the draws are exactly the unbalanced ones."""
+    ring = SequenceReplay(200, (1,), np.dtype(np.float32), 2)
+    success, failures = 15, set(range(30, 200, 19))
+    for i in range(200):
+        reward = 100.0 if i == success else -100.0 if i in failures else 0.0
+        ring.add(np.array([i], np.float32), np.zeros(2, np.float32), reward, False,
+                 i == success or i in failures)  # fmt: skip
+    last = lambda **kw: ring.sample(np.random.default_rng(0), 4000, 5, 1.0, **kw)["obs"][:, -1, 0]  # noqa: E731
+    balanced, plain = last(end_balance=True), last()
+    assert abs((balanced == success).mean() - 0.5) < 0.03
+    assert abs((plain == success).mean() - 0.1) < 0.03
+    assert set(np.unique(balanced)) == {success} | failures
+    ring.reward[ring.reward > 0] = -1.0  # one kind only: balancing has nothing to balance
+    assert np.array_equal(last(end_balance=True), plain)
 
 
 def test_a_replay_larger_than_its_memory_streams_and_trains_identically(tmp_path):

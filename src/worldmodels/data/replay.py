@@ -6,7 +6,10 @@ Windows may cross episode boundaries (``is_first`` resets the model's state ther
 the ring's seam between the oldest and the newest step. ``end_fraction`` of each batch's
 windows may instead be drawn to end at a stored terminal step (in the spirit of DreamerV2's
 ``prioritize_ends``): episode ends are rare in a uniform draw, and the continue head learns
-them only from those steps. The episode store on disk is the
+them only from those steps. With ``end_balance`` those windows are drawn half from terminals
+whose last reward is positive and half from the rest (where both kinds are stored): a few
+successes (LunarLander's landings, +100) are then replayed as often as the many failures
+(its crashes, -100). The episode store on disk is the
 source of truth: a resumed run rebuilds the replay from the stored episodes, so it neither
 loses a finished episode nor holds one twice.
 """
@@ -35,18 +38,25 @@ def draw_starts(
     length: int,
     ends: np.ndarray,
     end_fraction: float,
+    end_rewards: np.ndarray | None = None,
 ) -> np.ndarray:
     """Window starts in [0, size - length]: uniform, then the first ``round(batch x
     end_fraction)`` redrawn to end at one of ``ends`` (terminal positions, oldest = 0; a
     terminal fewer than ``length`` steps from the oldest step starts its window at 0). No
     extra draw when there is nothing to redraw, so ``end_fraction`` 0 keeps the uniform
-    stream."""
+    stream. Given ``end_rewards`` (the last reward at each end) and ends of both signs, half
+    the chance goes to the ends with a positive last reward and half to the rest."""
     if size < length:
         raise ValueError(f"replay holds {size} steps, fewer than one window ({length})")
     starts = rng.integers(0, size - length + 1, size=batch)
     k = round(batch * end_fraction)
     if k and len(ends):
-        picked = ends[rng.integers(0, len(ends), size=k)]
+        positive = None if end_rewards is None else end_rewards > 0
+        if positive is not None and 0 < positive.sum() < len(ends):
+            p = np.where(positive, 0.5 / positive.sum(), 0.5 / (~positive).sum())
+            picked = rng.choice(ends, size=k, p=p / p.sum())
+        else:
+            picked = ends[rng.integers(0, len(ends), size=k)]
         starts[:k] = np.maximum(picked - length + 1, 0)
     return starts
 
@@ -90,15 +100,23 @@ class SequenceReplay:
             )
 
     def sample(
-        self, rng: np.random.Generator, batch: int, length: int, end_fraction: float = 0.0
+        self,
+        rng: np.random.Generator,
+        batch: int,
+        length: int,
+        end_fraction: float = 0.0,
+        end_balance: bool = False,
     ) -> dict[str, np.ndarray]:
         """``batch`` windows of ``length`` consecutive steps, [B, T, ...]; the first step of
         each window is marked ``is_first`` (its model state starts from zero)."""
         oldest = self.pos if self.size == self.capacity else 0
         ends = np.empty(0, np.int64)
+        end_rewards = None
         if end_fraction > 0:
             ends = np.flatnonzero(self.is_terminal[(oldest + np.arange(self.size)) % self.capacity])
-        starts = draw_starts(rng, self.size, batch, length, ends, end_fraction)
+            if end_balance:
+                end_rewards = self.reward[(oldest + ends) % self.capacity]
+        starts = draw_starts(rng, self.size, batch, length, ends, end_fraction, end_rewards)
         idx = (oldest + starts[:, None] + np.arange(length)[None]) % self.capacity
         first = self.is_first[idx]
         first[:, 0] = True
@@ -155,6 +173,7 @@ class StreamingReplay:
         self.total = 0  # steps ever added (finished episodes + the tail)
         self.tail: list[tuple[np.ndarray, np.ndarray, float, bool, bool]] = []
         self.ends: list[int] = []  # stream positions of terminal steps, ascending
+        self.end_rewards: list[float] = []  # the last reward at each of them
         self.cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
         self.cached = 0
 
@@ -168,6 +187,7 @@ class StreamingReplay:
         self.tail.append((np.array(obs), np.array(action, np.float32), reward, first, terminal))
         if terminal:
             self.ends.append(self.total)
+            self.end_rewards.append(float(reward))
         self.total += 1
 
     def commit(self, index: int) -> None:
@@ -180,7 +200,9 @@ class StreamingReplay:
         """A stored episode (on resume): indexed, not held."""
         self.offsets.append(self.total)
         self.episodes.append(index)
-        self.ends.extend(self.total + 1 + int(t) for t in np.flatnonzero(ep.terminated))
+        done = np.flatnonzero(ep.terminated)
+        self.ends.extend(self.total + 1 + int(t) for t in done)
+        self.end_rewards.extend(float(ep.rewards[t]) for t in done)
         self.total += ep.length + 1
 
     def _episode(self, k: int) -> dict[str, np.ndarray]:
@@ -226,12 +248,19 @@ class StreamingReplay:
         return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
     def sample(
-        self, rng: np.random.Generator, batch: int, length: int, end_fraction: float = 0.0
+        self,
+        rng: np.random.Generator,
+        batch: int,
+        length: int,
+        end_fraction: float = 0.0,
+        end_balance: bool = False,
     ) -> dict[str, np.ndarray]:
         """As :meth:`SequenceReplay.sample`, from the newest ``capacity`` steps."""
         oldest = self.total - self.size
-        ends = np.asarray(self.ends[bisect.bisect_left(self.ends, oldest) :], np.int64) - oldest
-        starts = draw_starts(rng, self.size, batch, length, ends, end_fraction)
+        first = bisect.bisect_left(self.ends, oldest)
+        ends = np.asarray(self.ends[first:], np.int64) - oldest
+        end_rewards = np.asarray(self.end_rewards[first:], np.float32) if end_balance else None
+        starts = draw_starts(rng, self.size, batch, length, ends, end_fraction, end_rewards)
         windows = [self._window(oldest + int(s), length) for s in starts]
         out = {key: np.stack([w[key] for w in windows]) for key in windows[0]}
         out["is_first"][:, 0] = True

@@ -115,6 +115,9 @@ class DreamerConfig:
     end_fraction: float = 0.0
     """Share of each batch's windows drawn to end at a stored terminal step (the rest are
     uniform): the continue head sees the rare episode ends more often."""
+    end_balance: bool = False
+    """Draw those windows half from terminals whose last reward is positive and half from the
+    rest (where both are stored): rare successes are replayed as often as common failures."""
     replay_capacity: int = 5_000_000
     """Steps the replay holds (capped at total_steps: a run never needs more)."""
     replay_memory_gb: float = 16.0

@@ -512,7 +512,9 @@ def _episode(
         if prog.agent_steps >= dc.prefill and replay.size >= dc.seq_len:
             prog.credit += per_update  # a float sum: the same on resume (it is saved)
             while prog.credit >= 1.0:
-                batch = replay.sample(rng, dc.batch_size, dc.seq_len, dc.end_fraction)
+                batch = replay.sample(
+                    rng, dc.batch_size, dc.seq_len, dc.end_fraction, dc.end_balance
+                )
                 stats = agent.update(batch, prog.updates)
                 prog.updates += 1
                 prog.credit -= 1.0
