@@ -1,0 +1,98 @@
+"""What a LunarLander dreamer run's world model believes about a landing it has never made:
+gymnasium's own heuristic lander flies ``--episodes`` real episodes (it lands nearly every
+time), and the run's RSSM reads them. Per episode, at the first leg contact (+10 per leg) and
+at the final rest (+100, terminal): the real reward against the reward head's, and the continue
+head's P(continue); then, from ``--lead`` steps before the first leg contact, the prior
+imagines open loop with the heuristic's real actions up to ``--lead`` steps past it, the
+imagination the actor learns from: its summed reward against the real one and its lowest
+P(continue). A model that predicts a crash at a soft touchdown steers its actor away from the
+ground.
+
+    .venv/bin/python benchmarks/dreamer_landings.py benchmarks/runs/suite/LunarLander-v3/dreamer_s0
+
+One math thread; the run's ``dreamer/last`` checkpoint (``--which best`` for the best).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.envs.box2d.lunar_lander import heuristic
+
+import worldmodels.methods  # noqa: F401  (registers the dreamer config section)
+from worldmodels.models.rssm import RssmState
+from worldmodels.pipeline import open_run
+from worldmodels.training.dreamer import dreamer_world, load_dreamer
+
+
+def heuristic_episode(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """observations [T+1, 8], actions [T], rewards [T], and whether it ended terminated."""
+    env = gym.make("LunarLander-v3")
+    obs, _ = env.reset(seed=seed)
+    observations, actions, rewards = [obs], [], []
+    while True:
+        a = int(heuristic(env.unwrapped, obs))
+        obs, r, term, trunc, _ = env.step(a)
+        observations.append(obs)
+        actions.append(a)
+        rewards.append(float(r))
+        if term or trunc:
+            env.close()
+            return np.stack(observations), np.asarray(actions), np.asarray(rewards), bool(term)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run_dir")
+    ap.add_argument("--which", choices=["last", "best"], default="last")
+    ap.add_argument("--episodes", type=int, default=10)
+    ap.add_argument("--lead", type=int, default=15)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    ctx = open_run(args.run_dir, device="cpu", progress=False, reads=True, writes=False)
+    if ctx.cfg.env.id != "LunarLander-v3" or ctx.cfg.method != "dreamer":
+        raise SystemExit(f"{args.run_dir} is not a LunarLander-v3 dreamer run")
+    agent = load_dreamer(ctx.run, ctx.cfg, ctx.spec, ctx.device, args.which)
+    vision, wm = dreamer_world(agent).vision, agent.wm
+    print(f"{args.run_dir} (dreamer/{args.which}): gymnasium's heuristic lander, "
+          f"seeds 0-{args.episodes - 1}; imagination from {args.lead} steps before the first "
+          "leg contact to as many after it, with the real actions")  # fmt: skip
+    print(
+        "| seed | return | contact step | reward there: real / model | rest: real / model "
+        "| P(continue) at rest | imagined reward sum: real / model | min P(continue) imagined |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for seed in range(args.episodes):
+        obs, acts, rews, landed = heuristic_episode(seed)
+        feats, _ = vision.encode_episode(obs, acts, ctx.device)
+        f = torch.as_tensor(feats)
+        with torch.no_grad():
+            r_hat = wm.reward_mean(f).numpy()[1:]  # step t+1 holds r_t
+            c_hat = wm.cont_prob(f).numpy()[1:]
+        legs = np.flatnonzero(obs[1:, 6:8].max(axis=1) > 0)
+        if not len(legs):
+            print(f"| {seed} | {rews.sum():.1f} | (no leg contact) | | | | | |")
+            continue
+        t = int(legs[0])
+        rest = (f"{rews[-1]:.1f} / {r_hat[-1]:.1f}", f"{c_hat[-1]:.3f}") if landed else ("—", "—")
+        lo, hi = max(t - args.lead, 0), min(t + args.lead, len(acts))
+        with torch.no_grad():
+            d = wm.rssm.deter
+            state = RssmState(f[lo : lo + 1, :d], f[lo : lo + 1, d:])
+            act_feats = vision.action_features(torch.as_tensor(acts[lo:hi]))
+            imag_r, imag_c = [], []
+            for k in range(hi - lo):
+                state, logits = wm.rssm.img_step(state, act_feats[k : k + 1])
+                state = RssmState(state.h, wm.rssm.sample(logits, mode=True))
+                imag_r.append(float(wm.reward_mean(state.feat())[0]))
+                imag_c.append(float(wm.cont_prob(state.feat())[0]))
+        print(f"| {seed} | {rews.sum():.1f} | {t} | {rews[t]:.1f} / {r_hat[t]:.1f} | {rest[0]} "
+              f"| {rest[1]} | {rews[lo:hi].sum():.1f} / {sum(imag_r):.1f} "
+              f"| {min(imag_c):.3f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
