@@ -10,12 +10,14 @@ One math thread; the run's ``dreamer/last`` checkpoint (``--which best`` for the
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 import torch
 
 import worldmodels.methods  # noqa: F401  (registers the dreamer config section)
 from worldmodels.data.store import EpisodeStore
+from worldmodels.errors import UserError
 from worldmodels.pipeline import open_run
 from worldmodels.training.dreamer import dreamer_world, load_dreamer
 
@@ -30,7 +32,7 @@ def main() -> None:
     torch.set_num_threads(1)
     ctx = open_run(args.run_dir, device="cpu", progress=False, reads=True, writes=False)
     if ctx.cfg.env.id != "CartPole-v1" or ctx.cfg.method != "dreamer":
-        raise SystemExit(f"{args.run_dir} is not a CartPole-v1 dreamer run")
+        raise UserError(f"{args.run_dir} is not a CartPole-v1 dreamer run: give one")
     agent = load_dreamer(ctx.run, ctx.cfg, ctx.spec, ctx.device, args.which)
     vision = dreamer_world(agent).vision
     store = EpisodeStore(ctx.run.episodes)
@@ -58,4 +60,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

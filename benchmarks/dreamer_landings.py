@@ -16,6 +16,7 @@ One math thread; the run's ``dreamer/last`` checkpoint (``--which best`` for the
 from __future__ import annotations
 
 import argparse
+import sys
 
 import gymnasium as gym
 import numpy as np
@@ -23,6 +24,7 @@ import torch
 from gymnasium.envs.box2d.lunar_lander import heuristic
 
 import worldmodels.methods  # noqa: F401  (registers the dreamer config section)
+from worldmodels.errors import UserError
 from worldmodels.models.rssm import RssmState
 from worldmodels.pipeline import open_run
 from worldmodels.training.dreamer import dreamer_world, load_dreamer
@@ -54,7 +56,7 @@ def main() -> None:
     torch.set_num_threads(1)
     ctx = open_run(args.run_dir, device="cpu", progress=False, reads=True, writes=False)
     if ctx.cfg.env.id != "LunarLander-v3" or ctx.cfg.method != "dreamer":
-        raise SystemExit(f"{args.run_dir} is not a LunarLander-v3 dreamer run")
+        raise UserError(f"{args.run_dir} is not a LunarLander-v3 dreamer run: give one")
     agent = load_dreamer(ctx.run, ctx.cfg, ctx.spec, ctx.device, args.which)
     vision, wm = dreamer_world(agent).vision, agent.wm
     print(f"{args.run_dir} (dreamer/{args.which}): gymnasium's heuristic lander, "
@@ -95,4 +97,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
