@@ -10,14 +10,13 @@ One math thread; the run's ``dreamer/last`` checkpoint (``--which best`` for the
 from __future__ import annotations
 
 import argparse
-import sys
 
 import numpy as np
 import torch
 
 import worldmodels.methods  # noqa: F401  (registers the dreamer config section)
 from worldmodels.data.store import EpisodeStore
-from worldmodels.errors import UserError
+from worldmodels.errors import UserError, run_main
 from worldmodels.pipeline import open_run
 from worldmodels.training.dreamer import dreamer_world, load_dreamer
 
@@ -60,8 +59,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main)

@@ -16,7 +16,6 @@ One math thread; the run's ``dreamer/last`` checkpoint (``--which best`` for the
 from __future__ import annotations
 
 import argparse
-import sys
 
 import gymnasium as gym
 import numpy as np
@@ -24,7 +23,7 @@ import torch
 from gymnasium.envs.box2d.lunar_lander import heuristic
 
 import worldmodels.methods  # noqa: F401  (registers the dreamer config section)
-from worldmodels.errors import UserError
+from worldmodels.errors import UserError, run_main
 from worldmodels.models.rssm import RssmState
 from worldmodels.pipeline import open_run
 from worldmodels.training.dreamer import dreamer_world, load_dreamer
@@ -97,8 +96,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main)

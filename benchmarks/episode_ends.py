@@ -12,14 +12,13 @@ Reads only the episode store (any method that stores its episodes; no model is l
 from __future__ import annotations
 
 import argparse
-import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from worldmodels.data.store import EpisodeStore
-from worldmodels.errors import UserError
+from worldmodels.errors import UserError, run_main
 
 
 def ending(terminated: np.ndarray, rewards: np.ndarray) -> str:
@@ -55,8 +54,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main)
