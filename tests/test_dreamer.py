@@ -170,6 +170,65 @@ def test_actor_and_critic_losses_in_imagination_by_hand(monkeypatch):
     assert out["imagined_return"].item() == pytest.approx((g0 + g1) / 2, abs=1e-5)
 
 
+def test_the_exploration_bonus_is_the_ensemble_s_disagreement_added_to_every_reward(
+    monkeypatch,
+):
+    """As above with dreamer.expl_scale 0.5 and a disagreement of 1 on every imagined
+    transition: rewards 2.5, 3.5, so G0 = 2.5 + gamma 0.5 lam 3.5."""
+    import worldmodels.methods  # noqa: F401  (registers the dreamer section)
+    from worldmodels.config import parse_set, resolve
+    from worldmodels.envs import probe
+    from worldmodels.models.rssm import RssmState
+    from worldmodels.training.dreamer import Dreamer
+
+    sets = ["method=dreamer", "dreamer.horizon=2", "dreamer.gamma=0.9", "dreamer.lam=0.5",
+            "dreamer.expl_scale=0.5"]  # fmt: skip
+    cfg = resolve("CartPole-v1", ["debug"], {}, parse_set(sets))
+    agent = Dreamer(cfg.section("dreamer"), probe(cfg.env), torch.device("cpu"))
+    assert agent.expl is not None
+    seen: list[torch.Size] = []
+    feat = torch.randn(1, 3, agent.wm.feat_dim)
+    monkeypatch.setattr(agent, "imagine", lambda start: (feat, torch.tensor([[1, 0]])))
+    monkeypatch.setattr(agent.wm, "reward_mean", lambda f: torch.tensor([[2.0, 3.0]]))
+    monkeypatch.setattr(agent.wm, "cont_prob", lambda f: torch.tensor([[0.5, 1.0]]))
+    monkeypatch.setattr(
+        agent.expl, "disagreement", lambda x: seen.append(x.shape) or torch.ones(x.shape[:-1])
+    )
+    out = agent._actor_critic_losses(RssmState(torch.zeros(1, 1), torch.zeros(1, 1)),
+                                     torch.tensor([1.0]))  # fmt: skip
+    assert seen == [torch.Size([1, 2, agent.wm.feat_dim + 2])]  # [h, z]_t and one-hot a_t
+    assert out["start_return"].item() == pytest.approx(2.5 + 0.9 * 0.5 * 0.5 * 3.5, abs=1e-5)
+
+
+def test_disagreement_ensemble_by_hand():
+    """Two heads whose hidden layer is zeroed output their biases 0 and 2: disagreement =
+    std([0, 2]) = sqrt(2) per output; against a target of 1 each head's MSE is 1, summed over
+    heads 2; a row of weight 0 adds nothing. Trained on one fixed transition, the heads agree."""
+    from worldmodels.models.disagreement import DisagreementEnsemble
+
+    e = DisagreementEnsemble(inp=3, out=4, hidden=5, heads=2)
+    with torch.no_grad():
+        e.w1.zero_()
+        e.b1.zero_()
+        e.b2[0].fill_(0.0)
+        e.b2[1].fill_(2.0)
+    x = torch.randn(6, 3)
+    assert torch.allclose(e.disagreement(x), torch.full((6,), math.sqrt(2)))
+    assert e.disagreement(x.reshape(2, 3, 3)).shape == (2, 3)
+    weight = torch.tensor([1.0, 1, 1, 0, 0, 0])
+    assert e.loss(x, torch.ones(6, 4), weight).item() == pytest.approx(2 * 3 / 6)
+    torch.manual_seed(0)
+    e = DisagreementEnsemble(inp=3, out=4, hidden=16, heads=4)
+    opt = torch.optim.Adam(e.parameters(), 1e-2)
+    x, y = torch.randn(1, 3), torch.tensor([[0.0, 1.0, 0.0, 0.0]])
+    before = e.disagreement(x).item()
+    for _ in range(300):
+        opt.zero_grad()
+        e.loss(x, y, torch.ones(1)).backward()
+        opt.step()
+    assert e.disagreement(x).item() < before / 10
+
+
 def _update_grads(sets: list[str]) -> dict[str, list[torch.Tensor]]:
     """One ``Dreamer.update`` on a fixed replayed batch -> each step's gradients (pre-clip);
     the model is not stepped, so it imagines the same with and without repval_grad."""
@@ -379,9 +438,10 @@ def _run(cmd, env):
 
 def test_dreamer_killed_resumes_bit_exact(tmp_path):
     """SIGKILL right after the 3rd save of dreamer/last; --resume ends where an uninterrupted
-    run ends: same weights, optimiser moments, counters and stored episodes."""
+    run ends: same weights, optimiser moments, counters and stored episodes (with the
+    exploration ensemble on, so its weights and optimiser are checked too)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    sets = ["--set", "threads=1", "--no-eval"]
+    sets = ["--set", "threads=1", "--set", "dreamer.expl_scale=0.1", "--no-eval"]
     ref = _run(_cmd(tmp_path / "ref", *DEBUG, *sets), env)
     assert ref.returncode == 0, ref.stderr
     kill = {**env, "WORLDMODELS_KILL_AFTER_SAVE": "dreamer/last:8"}  # past the random prefill
@@ -395,13 +455,15 @@ def test_dreamer_killed_resumes_bit_exact(tmp_path):
     a = torch.load(tmp_path / "ref/checkpoints/dreamer/last.pt", weights_only=True)
     b = torch.load(cut / "checkpoints/dreamer/last.pt", weights_only=True)
     assert a["progress"] == b["progress"] and a["progress"]["updates"] > 0
-    for part in ("actor", "critic", "slow_critic"):
+    assert a["expl"] and a["optimizers"]["expl"]["state"]
+    for part in ("actor", "critic", "slow_critic", "expl"):
         for k, v in a[part].items():
             assert torch.equal(v, b[part][k]), (part, k)
     for k, v in a["world"]["state_dict"].items():
         assert torch.equal(v, b["world"]["state_dict"][k]), k
-    moments = a["optimizers"]["model"]["state"][0]["exp_avg"]
-    assert torch.equal(moments, b["optimizers"]["model"]["state"][0]["exp_avg"])
+    for opt in ("model", "expl"):
+        moments = a["optimizers"][opt]["state"][0]["exp_avg"]
+        assert torch.equal(moments, b["optimizers"][opt]["state"][0]["exp_avg"])
     assert sorted(os.listdir(tmp_path / "ref/data/episodes")) == sorted(
         os.listdir(cut / "data/episodes")
     )
@@ -415,6 +477,7 @@ def test_dreamer_killed_resumes_bit_exact(tmp_path):
         (["dreamer.classes=1"], "classes and dreamer.bins must be >= 2"),
         (["dreamer.unimix=nan"], "dreamer.unimix=nan is not finite"),
         (["dreamer.imag_last=99"], "dreamer.imag_last must be <= dreamer.seq_len"),
+        (["dreamer.expl_heads=1"], "dreamer.expl_heads must be >= 2"),
     ],
 )
 def test_bad_dreamer_config_is_one_line_before_any_work(tmp_path, capsys, sets, message):

@@ -115,6 +115,12 @@ class DreamerConfig:
     end_fraction: float = 0.0
     """Share of each batch's windows drawn to end at a stored terminal step (the rest are
     uniform): the continue head sees the rare episode ends more often."""
+    expl_scale: float = 0.0
+    """Weight of Plan2Explore's intrinsic reward, the disagreement of an ensemble predicting
+    the next stochastic state, added to the imagined and the replayed rewards (0: off, no
+    ensemble): the policy is sent where the world model has seen too little."""
+    expl_heads: int = 8
+    """Heads of that ensemble."""
     end_balance: bool = False
     """Draw those windows half from terminals whose last reward is positive and half from the
     rest (where both are stored): rare successes are replayed as often as common failures."""
@@ -138,6 +144,8 @@ class DreamerConfig:
             (self.gamma > 0 and self.slow_critic_tau > 0, "dreamer.gamma and "
              "dreamer.slow_critic_tau must be in (0, 1]"),
             (self.encoder in ("auto", "mlp", "cnn"), "dreamer.encoder must be auto, mlp or cnn"),
+            (self.expl_heads >= 2 and self.expl_scale >= 0, "dreamer.expl_heads must be >= 2 "
+             "and dreamer.expl_scale >= 0 (0: no exploration bonus)"),
             (self.imag_last <= self.seq_len, "dreamer.imag_last must be <= dreamer.seq_len "
              "(0: imagine from every step of a window)"),
         ]  # fmt: skip

@@ -31,6 +31,7 @@ from worldmodels.data.rollout import run_episode
 from worldmodels.data.store import Episode, EpisodeStore
 from worldmodels.envs import EnvSpec, action_to_env, make_env, random_action
 from worldmodels.errors import TrainingDivergedError
+from worldmodels.models.disagreement import DisagreementEnsemble
 from worldmodels.models.rssm import (
     DreamerWorldModel,
     RssmState,
@@ -168,6 +169,12 @@ class Dreamer:
             "actor": torch.optim.Adam(self.actor.parameters(), dc.actor_lr, eps=1e-5),
             "critic": torch.optim.Adam(self.critic.parameters(), dc.critic_lr, eps=1e-5),
         }
+        self.expl: DisagreementEnsemble | None = None
+        if dc.expl_scale > 0:  # Plan2Explore's ensemble: next stochastic state from [h, z, a]
+            stoch = dc.groups * dc.classes
+            self.expl = DisagreementEnsemble(feat + spec.action_dim, stoch, dc.hidden,
+                                             dc.expl_heads).to(device)  # fmt: skip
+            self.opts["expl"] = torch.optim.Adam(self.expl.parameters(), dc.model_lr, eps=1e-8)
         self.scale = ReturnScale(dc.return_decay)
         bf16 = dc.bf16 and device.type == "cuda"
         self.autocast = (
@@ -217,6 +224,7 @@ class Dreamer:
         shape = self.dc.repval_scale > 0 and self.dc.repval_grad
         if not shape:
             self._step("model", wm_loss.total, self.wm, self.dc.model_clip)
+        expl_loss = self._expl_step(wm_loss.states.detach(), data)
         last = slice(-self.dc.imag_last if self.dc.imag_last > 0 else None, None)
         live_states = RssmState(wm_loss.states.h[:, last], wm_loss.states.z[:, last])
         data = {k: v[:, last] for k, v in data.items()}
@@ -249,7 +257,29 @@ class Dreamer:
         out = {f"model_{k}": float(v.detach()) for k, v in wm_loss.parts.items()}
         out["model_loss"] = float(wm_loss.total.detach())
         out.update({k: float(v.detach()) for k, v in ac.items()})
+        if expl_loss is not None:
+            out["expl_loss"] = float(expl_loss)
         return out
+
+    def _expl_step(self, states: RssmState, data: dict[str, Tensor]) -> Tensor | None:
+        """One step of the disagreement ensemble on the replayed posteriors: [h, z]_t and a_t
+        -> z_{t+1}, inside one episode only."""
+        if self.expl is None:
+            return None
+        x = torch.cat([states.feat()[:, :-1], data["action"][:, 1:].float()], -1)
+        keep = (~data["is_first"][:, 1:].bool()).float()
+        loss = self.expl.loss(
+            x.reshape(-1, x.shape[-1]), states.z[:, 1:].reshape(-1, states.z.shape[-1]),
+            keep.reshape(-1),
+        )  # fmt: skip
+        self._step("expl", loss, self.expl, self.dc.model_clip)
+        return loss.detach()
+
+    def _intrinsic(self, feat: Tensor, action_feat: Tensor) -> Tensor | None:
+        """``expl_scale`` x the ensemble's disagreement on transitions [..., F] + [..., A]."""
+        if self.expl is None:
+            return None
+        return self.dc.expl_scale * self.expl.disagreement(torch.cat([feat, action_feat], -1))
 
     def _step(self, name: str, loss: Tensor, module: nn.Module, clip: float) -> None:
         opt = self.opts[name]
@@ -278,6 +308,9 @@ class Dreamer:
         now = feat[:, :-1].contiguous()  # a strided [N, H, F] Linear input runs as a slow bmm
         with torch.no_grad():
             reward = self.wm.reward_mean(feat[:, 1:])
+            bonus = self._intrinsic(now, self.actor.features(actions))
+            if bonus is not None:
+                reward = reward + bonus
             cont = self.wm.cont_prob(feat[:, 1:])
             value = self.twohot.mean(logits.detach())
             slow = self.twohot.mean(self.slow_critic(now))
@@ -313,10 +346,11 @@ class Dreamer:
         feat = feat[:, :-1].contiguous()
         with torch.no_grad():
             cut = torch.cat([first[:, 2:], torch.zeros_like(first[:, :1])], 1)
-            ret = td_lambda(
-                data["reward"][:, 1:].float(), boot[:, 1:], term[:, 1:], cut, self.dc.gamma,
-                self.dc.lam,
-            )  # fmt: skip
+            reward = data["reward"][:, 1:].float()
+            bonus = self._intrinsic(feat, data["action"][:, 1:].float())
+            if bonus is not None:  # the imagined returns it bootstraps from hold the bonus too
+                reward = reward + bonus
+            ret = td_lambda(reward, boot[:, 1:], term[:, 1:], cut, self.dc.gamma, self.dc.lam)
             slow = self.twohot.mean(self.slow_critic(feat))
         weight = (~first[:, 1:] & ~term[:, :-1]).float()  # transitions inside one episode
         logits = self.critic(feat)
@@ -330,6 +364,7 @@ class Dreamer:
             "actor": self.actor.state_dict(),
             "critic": self.critic.state_dict(),
             "slow_critic": self.slow_critic.state_dict(),
+            **({"expl": self.expl.state_dict()} if self.expl is not None else {}),
         }
 
     def training_state(self) -> dict[str, Any]:
@@ -343,6 +378,8 @@ class Dreamer:
         self.actor.load_state_dict(payload["actor"])
         self.critic.load_state_dict(payload["critic"])
         self.slow_critic.load_state_dict(payload["slow_critic"])
+        if self.expl is not None:
+            self.expl.load_state_dict(payload["expl"])
         if "optimizers" in payload:
             for k, o in self.opts.items():
                 o.load_state_dict(payload["optimizers"][k])
