@@ -328,7 +328,9 @@ class Dreamer:
         critic_loss = (
             weight * (self.twohot.loss(logits, ret) + dc.slow_reg * self.twohot.loss(logits, slow))
         ).mean()
+        extra = {} if bonus is None else {"intrinsic_reward": bonus.mean()}
         return {
+            **extra,
             "actor_loss": actor_loss,
             "critic_loss": critic_loss,
             "start_return": ret[:, 0],
