@@ -275,10 +275,9 @@ class Dreamer:
         self._step("expl", loss, self.expl, self.dc.model_clip)
         return loss.detach()
 
-    def _intrinsic(self, feat: Tensor, action_feat: Tensor) -> Tensor | None:
+    def _intrinsic(self, feat: Tensor, action_feat: Tensor) -> Tensor:
         """``expl_scale`` x the ensemble's disagreement on transitions [..., F] + [..., A]."""
-        if self.expl is None:
-            return None
+        assert self.expl is not None
         return self.dc.expl_scale * self.expl.disagreement(torch.cat([feat, action_feat], -1))
 
     def _step(self, name: str, loss: Tensor, module: nn.Module, clip: float) -> None:
@@ -308,8 +307,9 @@ class Dreamer:
         now = feat[:, :-1].contiguous()  # a strided [N, H, F] Linear input runs as a slow bmm
         with torch.no_grad():
             reward = self.wm.reward_mean(feat[:, 1:])
-            bonus = self._intrinsic(now, self.actor.features(actions))
-            if bonus is not None:
+            bonus = None
+            if self.expl is not None:
+                bonus = self._intrinsic(now, self.actor.features(actions))
                 reward = reward + bonus
             cont = self.wm.cont_prob(feat[:, 1:])
             value = self.twohot.mean(logits.detach())
@@ -349,9 +349,8 @@ class Dreamer:
         with torch.no_grad():
             cut = torch.cat([first[:, 2:], torch.zeros_like(first[:, :1])], 1)
             reward = data["reward"][:, 1:].float()
-            bonus = self._intrinsic(feat, data["action"][:, 1:].float())
-            if bonus is not None:  # the imagined returns it bootstraps from hold the bonus too
-                reward = reward + bonus
+            if self.expl is not None:  # the imagined returns it bootstraps from hold it too
+                reward = reward + self._intrinsic(feat, data["action"][:, 1:].float())
             ret = td_lambda(reward, boot[:, 1:], term[:, 1:], cut, self.dc.gamma, self.dc.lam)
             slow = self.twohot.mean(self.slow_critic(feat))
         weight = (~first[:, 1:] & ~term[:, :-1]).float()  # transitions inside one episode
