@@ -536,6 +536,23 @@ def test_dreamer_beats_the_random_policy(small_run):
     assert score >= 3.0 * RANDOM_CARTPOLE
 
 
+def test_the_action_reader_prints_each_actions_imagined_step(small_run):
+    """``benchmarks/dreamer_actions.py`` on the small CartPole run: one row per action, the
+    actor's probabilities summing to 1, every stored reward 1 and the reward head near it for
+    both actions; ``--falling`` (LunarLander's observation) on CartPole is one line, exit 2."""
+    script = [sys.executable, os.path.join(os.path.dirname(__file__), "..", "benchmarks",
+                                           "dreamer_actions.py"), str(small_run)]  # fmt: skip
+    out = subprocess.run([*script, "--episodes", "5"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    rows = [line.split("|")[1:-1] for line in out.stdout.splitlines() if line[:3] in ("| 0", "| 1")]
+    assert len(rows) == 2
+    assert abs(sum(float(r[1]) for r in rows) - 1.0) < 0.01
+    for r in rows:
+        assert float(r[6]) == 1.0 and abs(float(r[2]) - 1.0) < 0.2 and 0.0 <= float(r[3]) <= 1.0
+    bad = subprocess.run([*script, "--falling"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--falling" in bad.stderr
+
+
 def test_the_rssm_is_diagnosed_and_dreamed_in_like_every_m(small_run, capsys):
     """``diagnose`` filters fresh held-out episodes through the RSSM and predicts open loop
     from there: it reconstructs, predicts rewards, and beats constant velocity five steps
