@@ -6,7 +6,8 @@ value there and Q = r + gamma * c * V, against the real rewards the stored steps
 action, and the actor's mean probabilities there. A model whose one-step rewards are the same
 for every action gives the actor only noise to follow.
 
-    .venv/bin/python benchmarks/dreamer_actions.py benchmarks/runs/suite/LunarLander-v3/dreamer_s0 --falling
+    .venv/bin/python benchmarks/dreamer_actions.py --falling \
+        benchmarks/runs/suite/LunarLander-v3/dreamer_s0
 
 One math thread; the run's ``dreamer/last`` checkpoint (``--which best`` for the best).
 """
