@@ -6,7 +6,8 @@ head's P(continue); then, from ``--lead`` steps before the first leg contact, th
 imagines open loop with the heuristic's real actions up to ``--lead`` steps past it, the
 imagination the actor learns from: its summed reward against the real one and its lowest
 P(continue). A model that predicts a crash at a soft touchdown steers its actor away from the
-ground.
+ground. With ``--own`` it reads the run's own stored landings instead (terminals with +100):
+the reward and continue heads at the last step and the reward head over the steps before it.
 
     .venv/bin/python benchmarks/dreamer_landings.py benchmarks/runs/suite/LunarLander-v3/dreamer_s0
 
@@ -16,6 +17,7 @@ One math thread; the run's ``dreamer/last`` checkpoint (``--which best`` for the
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -23,6 +25,7 @@ import torch
 from gymnasium.envs.box2d.lunar_lander import heuristic
 
 import worldmodels.methods  # noqa: F401  (registers the dreamer config section)
+from worldmodels.data.store import EpisodeStore
 from worldmodels.errors import UserError, run_main
 from worldmodels.models.rssm import RssmState
 from worldmodels.pipeline import open_run
@@ -45,12 +48,31 @@ def heuristic_episode(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bo
             return np.stack(observations), np.asarray(actions), np.asarray(rewards), bool(term)
 
 
+def own_landings(ctx: Any, vision: Any, wm: Any, before: int) -> None:
+    """The run's stored landings read by its own model, one row each."""
+    store = EpisodeStore(ctx.run.episodes)
+    print(f"| episode | length | last reward: real / model | P(continue) at the last step "
+          f"| reward over the {before} steps before: real / model (mean) |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    for i in store.valid_indices():
+        ep = store.read(i)
+        if not (np.asarray(ep.terminated)[-1] and ep.rewards[-1] > 0):
+            continue
+        f = torch.as_tensor(vision.encode_episode(ep.observations, ep.actions, ctx.device)[0])
+        with torch.no_grad():
+            r_hat, c_hat = wm.reward_mean(f).numpy()[1:], wm.cont_prob(f).numpy()[1:]
+        print(f"| {i} | {len(ep.rewards)} | {ep.rewards[-1]:.1f} / {r_hat[-1]:.1f} | "
+              f"{c_hat[-1]:.3f} | {np.mean(ep.rewards[-before - 1 : -1]):.1f} / "
+              f"{np.mean(r_hat[-before - 1 : -1]):.1f} |")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir")
     ap.add_argument("--which", choices=["last", "best"], default="last")
     ap.add_argument("--episodes", type=int, default=10)
     ap.add_argument("--lead", type=int, default=15)
+    ap.add_argument("--own", action="store_true", help="the run's own stored landings")
     args = ap.parse_args()
     torch.set_num_threads(1)
     ctx = open_run(args.run_dir, device="cpu", progress=False, reads=True, writes=False)
@@ -58,6 +80,10 @@ def main() -> None:
         raise UserError(f"{args.run_dir} is not a LunarLander-v3 dreamer run: give one")
     agent = load_dreamer(ctx.run, ctx.cfg, ctx.spec, ctx.device, args.which)
     vision, wm = dreamer_world(agent).vision, agent.wm
+    if args.own:
+        print(f"{args.run_dir} (dreamer/{args.which}): the run's own landings")
+        own_landings(ctx, vision, wm, before=5)
+        return
     print(f"{args.run_dir} (dreamer/{args.which}): gymnasium's heuristic lander, "
           f"seeds 0-{args.episodes - 1}; imagination from {args.lead} steps before the first "
           "leg contact to as many after it, with the real actions")  # fmt: skip
