@@ -16,6 +16,10 @@ config.yaml, with its runs in benchmarks/runs/dreamer_threads<N> and its section
 runs, not the same runs faster):
 
     .venv/bin/python benchmarks/dreamer_targets.py --env CartPole-v1 --lanes 1 --threads 2
+
+Each finished run is also kept as a committed record (benchmarks/records/, see records.py), so
+seeds run on another machine, in another session, count in the table while the presets they
+were run with are today's: `--seeds 0 1 2 3 4` runs only the seeds that have neither.
 """
 
 from __future__ import annotations
@@ -41,15 +45,14 @@ TARGETS = {
 DEFAULT_ENVS = ["CartPole-v1", "Pendulum-v1"]  # LunarLander: ~1 hour per seed, asked by name
 
 
-def per_seed(env: str, seeds: list[int], root: Path) -> str:
+def per_seed(env: str, runs: dict[int, Path]) -> str:
     target, budget, wall = TARGETS[env]
     lines = [
         "| seed | return (100 eps) | real env steps | wall time | steps to target "
         "(learning curve) | target met |",
         "|---|---|---|---|---|---|",
     ]
-    for seed in seeds:
-        run = root / env / f"dreamer_s{seed}"
+    for seed, run in runs.items():
         if not (run / "eval.json").exists():
             lines.append(f"| {seed} | (not finished) | | | | |")
             continue
@@ -80,11 +83,12 @@ def main() -> None:
     extra = [] if args.threads == 1 else [f"threads={args.threads}"]
     jobs = [(env, seed) for env in envs for seed in args.seeds]
     with ThreadPoolExecutor(args.lanes) as pool:
-        list(
+        made = list(
             pool.map(
                 lambda job: run_one(job[0], "dreamer", job[1], extra, root, args.threads), jobs
             )
         )
+    read_from = dict(zip(jobs, made, strict=True))  # the run, or its committed record
     per_run = "one math thread" if args.threads == 1 else f"{args.threads} math threads"
     machine = (
         f"{platform.machine()}, {os.cpu_count()} cores, CPU only, {per_run} per run, "
@@ -92,8 +96,8 @@ def main() -> None:
     )
     title = "" if args.threads == 1 else f", {per_run} per run"
     for env in envs:
-        runs = [root / env / f"dreamer_s{s}" for s in args.seeds]
-        finished = [p for p in runs if (p / "eval.json").exists()]
+        runs = {s: read_from[(env, s)] for s in args.seeds}
+        finished = [p for p in runs.values() if (p / "eval.json").exists()]
         if not finished:
             continue
         table, _ = compare(finished, root / env / "dreamer_compare")
@@ -105,7 +109,7 @@ def main() -> None:
             f"--env {env} --seeds {seeds} --lanes {args.lanes} --threads {args.threads}`; "
             f"machine: {machine}; "
             f"{date.today().isoformat()}.\nTarget: >= {target:g} with <= {budget:,} real env "
-            f"steps{limit}, every seed.\n\n{table}\n\n{per_seed(env, args.seeds, root)}\n"
+            f"steps{limit}, every seed.\n\n{table}\n\n{per_seed(env, runs)}\n"
         )
         key = f"dreamer:{env}" if args.threads == 1 else f"dreamer:{env}:threads{args.threads}"
         write_results(key, section)

@@ -8,7 +8,8 @@ needed to reach the env's solved threshold, as a ratio to PPO's.
 Each run is `worldmodels train --env E --method M --seed S` with the env's (and method's)
 presets plus the budget overrides below, in benchmarks/runs/suite/<env>/<method>_s<seed>/. A
 finished run (eval.json) is read back, an interrupted one continues with --resume, so a killed
-suite picks up where it stopped. Runs go one after another with one math thread each. The
+suite picks up where it stopped; a finished run's table files are kept as a committed record
+(records.py), read back in place of a run lost with its machine while its config is today's. Runs go one after another with one math thread each. The
 tables come from `worldmodels compare` and are written, with the command and the machine, into
 benchmarks/RESULTS.md (the section of each env is replaced, the others are kept).
 """
@@ -26,6 +27,7 @@ from datetime import date
 from pathlib import Path
 
 from budgets import LUNAR_CLASSIC_SMALL, train_command
+from records import current_record, keep
 
 from worldmodels.evaluation.compare import compare, expand, load_run, steps_to_threshold
 from worldmodels.methods import REGISTRY
@@ -73,9 +75,19 @@ SUITE: dict[str, dict[str, list[str]]] = {
 def run_one(
     env: str, method: str, seed: int, extra: list[str], root: Path = ROOT, threads: int = 1
 ) -> Path:
+    """One run of the suite; returns the directory to read it from: the run when it finished
+    here, else its committed record when that was made with today's config (records.py), else
+    the run made (or continued) now and recorded."""
     run_dir = root / env.replace("/", "_") / f"{method}_s{seed}"
     if (run_dir / "eval.json").exists():
+        keep(run_dir)
         return run_dir
+    record = (
+        None if run_dir.exists() else current_record(run_dir, env, method, seed, extra, threads)
+    )
+    if record is not None:
+        print(f"  {env} {method} seed {seed}: read from its record {record}", flush=True)
+        return record
     cmd = train_command(run_dir, env, method, seed, extra, sets_on_resume=False)
     print(f"  {env} {method} seed {seed} ...", flush=True)
     done = subprocess.run(
@@ -84,12 +96,13 @@ def run_one(
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
         print(f"  {env} {method} seed {seed} failed: {tail}", flush=True)
+    keep(run_dir)
     return run_dir
 
 
-def ratios(env_dir: Path) -> str:
+def ratios(finished: list[Path]) -> str:
     """Real env steps to the solved threshold, per seed, against PPO's median."""
-    runs = [load_run(p) for p in expand([env_dir]) if (p / "eval.json").exists()]
+    runs = [load_run(p) for p in finished]
     by_method: dict[str, list[tuple[int, int | None]]] = {}
     for r in sorted(runs, key=lambda r: r.seed):
         by_method.setdefault(r.method, []).append(
@@ -166,11 +179,14 @@ def main() -> None:
     machine = f"{platform.machine()}, {os.cpu_count()} cores, CPU only, one math thread per run"
     for env in args.env or list(SUITE):
         methods = [m for m in SUITE[env] if not args.methods or m in args.methods]
-        for method in methods:
-            for seed in args.seeds:
-                run_one(env, method, seed, SUITE[env][method])
+        made = [
+            run_one(env, method, s, SUITE[env][method]) for method in methods for s in args.seeds
+        ]
         env_dir = ROOT / env.replace("/", "_")
-        finished = [p for p in expand([env_dir]) if (p / "eval.json").exists()]
+        finished = [p for p in made if (p / "eval.json").exists()]
+        seen = {p.resolve() for p in finished}
+        finished += [p for p in expand([env_dir]) if (p / "eval.json").exists()
+                     and p.resolve() not in seen]  # fmt: skip
         if not finished:
             continue
         table, _ = compare(finished, env_dir)
@@ -183,7 +199,7 @@ def main() -> None:
             f"{table}\n\nReal env steps to the solved threshold: the first learning-curve point "
             f"at or above it (the curve is the score each method judges its current policy by; "
             f"see the README's comparison section). 'never': not within the run's budget.\n\n"
-            f"{ratios(env_dir)}\n"
+            f"{ratios(finished)}\n"
         )
         write_results(env, section)
         print(section, flush=True)

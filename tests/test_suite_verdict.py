@@ -1,8 +1,12 @@
 """benchmarks/suite.py judges issue 6's target from the steps-to-threshold of each seed."""
 
 import importlib.util
+import json
+import shutil
 import sys
 from pathlib import Path
+
+import yaml
 
 SUITE = Path(__file__).parent.parent / "benchmarks" / "suite.py"
 
@@ -33,3 +37,39 @@ def test_verdict_uses_the_median_over_all_seeds_and_names_the_best_seed():
         never, 10.0
     )
     assert "no PPO run reached the threshold" in suite.verdict(never, None)
+
+
+def test_a_record_stands_in_for_its_run_only_while_the_config_is_todays(tmp_path, monkeypatch):
+    """benchmarks/records.py: a finished run's table files are copied into its record; the
+    record is read back in place of a lost run while today's presets resolve to its config, and
+    is stale (the run is made again) once they do not."""
+    suite = _suite()
+    records = sys.modules["records"]
+    monkeypatch.setattr(records, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(records, "RECORDS", tmp_path / "records")
+    run = tmp_path / "runs" / "suite" / "CartPole-v1" / "dreamer_s3"
+    run.mkdir(parents=True)
+    config = records.expected_config("CartPole-v1", "dreamer", 3, [], 1)
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    (run / "curve.jsonl").write_text('{"real_env_steps": 100, "mean_return": 9.5}\n')
+    (run / "data").mkdir()  # what a record leaves behind
+    assert records.keep(run) is None  # not finished: nothing recorded
+    (run / "eval.json").write_text(json.dumps({"mean_return": 12.0}))
+    kept = records.keep(run)
+    assert kept == tmp_path / "records" / "suite" / "CartPole-v1" / "dreamer_s3"
+    assert sorted(p.name for p in kept.iterdir()) == ["config.yaml", "curve.jsonl", "eval.json"]
+    assert (kept / "curve.jsonl").read_text() == (run / "curve.jsonl").read_text()
+
+    shutil.rmtree(run)  # the machine was handed back: only the record is left
+    root = tmp_path / "runs" / "suite"
+    assert suite.run_one("CartPole-v1", "dreamer", 3, [], root) == kept  # read, not run
+    assert records.current_record(run, "CartPole-v1", "dreamer", 3, [], 1) == kept
+    # another --set item or thread count: the record is not that run's
+    assert (
+        records.current_record(run, "CartPole-v1", "dreamer", 3, ["dreamer.horizon=5"], 1) is None
+    )
+    assert records.current_record(run, "CartPole-v1", "dreamer", 3, [], 2) is None
+    config["dreamer"]["actor_lr"] = 1.0  # a preset changed since the record was made
+    (kept / "config.yaml").write_text(yaml.safe_dump(config))
+    assert records.current_record(run, "CartPole-v1", "dreamer", 3, [], 1) is None
+    assert records.record_of(tmp_path / "elsewhere" / "run") is None
