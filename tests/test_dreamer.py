@@ -200,6 +200,47 @@ def test_the_exploration_bonus_is_the_ensemble_s_disagreement_added_to_every_rew
     assert out["start_return"].item() == pytest.approx(2.5 + 0.9 * 0.5 * 0.5 * 3.5, abs=1e-5)
 
 
+def test_entropy_floor_raises_the_bonus_while_the_entropy_is_under_it_by_hand():
+    """dreamer.entropy_floor 0.5 on CartPole: target 0.5 ln 2. Adam's first step moves
+    log_eta by its lr against the gradient's sign (entropy 0.1 < target: up); with the entropy
+    above the target it comes back down and stops at log(dreamer.entropy). The actor's loss uses
+    the learned coefficient; a continuous actor's range is the Gaussian's at min and max std."""
+    import worldmodels.methods  # noqa: F401  (registers the dreamer section)
+    from worldmodels.config import parse_set, resolve
+    from worldmodels.envs import probe
+    from worldmodels.models.rssm import RssmState
+    from worldmodels.training.dreamer import Dreamer
+
+    sets = ["method=dreamer", "dreamer.entropy=0.1", "dreamer.entropy_floor=0.5",
+            "dreamer.entropy_lr=0.5", "dreamer.horizon=2"]  # fmt: skip
+    cfg = resolve("CartPole-v1", ["debug"], {}, parse_set(sets))
+    agent = Dreamer(cfg.section("dreamer"), probe(cfg.env), torch.device("cpu"))
+    assert agent.entropy_target == pytest.approx(0.5 * math.log(2))
+    assert agent.entropy_coef() == pytest.approx(0.1)
+    agent._entropy_step(torch.tensor(0.1))
+    assert agent.entropy_coef() == pytest.approx(0.1 * math.exp(0.5), rel=1e-6)
+    for _ in range(30):
+        agent._entropy_step(torch.tensor(0.69))
+    assert agent.entropy_coef() == pytest.approx(0.1, rel=1e-6)  # not below the fixed bonus
+
+    with torch.no_grad():
+        agent.log_eta.fill_(math.log(0.3))
+    feat, actions = torch.randn(1, 3, agent.wm.feat_dim), torch.tensor([[1, 0]])
+    agent.imagine = lambda start: (feat, actions)  # type: ignore[method-assign]
+    agent.wm.reward_mean = lambda f: torch.zeros(1, 2)  # type: ignore[method-assign]
+    agent.wm.cont_prob = lambda f: torch.ones(1, 2)  # type: ignore[method-assign]
+    out = agent._actor_critic_losses(RssmState(torch.zeros(1, 1), torch.zeros(1, 1)),
+                                     torch.tensor([1.0]))  # fmt: skip
+    ent = agent.actor.dist(feat[:, :2]).entropy()[0]  # zero rewards, zero critic: advantage 0
+    assert out["entropy_coef"].item() == pytest.approx(0.3)
+    assert out["actor_loss"].item() == pytest.approx(-(0.3 * ent).mean().item(), rel=1e-5)
+
+    cfg = resolve("Pendulum-v1", ["debug"], {}, parse_set(sets))
+    actor = Dreamer(cfg.section("dreamer"), probe(cfg.env), torch.device("cpu")).actor
+    normal = torch.distributions.Normal(0.0, torch.tensor([actor.min_std, actor.max_std]))
+    assert actor.entropy_range() == pytest.approx(normal.entropy().tolist())
+
+
 def test_disagreement_ensemble_by_hand():
     """Two heads whose hidden layer is zeroed output their biases 0 and 2: disagreement =
     std([0, 2]) = sqrt(2) per output; against a target of 1 each head's MSE is 1, summed over
@@ -439,9 +480,11 @@ def _run(cmd, env):
 def test_dreamer_killed_resumes_bit_exact(tmp_path):
     """SIGKILL right after the 3rd save of dreamer/last; --resume ends where an uninterrupted
     run ends: same weights, optimiser moments, counters and stored episodes (with the
-    exploration ensemble on, so its weights and optimiser are checked too)."""
+    exploration ensemble and the entropy floor on, so their weights, learned coefficient and
+    optimisers are checked too)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    sets = ["--set", "threads=1", "--set", "dreamer.expl_scale=0.1", "--no-eval"]
+    sets = ["--set", "threads=1", "--set", "dreamer.expl_scale=0.1", "--no-eval",
+            "--set", "dreamer.entropy_floor=0.999"]  # fmt: skip
     ref = _run(_cmd(tmp_path / "ref", *DEBUG, *sets), env)
     assert ref.returncode == 0, ref.stderr
     kill = {**env, "WORLDMODELS_KILL_AFTER_SAVE": "dreamer/last:8"}  # past the random prefill
@@ -461,7 +504,10 @@ def test_dreamer_killed_resumes_bit_exact(tmp_path):
             assert torch.equal(v, b[part][k]), (part, k)
     for k, v in a["world"]["state_dict"].items():
         assert torch.equal(v, b["world"]["state_dict"][k]), k
-    for opt in ("model", "expl"):
+    assert (
+        a["log_eta"] > math.log(1e-4) and torch.equal
+    )  # it rose above CartPole's bonus(a["log_eta"], b["log_eta"])
+    for opt in ("model", "expl", "entropy"):
         moments = a["optimizers"][opt]["state"][0]["exp_avg"]
         assert torch.equal(moments, b["optimizers"][opt]["state"][0]["exp_avg"])
     assert sorted(os.listdir(tmp_path / "ref/data/episodes")) == sorted(
@@ -478,6 +524,7 @@ def test_dreamer_killed_resumes_bit_exact(tmp_path):
         (["dreamer.unimix=nan"], "dreamer.unimix=nan is not finite"),
         (["dreamer.imag_last=99"], "dreamer.imag_last must be <= dreamer.seq_len"),
         (["dreamer.expl_heads=1"], "dreamer.expl_heads must be >= 2"),
+        (["dreamer.entropy_floor=1"], "dreamer.entropy_floor must be in [0, 1)"),
     ],
 )
 def test_bad_dreamer_config_is_one_line_before_any_work(tmp_path, capsys, sets, message):

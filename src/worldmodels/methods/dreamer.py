@@ -100,6 +100,15 @@ class DreamerConfig:
     """Lambda of the lambda-returns."""
     entropy: float = 3e-4
     """Actor entropy bonus."""
+    entropy_floor: float = 0.0
+    """Hold the actor's mean imagined entropy at or above this fraction of its range (discrete:
+    of ln |A|; continuous: from the entropy at the smallest std to that at the largest) by
+    raising the entropy bonus, SAC-style: a learned log-coefficient that grows while the
+    entropy is below the floor and shrinks back, never below ``entropy``, once it is above.
+    Against an actor that collapses onto one action while the world model cannot yet tell the
+    actions apart (0: off, the fixed bonus)."""
+    entropy_lr: float = 0.01
+    """Adam learning rate of that log-coefficient (per update)."""
     slow_critic_tau: float = 0.02
     """EMA rate of the slow critic towards the critic, per update."""
     slow_reg: float = 1.0
@@ -146,6 +155,9 @@ class DreamerConfig:
             (self.encoder in ("auto", "mlp", "cnn"), "dreamer.encoder must be auto, mlp or cnn"),
             (self.expl_heads >= 2 and self.expl_scale >= 0, "dreamer.expl_heads must be >= 2 "
              "and dreamer.expl_scale >= 0 (0: no exploration bonus)"),
+            (0 <= self.entropy_floor < 1 and (self.entropy > 0 or self.entropy_floor == 0),
+             "dreamer.entropy_floor must be in [0, 1) (0: off), and needs dreamer.entropy > 0 "
+             "as the coefficient's lower bound"),
             (self.imag_last <= self.seq_len, "dreamer.imag_last must be <= dreamer.seq_len "
              "(0: imagine from every step of a window)"),
         ]  # fmt: skip

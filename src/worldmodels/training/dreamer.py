@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import math
 import os
 import time
 from collections import deque
@@ -99,6 +100,16 @@ class Actor(nn.Module):
             return F.one_hot(action.long(), self.action_dim).float()
         return action.clamp(-1, 1)
 
+    def entropy_range(self) -> tuple[float, float]:
+        """The smallest and largest entropy of pi (discrete: 0 and ln |A|; continuous: the
+        Gaussian's at min_std and at max_std in every action dimension)."""
+        if self.discrete:
+            return 0.0, math.log(self.action_dim)
+        base = 0.5 * math.log(2 * math.pi * math.e)
+        return tuple(  # type: ignore[return-value]
+            self.action_dim * (base + math.log(std)) for std in (self.min_std, self.max_std)
+        )
+
     def act(self, feat: Tensor, mode: bool) -> Tensor:
         d = self.dist(feat)
         if mode:
@@ -176,6 +187,12 @@ class Dreamer:
                                              dc.expl_heads).to(device)  # fmt: skip
             self.opts["expl"] = torch.optim.Adam(self.expl.parameters(), dc.model_lr, eps=1e-8)
         self.scale = ReturnScale(dc.return_decay)
+        self.log_eta: Tensor | None = None  # the entropy bonus's log, learned (entropy_floor)
+        if dc.entropy_floor > 0:
+            lo, hi = self.actor.entropy_range()
+            self.entropy_target = lo + dc.entropy_floor * (hi - lo)
+            self.log_eta = torch.tensor(math.log(dc.entropy), device=device, requires_grad=True)
+            self.opts["entropy"] = torch.optim.Adam([self.log_eta], dc.entropy_lr)
         bf16 = dc.bf16 and device.type == "cuda"
         self.autocast = (
             (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else nullcontext
@@ -248,6 +265,7 @@ class Dreamer:
             self._step("model", wm_loss.total + self.dc.repval_scale * live, self.wm,
                        self.dc.model_clip)  # fmt: skip
         self._step("actor", ac["actor_loss"], self.actor, self.dc.ac_clip)
+        self._entropy_step(ac["actor_entropy"])
         self._step("critic", ac["critic_loss"], self.critic, self.dc.ac_clip)
         with torch.no_grad():
             for slow, fast in zip(
@@ -279,6 +297,22 @@ class Dreamer:
         """``expl_scale`` x the ensemble's disagreement on transitions [..., F] + [..., A]."""
         assert self.expl is not None
         return self.dc.expl_scale * self.expl.disagreement(torch.cat([feat, action_feat], -1))
+
+    def entropy_coef(self) -> float:
+        """The actor's entropy bonus: ``entropy``, or its learned value (``entropy_floor``)."""
+        return self.dc.entropy if self.log_eta is None else float(self.log_eta.detach().exp())
+
+    def _entropy_step(self, entropy: Tensor) -> None:
+        """SAC's temperature step: d loss / d log_eta = entropy - target, so the bonus grows
+        while the entropy is under the floor; projected back to at least ``entropy``."""
+        if self.log_eta is None:
+            return
+        opt = self.opts["entropy"]
+        opt.zero_grad(set_to_none=True)
+        (self.log_eta * (entropy.detach().float() - self.entropy_target)).backward()
+        opt.step()
+        with torch.no_grad():
+            self.log_eta.clamp_(min=math.log(self.dc.entropy))
 
     def _step(self, name: str, loss: Tensor, module: nn.Module, clip: float) -> None:
         opt = self.opts[name]
@@ -323,7 +357,8 @@ class Dreamer:
         dist = self.actor.dist(now)
         logp = dist.log_prob(actions)
         entropy = dist.entropy()
-        actor_loss = -(weight * (logp * adv + dc.entropy * entropy)).mean()
+        eta = self.entropy_coef()
+        actor_loss = -(weight * (logp * adv + eta * entropy)).mean()
         logits = logits[:, :-1]
         critic_loss = (
             weight * (self.twohot.loss(logits, ret) + dc.slow_reg * self.twohot.loss(logits, slow))
@@ -335,6 +370,7 @@ class Dreamer:
             "critic_loss": critic_loss,
             "start_return": ret[:, 0],
             "actor_entropy": entropy.mean().detach(),
+            "entropy_coef": torch.tensor(eta),
             "imagined_return": ret.mean(),
             "return_scale": torch.tensor(scale),
             "imagined_reward": reward.mean(),
@@ -372,6 +408,7 @@ class Dreamer:
         return {
             "optimizers": {k: o.state_dict() for k, o in self.opts.items()},
             "return_scale": self.scale.state(),
+            **({"log_eta": self.log_eta.detach().clone()} if self.log_eta is not None else {}),
         }
 
     def load(self, payload: dict[str, Any]) -> None:
@@ -385,6 +422,9 @@ class Dreamer:
             for k, o in self.opts.items():
                 o.load_state_dict(payload["optimizers"][k])
             self.scale.load(payload["return_scale"])
+            if self.log_eta is not None:
+                with torch.no_grad():
+                    self.log_eta.copy_(payload["log_eta"])
 
 
 def _check_finite(losses: dict[str, Tensor], step: int) -> None:
