@@ -10,8 +10,8 @@ presets plus the budget overrides below, in benchmarks/runs/suite/<env>/<method>
 finished run (eval.json) is read back, an interrupted one continues with --resume, so a killed
 suite picks up where it stopped; a finished run's table files are kept as a committed record
 (records.py), read back in place of a run lost with its machine while its config is today's.
-Runs go one after another with one math thread each. The tables come from `worldmodels compare` and are written, with the command and the machine, into
-benchmarks/RESULTS.md (the section of each env is replaced, the others are kept).
+Runs go one after another with one math thread each. The tables come from `worldmodels compare`
+and are written, with the command and the machine, into benchmarks/RESULTS.md (the section of each env is replaced, the others are kept).
 """
 
 from __future__ import annotations
