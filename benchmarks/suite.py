@@ -11,7 +11,8 @@ finished run (eval.json) is read back, an interrupted one continues with --resum
 suite picks up where it stopped; a finished run's table files are kept as a committed record
 (records.py), read back in place of a run lost with its machine while its config is today's.
 Runs go one after another with one math thread each. The tables come from `worldmodels compare`
-and are written, with the command and the machine, into benchmarks/RESULTS.md (the section of each env is replaced, the others are kept).
+and are written, with the command and the machine, into benchmarks/RESULTS.md (the section of
+each env is replaced, the others are kept).
 """
 
 from __future__ import annotations
