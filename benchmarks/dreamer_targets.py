@@ -17,6 +17,12 @@ runs, not the same runs faster):
 
     .venv/bin/python benchmarks/dreamer_targets.py --env CartPole-v1 --lanes 1 --threads 2
 
+A probe -- the preset with `--set` items on top -- is named: its runs go to
+benchmarks/runs/dreamer_<name>, its section is `dreamer:<env>:<name>`:
+
+    .venv/bin/python benchmarks/dreamer_targets.py --env LunarLander-v3 --seeds 0 1 \
+        --set dreamer.entropy_floor=0.4 --name entropy-floor
+
 Each finished run is also kept as a committed record (benchmarks/records/, see records.py), so
 seeds run on another machine, in another session, count in the table while the presets they
 were run with are today's: `--seeds 0 1 2 3 4` runs only the seeds that have neither.
@@ -28,12 +34,14 @@ import argparse
 import json
 import os
 import platform
+import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
 from suite import ROOT, run_one, write_results
 
+from worldmodels.errors import UserError, run_main
 from worldmodels.evaluation.compare import compare, load_run, steps_to_threshold
 
 # env -> (target score, real env step budget, wall-time budget per seed in s or None)
@@ -77,10 +85,18 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     ap.add_argument("--lanes", type=int, default=2, help="runs side by side")
     ap.add_argument("--threads", type=int, default=1, help="math threads per run")
+    ap.add_argument("--set", action="append", default=[], dest="extra", metavar="KEY=VALUE",
+                    help="a probe: --set items on top of the preset (needs --name)")  # fmt: skip
+    ap.add_argument("--name", help="the probe's name: its runs and RESULTS.md section")
     args = ap.parse_args()
+    if args.extra and not args.name:
+        raise UserError("--set makes a probe, not the preset's runs: name it with --name NAME")
+    if args.name and not re.fullmatch(r"[A-Za-z0-9._-]+", args.name):
+        raise UserError(f"--name {args.name!r}: use letters, digits, '.', '_' or '-'")
     envs = args.env or DEFAULT_ENVS
-    root = ROOT if args.threads == 1 else ROOT.parent / f"dreamer_threads{args.threads}"
-    extra = [] if args.threads == 1 else [f"threads={args.threads}"]
+    name = args.name or (f"threads{args.threads}" if args.threads > 1 else None)
+    root = ROOT if name is None else ROOT.parent / f"dreamer_{name}"
+    extra = ([] if args.threads == 1 else [f"threads={args.threads}"]) + args.extra
     jobs = [(env, seed) for env in envs for seed in args.seeds]
     with ThreadPoolExecutor(args.lanes) as pool:
         made = list(
@@ -95,6 +111,10 @@ def main() -> None:
         f"{args.lanes} runs side by side"
     )
     title = "" if args.threads == 1 else f", {per_run} per run"
+    title += "".join(f", --set {item}" for item in args.extra)
+    probe = "".join(f" --set {item}" for item in args.extra) + (
+        f" --name {args.name}" if args.name else ""
+    )
     for env in envs:
         runs = {s: read_from[(env, s)] for s in args.seeds}
         finished = [p for p in runs.values() if (p / "eval.json").exists()]
@@ -106,15 +126,15 @@ def main() -> None:
         seeds = " ".join(str(s) for s in args.seeds)
         section = (
             f"## dreamer on {env}{title}\n\nCommand: `python benchmarks/dreamer_targets.py "
-            f"--env {env} --seeds {seeds} --lanes {args.lanes} --threads {args.threads}`; "
+            f"--env {env} --seeds {seeds} --lanes {args.lanes} --threads {args.threads}{probe}`; "
             f"machine: {machine}; "
             f"{date.today().isoformat()}.\nTarget: >= {target:g} with <= {budget:,} real env "
             f"steps{limit}, every seed.\n\n{table}\n\n{per_seed(env, runs)}\n"
         )
-        key = f"dreamer:{env}" if args.threads == 1 else f"dreamer:{env}:threads{args.threads}"
+        key = f"dreamer:{env}" if name is None else f"dreamer:{env}:{name}"
         write_results(key, section)
         print(section, flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -6,6 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 SUITE = Path(__file__).parent.parent / "benchmarks" / "suite.py"
@@ -73,3 +74,52 @@ def test_a_record_stands_in_for_its_run_only_while_the_config_is_todays(tmp_path
     (kept / "config.yaml").write_text(yaml.safe_dump(config))
     assert records.current_record(run, "CartPole-v1", "dreamer", 3, [], 1) is None
     assert records.record_of(tmp_path / "elsewhere" / "run") is None
+
+
+def test_a_named_probe_of_the_dreamer_targets_reads_its_seeds_back_from_records(
+    tmp_path, monkeypatch, capsys
+):
+    """benchmarks/dreamer_targets.py --set ... --name NAME: the probe's runs live under
+    runs/dreamer_NAME, its section is dreamer:<env>:NAME with the --set items in its command;
+    seeds recorded with that config are read back (nothing is trained), and --set without
+    --name is one line and exit 2."""
+    suite = _suite()
+    records = sys.modules["records"]
+    spec = importlib.util.spec_from_file_location(
+        "dreamer_targets", SUITE.parent / "dreamer_targets.py"
+    )
+    targets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(targets)
+    monkeypatch.setattr(records, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(records, "RECORDS", tmp_path / "records")
+    monkeypatch.setattr(targets, "ROOT", tmp_path / "runs" / "suite")
+    monkeypatch.setattr(suite, "RESULTS", tmp_path / "RESULTS.md")
+    monkeypatch.setattr(targets, "write_results", suite.write_results)
+    item = "dreamer.horizon=5"
+    for seed, score in ((0, 480.0), (1, 420.0)):
+        record = tmp_path / "records" / "dreamer_h5" / "CartPole-v1" / f"dreamer_s{seed}"
+        record.mkdir(parents=True)
+        config = records.expected_config("CartPole-v1", "dreamer", seed, [item], 1)
+        (record / "config.yaml").write_text(yaml.safe_dump(config))
+        (record / "curve.jsonl").write_text(
+            json.dumps({"steps": 9000, "mean_return": score}) + "\n"
+        )
+        result = {"env": "CartPole-v1", "method": "dreamer", "episodes": 100,
+                  "mean_return": score, "std_return": 1.0, "real_env_steps": 10000,
+                  "wall_seconds": 800.0}  # fmt: skip
+        (record / "eval.json").write_text(json.dumps(result))
+    argv = ["dreamer_targets.py", "--env", "CartPole-v1", "--seeds", "0", "1", "--set", item]
+    monkeypatch.setattr(sys, "argv", [*argv, "--name", "h5"])
+    targets.main()
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "<!-- suite:dreamer:CartPole-v1:h5 -->" in text
+    assert "--threads 1 --set dreamer.horizon=5 --name h5`" in text
+    assert "| 0 | 480.0 ± 1.0 | 10,000 | 800 s | 9,000 | yes |" in text
+    assert "| 1 | 420.0 ± 1.0 | 10,000 | 800 s | never | no |" in text
+    assert not (tmp_path / "runs" / "dreamer_h5" / "CartPole-v1" / "dreamer_s0").exists()
+
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_:
+        targets.run_main(targets.main)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().endswith("name it with --name NAME")
