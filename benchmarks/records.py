@@ -6,8 +6,8 @@ same relative path, keeps the files a table is made of -- the resolved config, t
 eval.json and the learning curve -- a few kilobytes, enough for `worldmodels compare` and the
 steps-to-target columns. A record stands in for its run only while the config the run would get
 today (its env, method, seed, ``--set`` items and thread count resolved through the current
-presets) equals the recorded one: a changed preset makes the record stale and the run is made
-again.
+presets) equals the recorded one, read as a run's config is read (a setting added since takes
+its default): a changed preset makes the record stale and the run is made again.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import yaml
 
 from worldmodels.config import dump_yaml
 from worldmodels.config.merge import parse_set, resolve
+from worldmodels.errors import UserError
+from worldmodels.runs import RunDir
 
 HERE = Path(__file__).parent
 RUNS = HERE / "runs"
@@ -61,5 +63,8 @@ def current_record(
     record = record_of(run_dir)
     if record is None or not (record / "eval.json").exists():
         return None
-    recorded = yaml.safe_load((record / "config.yaml").read_text())
+    try:  # read as a run's config is read: a setting added since then takes its default
+        recorded = yaml.safe_load(dump_yaml(RunDir(record).load_config()))
+    except UserError:  # unreadable, or a setting that no longer exists: stale
+        return None
     return record if recorded == expected_config(env, method, seed, extra, threads) else None

@@ -70,6 +70,11 @@ def test_a_record_stands_in_for_its_run_only_while_the_config_is_todays(tmp_path
         records.current_record(run, "CartPole-v1", "dreamer", 3, ["dreamer.horizon=5"], 1) is None
     )
     assert records.current_record(run, "CartPole-v1", "dreamer", 3, [], 2) is None
+    del config["dreamer"]["entropy_lr"]  # written before a setting existed: its default
+    (kept / "config.yaml").write_text(yaml.safe_dump(config))
+    assert records.current_record(run, "CartPole-v1", "dreamer", 3, [], 1) == kept
+    (kept / "config.yaml").write_text(yaml.safe_dump({**config, "gone": 1}))  # since removed
+    assert records.current_record(run, "CartPole-v1", "dreamer", 3, [], 1) is None
     config["dreamer"]["actor_lr"] = 1.0  # a preset changed since the record was made
     (kept / "config.yaml").write_text(yaml.safe_dump(config))
     assert records.current_record(run, "CartPole-v1", "dreamer", 3, [], 1) is None
