@@ -600,6 +600,28 @@ def test_the_action_reader_prints_each_actions_imagined_step(small_run):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--falling" in bad.stderr
 
 
+def test_the_sampling_reader_scores_the_most_likely_and_the_sampled_action(small_run, tmp_path):
+    """``benchmarks/dreamer_sampling.py`` on the small CartPole run: four rows (best and last
+    checkpoint, most likely and sampled action), the best checkpoint's most likely action above
+    the random policy, the same table twice (seeded); a run dir without dreamer/best is one
+    line, exit 2."""
+    script = [sys.executable, os.path.join(os.path.dirname(__file__), "..", "benchmarks",
+                                           "dreamer_sampling.py")]  # fmt: skip
+    out = subprocess.run([*script, str(small_run), "--episodes", "3"], capture_output=True,
+                         text=True)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rows = [line.split("|")[1:-1] for line in out.stdout.splitlines() if line[:3] in ("| b", "| l")]
+    assert [(r[0].strip(), r[1].strip()) for r in rows] == [
+        ("best", "most likely"), ("best", "sampled"), ("last", "most likely"), ("last", "sampled")
+    ]  # fmt: skip
+    assert float(rows[0][2].split("±")[0]) > RANDOM_CARTPOLE
+    again = subprocess.run([*script, str(small_run), "--episodes", "3"], capture_output=True,
+                           text=True)  # fmt: skip
+    assert again.stdout == out.stdout
+    bad = subprocess.run([*script, str(tmp_path)], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "dreamer/best" in bad.stderr
+
+
 def test_the_rssm_is_diagnosed_and_dreamed_in_like_every_m(small_run, capsys):
     """``diagnose`` filters fresh held-out episodes through the RSSM and predicts open loop
     from there: it reconstructs, predicts rewards, and beats constant velocity five steps
