@@ -4,6 +4,7 @@ SIGKILL, refusals before any work, divergence, and a small run that must beat ra
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -504,9 +505,8 @@ def test_dreamer_killed_resumes_bit_exact(tmp_path):
             assert torch.equal(v, b[part][k]), (part, k)
     for k, v in a["world"]["state_dict"].items():
         assert torch.equal(v, b["world"]["state_dict"][k]), k
-    assert (
-        a["log_eta"] > math.log(1e-4) and torch.equal
-    )  # it rose above CartPole's bonus(a["log_eta"], b["log_eta"])
+    assert a["log_eta"] > math.log(1e-4)  # it rose above CartPole's bonus
+    assert torch.equal(torch.as_tensor(a["log_eta"]), torch.as_tensor(b["log_eta"]))
     for opt in ("model", "expl", "entropy"):
         moments = a["optimizers"][opt]["state"][0]["exp_avg"]
         assert torch.equal(moments, b["optimizers"][opt]["state"][0]["exp_avg"])
@@ -525,6 +525,7 @@ def test_dreamer_killed_resumes_bit_exact(tmp_path):
         (["dreamer.imag_last=99"], "dreamer.imag_last must be <= dreamer.seq_len"),
         (["dreamer.expl_heads=1"], "dreamer.expl_heads must be >= 2"),
         (["dreamer.entropy_floor=1"], "dreamer.entropy_floor must be in [0, 1)"),
+        (["dreamer.eval_policy=greedy"], "dreamer.eval_policy must be mode"),
     ],
 )
 def test_bad_dreamer_config_is_one_line_before_any_work(tmp_path, capsys, sets, message):
@@ -620,6 +621,39 @@ def test_the_sampling_reader_scores_the_most_likely_and_the_sampled_action(small
     assert again.stdout == out.stdout
     bad = subprocess.run([*script, str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "dreamer/best" in bad.stderr
+
+
+def test_evaluation_samples_the_actor_when_asked_and_repeats_itself(
+    small_run, tmp_path, monkeypatch, capsys
+):
+    """``evaluate --set dreamer.eval_policy=sample`` on a finished run: the policy is built
+    sampling (by default, the most likely action), eval.json names the override (config.yaml,
+    which this read-only command leaves alone, does not have it), and the same evaluation twice
+    gives the same eval.json (sampling is seeded)."""
+    import worldmodels.methods.dreamer as method
+
+    run = tmp_path / "r"
+    shutil.copytree(small_run, run)
+    built: list[bool] = []
+    real = method.DreamerPolicy
+
+    def spy(agent, mode):
+        built.append(mode)
+        return real(agent, mode)
+
+    monkeypatch.setattr(method, "DreamerPolicy", spy)
+    argv = ["evaluate", "--run-dir", str(run), "--episodes", "4", "--quiet"]
+    assert main(argv) == 0 and set(built) == {True}
+    assert "overrides" not in json.loads((run / "eval.json").read_text())
+    sample = [*argv, "--set", "dreamer.eval_policy=sample"]
+    built.clear()
+    assert main(sample) == 0 and set(built) == {False}
+    first = json.loads((run / "eval.json").read_text())
+    assert first["overrides"] == {"dreamer.eval_policy": "sample"}
+    assert "eval_policy: mode" in (run / "config.yaml").read_text()
+    assert main(sample) == 0
+    assert json.loads((run / "eval.json").read_text()) == first
+    capsys.readouterr()
 
 
 def test_the_rssm_is_diagnosed_and_dreamed_in_like_every_m(small_run, capsys):

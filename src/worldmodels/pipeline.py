@@ -14,7 +14,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from worldmodels.config import Config, incompatible_keys, load_yaml, parse_set, resolve, to_dict
+from worldmodels.config import (
+    Config,
+    flat_items,
+    incompatible_keys,
+    load_yaml,
+    parse_set,
+    resolve,
+    to_dict,
+)
 from worldmodels.config.sizing import sized_defaults
 from worldmodels.data.loaders import LatentCache, encode_missing
 from worldmodels.data.rollout import EnvPool, run_batch
@@ -258,10 +266,13 @@ def evaluate(
         bar.close()
         pool.close()
     walls: dict[str, float] = ctx.run.counters().get("wall_seconds", {})
+    stored, now = flat_items(to_dict(ctx.run.load_config())), flat_items(to_dict(ctx.cfg))
+    overrides = {k: v for k, v in now.items() if stored.get(k) != v}
     result = {
         "env": ctx.spec.env_id,
         "method": ctx.cfg.method,
         **({"planner": planner} if planner else {}),
+        **({"overrides": overrides} if overrides else {}),  # --set not in config.yaml
         "episodes": n,
         "mean_return": float(np.mean(returns)),
         "std_return": float(np.std(returns)),

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+import torch
+
 from worldmodels.config import Config
 from worldmodels.config.schema import register_section
 from worldmodels.data.store import EpisodeStore
@@ -39,7 +41,7 @@ class DreamerConfig:
     DreamerV3's where the CPU allows; the env presets size them."""
 
     MUTABLE: ClassVar[tuple[str, ...]] = (
-        "total_steps", "target_return", "stop_window", "replay_memory_gb", "bf16",
+        "total_steps", "target_return", "stop_window", "replay_memory_gb", "bf16", "eval_policy",
     )  # fmt: skip
     total_steps: int = 100_000
     """Real env steps of training (random pre-fill included)."""
@@ -146,6 +148,11 @@ class DreamerConfig:
     """Training episodes whose mean is the score (stop, best checkpoint, curve)."""
     bf16: bool = True
     """bf16 autocast on CUDA (ignored on CPU)."""
+    eval_policy: str = "mode"
+    """How ``evaluate`` (and ``--video``) acts: ``mode``, the actor's most likely action from
+    the posterior's most likely state; ``sample``, both sampled as in training, where the
+    score and the best checkpoint come from (DreamerV3's own eval mode samples). Sampling is
+    seeded by the run's seed and ``evaluate.seed_offset``; a run may change this later."""
 
     def check(self) -> None:
         checks = [  # sizes, budgets and finite ranges: the generic rule in config/validate.py
@@ -159,6 +166,8 @@ class DreamerConfig:
             (0 <= self.entropy_floor < 1 and (self.entropy > 0 or self.entropy_floor == 0),
              "dreamer.entropy_floor must be in [0, 1) (0: off), and needs dreamer.entropy > 0 "
              "as the coefficient's lower bound"),
+            (self.eval_policy in ("mode", "sample"), "dreamer.eval_policy must be mode (the "
+             "most likely action) or sample (sampled from the actor, as in training)"),
             (self.imag_last <= self.seq_len, "dreamer.imag_last must be <= dreamer.seq_len "
              "(0: imagine from every step of a window)"),
         ]  # fmt: skip
@@ -213,7 +222,10 @@ class DreamerMethod(MethodBase):
 
     def policy(self, ctx: Context) -> PolicyFactory:
         agent = load_dreamer(ctx.run, ctx.cfg, ctx.spec, ctx.device, "best")
-        return lambda n: DreamerPolicy(agent)
+        mode = ctx.cfg.section("dreamer").eval_policy == "mode"
+        if not mode:  # the same samples for the same seeds (and evaluate.batch_envs)
+            torch.manual_seed(ctx.cfg.seed + ctx.cfg.evaluate.seed_offset)
+        return lambda n: DreamerPolicy(agent, mode)
 
     def real_env_steps(self, ctx: Context) -> int:
         return agent_steps(ctx, NS)
