@@ -7,11 +7,13 @@ eval.json and the learning curve -- a few kilobytes, enough for `worldmodels com
 steps-to-target columns. A record stands in for its run only while the config the run would get
 today (its env, method, seed, ``--set`` items and thread count resolved through the current
 presets) equals the recorded one, read as a run's config is read (a setting added since takes
-its default): a changed preset makes the record stale and the run is made again.
+its default), and its eval.json was scored with that config (no ``evaluate --set`` overrides):
+a changed preset makes the record stale and the run is made again.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -63,6 +65,8 @@ def current_record(
     record = record_of(run_dir)
     if record is None or not (record / "eval.json").exists():
         return None
+    if "overrides" in json.loads((record / "eval.json").read_text()):
+        return None  # scored with `evaluate --set` items its config does not have
     try:  # read as a run's config is read: a setting added since then takes its default
         recorded = yaml.safe_load(dump_yaml(RunDir(record).load_config()))
     except UserError:  # unreadable, or a setting that no longer exists: stale

@@ -73,6 +73,10 @@ def test_a_record_stands_in_for_its_run_only_while_the_config_is_todays(tmp_path
     del config["dreamer"]["entropy_lr"]  # written before a setting existed: its default
     (kept / "config.yaml").write_text(yaml.safe_dump(config))
     assert records.current_record(run, "CartPole-v1", "dreamer", 3, [], 1) == kept
+    scored = (kept / "eval.json").read_text()  # evaluated with `evaluate --set`: not the config's
+    (kept / "eval.json").write_text(json.dumps({"mean_return": 12.0, "overrides": {"x.y": 1}}))
+    assert records.current_record(run, "CartPole-v1", "dreamer", 3, [], 1) is None
+    (kept / "eval.json").write_text(scored)
     (kept / "config.yaml").write_text(yaml.safe_dump({**config, "gone": 1}))  # since removed
     assert records.current_record(run, "CartPole-v1", "dreamer", 3, [], 1) is None
     config["dreamer"]["actor_lr"] = 1.0  # a preset changed since the record was made
