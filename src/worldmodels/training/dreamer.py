@@ -175,24 +175,27 @@ class Dreamer:
         zero_output(self.critic)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.twohot = TwoHot(dc.bins).to(device)
+        # foreach: one kernel per step for all tensors (the default only on GPUs); the same
+        # numbers as the per-tensor loop, ~0.9 ms less per world-model step on one CPU thread
+        adam = lambda params, lr, eps: torch.optim.Adam(params, lr, eps=eps, foreach=True)  # noqa: E731
         self.opts = {
-            "model": torch.optim.Adam(self.wm.parameters(), dc.model_lr, eps=1e-8),
-            "actor": torch.optim.Adam(self.actor.parameters(), dc.actor_lr, eps=1e-5),
-            "critic": torch.optim.Adam(self.critic.parameters(), dc.critic_lr, eps=1e-5),
+            "model": adam(self.wm.parameters(), dc.model_lr, 1e-8),
+            "actor": adam(self.actor.parameters(), dc.actor_lr, 1e-5),
+            "critic": adam(self.critic.parameters(), dc.critic_lr, 1e-5),
         }
         self.expl: DisagreementEnsemble | None = None
         if dc.expl_scale > 0:  # Plan2Explore's ensemble: next stochastic state from [h, z, a]
             stoch = dc.groups * dc.classes
             self.expl = DisagreementEnsemble(feat + spec.action_dim, stoch, dc.hidden,
                                              dc.expl_heads).to(device)  # fmt: skip
-            self.opts["expl"] = torch.optim.Adam(self.expl.parameters(), dc.model_lr, eps=1e-8)
+            self.opts["expl"] = adam(self.expl.parameters(), dc.model_lr, 1e-8)
         self.scale = ReturnScale(dc.return_decay)
         self.log_eta: Tensor | None = None  # the entropy bonus's log, learned (entropy_floor)
         if dc.entropy_floor > 0:
             lo, hi = self.actor.entropy_range()
             self.entropy_target = lo + dc.entropy_floor * (hi - lo)
             self.log_eta = torch.tensor(math.log(dc.entropy), device=device, requires_grad=True)
-            self.opts["entropy"] = torch.optim.Adam([self.log_eta], dc.entropy_lr)
+            self.opts["entropy"] = adam([self.log_eta], dc.entropy_lr, 1e-8)
         bf16 = dc.bf16 and device.type == "cuda"
         self.autocast = (
             (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else nullcontext
@@ -318,19 +321,20 @@ class Dreamer:
         opt = self.opts[name]
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(module.parameters(), clip)
+        nn.utils.clip_grad_norm_(module.parameters(), clip, foreach=True)
         opt.step()
 
     def imagine(self, start: RssmState) -> tuple[Tensor, Tensor]:
         """``horizon`` prior steps of the actor from every start, batched -> (features
         [N, H+1, F], actions [N, H, ...] as sampled)."""
-        feats, actions = [start.feat()], []
-        state = start
+        feat, state = start.feat(), start
+        feats, actions = [feat], []
         with torch.no_grad():
             for _ in range(self.dc.horizon):
-                action = self.actor.act(state.feat(), mode=False)
+                action = self.actor.act(feat, mode=False)
                 state, _ = self.wm.rssm.img_step(state, self.actor.features(action))
-                feats.append(state.feat())
+                feat = state.feat()
+                feats.append(feat)
                 actions.append(action)
         return torch.stack(feats, 1), torch.stack(actions, 1)
 
@@ -340,12 +344,13 @@ class Dreamer:
         logits = self.critic(feat)  # one forward: its detached mean is the bootstrap value
         now = feat[:, :-1].contiguous()  # a strided [N, H, F] Linear input runs as a slow bmm
         with torch.no_grad():
-            reward = self.wm.reward_mean(feat[:, 1:])
+            nxt = feat[:, 1:].contiguous()
+            reward = self.wm.reward_mean(nxt)
             bonus = None
             if self.expl is not None:
                 bonus = self._intrinsic(now, self.actor.features(actions))
                 reward = reward + bonus
-            cont = self.wm.cont_prob(feat[:, 1:])
+            cont = self.wm.cont_prob(nxt)
             value = self.twohot.mean(logits.detach())
             slow = self.twohot.mean(self.slow_critic(now))
             ret = td_lambda(
