@@ -15,6 +15,7 @@ import os
 import platform
 import time
 
+import hostspeed
 import numpy as np
 import torch
 
@@ -97,8 +98,10 @@ def main() -> None:
     ap.add_argument("--updates", type=int, default=30)
     ap.add_argument("--set", action="append", default=[], dest="sets")
     args = ap.parse_args()
+    host = hostspeed.measure()
     print(f"{args.env}, dreamer preset {' '.join(args.sets) or '(as shipped)'}; machine: "
-          f"{platform.machine()}, {os.cpu_count()} cores, CPU only\n")  # fmt: skip
+          f"{platform.machine()}, {os.cpu_count()} cores, CPU only; host now (hostspeed.py): "
+          f"{host['sgemm_gflops']} GFLOPS, {host['python_loop_ms']} ms\n")  # fmt: skip
     print("| math threads | gradient steps/s | world-model share of a step | imagination share "
           "| acting env steps/s | training env steps/s (train_ratio) | minutes for "
           "total_steps |")  # fmt: skip

@@ -39,6 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
+from hostspeed import describe
 from suite import ROOT, run_one, write_results
 
 from worldmodels.errors import UserError, run_main
@@ -56,13 +57,13 @@ DEFAULT_ENVS = ["CartPole-v1", "Pendulum-v1"]  # LunarLander: ~1 hour per seed, 
 def per_seed(env: str, runs: dict[int, Path]) -> str:
     target, budget, wall = TARGETS[env]
     lines = [
-        "| seed | return (100 eps) | real env steps | wall time | steps to target "
-        "(learning curve) | target met |",
-        "|---|---|---|---|---|---|",
+        "| seed | return (100 eps) | real env steps | wall time | host at start (hostspeed.py) "
+        "| steps to target (learning curve) | target met |",
+        "|---|---|---|---|---|---|---|",
     ]
     for seed, run in runs.items():
         if not (run / "eval.json").exists():
-            lines.append(f"| {seed} | (not finished) | | | | |")
+            lines.append(f"| {seed} | (not finished) | | | | | |")
             continue
         r = load_run(run)
         ev = json.loads((run / "eval.json").read_text())
@@ -73,7 +74,7 @@ def per_seed(env: str, runs: dict[int, Path]) -> str:
             met = met and seconds <= wall
         lines.append(
             f"| {seed} | {ev['mean_return']:.1f} ± {ev['std_return']:.1f} | "
-            f"{r.real_env_steps:,} | {seconds:.0f} s | "
+            f"{r.real_env_steps:,} | {seconds:.0f} s | {describe(run)} | "
             f"{f'{reached:,}' if reached is not None else 'never'} | {'yes' if met else 'no'} |"
         )
     return "\n".join(lines)

@@ -3,12 +3,13 @@
 A run directory under benchmarks/runs/ holds gigabytes of episodes and checkpoints and is not
 committed; a machine that is handed back loses it. Its record, under benchmarks/records/ at the
 same relative path, keeps the files a table is made of -- the resolved config, the env spec,
-eval.json and the learning curve -- a few kilobytes, enough for `worldmodels compare` and the
-steps-to-target columns. A record stands in for its run only while the config the run would get
-today (its env, method, seed, ``--set`` items and thread count resolved through the current
-presets) equals the recorded one, read as a run's config is read (a setting added since takes
-its default), and its eval.json was scored with that config (no ``evaluate --set`` overrides):
-a changed preset makes the record stale and the run is made again.
+eval.json, the learning curve and the host's speed at the run's starts (hostspeed.py) -- a few
+kilobytes, enough for `worldmodels compare` and the steps-to-target columns. A record stands in
+for its run only while the config the run would get today (its env, method, seed, ``--set``
+items and thread count resolved through the current presets) equals the recorded one, read as a
+run's config is read (a setting added since takes its default), and its eval.json was scored
+with that config (no ``evaluate --set`` overrides): a changed preset makes the record stale and
+the run is made again.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from worldmodels.runs import RunDir
 HERE = Path(__file__).parent
 RUNS = HERE / "runs"
 RECORDS = HERE / "records"
-KEPT = ("config.yaml", "env_spec.json", "eval.json", "curve.jsonl")
+KEPT = ("config.yaml", "env_spec.json", "eval.json", "curve.jsonl", "host_speed.json")
 
 
 def record_of(run_dir: Path) -> Path | None:

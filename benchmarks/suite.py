@@ -10,6 +10,7 @@ presets plus the budget overrides below, in benchmarks/runs/suite/<env>/<method>
 finished run (eval.json) is read back, an interrupted one continues with --resume, so a killed
 suite picks up where it stopped; a finished run's table files are kept as a committed record
 (records.py), read back in place of a run lost with its machine while its config is today's.
+Each start of a run first measures the host's speed into its host_speed.json (hostspeed.py).
 Runs go one after another with one math thread each. The tables come from `worldmodels compare`
 and are written, with the command and the machine, into benchmarks/RESULTS.md (the section of
 each env is replaced, the others are kept).
@@ -28,6 +29,7 @@ from datetime import date
 from pathlib import Path
 
 from budgets import LUNAR_CLASSIC_SMALL, train_command
+from hostspeed import stamp
 from records import current_record, keep
 
 from worldmodels.evaluation.compare import compare, expand, load_run, steps_to_threshold
@@ -91,6 +93,7 @@ def run_one(
         return record
     cmd = train_command(run_dir, env, method, seed, extra, sets_on_resume=False)
     print(f"  {env} {method} seed {seed} ...", flush=True)
+    stamp(run_dir)  # how fast the host is as it starts: wall times of other days compare
     done = subprocess.run(
         cmd, env={**os.environ, "OMP_NUM_THREADS": str(threads)}, capture_output=True, text=True
     )

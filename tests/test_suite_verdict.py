@@ -117,14 +117,16 @@ def test_a_named_probe_of_the_dreamer_targets_reads_its_seeds_back_from_records(
                   "mean_return": score, "std_return": 1.0, "real_env_steps": 10000,
                   "wall_seconds": 800.0}  # fmt: skip
         (record / "eval.json").write_text(json.dumps(result))
+    host = [{"date": "2026-12-03T21:00:00", "sgemm_gflops": 49.9, "python_loop_ms": 74.4}]
+    (record.parent / "dreamer_s0" / "host_speed.json").write_text(json.dumps(host))
     argv = ["dreamer_targets.py", "--env", "CartPole-v1", "--seeds", "0", "1", "--set", item]
     monkeypatch.setattr(sys, "argv", [*argv, "--name", "h5"])
     targets.main()
     text = (tmp_path / "RESULTS.md").read_text()
     assert "<!-- suite:dreamer:CartPole-v1:h5 -->" in text
     assert "--threads 1 --set dreamer.horizon=5 --name h5`" in text
-    assert "| 0 | 480.0 ± 1.0 | 10,000 | 800 s | 9,000 | yes |" in text
-    assert "| 1 | 420.0 ± 1.0 | 10,000 | 800 s | never | no |" in text
+    assert "| 0 | 480.0 ± 1.0 | 10,000 | 800 s | 50 GFLOPS, 74 ms | 9,000 | yes |" in text
+    assert "| 1 | 420.0 ± 1.0 | 10,000 | 800 s | — | never | no |" in text
     assert not (tmp_path / "runs" / "dreamer_h5" / "CartPole-v1" / "dreamer_s0").exists()
 
     monkeypatch.setattr(sys, "argv", argv)
@@ -132,3 +134,26 @@ def test_a_named_probe_of_the_dreamer_targets_reads_its_seeds_back_from_records(
         targets.run_main(targets.main)
     assert exit_.value.code == 2
     assert capsys.readouterr().err.strip().endswith("name it with --name NAME")
+
+
+def test_each_start_of_a_run_appends_the_host_speed_and_its_record_keeps_it(tmp_path, monkeypatch):
+    """hostspeed.stamp appends one measurement per start (a resumed run adds one), the
+    measurement is a positive matmul rate and loop time, and records.keep copies the file."""
+    _suite()
+    hostspeed, records = sys.modules["hostspeed"], sys.modules["records"]
+    now = hostspeed.measure(trials=1)
+    assert now["sgemm_gflops"] > 0 and now["python_loop_ms"] > 0
+    monkeypatch.setattr(records, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(records, "RECORDS", tmp_path / "records")
+    run = tmp_path / "runs" / "suite" / "CartPole-v1" / "dreamer_s0"
+    speeds = iter([{"date": "d1", "sgemm_gflops": 60.0, "python_loop_ms": 40.0},
+                   {"date": "d2", "sgemm_gflops": 31.0, "python_loop_ms": 80.0}])  # fmt: skip
+    monkeypatch.setattr(hostspeed, "measure", lambda: next(speeds))
+    hostspeed.stamp(run)
+    hostspeed.stamp(run)  # resumed
+    assert [e["date"] for e in json.loads((run / "host_speed.json").read_text())] == ["d1", "d2"]
+    assert hostspeed.describe(run) == "60 GFLOPS, 40 ms / 31 GFLOPS, 80 ms"
+    (run / "eval.json").write_text("{}")
+    record = records.keep(run)
+    assert hostspeed.describe(record) == hostspeed.describe(run)
+    assert hostspeed.describe(tmp_path) == "—"
