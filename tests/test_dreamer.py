@@ -479,8 +479,9 @@ def _run(cmd, env):
 
 
 def test_dreamer_killed_resumes_bit_exact(tmp_path):
-    """SIGKILL right after the 3rd save of dreamer/last; --resume ends where an uninterrupted
-    run ends: same weights, optimiser moments, counters and stored episodes (with the
+    """SIGKILL right after the 8th save of dreamer/last; --resume ends where an uninterrupted
+    run ends: same weights, optimiser moments, counters and stored episodes, and the wall time
+    before the kill is kept (with the
     exploration ensemble and the entropy floor on, so their weights, learned coefficient and
     optimisers are checked too)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -492,10 +493,13 @@ def test_dreamer_killed_resumes_bit_exact(tmp_path):
     cut = tmp_path / "cut"
     killed = _run(_cmd(cut, *DEBUG, *sets), kill)
     assert killed.returncode == -signal.SIGKILL
+    wall = json.loads((cut / "counters.json").read_text())["wall_seconds"]["dreamer"]
+    assert wall > 0  # timed up to the checkpoint it was killed after
     refused = _run(_cmd(cut, "--quiet", "--no-eval"), env)
     assert refused.returncode == 2 and "pass --resume" in refused.stderr
     done = _run(_cmd(cut, "--resume", "--quiet", "--no-eval"), env)
     assert done.returncode == 0, done.stderr
+    assert json.loads((cut / "counters.json").read_text())["wall_seconds"]["dreamer"] > wall
     a = torch.load(tmp_path / "ref/checkpoints/dreamer/last.pt", weights_only=True)
     b = torch.load(cut / "checkpoints/dreamer/last.pt", weights_only=True)
     assert a["progress"] == b["progress"] and a["progress"]["updates"] > 0

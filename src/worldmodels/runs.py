@@ -204,6 +204,7 @@ class RunDir:
         self.plots = self.root / "plots"
         self.eval_path = self.root / "eval.json"
         self.spec_path = self.root / "env_spec.json"
+        self.on_save: Callable[[], None] | None = None  # called after every checkpoint write
 
     def has_config(self) -> bool:
         return self.config_path.exists()
@@ -235,6 +236,8 @@ class RunDir:
         buffer = io.BytesIO()
         torch.save({"format": CHECKPOINT_FORMAT, "versions": versions(), **payload}, buffer)
         atomic_write_bytes(path, buffer.getbuffer().tobytes())
+        if self.on_save is not None:
+            self.on_save()
         _fault_injection(name)
         return path
 

@@ -32,15 +32,26 @@ LOG = logging.getLogger(__name__)
 
 @contextmanager
 def timed(ctx: Context, stage: str):
-    """Adds the stage's wall time to ``counters.json`` (also when it is interrupted)."""
-    t0 = time.time()
+    """Adds the stage's wall time to ``counters.json`` at every checkpoint the stage saves and
+    when it ends or is interrupted, so a SIGKILL loses only the time since its last checkpoint
+    (the work it redoes after ``--resume`` is timed again)."""
+    since = time.time()
+
+    def flush() -> None:
+        nonlocal since
+        now = time.time()
+        counters = ctx.run.counters()
+        walls = counters.setdefault("wall_seconds", {})
+        walls[stage] = walls.get(stage, 0.0) + now - since
+        atomic_write_json(ctx.run.root / "counters.json", counters)
+        since = now
+
+    outer, ctx.run.on_save = ctx.run.on_save, flush
     try:
         yield
     finally:
-        counters = ctx.run.counters()
-        walls = counters.setdefault("wall_seconds", {})
-        walls[stage] = walls.get(stage, 0.0) + time.time() - t0
-        atomic_write_json(ctx.run.root / "counters.json", counters)
+        ctx.run.on_save = outer
+        flush()
 
 
 def split(ctx: Context) -> tuple[list[int], list[int]]:
