@@ -371,7 +371,8 @@ DEBUG = ["--env", "CartPole-v1", "--method", "dreamer", "--preset", "debug", "--
 def test_streaming_replay_draws_the_ring_s_windows_from_disk(tmp_path):
     """Episodes in the store + one in progress: the disk replay returns exactly the RAM
     ring's windows for the same draws, also once the capacity drops the oldest steps, with
-    a cache smaller than one episode."""
+    a cache smaller than one episode; one episode ends at a step limit with a positive reward
+    (``env.time_feature``), which none of them balances as a success."""
     from worldmodels.data.replay import StreamingReplay
     from worldmodels.data.store import EpisodeStore
 
@@ -387,14 +388,16 @@ def test_streaming_replay_draws_the_ring_s_windows_from_disk(tmp_path):
                 actions=rng.integers(0, 2, length),
                 rewards=rng.normal(size=length).astype(np.float32),
                 terminated=np.arange(length) == length - 1,
-                meta={},
+                meta={"time_limit": index == 2},
             )
+            ep.rewards[-1] = 5.0 if index == 2 else ep.rewards[-1]
             for replay in (ring, disk):
                 replay.add(ep.observations[0], np.zeros(2, np.float32), 0.0, True, False)
                 for t in range(length):
                     feat = onehot(ep.actions[t])
                     terminal = bool(ep.terminated[t])
-                    replay.add(ep.observations[t + 1], feat, ep.rewards[t], False, terminal)
+                    limit = index == 2 and t == length - 1
+                    replay.add(ep.observations[t + 1], feat, ep.rewards[t], False, terminal, limit)
             store.write(index, ep)
             disk.commit(index)
         for t in range(3):  # an episode in progress
@@ -406,6 +409,7 @@ def test_streaming_replay_draws_the_ring_s_windows_from_disk(tmp_path):
         for t in range(3):
             rebuilt.add(np.full(3, t, np.float32), onehot(1), 1.0, t == 0, False)
         assert disk.size == ring.size == rebuilt.size
+        assert not disk.end_success[2] and rebuilt.end_success == disk.end_success
         for end_fraction, balance in ((0.0, False), (0.5, False), (0.5, True)):
             a = ring.sample(np.random.default_rng(1), 16, 6, end_fraction, balance)
             for other in (disk, rebuilt):
@@ -435,21 +439,22 @@ def test_end_fraction_draws_windows_that_end_at_episode_ends():
 
 
 def test_end_balance_replays_rare_successes_as_often_as_common_failures():
-    """One terminal with last reward +100 and nine with -100: balanced end windows end at the
-    success half the time (uniform over ends: a tenth); with one kind stored, or with
+    """One terminal with last reward +100, nine with -100 and one at a step limit with +100:
+    balanced end windows end at the success half the time (uniform over ends: an eleventh;
+    the limit's end counts with the failures); with one kind stored, or with
     end_balance off, the draws are exactly the unbalanced ones."""
     ring = SequenceReplay(200, (1,), np.dtype(np.float32), 2)
-    success, failures = 15, set(range(30, 200, 19))
+    success, failures, limit = 15, set(range(30, 200, 19)), 21
     for i in range(200):
-        reward = 100.0 if i == success else -100.0 if i in failures else 0.0
+        reward = 100.0 if i in (success, limit) else -100.0 if i in failures else 0.0
         ring.add(np.array([i], np.float32), np.zeros(2, np.float32), reward, False,
-                 i == success or i in failures)  # fmt: skip
+                 i in failures | {success, limit}, i == limit)  # fmt: skip
     last = lambda **kw: ring.sample(np.random.default_rng(0), 4000, 5, 1.0, **kw)["obs"][:, -1, 0]  # noqa: E731
     balanced, plain = last(end_balance=True), last()
-    assert abs((balanced == success).mean() - 0.5) < 0.03
-    assert abs((plain == success).mean() - 0.1) < 0.03
-    assert set(np.unique(balanced)) == {success} | failures
-    ring.reward[ring.reward > 0] = -1.0  # one kind only: balancing has nothing to balance
+    assert abs((balanced == success).mean() - 0.5) < 0.03  # the step limit's +100: a failure
+    assert abs((plain == success).mean() - 1 / 11) < 0.03
+    assert set(np.unique(balanced)) == {success, limit} | failures
+    ring.success[:] = False  # one kind only: balancing has nothing to balance
     assert np.array_equal(last(end_balance=True), plain)
 
 
@@ -733,3 +738,22 @@ def test_pixels_train_and_diagnose_with_a_truth_prediction_error_video(tmp_path)
     assert len(frames) == 5 and frames[0].shape[:2] == (3 * 64, 64)
     result = json.loads((run / "diagnostics.json").read_text())
     assert np.isfinite(result["obs_mse"]["model"]).all()
+
+
+def test_time_feature_run_stores_the_limit_as_an_end(tmp_path):
+    """env.time_feature on Pendulum (200-step limit): every full episode ends as a terminal
+    marked time_limit with the feature at 1; the budget's cut is still a cut."""
+    from worldmodels.data.store import EpisodeStore
+
+    run = tmp_path / "r"
+    argv = ["train", "--env", "Pendulum-v1", "--method", "dreamer", "--preset", "debug",
+            "--quiet", "--no-eval", "--run-dir", str(run), "--set", "env.time_feature=true",
+            "--set", "env.max_episode_steps=0", "--set", "dreamer.total_steps=450"]  # fmt: skip
+    assert main(argv) == 0
+    store = EpisodeStore(run / "data/episodes")
+    eps = [store.read(i) for i in store.indices()]
+    assert [e.length for e in eps] == [200, 200, 50]
+    for e in eps[:2]:
+        assert e.terminated[-1] and e.meta["time_limit"] and e.observations[-1, -1] == 1.0
+    assert not eps[2].terminated[-1] and not eps[2].meta["time_limit"]
+    assert eps[2].observations[-1, -1] == 0.25

@@ -33,6 +33,33 @@ def test_frame_skip_repeats_and_counts_env_steps():
     assert steps == 5
 
 
+def test_time_feature_counts_the_env_s_steps_and_its_limit_is_an_end(capsys):
+    """env.time_feature: the fraction of the step limit used is the observation's last entry
+    (counted in env steps under a frame skip), the limit ends the episode as a terminal
+    (info time_limit), and a pixel env or an extra step limit is refused in one line."""
+    import gymnasium as gym
+
+    from worldmodels.cli import main
+    from worldmodels.envs import FrameSkip, _with_time
+
+    cfg = EnvConfig(id="CartPole-v1", time_feature=True)
+    env = FrameSkip(_with_time(gym.make("CartPole-v1", max_episode_steps=4), cfg), 3)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (5,) and obs[-1] == 0.0
+    obs, _, term, trunc, info = env.step(1)
+    assert obs[-1] == 0.75 and not term and not trunc and "time_limit" not in info
+    obs, reward, term, trunc, info = env.step(0)  # the 4th env step: the limit
+    assert obs[-1] == 1.0 and term and not trunc and info["time_limit"] and reward == 1.0
+    assert probe(EnvConfig(id="LunarLander-v3", time_feature=True)).obs_shape == (9,)
+    for sets in (["env.max_episode_steps=100"], []):
+        env_id = "CartPole-v1" if sets else "CarRacing-v3"
+        argv = ["train", "--env", env_id, "--run-dir", "/nonexistent/r", "--set",
+                "env.time_feature=true", *[x for s in sets for x in ("--set", s)]]  # fmt: skip
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "env.time_feature needs a vector env" in err
+
+
 def test_user_env_class_by_module_path(monkeypatch):
     import sys
     from pathlib import Path

@@ -127,6 +127,34 @@ class ResizeFrame(gym.ObservationWrapper):
         )
 
 
+class LimitIsEnd(gym.Wrapper):
+    """The step limit's cut becomes a terminal step (``info["time_limit"] = True``): with the
+    time in the observation the limit is part of the task, and nothing follows it."""
+
+    def step(self, action: Any):  # type: ignore[override]
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if truncated and not terminated:
+            info = dict(info)
+            info["time_limit"] = True
+            terminated, truncated = True, False
+        return obs, reward, terminated, truncated, info
+
+
+def _with_time(env: gym.Env, cfg: EnvConfig) -> gym.Env:
+    """``env.time_feature``: gymnasium's ``TimeAwareObservation`` (the fraction of the env's
+    own step limit used, last in the vector) and the limit as an end."""
+    limit = env.spec.max_episode_steps if env.spec is not None else None
+    if not _is_vector(env.observation_space) or not limit or cfg.max_episode_steps > 0:
+        env.close()
+        raise UserError(
+            f"env.time_feature needs a vector env with its own step limit and no "
+            f"env.max_episode_steps; {cfg.id} has observation space {env.observation_space}, "
+            f"step limit {limit}, env.max_episode_steps={cfg.max_episode_steps}: set "
+            f"env.time_feature=false"
+        )
+    return LimitIsEnd(gym.wrappers.TimeAwareObservation(env, normalize_time=True))
+
+
 def _import_class(target: str) -> type:
     module_name, _, class_name = target.partition(":")
     try:
@@ -189,8 +217,11 @@ def _make_raw(cfg: EnvConfig, render_mode: str | None) -> gym.Env:
 
 
 def make_env(cfg: EnvConfig, render_mode: str | None = None) -> gym.Env:
-    """The env with the toolkit's wrappers: frame skip, 64x64 RGB frames, a step limit."""
+    """The env with the toolkit's wrappers: the time feature, frame skip, 64x64 RGB frames, a
+    step limit."""
     env = _make_raw(cfg, render_mode)
+    if cfg.time_feature:  # inside the frame skip: it counts the env's own steps
+        env = _with_time(env, cfg)
     if cfg.frame_skip > 1 and not cfg.id.startswith("ALE/"):
         env = FrameSkip(env, cfg.frame_skip)
     space = env.observation_space

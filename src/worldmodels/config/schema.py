@@ -29,6 +29,11 @@ class EnvConfig:
     """Truncate episodes after this many agent steps (0 = the env's own limit)."""
     image_size: int = 64
     """Pixel observations are resized to image_size x image_size RGB."""
+    time_feature: bool = False
+    """Vector envs: append the fraction of the env's own step limit used so far (0 to 1) to
+    the observation and end the episode at that limit as a terminal rather than a cut, so a
+    policy can learn what running out of time costs (Pardo et al. 2018, "Time Limits in
+    Reinforcement Learning"; rl-zoo's time feature)."""
 
 
 @dataclass

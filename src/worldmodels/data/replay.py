@@ -38,20 +38,21 @@ def draw_starts(
     length: int,
     ends: np.ndarray,
     end_fraction: float,
-    end_rewards: np.ndarray | None = None,
+    end_success: np.ndarray | None = None,
 ) -> np.ndarray:
     """Window starts in [0, size - length]: uniform, then the first ``round(batch x
     end_fraction)`` redrawn to end at one of ``ends`` (terminal positions, oldest = 0; a
     terminal fewer than ``length`` steps from the oldest step starts its window at 0). No
     extra draw when there is nothing to redraw, so ``end_fraction`` 0 keeps the uniform
-    stream. Given ``end_rewards`` (the last reward at each end) and ends of both signs, half
-    the chance goes to the ends with a positive last reward and half to the rest."""
+    stream. Given ``end_success`` (each end's last reward is positive and it is no step
+    limit's end) and ends of both kinds, half the chance goes to the successes and half to
+    the rest."""
     if size < length:
         raise ValueError(f"replay holds {size} steps, fewer than one window ({length})")
     starts = rng.integers(0, size - length + 1, size=batch)
     k = round(batch * end_fraction)
     if k and len(ends):
-        positive = None if end_rewards is None else end_rewards > 0
+        positive = end_success
         if positive is not None and 0 < positive.sum() < len(ends):
             p = np.where(positive, 0.5 / positive.sum(), 0.5 / (~positive).sum())
             picked = rng.choice(ends, size=k, p=p / p.sum())
@@ -71,18 +72,23 @@ class SequenceReplay:
         self.reward = np.zeros(capacity, dtype=np.float32)
         self.is_first = np.zeros(capacity, dtype=bool)
         self.is_terminal = np.zeros(capacity, dtype=bool)
+        self.success = np.zeros(capacity, dtype=bool)  # a terminal with a positive reward
         self.size = 0
         self.pos = 0
 
     def add(
-        self, obs: np.ndarray, action: np.ndarray, reward: float, first: bool, terminal: bool
-    ) -> None:
+        self, obs: np.ndarray, action: np.ndarray, reward: float, first: bool, terminal: bool,
+        limit: bool = False,
+    ) -> None:  # fmt: skip
+        """One step; ``limit``: its terminal is the step limit's (``env.time_feature``), never
+        a success for ``end_balance`` whatever its reward."""
         i = self.pos
         self.obs[i] = obs
         self.action[i] = action
         self.reward[i] = reward
         self.is_first[i] = first
         self.is_terminal[i] = terminal
+        self.success[i] = terminal and reward > 0 and not limit
         self.pos = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
@@ -93,11 +99,13 @@ class SequenceReplay:
         """A stored episode, its actions given as model features [T, A]."""
         zero = np.zeros(action_features.shape[1], dtype=np.float32)
         self.add(ep.observations[0], zero, 0.0, True, False)
+        limit = bool(ep.meta.get("time_limit"))
         for t in range(ep.length):
             terminal = bool(ep.terminated[t])
             self.add(
-                ep.observations[t + 1], action_features[t], float(ep.rewards[t]), False, terminal
-            )
+                ep.observations[t + 1], action_features[t], float(ep.rewards[t]), False, terminal,
+                limit and t == ep.length - 1,
+            )  # fmt: skip
 
     def sample(
         self,
@@ -111,12 +119,12 @@ class SequenceReplay:
         each window is marked ``is_first`` (its model state starts from zero)."""
         oldest = self.pos if self.size == self.capacity else 0
         ends = np.empty(0, np.int64)
-        end_rewards = None
+        success = None
         if end_fraction > 0:
             ends = np.flatnonzero(self.is_terminal[(oldest + np.arange(self.size)) % self.capacity])
             if end_balance:
-                end_rewards = self.reward[(oldest + ends) % self.capacity]
-        starts = draw_starts(rng, self.size, batch, length, ends, end_fraction, end_rewards)
+                success = self.success[(oldest + ends) % self.capacity]
+        starts = draw_starts(rng, self.size, batch, length, ends, end_fraction, success)
         idx = (oldest + starts[:, None] + np.arange(length)[None]) % self.capacity
         first = self.is_first[idx]
         first[:, 0] = True
@@ -173,7 +181,7 @@ class StreamingReplay:
         self.total = 0  # steps ever added (finished episodes + the tail)
         self.tail: list[tuple[np.ndarray, np.ndarray, float, bool, bool]] = []
         self.ends: list[int] = []  # stream positions of terminal steps, ascending
-        self.end_rewards: list[float] = []  # the last reward at each of them
+        self.end_success: list[bool] = []  # each of them a success (see SequenceReplay.add)
         self.cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
         self.cached = 0
 
@@ -182,12 +190,13 @@ class StreamingReplay:
         return min(self.total, self.capacity)
 
     def add(
-        self, obs: np.ndarray, action: np.ndarray, reward: float, first: bool, terminal: bool
-    ) -> None:
+        self, obs: np.ndarray, action: np.ndarray, reward: float, first: bool, terminal: bool,
+        limit: bool = False,
+    ) -> None:  # fmt: skip
         self.tail.append((np.array(obs), np.array(action, np.float32), reward, first, terminal))
         if terminal:
             self.ends.append(self.total)
-            self.end_rewards.append(float(reward))
+            self.end_success.append(reward > 0 and not limit)
         self.total += 1
 
     def commit(self, index: int) -> None:
@@ -202,7 +211,10 @@ class StreamingReplay:
         self.episodes.append(index)
         done = np.flatnonzero(ep.terminated)
         self.ends.extend(self.total + 1 + int(t) for t in done)
-        self.end_rewards.extend(float(ep.rewards[t]) for t in done)
+        limit = bool(ep.meta.get("time_limit"))
+        self.end_success.extend(
+            bool(ep.rewards[t] > 0) and not (limit and t == ep.length - 1) for t in done
+        )
         self.total += ep.length + 1
 
     def _episode(self, k: int) -> dict[str, np.ndarray]:
@@ -259,8 +271,8 @@ class StreamingReplay:
         oldest = self.total - self.size
         first = bisect.bisect_left(self.ends, oldest)
         ends = np.asarray(self.ends[first:], np.int64) - oldest
-        end_rewards = np.asarray(self.end_rewards[first:], np.float32) if end_balance else None
-        starts = draw_starts(rng, self.size, batch, length, ends, end_fraction, end_rewards)
+        success = np.asarray(self.end_success[first:], bool) if end_balance else None
+        starts = draw_starts(rng, self.size, batch, length, ends, end_fraction, success)
         windows = [self._window(oldest + int(s), length) for s in starts]
         out = {key: np.stack([w[key] for w in windows]) for key in windows[0]}
         out["is_first"][:, 0] = True

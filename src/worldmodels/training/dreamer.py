@@ -574,7 +574,7 @@ def _episode(
     state = agent.initial(1)
     replay.add(obs, np.zeros(spec.action_dim, np.float32), 0.0, True, False)
     observations, actions, rewards, terminated = [obs], [], [], []
-    env_steps, stats, first = 0, {}, True
+    env_steps, stats, first, limit = 0, {}, True, False
     while True:
         if prog.agent_steps < dc.prefill:
             action = random_action(spec, rng)
@@ -584,7 +584,8 @@ def _episode(
         first = False
         obs, r, term, trunc, info = env.step(action_to_env(action, spec))
         feats = agent.action_features(np.asarray(action)[None])[0]
-        replay.add(obs, feats, float(r), False, bool(term))
+        limit = bool(info.get("time_limit"))  # env.time_feature: the step limit ends it
+        replay.add(obs, feats, float(r), False, bool(term), limit)
         observations.append(obs)
         actions.append(action)
         rewards.append(float(r))
@@ -615,6 +616,7 @@ def _episode(
             "seed": int(cfg.seed * 1_000_003 + prog.episodes),
             "return": float(np.sum(rewards)),
             "truncated": bool(not terminated[-1]),
+            "time_limit": limit,
             "env_steps": env_steps,
             "policy": "random" if prog.agent_steps <= dc.prefill else NS,
         },
