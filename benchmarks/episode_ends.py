@@ -1,5 +1,6 @@
 """How a run's stored training episodes ended, a block of episodes at a time: cut by the time
-limit or the budget, or terminated with a positive or a non-positive last reward (on
+limit or the budget (with ``env.time_feature`` the limit's end is a terminal, counted as a cut
+here), or terminated with a positive or a non-positive last reward (on
 LunarLander-v3 a landing, +100, or a crash, -100), with the block's steps and mean return. It
 shows a local optimum the learning curve hides: LunarLander dreamer runs crash for ~30,000 steps,
 then hover until the time limit and rarely land.
@@ -21,8 +22,8 @@ from worldmodels.data.store import EpisodeStore
 from worldmodels.errors import UserError, run_main
 
 
-def ending(terminated: np.ndarray, rewards: np.ndarray) -> str:
-    if not terminated.size or not terminated[-1]:
+def ending(terminated: np.ndarray, rewards: np.ndarray, time_limit: bool = False) -> str:
+    if not terminated.size or not terminated[-1] or time_limit:
         return "cut"
     return "terminal, last reward > 0" if rewards[-1] > 0 else "terminal, last reward <= 0"
 
@@ -37,7 +38,11 @@ def main() -> None:
         raise UserError(f"{episodes} holds no stored episodes (or --block < 1): give a run dir")
     store = EpisodeStore(episodes)
     rows = [
-        (ep.length, ending(ep.terminated, ep.rewards), float(ep.rewards.sum()))
+        (
+            ep.length,
+            ending(ep.terminated, ep.rewards, bool(ep.meta.get("time_limit"))),
+            float(ep.rewards.sum()),
+        )
         for _, ep in store.iter_episodes(store.valid_indices())
     ]
     kinds = ["cut", "terminal, last reward > 0", "terminal, last reward <= 0"]
