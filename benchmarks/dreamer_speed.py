@@ -4,6 +4,7 @@ steps/s of the acting agent, for an env's preset sizes.
 
     .venv/bin/python benchmarks/dreamer_speed.py             # CartPole-v1, 1 and 2 threads
     .venv/bin/python benchmarks/dreamer_speed.py --env Pendulum-v1 --threads 1
+    .venv/bin/python benchmarks/dreamer_speed.py --threads 1 --compile   # eager, then compiled
 
 The replay is filled with random-policy steps; the timings do not depend on what is learned.
 """
@@ -27,12 +28,26 @@ from worldmodels.models.rssm import RssmState
 from worldmodels.training.dreamer import Dreamer, obs_dtype
 
 
-def measure(env_id: str, threads: int, sets: list[str], updates: int) -> dict[str, float]:
+def compile_networks(agent: Dreamer) -> None:
+    """``torch.compile`` every network's forward (not the sampling between them, so the random
+    numbers are drawn as in eager mode)."""
+    wm, rssm = agent.wm, agent.wm.rssm
+    for net in (agent.actor.net, agent.critic, agent.slow_critic, wm.codec.encoder,
+                wm.codec.decoder, wm.reward, wm.cont, rssm.img_in, rssm.gru, rssm.prior_net,
+                rssm.post_net):  # fmt: skip
+        net.compile()
+
+
+def measure(
+    env_id: str, threads: int, sets: list[str], updates: int, compiled: bool = False
+) -> dict[str, float]:
     torch.set_num_threads(threads)
     cfg = resolve(env_id, [], {}, parse_set(["method=dreamer", *sets]))
     spec, dc = probe(cfg.env), cfg.section("dreamer")
     torch.manual_seed(0)
     agent = Dreamer(dc, spec, torch.device("cpu"))
+    if compiled:
+        compile_networks(agent)
     replay = SequenceReplay(5000, spec.obs_shape, obs_dtype(spec), spec.action_dim)
     rng = np.random.default_rng(0)
     env = make_env(cfg.env)
@@ -45,8 +60,10 @@ def measure(env_id: str, threads: int, sets: list[str], updates: int) -> dict[st
         if term or trunc:
             obs, _ = env.reset()
             replay.add(obs, np.zeros(spec.action_dim, np.float32), 0.0, True, False)
-    for i in range(3):  # warm-up
+    t0 = time.perf_counter()
+    for i in range(3):  # warm-up (and compilation)
         agent.update(replay.sample(rng, dc.batch_size, dc.seq_len), i)
+    warm_up = time.perf_counter() - t0
     t0 = time.perf_counter()
     for i in range(updates):
         agent.update(replay.sample(rng, dc.batch_size, dc.seq_len), i)
@@ -82,6 +99,7 @@ def measure(env_id: str, threads: int, sets: list[str], updates: int) -> dict[st
     env.close()
     ratio_updates = dc.train_ratio / (dc.batch_size * dc.seq_len)
     return {
+        "warm_up_s": warm_up,
         "grad_steps_s": 1 / per_update,
         "model_share": model_part / per_update,
         "imagine_share": imagine_part / per_update,
@@ -97,19 +115,27 @@ def main() -> None:
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--updates", type=int, default=30)
     ap.add_argument("--set", action="append", default=[], dest="sets")
+    ap.add_argument(
+        "--compile",
+        action="store_true",
+        help="also measure with torch.compile on every network's forward",
+    )
     args = ap.parse_args()
     host = hostspeed.measure()
     print(f"{args.env}, dreamer preset {' '.join(args.sets) or '(as shipped)'}; machine: "
           f"{platform.machine()}, {os.cpu_count()} cores, CPU only; host now (hostspeed.py): "
           f"{host['sgemm_gflops']} GFLOPS, {host['python_loop_ms']} ms\n")  # fmt: skip
-    print("| math threads | gradient steps/s | world-model share of a step | imagination share "
+    print("| math threads | networks | first 3 updates (s) | gradient steps/s "
+          "| world-model share of a step | imagination share "
           "| acting env steps/s | training env steps/s (train_ratio) | minutes for "
           "total_steps |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
-    for threads in args.threads:
-        r = measure(args.env, threads, args.sets, args.updates)
+    print("|---|---|---|---|---|---|---|---|---|")
+    modes = [False, True] if args.compile else [False]
+    for threads, compiled in ((t, c) for t in args.threads for c in modes):
+        r = measure(args.env, threads, args.sets, args.updates, compiled)
         print(
-            f"| {threads} | {r['grad_steps_s']:.2f} | {r['model_share']:.0%} | "
+            f"| {threads} | {'torch.compile' if compiled else 'eager'} | {r['warm_up_s']:.1f} | "
+            f"{r['grad_steps_s']:.2f} | {r['model_share']:.0%} | "
             f"{r['imagine_share']:.0%} | "
             f"{r['act_steps_s']:.0f} | {r['train_env_steps_s']:.1f} | {r['budget_min']:.1f} |"
         )
