@@ -30,12 +30,15 @@ from worldmodels.training.dreamer import Dreamer, obs_dtype
 
 def compile_networks(agent: Dreamer) -> None:
     """``torch.compile`` every network's forward (not the sampling between them, so the random
-    numbers are drawn as in eager mode)."""
+    numbers are drawn as in eager mode). ``Module.compile()`` left these calls eager here (no
+    graph captured, torch 2.13), so each ``forward`` is replaced."""
     wm, rssm = agent.wm, agent.wm.rssm
+    # every nn.Sequential shares one forward's code, whose compiled versions dynamo caps at 8
+    torch._dynamo.config.recompile_limit = 64
     for net in (agent.actor.net, agent.critic, agent.slow_critic, wm.codec.encoder,
                 wm.codec.decoder, wm.reward, wm.cont, rssm.img_in, rssm.gru, rssm.prior_net,
                 rssm.post_net):  # fmt: skip
-        net.compile()
+        net.forward = torch.compile(net.forward)  # type: ignore[method-assign]
 
 
 def measure(
