@@ -21,6 +21,8 @@ import numpy as np
 from worldmodels.data.store import EpisodeStore
 from worldmodels.errors import UserError, run_main
 
+KINDS = ["cut", "terminal, last reward > 0", "terminal, last reward <= 0"]
+
 
 def ending(terminated: np.ndarray, rewards: np.ndarray, time_limit: bool = False) -> str:
     if not terminated.size or not terminated[-1] or time_limit:
@@ -45,7 +47,7 @@ def main() -> None:
         )
         for _, ep in store.iter_episodes(store.valid_indices())
     ]
-    kinds = ["cut", "terminal, last reward > 0", "terminal, last reward <= 0"]
+    kinds = KINDS
     print(f"{args.run_dir}: {len(rows)} stored episodes\n")
     print("| episodes | steps | " + " | ".join(kinds) + " | mean return |")
     print("|---" * (len(kinds) + 3) + "|")
