@@ -613,8 +613,8 @@ def test_the_action_reader_prints_each_actions_imagined_step(small_run):
 def test_the_sampling_reader_scores_the_most_likely_and_the_sampled_action(small_run, tmp_path):
     """``benchmarks/dreamer_sampling.py`` on the small CartPole run: four rows (best and last
     checkpoint, most likely and sampled action), the best checkpoint's most likely action above
-    the random policy, the same table twice (seeded); a run dir without dreamer/best is one
-    line, exit 2."""
+    the random policy, every episode's ending counted, the same table twice (seeded); a run dir
+    without dreamer/best, or ``--rest`` (LunarLander's legs) on CartPole, is one line, exit 2."""
     script = [sys.executable, os.path.join(os.path.dirname(__file__), "..", "benchmarks",
                                            "dreamer_sampling.py")]  # fmt: skip
     out = subprocess.run([*script, str(small_run), "--episodes", "3"], capture_output=True,
@@ -625,11 +625,15 @@ def test_the_sampling_reader_scores_the_most_likely_and_the_sampled_action(small
         ("best", "most likely"), ("best", "sampled"), ("last", "most likely"), ("last", "sampled")
     ]  # fmt: skip
     assert float(rows[0][2].split("±")[0]) > RANDOM_CARTPOLE
+    for r in rows:  # how each of the 3 episodes ended: cut, landed-like, crashed-like
+        assert sum(int(c) for c in r[4:7]) == 3
     again = subprocess.run([*script, str(small_run), "--episodes", "3"], capture_output=True,
                            text=True)  # fmt: skip
     assert again.stdout == out.stdout
     bad = subprocess.run([*script, str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "dreamer/best" in bad.stderr
+    rest = subprocess.run([*script, str(small_run), "--rest"], capture_output=True, text=True)
+    assert rest.returncode == 2 and rest.stderr.count("\n") == 1 and "--rest" in rest.stderr
 
 
 def test_evaluation_samples_the_actor_when_asked_and_repeats_itself(
