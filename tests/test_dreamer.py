@@ -242,6 +242,37 @@ def test_entropy_floor_raises_the_bonus_while_the_entropy_is_under_it_by_hand():
     assert actor.entropy_range() == pytest.approx(normal.entropy().tolist())
 
 
+def test_entropy_floor_steps_lower_the_floor_linearly_to_the_range_bottom_by_hand():
+    """dreamer.entropy_floor_steps 1000: CartPole's floor 0.5 ln 2 at step 0, half at 500,
+    0 (a discrete actor's bottom) from 1000 on; Pendulum's falls to the entropy at min std.
+    With the floor gone an entropy of 0.1 is above it, so the bonus steps down, not up."""
+    import worldmodels.methods  # noqa: F401  (registers the dreamer section)
+    from worldmodels.config import parse_set, resolve
+    from worldmodels.envs import probe
+    from worldmodels.training.dreamer import Dreamer
+
+    sets = ["method=dreamer", "dreamer.entropy=0.01", "dreamer.entropy_floor=0.5",
+            "dreamer.entropy_floor_steps=1000", "dreamer.entropy_lr=0.5"]  # fmt: skip
+    cfg = resolve("CartPole-v1", ["debug"], {}, parse_set(sets))
+    agent = Dreamer(cfg.section("dreamer"), probe(cfg.env), torch.device("cpu"))
+    full = 0.5 * math.log(2)
+    assert agent.floor_target(0) == pytest.approx(full)
+    assert agent.floor_target(500) == pytest.approx(full / 2)
+    assert agent.floor_target(1000) == agent.floor_target(5000) == 0.0
+    for env_steps, factor in ((0, math.exp(0.5)), (1000, math.exp(-0.5))):
+        agent = Dreamer(cfg.section("dreamer"), probe(cfg.env), torch.device("cpu"))
+        with torch.no_grad():
+            agent.log_eta.fill_(math.log(0.1))
+        agent._entropy_step(torch.tensor(0.1), env_steps)  # under 0.347: up; over 0: down
+        assert agent.entropy_coef() == pytest.approx(0.1 * factor, rel=1e-6)
+
+    cfg = resolve("Pendulum-v1", ["debug"], {}, parse_set(sets))
+    agent = Dreamer(cfg.section("dreamer"), probe(cfg.env), torch.device("cpu"))
+    lo, hi = agent.actor.entropy_range()
+    assert agent.floor_target(250) == pytest.approx(lo + 0.75 * 0.5 * (hi - lo))
+    assert agent.floor_target(1000) == pytest.approx(lo)
+
+
 def test_disagreement_ensemble_by_hand():
     """Two heads whose hidden layer is zeroed output their biases 0 and 2: disagreement =
     std([0, 2]) = sqrt(2) per output; against a target of 1 each head's MSE is 1, summed over
@@ -534,6 +565,7 @@ def test_dreamer_killed_resumes_bit_exact(tmp_path):
         (["dreamer.imag_last=99"], "dreamer.imag_last must be <= dreamer.seq_len"),
         (["dreamer.expl_heads=1"], "dreamer.expl_heads must be >= 2"),
         (["dreamer.entropy_floor=1"], "dreamer.entropy_floor must be in [0, 1)"),
+        (["dreamer.entropy_floor_steps=1000"], "it needs a floor > 0"),
         (["dreamer.eval_policy=greedy"], "dreamer.eval_policy must be mode"),
     ],
 )

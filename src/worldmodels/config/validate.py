@@ -20,7 +20,7 @@ ZERO_OK = {
     "evaluate.seed_offset", "dream.retrain_epochs", "ac.updates", "ac.eval_every",
     "imagination.retrain_every", "imagination.retrain_epochs", "mpc.retrain_epochs",
     "mpc.value_epochs", "ppo.eval_every", "parallel.max_retries", "seed", "threads",
-    "planner.seed", "dreamer.prefill", "dreamer.imag_last",
+    "planner.seed", "dreamer.prefill", "dreamer.imag_last", "dreamer.entropy_floor_steps",
 }  # fmt: skip
 """Integers for which 0 means something (off, none, the default); every other int is >= 1."""
 SIGNED = {"ppo.log_std_init", "ppo.sde_sample_freq"}

@@ -109,6 +109,11 @@ class DreamerConfig:
     entropy is below the floor and shrinks back, never below ``entropy``, once it is above.
     Against an actor that collapses onto one action while the world model cannot yet tell the
     actions apart (0: off, the fixed bonus)."""
+    entropy_floor_steps: int = 0
+    """Lower that floor linearly to 0 over this many real env steps (0: held for the whole
+    run): the floor guards the early updates, before the world model tells the actions apart,
+    and late in a run stops spending entropy on states where one action is plainly right but
+    the others cost little (a landed lander that should rest, not fidget)."""
     entropy_lr: float = 0.05
     """Adam learning rate of that log-coefficient: it moves by about this much per update, so
     from 3e-4 to 0.05 in ~100 updates (an actor collapses in a few hundred)."""
@@ -166,6 +171,8 @@ class DreamerConfig:
             (0 <= self.entropy_floor < 1 and (self.entropy > 0 or self.entropy_floor == 0),
              "dreamer.entropy_floor must be in [0, 1) (0: off), and needs dreamer.entropy > 0 "
              "as the coefficient's lower bound"),
+            (self.entropy_floor_steps == 0 or self.entropy_floor > 0, "dreamer."
+             "entropy_floor_steps lowers dreamer.entropy_floor, so it needs a floor > 0"),
             (self.eval_policy in ("mode", "sample"), "dreamer.eval_policy must be mode (the "
              "most likely action) or sample (sampled from the actor, as in training)"),
             (self.imag_last <= self.seq_len, "dreamer.imag_last must be <= dreamer.seq_len "

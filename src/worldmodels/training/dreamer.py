@@ -235,8 +235,12 @@ class Dreamer:
         return (2 * (np.asarray(env_actions) - low) / (high - low) - 1).astype(np.float32)
 
     # -- learning -----------------------------------------------------------------------------
-    def update(self, batch: dict[str, np.ndarray], step: int) -> dict[str, float]:
-        """One gradient step of the world model, then of the actor and critic in imagination."""
+    def update(
+        self, batch: dict[str, np.ndarray], step: int, env_steps: int = 0
+    ) -> dict[str, float]:
+        """One gradient step of the world model, then of the actor and critic in imagination
+        (``step``: the update's index, named by a NaN stop; ``env_steps``: real steps so far,
+        which lower the entropy floor when ``entropy_floor_steps`` is set)."""
         data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
         with self.autocast():
             wm_loss = self.wm.loss(data)
@@ -268,7 +272,7 @@ class Dreamer:
             self._step("model", wm_loss.total + self.dc.repval_scale * live, self.wm,
                        self.dc.model_clip)  # fmt: skip
         self._step("actor", ac["actor_loss"], self.actor, self.dc.ac_clip)
-        self._entropy_step(ac["actor_entropy"])
+        self._entropy_step(ac["actor_entropy"], env_steps)
         self._step("critic", ac["critic_loss"], self.critic, self.dc.ac_clip)
         with torch.no_grad():
             for slow, fast in zip(
@@ -305,14 +309,24 @@ class Dreamer:
         """The actor's entropy bonus: ``entropy``, or its learned value (``entropy_floor``)."""
         return self.dc.entropy if self.log_eta is None else float(self.log_eta.detach().exp())
 
-    def _entropy_step(self, entropy: Tensor) -> None:
+    def floor_target(self, env_steps: int) -> float:
+        """The entropy the floor holds after ``env_steps`` real steps: ``entropy_target``,
+        lowered linearly to the range's bottom over ``entropy_floor_steps`` (when set)."""
+        if self.dc.entropy_floor_steps <= 0:
+            return self.entropy_target
+        lo, _ = self.actor.entropy_range()
+        left = max(0.0, 1.0 - env_steps / self.dc.entropy_floor_steps)
+        return lo + left * (self.entropy_target - lo)
+
+    def _entropy_step(self, entropy: Tensor, env_steps: int = 0) -> None:
         """SAC's temperature step: d loss / d log_eta = entropy - target, so the bonus grows
         while the entropy is under the floor; projected back to at least ``entropy``."""
         if self.log_eta is None:
             return
         opt = self.opts["entropy"]
         opt.zero_grad(set_to_none=True)
-        (self.log_eta * (entropy.detach().float() - self.entropy_target)).backward()
+        target = self.floor_target(env_steps)
+        (self.log_eta * (entropy.detach().float() - target)).backward()
         opt.step()
         with torch.no_grad():
             self.log_eta.clamp_(min=math.log(self.dc.entropy))
@@ -599,7 +613,7 @@ def _episode(
                 batch = replay.sample(
                     rng, dc.batch_size, dc.seq_len, dc.end_fraction, dc.end_balance
                 )
-                stats = agent.update(batch, prog.updates)
+                stats = agent.update(batch, prog.updates, prog.env_steps)
                 prog.updates += 1
                 prog.credit -= 1.0
         if term or trunc or prog.env_steps >= dc.total_steps:
