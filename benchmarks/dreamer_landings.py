@@ -8,6 +8,11 @@ imagination the actor learns from: its summed reward against the real one and it
 P(continue). A model that predicts a crash at a soft touchdown steers its actor away from the
 ground. With ``--own`` it reads the run's own stored landings instead (terminals with +100):
 the reward and continue heads at the last step and the reward head over the steps before it.
+With ``--tipped`` it reads the run's crashes that came after a leg had touched down (the lander
+tipped over or slid off on the ground): from the first contact the prior imagines open loop to
+the crash twice, once with the real actions and once doing nothing, and prints the imagined
+reward sums and lowest P(continue) of each. A model that sees no difference lets its actor fire
+the side engines on the ground.
 
     .venv/bin/python benchmarks/dreamer_landings.py benchmarks/runs/suite/LunarLander-v3/dreamer_s0
 
@@ -23,6 +28,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.envs.box2d.lunar_lander import heuristic
+from torch import Tensor
 
 import worldmodels.methods  # noqa: F401  (registers the dreamer config section)
 from worldmodels.data.store import EpisodeStore
@@ -66,6 +72,46 @@ def own_landings(ctx: Any, vision: Any, wm: Any, before: int) -> None:
               f"{np.mean(r_hat[-before - 1 : -1]):.1f} |")  # fmt: skip
 
 
+def imagine(wm: Any, vision: Any, start: Tensor, actions: np.ndarray) -> tuple[float, float]:
+    """Open loop from one posterior feature [F] with ``actions`` -> (reward sum, min P(cont))."""
+    d = wm.rssm.deter
+    state = RssmState(start[None, :d], start[None, d:])
+    act_feats = vision.action_features(torch.as_tensor(actions))
+    total, low = 0.0, 1.0
+    with torch.no_grad():
+        for k in range(len(actions)):
+            state, logits = wm.rssm.img_step(state, act_feats[k : k + 1])
+            state = RssmState(state.h, wm.rssm.sample(logits, mode=True))
+            total += float(wm.reward_mean(state.feat())[0])
+            low = min(low, float(wm.cont_prob(state.feat())[0]))
+    return total, low
+
+
+def own_tipovers(ctx: Any, vision: Any, wm: Any) -> None:
+    """The run's stored crashes after a leg touched down, one row each (actions: 0 nothing,
+    1 left engine, 2 main, 3 right)."""
+    store = EpisodeStore(ctx.run.episodes)
+    print("| episode | first contact | crash | actions from contact (0/1/2/3) | real reward sum "
+          "| imagined, real actions: sum / min P(continue) | imagined, nothing: sum / min "
+          "P(continue) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for i in store.valid_indices():
+        ep = store.read(i)
+        obs, acts = np.asarray(ep.observations), np.asarray(ep.actions)
+        legs = np.flatnonzero(obs[1:, 6:8].max(axis=1) > 0)
+        if not (np.asarray(ep.terminated)[-1] and ep.rewards[-1] < 0 and len(legs)):
+            continue
+        t = int(legs[0]) + 1  # the observation index of the first contact
+        if t >= len(acts):
+            continue  # the contact was the crash
+        f = torch.as_tensor(vision.encode_episode(ep.observations, ep.actions, ctx.device)[0])
+        real = imagine(wm, vision, f[t], acts[t:])
+        rest = imagine(wm, vision, f[t], np.zeros_like(acts[t:]))
+        counts = "/".join(str(c) for c in np.bincount(acts[t:], minlength=4))
+        print(f"| {i} | {t} | {len(acts)} | {counts} | {ep.rewards[t:].sum():.1f} "
+              f"| {real[0]:.1f} / {real[1]:.3f} | {rest[0]:.1f} / {rest[1]:.3f} |")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir")
@@ -73,6 +119,8 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=10)
     ap.add_argument("--lead", type=int, default=15)
     ap.add_argument("--own", action="store_true", help="the run's own stored landings")
+    ap.add_argument("--tipped", action="store_true",
+                    help="the run's own crashes after a leg touched down")  # fmt: skip
     args = ap.parse_args()
     torch.set_num_threads(1)
     ctx = open_run(args.run_dir, device="cpu", progress=False, reads=True, writes=False)
@@ -83,6 +131,10 @@ def main() -> None:
     if args.own:
         print(f"{args.run_dir} (dreamer/{args.which}): the run's own landings")
         own_landings(ctx, vision, wm, before=5)
+        return
+    if args.tipped:
+        print(f"{args.run_dir} (dreamer/{args.which}): the run's crashes after touching down")
+        own_tipovers(ctx, vision, wm)
         return
     print(f"{args.run_dir} (dreamer/{args.which}): gymnasium's heuristic lander, "
           f"seeds 0-{args.episodes - 1}; imagination from {args.lead} steps before the first "
