@@ -793,3 +793,36 @@ def test_time_feature_run_stores_the_limit_as_an_end(tmp_path):
         assert e.terminated[-1] and e.meta["time_limit"] and e.observations[-1, -1] == 1.0
     assert not eps[2].terminated[-1] and not eps[2].meta["time_limit"]
     assert eps[2].observations[-1, -1] == 0.25
+
+
+def test_the_tipover_reader_imagines_open_loop_by_hand():
+    """``benchmarks/dreamer_landings.py``'s ``imagine``: from one posterior feature [h | z] the
+    prior steps once per action, in order, each from the state before; the reward sum and the
+    lowest P(continue) are over the imagined steps. A stub world model whose h counts up and
+    whose P(continue) halves each step, from h = 1: rewards 2 + 3 + 4 (not the start's 1),
+    lowest 1/16."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    from worldmodels.models.rssm import RssmState
+
+    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "dreamer_landings.py")
+    spec = importlib.util.spec_from_file_location("dreamer_landings", path)
+    landings = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(landings)
+    seen: list[list[float]] = []
+
+    def img_step(state, action):
+        seen.append(action[0].tolist())
+        return RssmState(state.h + 1, state.z), state.z
+
+    rssm = SimpleNamespace(deter=1, img_step=img_step, sample=lambda logits, mode: logits)
+    wm = SimpleNamespace(
+        rssm=rssm,
+        reward_mean=lambda f: f[:, 0],
+        cont_prob=lambda f: 0.5 ** f[:, 0],
+    )
+    vision = SimpleNamespace(action_features=lambda a: torch.eye(4)[a])
+    total, low = landings.imagine(wm, vision, torch.tensor([1.0, 7.0]), np.array([3, 0, 1]))
+    assert seen == [[0, 0, 0, 1], [1, 0, 0, 0], [0, 1, 0, 0]]
+    assert total == pytest.approx(9.0) and low == pytest.approx(1 / 16)
