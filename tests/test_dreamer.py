@@ -555,6 +555,29 @@ def test_dreamer_killed_resumes_bit_exact(tmp_path):
     )
 
 
+def test_a_finished_run_goes_on_when_resumed_with_a_higher_target_or_budget(tmp_path):
+    """Stopped by its target (0: CartPole's first 10 episodes reach it), the run goes on to
+    the budget when resumed with an unreachable target, to 400 steps when resumed with that
+    budget, and does nothing when resumed again as it is."""
+    run = tmp_path / "r"
+
+    def progress() -> dict:
+        return torch.load(run / "checkpoints/dreamer/last.pt", weights_only=True)["progress"]
+
+    first = ["train", *DEBUG, "--run-dir", str(run), "--no-eval"]
+    assert main([*first, "--set", "dreamer.target_return=0"]) == 0
+    stopped = progress()
+    assert stopped["complete"] and stopped["episodes"] == 10 and stopped["env_steps"] < 300
+    resume = ["train", "--run-dir", str(run), "--resume", "--quiet", "--no-eval"]
+    assert main([*resume, "--set", "dreamer.target_return=1e9"]) == 0
+    assert progress()["env_steps"] == 300 and progress()["episodes"] > 10
+    assert main([*resume, "--set", "dreamer.total_steps=400"]) == 0
+    longer = progress()
+    assert longer["complete"] and longer["env_steps"] == 400 and longer["updates"] > 0
+    assert main(resume) == 0
+    assert progress() == longer
+
+
 @pytest.mark.parametrize(
     "sets, message",
     [

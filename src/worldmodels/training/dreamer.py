@@ -491,8 +491,9 @@ def train_dreamer(ctx: Context) -> DreamerProgress:
     if run.has(f"{NS}/last"):
         last = run.load(f"{NS}/last")
         prog = progress_from_dict(DreamerProgress, last["progress"])
-        if prog.complete:
+        if prog.complete and _finished(prog, dc, target):
             return prog
+        prog.complete = False  # resumed with a larger budget or a higher target: go on
         agent.load(last)
         torch.set_rng_state(last["rng"]["torch"])
         restore_np_rng(rng, last["rng"]["numpy"])
@@ -535,6 +536,12 @@ def train_dreamer(ctx: Context) -> DreamerProgress:
         bar.close()
         env.close()
     return prog
+
+
+def _finished(prog: DreamerProgress, dc: Any, target: float | None) -> bool:
+    """Whether the run is done under ``dc`` (its budget or target may have changed since)."""
+    score = judged_score(None, prog.recent[-dc.stop_window :], dc.stop_window)
+    return prog.env_steps >= dc.total_steps or reached(score, target)
 
 
 def replay_budget(dc: Any, spec: EnvSpec) -> tuple[int, int]:
