@@ -555,10 +555,13 @@ def test_dreamer_killed_resumes_bit_exact(tmp_path):
     )
 
 
-def test_a_finished_run_goes_on_when_resumed_with_a_higher_target_or_budget(tmp_path):
+def test_a_finished_run_goes_on_when_resumed_with_a_higher_target_or_budget(tmp_path, monkeypatch):
     """Stopped by its target (0: CartPole's first 10 episodes reach it), the run goes on to
-    the budget when resumed with an unreachable target, to 400 steps when resumed with that
-    budget, and does nothing when resumed again as it is."""
+    the budget when resumed with an unreachable target; with ``stop_at_target`` off it trains
+    to a larger budget past a reached target; resumed again as it is, it does nothing; and
+    ``eval_checkpoint`` picks the agent ``evaluate`` loads."""
+    import worldmodels.methods.dreamer as dreamer_method
+
     run = tmp_path / "r"
 
     def progress() -> dict:
@@ -571,11 +574,20 @@ def test_a_finished_run_goes_on_when_resumed_with_a_higher_target_or_budget(tmp_
     resume = ["train", "--run-dir", str(run), "--resume", "--quiet", "--no-eval"]
     assert main([*resume, "--set", "dreamer.target_return=1e9"]) == 0
     assert progress()["env_steps"] == 300 and progress()["episodes"] > 10
-    assert main([*resume, "--set", "dreamer.total_steps=400"]) == 0
+    sets = ["dreamer.target_return=0", "dreamer.stop_at_target=false", "dreamer.total_steps=400"]
+    assert main([*resume, *(x for s in sets for x in ("--set", s))]) == 0
     longer = progress()
     assert longer["complete"] and longer["env_steps"] == 400 and longer["updates"] > 0
     assert main(resume) == 0
     assert progress() == longer
+
+    loaded: list[str] = []
+    real = dreamer_method.load_dreamer
+    monkeypatch.setattr(dreamer_method, "load_dreamer", lambda *a: loaded.append(a[-1]) or real(*a))
+    evaluate = ["evaluate", "--run-dir", str(run), "--quiet", "--episodes", "2"]
+    assert main(evaluate) == 0
+    assert main([*evaluate, "--set", "dreamer.eval_checkpoint=last"]) == 0
+    assert loaded == ["best", "last"]
 
 
 @pytest.mark.parametrize(
@@ -590,6 +602,7 @@ def test_a_finished_run_goes_on_when_resumed_with_a_higher_target_or_budget(tmp_
         (["dreamer.entropy_floor=1"], "dreamer.entropy_floor must be in [0, 1)"),
         (["dreamer.entropy_floor_steps=1000"], "it needs a floor > 0"),
         (["dreamer.eval_policy=greedy"], "dreamer.eval_policy must be mode"),
+        (["dreamer.eval_checkpoint=final"], "dreamer.eval_checkpoint must be best"),
     ],
 )
 def test_bad_dreamer_config_is_one_line_before_any_work(tmp_path, capsys, sets, message):

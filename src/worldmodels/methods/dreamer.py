@@ -41,7 +41,8 @@ class DreamerConfig:
     DreamerV3's where the CPU allows; the env presets size them."""
 
     MUTABLE: ClassVar[tuple[str, ...]] = (
-        "total_steps", "target_return", "stop_window", "replay_memory_gb", "bf16", "eval_policy",
+        "total_steps", "target_return", "stop_at_target", "stop_window", "replay_memory_gb",
+        "bf16", "eval_policy", "eval_checkpoint",
     )  # fmt: skip
     total_steps: int = 100_000
     """Real env steps of training (random pre-fill included)."""
@@ -149,6 +150,9 @@ class DreamerConfig:
     target_return: float | None = None
     """Stop once the mean of the last ``stop_window`` episodes reaches it (None: the env's
     reward threshold)."""
+    stop_at_target: bool = True
+    """Stop once the score reaches the target; false: train the whole budget (the curve still
+    says when it first reached it)."""
     stop_window: int = 10
     """Training episodes whose mean is the score (stop, best checkpoint, curve)."""
     bf16: bool = True
@@ -158,6 +162,10 @@ class DreamerConfig:
     the posterior's most likely state; ``sample``, both sampled as in training, where the
     score and the best checkpoint come from (DreamerV3's own eval mode samples). Sampling is
     seeded by the run's seed and ``evaluate.seed_offset``; a run may change this later."""
+    eval_checkpoint: str = "best"
+    """Which agent ``evaluate``, ``--video``, ``diagnose`` and the dream use: ``best``, the
+    checkpoint of the best score (a mean of ``stop_window`` training episodes, so partly
+    luck), or ``last``, the agent at the end of training (what DreamerV3 reports)."""
 
     def check(self) -> None:
         checks = [  # sizes, budgets and finite ranges: the generic rule in config/validate.py
@@ -175,6 +183,8 @@ class DreamerConfig:
              "entropy_floor_steps lowers dreamer.entropy_floor, so it needs a floor > 0"),
             (self.eval_policy in ("mode", "sample"), "dreamer.eval_policy must be mode (the "
              "most likely action) or sample (sampled from the actor, as in training)"),
+            (self.eval_checkpoint in ("best", "last"), "dreamer.eval_checkpoint must be best "
+             "(the best training score's checkpoint) or last (the end of training)"),
             (self.imag_last <= self.seq_len, "dreamer.imag_last must be <= dreamer.seq_len "
              "(0: imagine from every step of a window)"),
         ]  # fmt: skip
@@ -228,7 +238,7 @@ class DreamerMethod(MethodBase):
             train_dreamer(ctx)
 
     def policy(self, ctx: Context) -> PolicyFactory:
-        agent = load_dreamer(ctx.run, ctx.cfg, ctx.spec, ctx.device, "best")
+        agent = load_dreamer(ctx.run, ctx.cfg, ctx.spec, ctx.device, _which(ctx))
         mode = ctx.cfg.section("dreamer").eval_policy == "mode"
         if not mode:  # the same samples for the same seeds (and evaluate.batch_envs)
             torch.manual_seed(ctx.cfg.seed + ctx.cfg.evaluate.seed_offset)
@@ -238,19 +248,25 @@ class DreamerMethod(MethodBase):
         return agent_steps(ctx, NS)
 
     def world(self, ctx: Context) -> tuple[WorldModel, str]:
-        """The best checkpoint's RSSM as V + M: its latent is the model state [h, z]."""
+        """The evaluated checkpoint's RSSM as V + M: its latent is the model state [h, z]."""
         if not ctx.run.has(f"{NS}/best"):
             raise UserError(
                 f"{ctx.run.root} has no trained dreamer agent; run `worldmodels train "
                 f"--method dreamer --run-dir {ctx.run.root}` first"
             )
-        return dreamer_world(load_dreamer(ctx.run, ctx.cfg, ctx.spec, ctx.device, "best")), (
-            f"{NS}/best"
+        which = _which(ctx)
+        return dreamer_world(load_dreamer(ctx.run, ctx.cfg, ctx.spec, ctx.device, which)), (
+            f"{NS}/{which}"
         )
 
     def held_out(self, ctx: Context, scratch: Path) -> tuple[EpisodeStore, list[int], bool]:
         """Every stored episode went into the replay: ``HELD_OUT_EPISODES`` fresh episodes
         of the agent are recorded into ``scratch`` instead (not kept in the run)."""
-        agent = load_dreamer(ctx.run, ctx.cfg, ctx.spec, ctx.device, "best")
+        agent = load_dreamer(ctx.run, ctx.cfg, ctx.spec, ctx.device, _which(ctx))
         store = EpisodeStore(scratch)
         return store, record_held_out(agent, ctx.cfg, store, HELD_OUT_EPISODES), False
+
+
+def _which(ctx: Context) -> str:
+    """The checkpoint the run is evaluated with (``dreamer.eval_checkpoint``)."""
+    return str(ctx.cfg.section("dreamer").eval_checkpoint)

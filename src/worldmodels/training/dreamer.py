@@ -516,7 +516,7 @@ def train_dreamer(ctx: Context) -> DreamerProgress:
             score = judged_score(None, recent, dc.stop_window)
             improved = score > prog.best_score
             prog.best_score = max(prog.best_score, score)
-            prog.complete = prog.env_steps >= dc.total_steps or reached(score, target)
+            prog.complete = prog.env_steps >= dc.total_steps or _stops(dc, score, target)
             point = curve_point(None, recent)
             if point is not None:
                 run.log_curve(prog.real_env_steps, point)
@@ -541,7 +541,12 @@ def train_dreamer(ctx: Context) -> DreamerProgress:
 def _finished(prog: DreamerProgress, dc: Any, target: float | None) -> bool:
     """Whether the run is done under ``dc`` (its budget or target may have changed since)."""
     score = judged_score(None, prog.recent[-dc.stop_window :], dc.stop_window)
-    return prog.env_steps >= dc.total_steps or reached(score, target)
+    return prog.env_steps >= dc.total_steps or _stops(dc, score, target)
+
+
+def _stops(dc: Any, score: float, target: float | None) -> bool:
+    """The score stops the run: it reached the target and ``dreamer.stop_at_target`` is on."""
+    return bool(dc.stop_at_target) and reached(score, target)
 
 
 def replay_budget(dc: Any, spec: EnvSpec) -> tuple[int, int]:
