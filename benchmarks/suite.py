@@ -14,6 +14,12 @@ Each start of a run first measures the host's speed into its host_speed.json (ho
 Runs go one after another with one math thread each. The tables come from `worldmodels compare`
 and are written, with the command and the machine, into benchmarks/RESULTS.md (the section of
 each env is replaced, the others are kept).
+
+A variant -- every method with the same `--set` items on top of its budget -- is named: its runs
+go to benchmarks/runs/suite_<name>/, its sections are `suite:<env>:<name>`:
+
+    .venv/bin/python benchmarks/suite.py --env CarRacing-v3 --seeds 0 --methods ppo dreamer \
+        --set env.discrete_actions=true --name discrete
 """
 
 from __future__ import annotations
@@ -179,14 +185,30 @@ def main() -> None:
     ap.add_argument("--env", action="append", choices=list(SUITE), help="repeatable")
     ap.add_argument("--methods", nargs="+", choices=METHODS)
     ap.add_argument("--seeds", nargs="+", type=int, default=SEEDS)
+    ap.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a variant: --set items on top of every method's budget (needs --name)",
+    )
+    ap.add_argument("--name", help="the variant's name: its runs and RESULTS.md sections")
     args = ap.parse_args()
+    if bool(args.sets) != bool(args.name) or (
+        args.name and not re.fullmatch(r"[\w.-]+", args.name)
+    ):
+        ap.error("--set and --name go together; a name is letters, digits, '.', '_' or '-'")
+    root = ROOT if not args.name else ROOT.with_name(f"suite_{args.name}")
     machine = f"{platform.machine()}, {os.cpu_count()} cores, CPU only, one math thread per run"
     for env in args.env or list(SUITE):
         methods = [m for m in SUITE[env] if not args.methods or m in args.methods]
         made = [
-            run_one(env, method, s, SUITE[env][method]) for method in methods for s in args.seeds
+            run_one(env, method, s, SUITE[env][method] + args.sets, root)
+            for method in methods
+            for s in args.seeds
         ]
-        env_dir = ROOT / env.replace("/", "_")
+        env_dir = root / env.replace("/", "_")
         finished = [p for p in made if (p / "eval.json").exists()]
         seen = {p.resolve() for p in finished}
         finished += [p for p in expand([env_dir]) if (p / "eval.json").exists()
@@ -196,8 +218,13 @@ def main() -> None:
         table, _ = compare(finished, env_dir)
         seeds = " ".join(str(s) for s in args.seeds)
         command = f"python benchmarks/suite.py --env {env} --seeds {seeds}"
+        if args.name:
+            picked = " ".join(methods)
+            items = " ".join(f"--set {item}" for item in args.sets)
+            command += f" --methods {picked} {items} --name {args.name}"
+        title = env if not args.name else f"{env} ({args.name})"
         section = (
-            f"## {env}\n\nCommand: `{command}`; machine: {machine}; "
+            f"## {title}\n\nCommand: `{command}`; machine: {machine}; "
             f"{date.today().isoformat()}.\nLearning curves: "
             f"`{env_dir.relative_to(HERE.parent)}/compare_{env.replace('/', '_')}.png`.\n\n"
             f"{table}\n\nReal env steps to the solved threshold: the first learning-curve point "
@@ -205,7 +232,7 @@ def main() -> None:
             f"see the README's comparison section). 'never': not within the run's budget.\n\n"
             f"{ratios(finished)}\n"
         )
-        write_results(env, section)
+        write_results(env if not args.name else f"{env}:{args.name}", section)
         print(section, flush=True)
 
 
