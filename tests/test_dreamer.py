@@ -83,6 +83,8 @@ def test_world_model_loss_parts_and_scales():
     assert parts["dyn"].item() >= 1.0 and parts["rep"].item() >= 1.0  # free bits: 1 nat
     total = sum(wm.scales[k] * parts[k] for k in ("dec", "rew", "cont", "dyn", "rep"))
     assert out.total.item() == pytest.approx(total.item(), rel=1e-6)
+    assert out.steps.shape == batch["reward"].shape  # per step: the replay's priorities
+    assert out.steps.mean().item() == pytest.approx(out.total.item(), rel=1e-5)
     assert out.states.h.shape == (2, 5, 8) and out.states.z.shape == (2, 5, 6)
     with pytest.raises(ValueError, match="loss scales"):
         DreamerWorldModel((4,), False, 2, loss_scales={"dec": 1.0})
@@ -441,10 +443,14 @@ def test_streaming_replay_draws_the_ring_s_windows_from_disk(tmp_path):
             rebuilt.add(np.full(3, t, np.float32), onehot(1), 1.0, t == 0, False)
         assert disk.size == ring.size == rebuilt.size
         assert not disk.end_success[2] and rebuilt.end_success == disk.end_success
-        for end_fraction, balance in ((0.0, False), (0.5, False), (0.5, True)):
-            a = ring.sample(np.random.default_rng(1), 16, 6, end_fraction, balance)
+        slots = np.array([3, 9, 20]) % capacity  # the same losses on all three
+        for replay in (ring, disk, rebuilt):
+            replay.priorities.update(slots, np.array([7.0, 0.5, 30.0]))
+        draws = ((0.0, False, 0.0), (0.5, False, 0.0), (0.5, True, 0.0), (0.25, True, 0.5))
+        for end_fraction, balance, prio in draws:
+            a = ring.sample(np.random.default_rng(1), 16, 6, end_fraction, balance, prio)
             for other in (disk, rebuilt):
-                b = other.sample(np.random.default_rng(1), 16, 6, end_fraction, balance)
+                b = other.sample(np.random.default_rng(1), 16, 6, end_fraction, balance, prio)
                 for key in a:
                     assert np.array_equal(a[key], b[key]), (capacity, end_fraction, key)
         assert disk.cached <= 200
@@ -469,6 +475,35 @@ def test_end_fraction_draws_windows_that_end_at_episode_ends():
     assert set(np.unique(many)) == {4, 30, 61}  # terminal 2 sits in the window 0..4
 
 
+def test_prioritized_windows_replay_the_steps_the_model_predicts_worst():
+    """200 steps at priority 1, one (step 100) given loss 50: a window of 5 holding it has
+    priority (4 + 50) / 5 = 10.8, so with exponent 1 the 5 such windows of 196 are drawn with
+    P = 5 x 10.8 / (5 x 10.8 + 191) = 0.220 (uniform: 5 / 196 = 0.026); new steps then get
+    priority 50 (the highest loss seen). With end windows first and uniform ones last, the
+    uniform ones are the draws of a batch without priorities; prio_fraction 0 is that batch."""
+    ring = SequenceReplay(200, (1,), np.dtype(np.float32), 2)
+    for i in range(200):
+        ring.add(np.array([i], np.float32), np.zeros(2, np.float32), 0.0, False, i % 40 == 39)
+    ring.priorities.update(np.array([100]), np.array([50.0]))
+    many = ring.sample(np.random.default_rng(0), 4000, 5, prio_fraction=1.0, prio_exponent=1.0)
+    held = (many["obs"][..., 0] == 100).any(axis=1).mean()
+    assert abs(held - 54 / 245) < 0.02, held
+    assert np.array_equal(many["slot"], many["obs"][..., 0].astype(int))
+    plain = ring.sample(np.random.default_rng(1), 8, 5, 0.25)
+    mixed = ring.sample(np.random.default_rng(1), 8, 5, 0.25, prio_fraction=0.5)
+    assert np.array_equal(plain["obs"][:2], mixed["obs"][:2])  # the end windows
+    assert np.array_equal(plain["obs"][6:], mixed["obs"][6:])  # the uniform ones
+    assert np.array_equal(
+        ring.sample(np.random.default_rng(1), 8, 5, 0.25, prio_fraction=0.0)["obs"], plain["obs"]
+    )
+    saved = ring.priorities.state()
+    ring.add(np.array([200], np.float32), np.zeros(2, np.float32), 0.0, False, False)
+    assert ring.priorities.value[0] == 50.0  # the ring's slot 0 now holds step 200
+    ring.priorities.update(np.array([0, 1]), np.array([2.0, 3.0]))
+    ring.priorities.load(saved)  # the checkpoint before step 200: it keeps the top priority
+    assert ring.priorities.value[0] == 50.0 and ring.priorities.value[1] == 1.0
+
+
 def test_end_balance_replays_rare_successes_as_often_as_common_failures():
     """One terminal with last reward +100, nine with -100 and one at a step limit with +100:
     balanced end windows end at the success half the time (uniform over ends: an eleventh;
@@ -491,9 +526,10 @@ def test_end_balance_replays_rare_successes_as_often_as_common_failures():
 
 def test_a_replay_larger_than_its_memory_streams_and_trains_identically(tmp_path):
     """dreamer.replay_memory_gb below the replay's size: the run streams from the episode
-    store and ends bit-identical to the RAM ring's run."""
+    store and ends bit-identical to the RAM ring's run (with prioritized windows, whose
+    priorities both index by slot)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    sets = ["--set", "threads=1", "--no-eval"]
+    sets = ["--set", "threads=1", "--no-eval", "--set", "dreamer.prio_fraction=0.5"]
     ring = _run(_cmd(tmp_path / "ring", *DEBUG, *sets), env)
     stream = _run(
         _cmd(tmp_path / "disk", *DEBUG, *sets, "--set", "dreamer.replay_memory_gb=1e-6"), env
@@ -518,11 +554,12 @@ def test_dreamer_killed_resumes_bit_exact(tmp_path):
     """SIGKILL right after the 8th save of dreamer/last; --resume ends where an uninterrupted
     run ends: same weights, optimiser moments, counters and stored episodes, and the wall time
     before the kill is kept (with the
-    exploration ensemble and the entropy floor on, so their weights, learned coefficient and
-    optimisers are checked too)."""
+    exploration ensemble, the entropy floor and prioritized replay on, so their weights, learned
+    coefficient, optimisers and the replay's priorities are checked too)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     sets = ["--set", "threads=1", "--set", "dreamer.expl_scale=0.1", "--no-eval",
-            "--set", "dreamer.entropy_floor=0.999"]  # fmt: skip
+            "--set", "dreamer.entropy_floor=0.999",
+            "--set", "dreamer.prio_fraction=0.5"]  # fmt: skip
     ref = _run(_cmd(tmp_path / "ref", *DEBUG, *sets), env)
     assert ref.returncode == 0, ref.stderr
     kill = {**env, "WORLDMODELS_KILL_AFTER_SAVE": "dreamer/last:8"}  # past the random prefill
@@ -545,6 +582,10 @@ def test_dreamer_killed_resumes_bit_exact(tmp_path):
             assert torch.equal(v, b[part][k]), (part, k)
     for k, v in a["world"]["state_dict"].items():
         assert torch.equal(v, b["world"]["state_dict"][k]), k
+    for k in ("value", "top", "total"):
+        assert torch.equal(torch.as_tensor(a["replay_priorities"][k]),
+                           torch.as_tensor(b["replay_priorities"][k])), k  # fmt: skip
+    assert a["replay_priorities"]["top"] > 1.0
     assert a["log_eta"] > math.log(1e-4)  # it rose above CartPole's bonus
     assert torch.equal(torch.as_tensor(a["log_eta"]), torch.as_tensor(b["log_eta"]))
     for opt in ("model", "expl", "entropy"):
@@ -603,6 +644,8 @@ def test_a_finished_run_goes_on_when_resumed_with_a_higher_target_or_budget(tmp_
         (["dreamer.entropy_floor_steps=1000"], "it needs a floor > 0"),
         (["dreamer.eval_policy=greedy"], "dreamer.eval_policy must be mode"),
         (["dreamer.eval_checkpoint=final"], "dreamer.eval_checkpoint must be best"),
+        (["dreamer.end_fraction=0.6", "dreamer.prio_fraction=0.5"], "prio_fraction must be <= 1"),
+        (["dreamer.prio_exponent=-1"], "dreamer.prio_exponent=-1.0 is out of range"),
     ],
 )
 def test_bad_dreamer_config_is_one_line_before_any_work(tmp_path, capsys, sets, message):

@@ -28,6 +28,7 @@ SIGNED = {"ppo.log_std_init", "ppo.sde_sample_freq"}
 UNIT = {
     "gamma", "gae_lambda", "lam", "unimix", "slow_critic_tau", "return_decay", "blend",
     "tf_start", "tf_decay", "tf_mix", "dream_gate_fraction", "clip_range", "end_fraction",
+    "prio_fraction",
 }  # fmt: skip
 """Field names whose values are fractions in [0, 1]."""
 POSITIVE = {"sigma", "task_timeout", "init_std", "mppi_lambda", "train_ratio", "replay_memory_gb"}

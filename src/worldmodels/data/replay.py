@@ -9,7 +9,10 @@ windows may instead be drawn to end at a stored terminal step (in the spirit of 
 them only from those steps. With ``end_balance`` those windows are drawn half from terminals
 whose last reward is positive and half from the rest (where both kinds are stored): a few
 successes (LunarLander's landings, +100) are then replayed as often as the many failures
-(its crashes, -100). The episode store on disk is the
+(its crashes, -100). ``prio_fraction`` of the windows are drawn by priority instead
+(DreamerV3's ``replay.fracs.priority``): a step's priority is its latest world-model loss, a
+window's the mean over its steps, raised to ``prio_exponent``; a step not yet trained on has the
+highest priority seen, so it is replayed soon. The episode store on disk is the
 source of truth: a resumed run rebuilds the replay from the stored episodes, so it neither
 loses a finished episode nor holds one twice.
 """
@@ -19,8 +22,10 @@ from __future__ import annotations
 import bisect
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+import torch
 
 from worldmodels.data.store import Episode, EpisodeStore
 
@@ -31,6 +36,46 @@ def step_bytes(obs_shape: tuple[int, ...], obs_dtype: np.dtype, action_dim: int)
     return obs + 4 * action_dim + 4 + 2
 
 
+class StepPriorities:
+    """Per-step replay priorities, one per slot (a step's stream position modulo the capacity,
+    which is the ring's slot): the step's latest world-model loss, or ``top``, the highest
+    loss seen, before its first update."""
+
+    def __init__(self, capacity: int):
+        self.value = np.zeros(capacity, np.float64)
+        self.top = 1.0
+        self.total = 0  # steps ever added
+
+    def added(self) -> None:
+        self.value[self.total % len(self.value)] = self.top
+        self.total += 1
+
+    def window_probs(self, size: int, length: int, exponent: float) -> np.ndarray:
+        """P(start) for every start in [0, size - length] (0: the oldest held step):
+        (mean priority of the window's steps) ** exponent, normalised."""
+        oldest = self.total - size
+        p = self.value[(oldest + np.arange(size)) % len(self.value)]
+        c = np.concatenate([[0.0], np.cumsum(p)])
+        w = np.maximum((c[length:] - c[:-length]) / length, 1e-8) ** exponent
+        return w / w.sum()
+
+    def update(self, slots: np.ndarray, loss: np.ndarray) -> None:
+        """The replayed steps' new losses (a slot in two windows keeps the later one)."""
+        self.value[slots.reshape(-1)] = loss.reshape(-1)
+        self.top = max(self.top, float(loss.max()))
+
+    def state(self) -> dict[str, torch.Tensor | float | int]:
+        return {"value": torch.from_numpy(self.value.copy()), "top": self.top, "total": self.total}
+
+    def load(self, state: dict[str, Any]) -> None:
+        """Restore a checkpoint's priorities; steps stored after it (an episode written just
+        before a kill) keep ``top``."""
+        self.value[:] = state["value"].numpy()
+        self.top = float(state["top"])
+        for pos in range(int(state["total"]), self.total):
+            self.value[pos % len(self.value)] = self.top
+
+
 def draw_starts(
     rng: np.random.Generator,
     size: int,
@@ -39,6 +84,8 @@ def draw_starts(
     ends: np.ndarray,
     end_fraction: float,
     end_success: np.ndarray | None = None,
+    prio: np.ndarray | None = None,
+    prio_fraction: float = 0.0,
 ) -> np.ndarray:
     """Window starts in [0, size - length]: uniform, then the first ``round(batch x
     end_fraction)`` redrawn to end at one of ``ends`` (terminal positions, oldest = 0; a
@@ -46,7 +93,8 @@ def draw_starts(
     extra draw when there is nothing to redraw, so ``end_fraction`` 0 keeps the uniform
     stream. Given ``end_success`` (each end's last reward is positive and it is no step
     limit's end) and ends of both kinds, half the chance goes to the successes and half to
-    the rest."""
+    the rest. Then the next ``round(batch x prio_fraction)`` are redrawn from ``prio`` (P of
+    each start) when it is given."""
     if size < length:
         raise ValueError(f"replay holds {size} steps, fewer than one window ({length})")
     starts = rng.integers(0, size - length + 1, size=batch)
@@ -59,6 +107,9 @@ def draw_starts(
         else:
             picked = ends[rng.integers(0, len(ends), size=k)]
         starts[:k] = np.maximum(picked - length + 1, 0)
+    n = round(batch * prio_fraction)
+    if n and prio is not None:
+        starts[k : k + n] = rng.choice(len(prio), size=n, p=prio)
     return starts
 
 
@@ -73,6 +124,7 @@ class SequenceReplay:
         self.is_first = np.zeros(capacity, dtype=bool)
         self.is_terminal = np.zeros(capacity, dtype=bool)
         self.success = np.zeros(capacity, dtype=bool)  # a terminal with a positive reward
+        self.priorities = StepPriorities(capacity)
         self.size = 0
         self.pos = 0
 
@@ -89,6 +141,7 @@ class SequenceReplay:
         self.is_first[i] = first
         self.is_terminal[i] = terminal
         self.success[i] = terminal and reward > 0 and not limit
+        self.priorities.added()
         self.pos = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
@@ -114,9 +167,12 @@ class SequenceReplay:
         length: int,
         end_fraction: float = 0.0,
         end_balance: bool = False,
+        prio_fraction: float = 0.0,
+        prio_exponent: float = 0.8,
     ) -> dict[str, np.ndarray]:
         """``batch`` windows of ``length`` consecutive steps, [B, T, ...]; the first step of
-        each window is marked ``is_first`` (its model state starts from zero)."""
+        each window is marked ``is_first`` (its model state starts from zero); ``slot``: each
+        step's slot, for :meth:`StepPriorities.update`."""
         oldest = self.pos if self.size == self.capacity else 0
         ends = np.empty(0, np.int64)
         success = None
@@ -124,7 +180,10 @@ class SequenceReplay:
             ends = np.flatnonzero(self.is_terminal[(oldest + np.arange(self.size)) % self.capacity])
             if end_balance:
                 success = self.success[(oldest + ends) % self.capacity]
-        starts = draw_starts(rng, self.size, batch, length, ends, end_fraction, success)
+        prio = _probs(self.priorities, self.size, length, prio_fraction, prio_exponent)
+        starts = draw_starts(
+            rng, self.size, batch, length, ends, end_fraction, success, prio, prio_fraction
+        )
         idx = (oldest + starts[:, None] + np.arange(length)[None]) % self.capacity
         first = self.is_first[idx]
         first[:, 0] = True
@@ -134,7 +193,17 @@ class SequenceReplay:
             "reward": self.reward[idx],
             "is_first": first,
             "is_terminal": self.is_terminal[idx],
+            "slot": idx,
         }
+
+
+def _probs(
+    priorities: StepPriorities, size: int, length: int, fraction: float, exponent: float
+) -> np.ndarray | None:
+    """The windows' draw probabilities when some windows are drawn by priority, else None."""
+    if fraction <= 0 or size < length:
+        return None
+    return priorities.window_probs(size, length, exponent)
 
 
 def episode_steps(ep: Episode, action_features: np.ndarray) -> dict[str, np.ndarray]:
@@ -184,6 +253,7 @@ class StreamingReplay:
         self.end_success: list[bool] = []  # each of them a success (see SequenceReplay.add)
         self.cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
         self.cached = 0
+        self.priorities = StepPriorities(capacity)
 
     @property
     def size(self) -> int:
@@ -197,6 +267,7 @@ class StreamingReplay:
         if terminal:
             self.ends.append(self.total)
             self.end_success.append(reward > 0 and not limit)
+        self.priorities.added()
         self.total += 1
 
     def commit(self, index: int) -> None:
@@ -215,6 +286,8 @@ class StreamingReplay:
         self.end_success.extend(
             bool(ep.rewards[t] > 0) and not (limit and t == ep.length - 1) for t in done
         )
+        for _ in range(ep.length + 1):
+            self.priorities.added()
         self.total += ep.length + 1
 
     def _episode(self, k: int) -> dict[str, np.ndarray]:
@@ -266,16 +339,22 @@ class StreamingReplay:
         length: int,
         end_fraction: float = 0.0,
         end_balance: bool = False,
+        prio_fraction: float = 0.0,
+        prio_exponent: float = 0.8,
     ) -> dict[str, np.ndarray]:
         """As :meth:`SequenceReplay.sample`, from the newest ``capacity`` steps."""
         oldest = self.total - self.size
         first = bisect.bisect_left(self.ends, oldest)
         ends = np.asarray(self.ends[first:], np.int64) - oldest
         success = np.asarray(self.end_success[first:], bool) if end_balance else None
-        starts = draw_starts(rng, self.size, batch, length, ends, end_fraction, success)
+        prio = _probs(self.priorities, self.size, length, prio_fraction, prio_exponent)
+        starts = draw_starts(
+            rng, self.size, batch, length, ends, end_fraction, success, prio, prio_fraction
+        )
         windows = [self._window(oldest + int(s), length) for s in starts]
         out = {key: np.stack([w[key] for w in windows]) for key in windows[0]}
         out["is_first"][:, 0] = True
+        out["slot"] = (oldest + starts[:, None] + np.arange(length)[None]) % self.capacity
         return out
 
 

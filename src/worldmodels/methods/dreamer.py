@@ -142,6 +142,13 @@ class DreamerConfig:
     end_balance: bool = False
     """Draw those windows half from terminals whose last reward is positive and half from the
     rest (where both are stored): rare successes are replayed as often as common failures."""
+    prio_fraction: float = 0.0
+    """Share of each batch's windows drawn by priority (DreamerV3's prioritized replay; the
+    end windows first, the rest uniform): P(window) ~ (mean over its steps of each step's
+    latest world-model loss) ** ``prio_exponent``; a step not yet trained on has the highest
+    loss seen. The model replays what it predicts worst, such as a lander's rare contacts."""
+    prio_exponent: float = 0.8
+    """Exponent of those priorities (0: uniform; 1: proportional to the loss)."""
     replay_capacity: int = 5_000_000
     """Steps the replay holds (capped at total_steps: a run never needs more)."""
     replay_memory_gb: float = 16.0
@@ -185,6 +192,8 @@ class DreamerConfig:
              "most likely action) or sample (sampled from the actor, as in training)"),
             (self.eval_checkpoint in ("best", "last"), "dreamer.eval_checkpoint must be best "
              "(the best training score's checkpoint) or last (the end of training)"),
+            (self.end_fraction + self.prio_fraction <= 1, "dreamer.end_fraction + "
+             "dreamer.prio_fraction must be <= 1 (the rest of each batch is uniform)"),
             (self.imag_last <= self.seq_len, "dreamer.imag_last must be <= dreamer.seq_len "
              "(0: imagine from every step of a window)"),
         ]  # fmt: skip

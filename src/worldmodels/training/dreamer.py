@@ -159,6 +159,7 @@ class Dreamer:
 
     def __init__(self, dc: Any, spec: EnvSpec, device: torch.device):
         self.dc, self.spec, self.device = dc, spec, device
+        self.step_loss = np.zeros((0, 0), np.float32)  # the last update's loss per step [B, T]
         discrete = spec.action_kind == "discrete"
         self.action_dim = spec.action_dim
         self.wm = DreamerWorldModel(
@@ -241,9 +242,10 @@ class Dreamer:
         """One gradient step of the world model, then of the actor and critic in imagination
         (``step``: the update's index, named by a NaN stop; ``env_steps``: real steps so far,
         which lower the entropy floor when ``entropy_floor_steps`` is set)."""
-        data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
+        data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items() if k != "slot"}
         with self.autocast():
             wm_loss = self.wm.loss(data)
+        self.step_loss = wm_loss.steps.float().cpu().numpy()
         _check_finite({f"model/{k}": v for k, v in wm_loss.parts.items()}, step)
         shape = self.dc.repval_scale > 0 and self.dc.repval_grad
         if not shape:
@@ -488,6 +490,7 @@ def train_dreamer(ctx: Context) -> DreamerProgress:
     prog = DreamerProgress()
     store = EpisodeStore(run.episodes)
     store.clean_partial()
+    last = None
     if run.has(f"{NS}/last"):
         last = run.load(f"{NS}/last")
         prog = progress_from_dict(DreamerProgress, last["progress"])
@@ -499,6 +502,8 @@ def train_dreamer(ctx: Context) -> DreamerProgress:
         restore_np_rng(rng, last["rng"]["numpy"])
     replay = make_replay(dc, spec, store, agent)
     prog = _rebuild(replay, store, agent, prog)
+    if last is not None and "replay_priorities" in last:
+        replay.priorities.load(last["replay_priorities"])
     recent: deque[float] = deque(prog.recent, maxlen=dc.stop_window)
     env = make_env(cfg.env)
     bar = progress_bar(total=dc.total_steps, initial=prog.env_steps, desc=NS, disable=not progress)
@@ -521,8 +526,8 @@ def train_dreamer(ctx: Context) -> DreamerProgress:
             if point is not None:
                 run.log_curve(prog.real_env_steps, point)
             if improved or not run.has(f"{NS}/best"):
-                run.save(f"{NS}/best", _payload(agent, spec, prog, rng, training=False))
-            run.save(f"{NS}/last", _payload(agent, spec, prog, rng, training=True))
+                run.save(f"{NS}/best", _payload(agent, spec, prog, rng, replay, training=False))
+            run.save(f"{NS}/last", _payload(agent, spec, prog, rng, replay, training=True))
             _log(
                 writer,
                 prog,
@@ -623,9 +628,12 @@ def _episode(
             prog.credit += per_update  # a float sum: the same on resume (it is saved)
             while prog.credit >= 1.0:
                 batch = replay.sample(
-                    rng, dc.batch_size, dc.seq_len, dc.end_fraction, dc.end_balance
-                )
+                    rng, dc.batch_size, dc.seq_len, dc.end_fraction, dc.end_balance,
+                    dc.prio_fraction, dc.prio_exponent,
+                )  # fmt: skip
                 stats = agent.update(batch, prog.updates, prog.env_steps)
+                if dc.prio_fraction > 0:
+                    replay.priorities.update(batch["slot"], agent.step_loss)
                 prog.updates += 1
                 prog.credit -= 1.0
         if term or trunc or prog.env_steps >= dc.total_steps:
@@ -651,12 +659,19 @@ def _episode(
 
 
 def _payload(
-    agent: Dreamer, spec: EnvSpec, prog: DreamerProgress, rng: np.random.Generator, training: bool
+    agent: Dreamer,
+    spec: EnvSpec,
+    prog: DreamerProgress,
+    rng: np.random.Generator,
+    replay: Replay,
+    training: bool,
 ) -> dict[str, Any]:
     out = {"spec": spec.shape_signature(), "progress": dataclasses.asdict(prog), **agent.state()}
     if training:
         out.update(agent.training_state())
         out["rng"] = rng_state(rng)
+        if agent.dc.prio_fraction > 0:
+            out["replay_priorities"] = replay.priorities.state()
     return out
 
 
