@@ -53,8 +53,10 @@ class StepPriorities:
     def window_probs(self, size: int, length: int, exponent: float) -> np.ndarray:
         """P(start) for every start in [0, size - length] (0: the oldest held step):
         (mean priority of the window's steps) ** exponent, normalised."""
-        oldest = self.total - size
-        p = self.value[(oldest + np.arange(size)) % len(self.value)]
+        o = (self.total - size) % len(self.value)
+        p = np.concatenate(
+            [self.value[o : o + size], self.value[: max(o + size - len(self.value), 0)]]
+        )
         c = np.concatenate([[0.0], np.cumsum(p)])
         w = np.maximum((c[length:] - c[:-length]) / length, 1e-8) ** exponent
         return w / w.sum()
