@@ -905,3 +905,44 @@ def test_the_tipover_reader_imagines_open_loop_by_hand():
     total, low = landings.imagine(wm, vision, torch.tensor([1.0, 7.0]), np.array([3, 0, 1]))
     assert seen == [[0, 0, 0, 1], [1, 0, 0, 0], [0, 1, 0, 0]]
     assert total == pytest.approx(9.0) and low == pytest.approx(1 / 16)
+
+
+def test_the_priority_reader_groups_steps_and_weighs_them(small_run, tmp_path):
+    """``benchmarks/replay_priorities.py``: its groups by hand (the first step; a terminal;
+    the steps just before one; a leg contact change; a large reward; the rest); on a debug run
+    with prioritized replay, one row per group present whose counts add up to the steps held
+    and whose shares of the priority mass add up to 1; a run without priorities, or ``--legs``
+    on CartPole, is one line, exit 2."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "replay_priorities.py")
+    spec = importlib.util.spec_from_file_location("replay_priorities", path)
+    reader = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reader)
+    rewards = np.array([0.0, 1.0, 9.0, 0.5, 0.5, 0.5, -100.0])
+    terminal = np.arange(7) == 6
+    legs = np.array([[0, 0], [0, 0], [0, 0], [1, 0], [1, 0], [1, 0], [1, 1]], bool)
+    assert reader.groups(rewards, terminal, 2, 5.0, None) == [
+        "first", "other", "large reward", "other", "before a terminal", "before a terminal",
+        "terminal",
+    ]  # fmt: skip
+    assert reader.groups(rewards, terminal, 1, 5.0, legs)[2:4] == [
+        "large reward", "a leg touches or leaves"
+    ]  # fmt: skip
+    run = tmp_path / "prio"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    sets = ["--set", "threads=1", "--no-eval", "--set", "dreamer.prio_fraction=0.5"]
+    assert _run(_cmd(run, *DEBUG, *sets), env).returncode == 0
+    script = [sys.executable, path]
+    out = subprocess.run([*script, str(run)], capture_output=True, text=True, check=True).stdout
+    held = int(out.split(": ")[1].split(" steps")[0].replace(",", ""))
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| ")][1:]
+    assert held > 0 and sum(int(r[1].replace(",", "")) for r in rows) == held
+    assert sum(float(r[3]) for r in rows) == pytest.approx(1.0, abs=0.01)
+    assert {r[0].strip() for r in rows} >= {"first", "terminal", "other"}
+    for bad, says in (
+        ([str(small_run)], "without dreamer.prio_fraction"),
+        ([str(run), "--legs"], "--legs"),
+    ):
+        got = subprocess.run([*script, *bad], capture_output=True, text=True)
+        assert got.returncode == 2 and got.stderr.count("\n") == 1 and says in got.stderr
