@@ -5,6 +5,7 @@ steps/s of the acting agent, for an env's preset sizes.
     .venv/bin/python benchmarks/dreamer_speed.py             # CartPole-v1, 1 and 2 threads
     .venv/bin/python benchmarks/dreamer_speed.py --env Pendulum-v1 --threads 1
     .venv/bin/python benchmarks/dreamer_speed.py --threads 1 --compile   # eager, then compiled
+    python benchmarks/dreamer_speed.py --env CarRacing-v3 --device cuda --preset gpu
 
 The replay is filled with random-policy steps; the timings do not depend on what is learned.
 """
@@ -41,54 +42,70 @@ def compile_networks(agent: Dreamer) -> None:
         net.forward = torch.compile(net.forward)  # type: ignore[method-assign]
 
 
+def clock(device: torch.device) -> float:
+    """Seconds now, after the device's queued work has finished (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 def measure(
-    env_id: str, threads: int, sets: list[str], updates: int, compiled: bool = False
+    env_id: str,
+    threads: int,
+    sets: list[str],
+    updates: int,
+    compiled: bool = False,
+    presets: tuple[str, ...] = (),
+    device: torch.device = torch.device("cpu"),
+    fill: int = 4000,
 ) -> dict[str, float]:
     torch.set_num_threads(threads)
-    cfg = resolve(env_id, [], {}, parse_set(["method=dreamer", *sets]))
+    cfg = resolve(env_id, list(presets), {}, parse_set(["method=dreamer", *sets]))
     spec, dc = probe(cfg.env), cfg.section("dreamer")
     torch.manual_seed(0)
-    agent = Dreamer(dc, spec, torch.device("cpu"))
+    agent = Dreamer(dc, spec, device)
     if compiled:
         compile_networks(agent)
-    replay = SequenceReplay(5000, spec.obs_shape, obs_dtype(spec), spec.action_dim)
+    replay = SequenceReplay(fill + 1000, spec.obs_shape, obs_dtype(spec), spec.action_dim)
     rng = np.random.default_rng(0)
     env = make_env(cfg.env)
     obs, _ = env.reset(seed=0)
     replay.add(obs, np.zeros(spec.action_dim, np.float32), 0.0, True, False)
-    while replay.size < 4000:
+    while replay.size < fill:
         action = random_action(spec, rng)
         obs, r, term, trunc, _ = env.step(action_to_env(action, spec))
         replay.add(obs, agent.action_features(action[None])[0], float(r), False, bool(term))
         if term or trunc:
             obs, _ = env.reset()
             replay.add(obs, np.zeros(spec.action_dim, np.float32), 0.0, True, False)
-    t0 = time.perf_counter()
+    t0 = clock(device)
     for i in range(3):  # warm-up (and compilation)
         agent.update(replay.sample(rng, dc.batch_size, dc.seq_len), i)
-    warm_up = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    warm_up = clock(device) - t0
+    t0 = clock(device)
     for i in range(updates):
         agent.update(replay.sample(rng, dc.batch_size, dc.seq_len), i)
-    per_update = (time.perf_counter() - t0) / updates
+    per_update = (clock(device) - t0) / updates
     # the world model's step alone (forward, backward, optimiser)
-    t0 = time.perf_counter()
+    t0 = clock(device)
     for _ in range(updates):
-        data = {
-            k: torch.as_tensor(v) for k, v in replay.sample(rng, dc.batch_size, dc.seq_len).items()
-        }
-        loss = agent.wm.loss(data).total
+        sample = replay.sample(rng, dc.batch_size, dc.seq_len)
+        data = {k: torch.as_tensor(v, device=device) for k, v in sample.items() if k != "slot"}
+        with agent.autocast():
+            loss = agent.wm.loss(data).total
         agent.opts["model"].zero_grad()
         loss.backward()
         agent.opts["model"].step()
-    model_part = (time.perf_counter() - t0) / updates
+    model_part = (clock(device) - t0) / updates
     # the imagination alone (H prior steps of the actor from every posterior state)
-    starts = agent.wm.loss(data).states.detach()
+    with agent.autocast():
+        starts = agent.wm.loss(data).states.detach()
     flat = RssmState(starts.h.flatten(0, 1), starts.z.flatten(0, 1))
-    t0 = time.perf_counter()
+    t0 = clock(device)
     for _ in range(updates):
-        agent.imagine(flat)
-    imagine_part = (time.perf_counter() - t0) / updates
+        with agent.autocast():
+            agent.imagine(flat)
+    imagine_part = (clock(device) - t0) / updates
     state = agent.initial(1)
     obs, _ = env.reset(seed=1)
     t0, steps = time.perf_counter(), 0
@@ -118,15 +135,25 @@ def main() -> None:
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--updates", type=int, default=30)
     ap.add_argument("--set", action="append", default=[], dest="sets")
+    ap.add_argument("--preset", action="append", default=[], dest="presets",
+                    help="named presets stacked on the env's (gpu: DreamerV3's S size)")
+    ap.add_argument("--fill", type=int, default=4000, help="random steps in the replay")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="cuda: bf16 autocast as in training (dreamer.bf16)")  # fmt: skip
     ap.add_argument(
         "--compile",
         action="store_true",
         help="also measure with torch.compile on every network's forward",
     )
     args = ap.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda was asked for but no CUDA GPU is available")
     host = hostspeed.measure()
-    print(f"{args.env}, dreamer preset {' '.join(args.sets) or '(as shipped)'}; machine: "
-          f"{platform.machine()}, {os.cpu_count()} cores, CPU only; host now (hostspeed.py): "
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU only"
+    sizes = " ".join([*(f"--preset {p}" for p in args.presets), *args.sets]) or "(as shipped)"
+    print(f"{args.env}, dreamer preset {sizes}; machine: {platform.machine()}, "
+          f"{os.cpu_count()} cores, {where}, torch {torch.__version__}; host now (hostspeed.py): "
           f"{host['sgemm_gflops']} GFLOPS, {host['python_loop_ms']} ms\n")  # fmt: skip
     print("| math threads | networks | first 3 updates (s) | gradient steps/s "
           "| world-model share of a step | imagination share "
@@ -135,7 +162,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     modes = [False, True] if args.compile else [False]
     for threads, compiled in ((t, c) for t in args.threads for c in modes):
-        r = measure(args.env, threads, args.sets, args.updates, compiled)
+        r = measure(args.env, threads, args.sets, args.updates, compiled, tuple(args.presets),
+                    device, args.fill)  # fmt: skip
         print(
             f"| {threads} | {'torch.compile' if compiled else 'eager'} | {r['warm_up_s']:.1f} | "
             f"{r['grad_steps_s']:.2f} | {r['model_share']:.0%} | "

@@ -375,6 +375,49 @@ def test_imag_last_imagines_from_the_windows_last_steps_only(monkeypatch):
         assert all(torch.equal(a, b) for a, b in zip(every[name], whole[name], strict=True))
 
 
+@pytest.mark.parametrize(
+    ("env_id", "sets"),
+    [
+        ("CartPole-v1", ["dreamer.entropy_floor=0.4", "dreamer.expl_scale=0.1"]),
+        ("Pendulum-v1", ["dreamer.entropy_floor=0.4", "dreamer.repval_grad=true"]),
+    ],
+)
+def test_an_update_and_a_step_make_no_tensor_off_the_agent_s_device(env_id, sets):
+    """On CUDA a tensor made without ``device=`` lands on the CPU and breaks the first op that
+    mixes it with the agent's (the first GPU run crashed so, in the return scale's quantile).
+    Here every such tensor lands on ``meta`` instead, which no CPU op accepts either, so an
+    update and an acting step on the CPU find them without a GPU."""
+    import worldmodels.methods  # noqa: F401  (registers the dreamer section)
+    from worldmodels.config import parse_set, resolve
+    from worldmodels.envs import action_to_env, make_env, probe, random_action
+    from worldmodels.training.dreamer import Dreamer, obs_dtype
+
+    cfg = resolve(env_id, ["debug"], {}, parse_set(["method=dreamer", *sets]))
+    spec, dc = probe(cfg.env), cfg.section("dreamer")
+    torch.manual_seed(0)
+    agent = Dreamer(dc, spec, torch.device("cpu"))
+    replay = SequenceReplay(200, spec.obs_shape, obs_dtype(spec), spec.action_dim)
+    env, rng = make_env(cfg.env), np.random.default_rng(0)
+    obs, _ = env.reset(seed=0)
+    replay.add(obs, np.zeros(spec.action_dim, np.float32), 0.0, True, False)
+    while replay.size < 100:
+        action = random_action(spec, rng)
+        obs, r, term, trunc, _ = env.step(action_to_env(action, spec))
+        replay.add(obs, agent.action_features(action[None])[0], float(r), False, bool(term))
+        if term or trunc:
+            obs, _ = env.reset()
+            replay.add(obs, np.zeros(spec.action_dim, np.float32), 0.0, True, False)
+    batch = replay.sample(rng, dc.batch_size, dc.seq_len, dc.end_fraction)
+    state = agent.initial(1)
+    with torch.device("meta"):
+        stats = agent.update(batch, 0, 50)
+        for first in (True, False):
+            action, state = agent.act(obs[None], state, np.array([first]), mode=first)
+    assert all(math.isfinite(v) for v in stats.values())
+    assert agent.step_loss.shape == (dc.batch_size, dc.seq_len)
+    assert env.action_space.contains(action_to_env(action[0], spec))
+
+
 def test_replay_windows_follow_the_ring_and_mark_their_start():
     rep = SequenceReplay(10, (1,), np.dtype(np.float32), 2)
     ep = Episode(

@@ -126,7 +126,8 @@ class ReturnScale:
         self.started = False
 
     def update(self, returns: Tensor) -> float:
-        q = torch.quantile(returns.detach().float().flatten(), torch.tensor([0.05, 0.95]))
+        probs = torch.tensor([0.05, 0.95], device=returns.device)
+        q = torch.quantile(returns.detach().float().flatten(), probs)
         lo, hi = float(q[0]), float(q[1])
         if not self.started:
             self.lo, self.hi, self.started = lo, hi, True
@@ -391,9 +392,9 @@ class Dreamer:
             "critic_loss": critic_loss,
             "start_return": ret[:, 0],
             "actor_entropy": entropy.mean().detach(),
-            "entropy_coef": torch.tensor(eta),
+            "entropy_coef": ret.new_tensor(eta, dtype=torch.float32),
             "imagined_return": ret.mean(),
-            "return_scale": torch.tensor(scale),
+            "return_scale": ret.new_tensor(scale, dtype=torch.float32),
             "imagined_reward": reward.mean(),
         }
 
