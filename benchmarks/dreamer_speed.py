@@ -42,6 +42,9 @@ def compile_networks(agent: Dreamer) -> None:
         net.forward = torch.compile(net.forward)  # type: ignore[method-assign]
 
 
+CPU = torch.device("cpu")
+
+
 def clock(device: torch.device) -> float:
     """Seconds now, after the device's queued work has finished (CUDA runs asynchronously)."""
     if device.type == "cuda":
@@ -56,7 +59,7 @@ def measure(
     updates: int,
     compiled: bool = False,
     presets: tuple[str, ...] = (),
-    device: torch.device = torch.device("cpu"),
+    device: torch.device = CPU,
     fill: int = 4000,
 ) -> dict[str, float]:
     torch.set_num_threads(threads)
@@ -135,8 +138,13 @@ def main() -> None:
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--updates", type=int, default=30)
     ap.add_argument("--set", action="append", default=[], dest="sets")
-    ap.add_argument("--preset", action="append", default=[], dest="presets",
-                    help="named presets stacked on the env's (gpu: DreamerV3's S size)")
+    ap.add_argument(
+        "--preset",
+        action="append",
+        default=[],
+        dest="presets",
+        help="named presets stacked on the env's (gpu: DreamerV3's S size)",
+    )
     ap.add_argument("--fill", type=int, default=4000, help="random steps in the replay")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                     help="cuda: bf16 autocast as in training (dreamer.bf16)")  # fmt: skip
