@@ -24,9 +24,9 @@ import torch
 import worldmodels.methods  # noqa: F401  (registers the dreamer config section)
 from worldmodels.config import parse_set, resolve
 from worldmodels.data.replay import SequenceReplay
-from worldmodels.envs import action_to_env, make_env, probe, random_action
+from worldmodels.envs import action_to_env, make_env, probe
 from worldmodels.models.rssm import RssmState
-from worldmodels.training.dreamer import Dreamer, obs_dtype
+from worldmodels.training.dreamer import Dreamer, fill_random, obs_dtype
 
 
 def compile_networks(agent: Dreamer) -> None:
@@ -72,15 +72,7 @@ def measure(
     replay = SequenceReplay(fill + 1000, spec.obs_shape, obs_dtype(spec), spec.action_dim)
     rng = np.random.default_rng(0)
     env = make_env(cfg.env)
-    obs, _ = env.reset(seed=0)
-    replay.add(obs, np.zeros(spec.action_dim, np.float32), 0.0, True, False)
-    while replay.size < fill:
-        action = random_action(spec, rng)
-        obs, r, term, trunc, _ = env.step(action_to_env(action, spec))
-        replay.add(obs, agent.action_features(action[None])[0], float(r), False, bool(term))
-        if term or trunc:
-            obs, _ = env.reset()
-            replay.add(obs, np.zeros(spec.action_dim, np.float32), 0.0, True, False)
+    fill_random(agent, env, replay, rng, fill)
     t0 = clock(device)
     for i in range(3):  # warm-up (and compilation)
         agent.update(replay.sample(rng, dc.batch_size, dc.seq_len), i)

@@ -389,8 +389,8 @@ def test_an_update_and_a_step_make_no_tensor_off_the_agent_s_device(env_id, sets
     update and an acting step on the CPU find them without a GPU."""
     import worldmodels.methods  # noqa: F401  (registers the dreamer section)
     from worldmodels.config import parse_set, resolve
-    from worldmodels.envs import action_to_env, make_env, probe, random_action
-    from worldmodels.training.dreamer import Dreamer, obs_dtype
+    from worldmodels.envs import action_to_env, make_env, probe
+    from worldmodels.training.dreamer import Dreamer, fill_random, obs_dtype
 
     cfg = resolve(env_id, ["debug"], {}, parse_set(["method=dreamer", *sets]))
     spec, dc = probe(cfg.env), cfg.section("dreamer")
@@ -398,15 +398,7 @@ def test_an_update_and_a_step_make_no_tensor_off_the_agent_s_device(env_id, sets
     agent = Dreamer(dc, spec, torch.device("cpu"))
     replay = SequenceReplay(200, spec.obs_shape, obs_dtype(spec), spec.action_dim)
     env, rng = make_env(cfg.env), np.random.default_rng(0)
-    obs, _ = env.reset(seed=0)
-    replay.add(obs, np.zeros(spec.action_dim, np.float32), 0.0, True, False)
-    while replay.size < 100:
-        action = random_action(spec, rng)
-        obs, r, term, trunc, _ = env.step(action_to_env(action, spec))
-        replay.add(obs, agent.action_features(action[None])[0], float(r), False, bool(term))
-        if term or trunc:
-            obs, _ = env.reset()
-            replay.add(obs, np.zeros(spec.action_dim, np.float32), 0.0, True, False)
+    obs = fill_random(agent, env, replay, rng, 100)
     batch = replay.sample(rng, dc.batch_size, dc.seq_len, dc.end_fraction)
     state = agent.initial(1)
     with torch.device("meta"):

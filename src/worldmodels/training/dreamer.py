@@ -449,6 +449,24 @@ class Dreamer:
                     self.log_eta.copy_(payload["log_eta"])
 
 
+def fill_random(
+    agent: Dreamer, env: Any, replay: SequenceReplay, rng: np.random.Generator, size: int
+) -> np.ndarray:
+    """Random-policy steps into an in-memory replay until it holds ``size`` steps, as the
+    prefill acts (for measurements and tests) -> the last observation."""
+    spec, none = agent.spec, np.zeros(agent.action_dim, np.float32)
+    obs, _ = env.reset(seed=0)
+    replay.add(obs, none, 0.0, True, False)
+    while replay.size < size:
+        action = random_action(spec, rng)
+        obs, r, term, trunc, _ = env.step(action_to_env(action, spec))
+        replay.add(obs, agent.action_features(action[None])[0], float(r), False, bool(term))
+        if term or trunc:
+            obs, _ = env.reset()
+            replay.add(obs, none, 0.0, True, False)
+    return obs
+
+
 def _check_finite(losses: dict[str, Tensor], step: int) -> None:
     for name, value in losses.items():
         if not torch.isfinite(value).all():
