@@ -909,6 +909,22 @@ def test_time_feature_run_stores_the_limit_as_an_end(tmp_path):
     assert eps[2].observations[-1, -1] == 0.25
 
 
+def test_a_frame_skipped_run_ends_exactly_at_its_budget(tmp_path):
+    """Every action held 2 frames and an odd budget: the last action is held for 1, so the
+    run uses its 301 real steps, not 302, and the stored episodes count them."""
+    from worldmodels.data.store import EpisodeStore
+
+    run = tmp_path / "r"
+    argv = ["train", "--env", "Pendulum-v1", "--method", "dreamer", "--preset", "debug",
+            "--quiet", "--no-eval", "--run-dir", str(run), "--set", "env.frame_skip=2",
+            "--set", "dreamer.total_steps=301"]  # fmt: skip
+    assert main(argv) == 0
+    last = torch.load(run / "checkpoints/dreamer/last.pt", weights_only=True)
+    assert last["progress"]["env_steps"] == 301 and last["progress"]["agent_steps"] == 151
+    store = EpisodeStore(run / "data/episodes")
+    assert sum(store.read(i).meta["env_steps"] for i in store.indices()) == 301
+
+
 def test_the_tipover_reader_imagines_open_loop_by_hand():
     """``benchmarks/dreamer_landings.py``'s ``imagine``: from one posterior feature [h | z] the
     prior steps once per action, in order, each from the state before; the reward sum and the

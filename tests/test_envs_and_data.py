@@ -4,7 +4,7 @@ import torch
 from worldmodels.config import EnvConfig
 from worldmodels.data.collect import collect
 from worldmodels.data.store import EpisodeStore
-from worldmodels.envs import make_env, probe
+from worldmodels.envs import cap_frames, make_env, probe
 
 
 def test_pixel_envs_become_64x64_rgb_and_carracing_discretises():
@@ -22,6 +22,10 @@ def test_frame_skip_repeats_and_counts_env_steps():
     env.reset(seed=0)
     _, reward, term, _, info = env.step(1)
     assert info["env_steps"] == 3 and reward == 3.0 and not term
+    cap_frames(env, 2)  # a budget's last 2 frames: the action is held for 2, not 3
+    assert env.step(1)[-1]["env_steps"] == 2
+    cap_frames(env, 7)
+    assert env.step(1)[-1]["env_steps"] == 3
     plain = make_env(EnvConfig(id="CartPole-v1", max_episode_steps=5))
     plain.reset(seed=0)
     steps = 0

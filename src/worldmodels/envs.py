@@ -77,23 +77,32 @@ class EnvSpec:
 
 
 class FrameSkip(gym.Wrapper):
-    """Repeat an action ``skip`` times, summing rewards; stops early when the episode ends."""
+    """Repeat an action ``skip`` times, summing rewards; stops early when the episode ends or
+    after ``frame_cap`` frames (a run's budget: set by `cap_frames`, None for no cap)."""
 
     def __init__(self, env: gym.Env, skip: int):
         super().__init__(env)
         self.skip = skip
+        self.frame_cap: int | None = None
 
     def step(self, action: Any):  # type: ignore[override]
         total, steps = 0.0, 0
+        repeat = self.skip if self.frame_cap is None else max(1, min(self.skip, self.frame_cap))
         while True:
             obs, reward, terminated, truncated, info = self.env.step(action)
             total += float(reward)
             steps += 1
-            if terminated or truncated or steps == self.skip:
+            if terminated or truncated or steps == repeat:
                 break
         info = dict(info)
         info["env_steps"] = steps
         return obs, total, terminated, truncated, info
+
+
+def cap_frames(env: gym.Env, frames: int) -> None:
+    """Let the frame skip repeat the next actions at most ``frames`` times, so a run's last
+    action does not overrun its real-step budget (no-op without the toolkit's frame skip)."""
+    env.set_wrapper_attr("frame_cap", frames, force=False)
 
 
 class CountSteps(gym.Wrapper):

@@ -61,11 +61,20 @@ def load_agent(run: RunDir, spec: EnvSpec, device: torch.device, name: str) -> A
 
 
 def rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state()}
+    """Torch's generators: the CPU's, and each GPU's once CUDA is in use (sampling on the
+    agent's device draws from that device's generator)."""
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def restore_rng(state: dict[str, Any]) -> None:
+    """`rng_state`'s generators back; a GPU state is restored where as many GPUs are seen."""
     torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
 
 
 EVAL_SEED_BASE = 30_000_000

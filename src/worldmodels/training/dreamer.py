@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from worldmodels.data.replay import Replay, SequenceReplay, StreamingReplay, step_bytes
 from worldmodels.data.rollout import run_episode
 from worldmodels.data.store import Episode, EpisodeStore
-from worldmodels.envs import EnvSpec, action_to_env, make_env, random_action
+from worldmodels.envs import EnvSpec, action_to_env, cap_frames, make_env, random_action
 from worldmodels.errors import TrainingDivergedError
 from worldmodels.models.disagreement import DisagreementEnsemble
 from worldmodels.models.rssm import (
@@ -45,6 +45,8 @@ from worldmodels.models.rssm_views import ActionScale, RssmMemory, RssmVision
 from worldmodels.progress import progress_bar
 from worldmodels.rl.returns import td_lambda
 from worldmodels.runs import Context, RunDir, model_payload, np_rng_state, restore_np_rng
+from worldmodels.training.agent_io import restore_rng as restore_torch_rng
+from worldmodels.training.agent_io import rng_state as torch_rng_state
 from worldmodels.training.scoring import (
     AgentProgress,
     curve_point,
@@ -494,7 +496,7 @@ class DreamerPolicy:
 
 
 def rng_state(rng: np.random.Generator) -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np_rng_state(rng)}
+    return {**torch_rng_state(), "numpy": np_rng_state(rng)}
 
 
 def train_dreamer(ctx: Context) -> DreamerProgress:
@@ -517,7 +519,7 @@ def train_dreamer(ctx: Context) -> DreamerProgress:
             return prog
         prog.complete = False  # resumed with a larger budget or a higher target: go on
         agent.load(last)
-        torch.set_rng_state(last["rng"]["torch"])
+        restore_torch_rng(last["rng"])
         restore_np_rng(rng, last["rng"]["numpy"])
     replay = make_replay(dc, spec, store, agent)
     prog = _rebuild(replay, store, agent, prog)
@@ -632,6 +634,7 @@ def _episode(
             acts, state = agent.act(obs[None], state, np.array([first]), mode=False)
             action = acts[0]
         first = False
+        cap_frames(env, dc.total_steps - prog.env_steps)
         obs, r, term, trunc, info = env.step(action_to_env(action, spec))
         feats = agent.action_features(np.asarray(action)[None])[0]
         limit = bool(info.get("time_limit"))  # env.time_feature: the step limit ends it
