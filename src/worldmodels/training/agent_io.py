@@ -63,7 +63,7 @@ def load_agent(run: RunDir, spec: EnvSpec, device: torch.device, name: str) -> A
 def rng_state() -> dict[str, Any]:
     """Torch's generators: the CPU's, and each GPU's once CUDA is in use (sampling on the
     agent's device draws from that device's generator)."""
-    state = {"torch": torch.get_rng_state()}
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
