@@ -12,7 +12,12 @@ With ``--tipped`` it reads the run's crashes that came after a leg had touched d
 tipped over or slid off on the ground): from the first contact the prior imagines open loop to
 the crash twice, once with the real actions and once doing nothing, and prints the imagined
 reward sums and lowest P(continue) of each. A model that sees no difference lets its actor fire
-the side engines on the ground.
+the side engines on the ground. With ``--fidget`` it reads the run's episodes cut at the time
+limit after both legs were down (the actor fired its engines on the ground instead of resting,
+and Box2D never put the lander to sleep for the +100): from that first touchdown the prior
+imagines ``--lead`` steps open loop with the real actions and with "nothing", and prints each
+one's imagined return (the reward summed with the run's gamma times the continue head, plus the
+critic's value at the end), its lowest P(continue), and the actor's P(nothing) there.
 
     .venv/bin/python benchmarks/dreamer_landings.py benchmarks/runs/suite/LunarLander-v3/dreamer_s0
 
@@ -72,19 +77,67 @@ def own_landings(ctx: Any, vision: Any, wm: Any, before: int) -> None:
               f"{np.mean(r_hat[-before - 1 : -1]):.1f} |")  # fmt: skip
 
 
-def imagine(wm: Any, vision: Any, start: Tensor, actions: np.ndarray) -> tuple[float, float]:
-    """Open loop from one posterior feature [F] with ``actions`` -> (reward sum, min P(cont))."""
+def open_loop(
+    wm: Any, vision: Any, start: Tensor, actions: np.ndarray
+) -> tuple[list[float], list[float], Tensor]:
+    """Open loop from one posterior feature [F] with ``actions`` -> (the reward head's rewards,
+    the continue head's P(continue), the last imagined feature [1, F])."""
     d = wm.rssm.deter
     state = RssmState(start[None, :d], start[None, d:])
     act_feats = vision.action_features(torch.as_tensor(actions))
-    total, low = 0.0, 1.0
+    rewards, conts = [], []
     with torch.no_grad():
         for k in range(len(actions)):
             state, logits = wm.rssm.img_step(state, act_feats[k : k + 1])
             state = RssmState(state.h, wm.rssm.sample(logits, mode=True))
-            total += float(wm.reward_mean(state.feat())[0])
-            low = min(low, float(wm.cont_prob(state.feat())[0]))
-    return total, low
+            rewards.append(float(wm.reward_mean(state.feat())[0]))
+            conts.append(float(wm.cont_prob(state.feat())[0]))
+    return rewards, conts, state.feat()
+
+
+def imagine(wm: Any, vision: Any, start: Tensor, actions: np.ndarray) -> tuple[float, float]:
+    """Open loop from one posterior feature [F] with ``actions`` -> (reward sum, min P(cont))."""
+    rewards, conts, _ = open_loop(wm, vision, start, actions)
+    return sum(rewards), min(conts)
+
+
+def discounted(agent: Any, vision: Any, start: Tensor, actions: np.ndarray) -> tuple[float, float]:
+    """Open loop -> (the imagined return: rewards discounted by gamma times P(continue), the
+    critic's value at the end as the bootstrap; min P(continue))."""
+    rewards, conts, last = open_loop(agent.wm, vision, start, actions)
+    total, weight = 0.0, 1.0
+    for r, c in zip(rewards, conts, strict=True):
+        total += weight * r
+        weight *= agent.dc.gamma * c
+    with torch.no_grad():
+        total += weight * float(agent.twohot.mean(agent.critic(last))[0])
+    return total, min(conts)
+
+
+def own_fidgets(ctx: Any, agent: Any, vision: Any, wm: Any, lead: int) -> None:
+    """The run's episodes cut after both legs were down, one row each."""
+    store = EpisodeStore(ctx.run.episodes)
+    print(f"| episode | both legs down at | actions after (0/1/2/3) | real reward after "
+          f"| {lead} steps imagined, real actions: return / min P(continue) "
+          f"| nothing: return / min P(continue) | actor's P(nothing) there |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for i in store.valid_indices():
+        ep = store.read(i)
+        obs, acts = np.asarray(ep.observations), np.asarray(ep.actions)
+        down = np.flatnonzero(obs[1:, 6:8].min(axis=1) > 0.5)
+        if np.asarray(ep.terminated)[-1] or not len(down):
+            continue
+        t = int(down[0]) + 1  # the observation index of the touchdown
+        if t + lead > len(acts):
+            continue
+        f = torch.as_tensor(vision.encode_episode(ep.observations, ep.actions, ctx.device)[0])
+        real = discounted(agent, vision, f[t], acts[t : t + lead])
+        rest = discounted(agent, vision, f[t], np.zeros_like(acts[t : t + lead]))
+        with torch.no_grad():
+            p_none = float(agent.actor.dist(f[t : t + 1]).probs[0, 0])  # type: ignore[attr-defined]
+        counts = "/".join(str(c) for c in np.bincount(acts[t:], minlength=4))
+        print(f"| {i} | {t} | {counts} | {ep.rewards[t:].sum():.1f} | {real[0]:.1f} / "
+              f"{real[1]:.3f} | {rest[0]:.1f} / {rest[1]:.3f} | {p_none:.3f} |")  # fmt: skip
 
 
 def own_tipovers(ctx: Any, vision: Any, wm: Any) -> None:
@@ -121,6 +174,8 @@ def main() -> None:
     ap.add_argument("--own", action="store_true", help="the run's own stored landings")
     ap.add_argument("--tipped", action="store_true",
                     help="the run's own crashes after a leg touched down")  # fmt: skip
+    ap.add_argument("--fidget", action="store_true",
+                    help="the run's own episodes cut after both legs were down")  # fmt: skip
     args = ap.parse_args()
     torch.set_num_threads(1)
     ctx = open_run(args.run_dir, device="cpu", progress=False, reads=True, writes=False)
@@ -135,6 +190,10 @@ def main() -> None:
     if args.tipped:
         print(f"{args.run_dir} (dreamer/{args.which}): the run's crashes after touching down")
         own_tipovers(ctx, vision, wm)
+        return
+    if args.fidget:
+        print(f"{args.run_dir} (dreamer/{args.which}): the run's episodes cut on the ground")
+        own_fidgets(ctx, agent, vision, wm, args.lead)
         return
     print(f"{args.run_dir} (dreamer/{args.which}): gymnasium's heuristic lander, "
           f"seeds 0-{args.episodes - 1}; imagination from {args.lead} steps before the first "
@@ -158,16 +217,7 @@ def main() -> None:
         t = int(legs[0])
         rest = (f"{rews[-1]:.1f} / {r_hat[-1]:.1f}", f"{c_hat[-1]:.3f}") if landed else ("—", "—")
         lo, hi = max(t - args.lead, 0), min(t + args.lead, len(acts))
-        with torch.no_grad():
-            d = wm.rssm.deter
-            state = RssmState(f[lo : lo + 1, :d], f[lo : lo + 1, d:])
-            act_feats = vision.action_features(torch.as_tensor(acts[lo:hi]))
-            imag_r, imag_c = [], []
-            for k in range(hi - lo):
-                state, logits = wm.rssm.img_step(state, act_feats[k : k + 1])
-                state = RssmState(state.h, wm.rssm.sample(logits, mode=True))
-                imag_r.append(float(wm.reward_mean(state.feat())[0]))
-                imag_c.append(float(wm.cont_prob(state.feat())[0]))
+        imag_r, imag_c, _ = open_loop(wm, vision, f[lo], acts[lo:hi])
         print(f"| {seed} | {rews.sum():.1f} | {t} | {rews[t]:.1f} / {r_hat[t]:.1f} | {rest[0]} "
               f"| {rest[1]} | {rews[lo:hi].sum():.1f} / {sum(imag_r):.1f} "
               f"| {min(imag_c):.3f} |")  # fmt: skip
