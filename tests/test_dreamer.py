@@ -589,12 +589,13 @@ def test_dreamer_killed_resumes_bit_exact(tmp_path):
     """SIGKILL right after the 8th save of dreamer/last; --resume ends where an uninterrupted
     run ends: same weights, optimiser moments, counters and stored episodes, and the wall time
     before the kill is kept (with the
-    exploration ensemble, the entropy floor and prioritized replay on, so their weights, learned
-    coefficient, optimisers and the replay's priorities are checked too)."""
+    exploration ensemble, the entropy floor, prioritized replay and ez-greedy on, so their
+    weights, learned coefficient, optimisers, the replay's priorities and the held random
+    actions' draws are checked too)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     sets = ["--set", "threads=1", "--set", "dreamer.expl_scale=0.1", "--no-eval",
             "--set", "dreamer.entropy_floor=0.999",
-            "--set", "dreamer.prio_fraction=0.5"]  # fmt: skip
+            "--set", "dreamer.prio_fraction=0.5", "--set", "dreamer.explore_eps=0.2"]  # fmt: skip
     ref = _run(_cmd(tmp_path / "ref", *DEBUG, *sets), env)
     assert ref.returncode == 0, ref.stderr
     kill = {**env, "WORLDMODELS_KILL_AFTER_SAVE": "dreamer/last:8"}  # past the random prefill
@@ -629,6 +630,11 @@ def test_dreamer_killed_resumes_bit_exact(tmp_path):
     assert sorted(os.listdir(tmp_path / "ref/data/episodes")) == sorted(
         os.listdir(cut / "data/episodes")
     )
+    from worldmodels.data.store import EpisodeStore
+
+    stores = [EpisodeStore(d / "data/episodes") for d in (tmp_path / "ref", cut)]
+    metas = [[s.read(i).meta for i in s.indices()] for s in stores]
+    assert metas[0] == metas[1] and sum(m["explored"] for m in metas[0]) > 0
 
 
 def test_a_finished_run_goes_on_when_resumed_with_a_higher_target_or_budget(tmp_path, monkeypatch):
@@ -681,6 +687,8 @@ def test_a_finished_run_goes_on_when_resumed_with_a_higher_target_or_budget(tmp_
         (["dreamer.eval_checkpoint=final"], "dreamer.eval_checkpoint must be best"),
         (["dreamer.end_fraction=0.6", "dreamer.prio_fraction=0.5"], "prio_fraction must be <= 1"),
         (["dreamer.prio_exponent=-1"], "dreamer.prio_exponent=-1.0 is out of range"),
+        (["dreamer.explore_exponent=1"], "dreamer.explore_exponent > 1"),
+        (["dreamer.explore_eps=1"], "dreamer.explore_eps must be in [0, 1)"),
     ],
 )
 def test_bad_dreamer_config_is_one_line_before_any_work(tmp_path, capsys, sets, message):
@@ -956,6 +964,53 @@ def test_the_tipover_reader_imagines_open_loop_by_hand():
     total, low = landings.imagine(wm, vision, torch.tensor([1.0, 7.0]), np.array([3, 0, 1]))
     assert seen == [[0, 0, 0, 1], [1, 0, 0, 0], [0, 1, 0, 0]]
     assert total == pytest.approx(9.0) and low == pytest.approx(1 / 16)
+    # --fidget's return: each reward weighted by gamma x P(continue) of the steps before it,
+    # then the critic's value (here z = 7) of the last imagined state, weighted the same
+    agent = SimpleNamespace(wm=wm, dc=SimpleNamespace(gamma=0.9), critic=lambda f: f[:, 1],
+                            twohot=SimpleNamespace(mean=lambda x: x))  # fmt: skip
+    ret, low = landings.discounted(agent, vision, torch.tensor([1.0, 7.0]), np.array([3, 0, 1]))
+    w1, w2, w3 = 0.9 * 0.5**2, 0.9 * 0.5**2 * 0.9 * 0.5**3, 0.9**3 * 0.5 ** (2 + 3 + 4)
+    assert ret == pytest.approx(2 + w1 * 3 + w2 * 4 + w3 * 7) and low == pytest.approx(1 / 16)
+
+
+def test_ez_greedy_holds_one_random_action_for_a_zeta_drawn_count_by_hand():
+    """``dreamer.explore_eps``: with no hold in progress a draw below eps starts one, a random
+    action held for n ~ zeta(exponent) decisions (the draw, then the action, then n, all from
+    the run's generator); off, it returns None and draws nothing."""
+    from types import SimpleNamespace
+
+    from worldmodels.envs import EnvSpec, random_action
+    from worldmodels.training.dreamer import HeldAction
+
+    spec = EnvSpec("X", "vector", (3,), "discrete", 4, (), (), None, None)
+    off, rng = SimpleNamespace(explore_eps=0.0, explore_exponent=2.0), np.random.default_rng(0)
+    before = rng.bit_generator.state
+    assert HeldAction().next(off, spec, rng) is None and rng.bit_generator.state == before
+    dc = SimpleNamespace(explore_eps=0.3, explore_exponent=1.5)
+    held, rng, twin = HeldAction(), np.random.default_rng(5), np.random.default_rng(5)
+    expected: list[int | None] = []
+    while len(expected) < 400:
+        if twin.random() < 0.3:
+            action, n = int(random_action(spec, twin)), int(twin.zipf(1.5))
+            expected += [action] * n
+        else:
+            expected.append(None)
+    expected = expected[:400]
+    got = [held.next(dc, spec, rng) for _ in range(400)]
+    assert [None if a is None else int(a) for a in got] == expected
+    assert held.decisions == sum(a is not None for a in expected) > 50
+    assert max(len(run) for run in _runs(expected)) > 5  # held for many decisions in a row
+
+
+def _runs(actions: list) -> list[list]:
+    """Maximal runs of consecutive non-None entries."""
+    runs, cur = [], []
+    for a in actions:
+        if a is None:
+            runs, cur = runs + ([cur] if cur else []), []
+        else:
+            cur.append(a)
+    return runs + ([cur] if cur else [])
 
 
 def test_the_priority_reader_groups_steps_and_weighs_them(small_run, tmp_path):

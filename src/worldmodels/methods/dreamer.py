@@ -142,6 +142,14 @@ class DreamerConfig:
     end_balance: bool = False
     """Draw those windows half from terminals whose last reward is positive and half from the
     rest (where both are stored): rare successes are replayed as often as common failures."""
+    explore_eps: float = 0.0
+    """Temporally-extended epsilon-greedy in the real env (ez-greedy, Dabney et al. 2021): at
+    each decision with no random action in progress, with this probability one starts, a
+    uniformly random action held for n decisions, n ~ zeta(``explore_exponent``) (capped at
+    10,000): long enough runs of one action to reach what one-step noise never does, such as a
+    lander left idle long enough to come to rest. Training acting only (0: off)."""
+    explore_exponent: float = 2.0
+    """Exponent of that zeta distribution (> 1; 2: Dabney et al.'s; larger: shorter holds)."""
     prio_fraction: float = 0.0
     """Share of each batch's windows drawn by priority (DreamerV3's prioritized replay; the
     end windows first, the rest uniform): P(window) ~ (mean over its steps of each step's
@@ -192,6 +200,8 @@ class DreamerConfig:
              "most likely action) or sample (sampled from the actor, as in training)"),
             (self.eval_checkpoint in ("best", "last"), "dreamer.eval_checkpoint must be best "
              "(the best training score's checkpoint) or last (the end of training)"),
+            (self.explore_eps < 1 and self.explore_exponent > 1, "dreamer.explore_eps must "
+             "be in [0, 1) (0: off) and dreamer.explore_exponent > 1 (a zeta distribution)"),
             (self.end_fraction + self.prio_fraction <= 1, "dreamer.end_fraction + "
              "dreamer.prio_fraction must be <= 1 (the rest of each batch is uniform)"),
             (self.imag_last <= self.seq_len, "dreamer.imag_last must be <= dreamer.seq_len "

@@ -615,6 +615,35 @@ def _rebuild(
     return prog
 
 
+MAX_HOLD = 10_000
+"""The longest hold of an ez-greedy random action (decisions)."""
+
+
+@dataclass
+class HeldAction:
+    """ez-greedy's random action in progress (``dreamer.explore_eps``): the action and how many
+    more decisions it is held. Lives for one episode, so resume needs none of it."""
+
+    action: np.ndarray | None = None
+    left: int = 0
+    decisions: int = 0
+    """Decisions of the episode that took a held random action."""
+
+    def next(self, dc: Any, spec: EnvSpec, rng: np.random.Generator) -> np.ndarray | None:
+        """The random action for this decision, or None (the actor's). Draws from ``rng`` only
+        with ``explore_eps`` > 0, so a run without it draws what it always did."""
+        if dc.explore_eps <= 0:
+            return None
+        if self.left == 0 and rng.random() < dc.explore_eps:
+            self.action = random_action(spec, rng)
+            self.left = int(min(rng.zipf(dc.explore_exponent), MAX_HOLD))
+        if self.left == 0:
+            return None
+        self.left -= 1
+        self.decisions += 1
+        return self.action
+
+
 def _episode(
     env: Any, agent: Dreamer, replay: Replay, rng: np.random.Generator, cfg: Any,
     prog: DreamerProgress,
@@ -626,13 +655,17 @@ def _episode(
     state = agent.initial(1)
     replay.add(obs, np.zeros(spec.action_dim, np.float32), 0.0, True, False)
     observations, actions, rewards, terminated = [obs], [], [], []
-    env_steps, stats, first, limit = 0, {}, True, False
+    env_steps, stats, first, limit, held = 0, {}, True, False, HeldAction()
     while True:
         if prog.agent_steps < dc.prefill:
             action = random_action(spec, rng)
         else:
             acts, state = agent.act(obs[None], state, np.array([first]), mode=False)
             action = acts[0]
+            if (explore := held.next(dc, spec, rng)) is not None:
+                action = explore  # the model is fed the action taken
+                taken = agent.action_features(np.asarray(action)[None])
+                state = (state[0], torch.as_tensor(taken, device=agent.device))
         first = False
         cap_frames(env, dc.total_steps - prog.env_steps)
         obs, r, term, trunc, info = env.step(action_to_env(action, spec))
@@ -674,6 +707,7 @@ def _episode(
             "truncated": bool(not terminated[-1]),
             "time_limit": limit,
             "env_steps": env_steps,
+            "explored": held.decisions,
             "policy": "random" if prog.agent_steps <= dc.prefill else NS,
         },
     )
