@@ -1,7 +1,8 @@
 """What a LunarLander dreamer run's world model believes about a landing it has never made:
 gymnasium's own heuristic lander flies ``--episodes`` real episodes (it lands nearly every
-time), and the run's RSSM reads them. Per episode, at the first leg contact (+10 per leg) and
-at the final rest (+100, terminal): the real reward against the reward head's, and the continue
+time; each decision held for the run's ``env.frame_skip`` frames), and the run's RSSM reads
+them. Per episode, at the first leg contact (+10 per leg) and at the final rest (+100,
+terminal): the real reward against the reward head's, and the continue
 head's P(continue); then, from ``--lead`` steps before the first leg contact, the prior
 imagines open loop with the heuristic's real actions up to ``--lead`` steps past it, the
 imagination the actor learns from: its summed reward against the real one and its lowest
@@ -43,20 +44,26 @@ from worldmodels.pipeline import open_run
 from worldmodels.training.dreamer import dreamer_world, load_dreamer
 
 
-def heuristic_episode(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-    """observations [T+1, 8], actions [T], rewards [T], and whether it ended terminated."""
+def heuristic_episode(seed: int, skip: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """observations [T+1, 8], actions [T], rewards [T] (each decision's action held ``skip``
+    frames, its rewards summed, as the run's frame skip does), and whether it terminated."""
     env = gym.make("LunarLander-v3")
     obs, _ = env.reset(seed=seed)
     observations, actions, rewards = [obs], [], []
     while True:
-        a = int(heuristic(env.unwrapped, obs))
-        obs, r, term, trunc, _ = env.step(a)
+        a, total, done, term = int(heuristic(env.unwrapped, obs)), 0.0, False, False
+        for _ in range(skip):
+            obs, r, term, trunc, _ = env.step(a)
+            total += float(r)
+            done = bool(term or trunc)
+            if done:
+                break
         observations.append(obs)
         actions.append(a)
-        rewards.append(float(r))
-        if term or trunc:
+        rewards.append(total)
+        if done:
             env.close()
-            return np.stack(observations), np.asarray(actions), np.asarray(rewards), bool(term)
+            return np.stack(observations), np.asarray(actions), np.asarray(rewards), term
 
 
 def own_landings(ctx: Any, vision: Any, wm: Any, before: int) -> None:
@@ -204,7 +211,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|")
     for seed in range(args.episodes):
-        obs, acts, rews, landed = heuristic_episode(seed)
+        obs, acts, rews, landed = heuristic_episode(seed, max(1, ctx.cfg.env.frame_skip))
         feats, _ = vision.encode_episode(obs, acts, ctx.device)
         f = torch.as_tensor(feats)
         with torch.no_grad():
