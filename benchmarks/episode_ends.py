@@ -7,6 +7,15 @@ then hover until the time limit and rarely land.
 
     .venv/bin/python benchmarks/episode_ends.py benchmarks/runs/suite/LunarLander-v3/dreamer_s1
 
+With ``--landings`` (LunarLander-v3, discrete actions) it says instead how the run's landings
+(terminals with a positive last reward) from episode ``--since`` on ended: with a side engine
+firing at the last decision, or after >= 10 "nothing" decisions, and the median final angle. A
+lander pushed still by a side engine also sleeps for the +100 (an impulse on an awake Box2D
+body does not reset its sleep timer), but only when it came down tilted; one that learned to
+rest lands either way.
+
+    .venv/bin/python benchmarks/episode_ends.py <run dir> --landings --since 150
+
 Reads only the episode store (any method that stores its episodes; no model is loaded).
 """
 
@@ -30,15 +39,40 @@ def ending(terminated: np.ndarray, rewards: np.ndarray, time_limit: bool = False
     return "terminal, last reward > 0" if rewards[-1] > 0 else "terminal, last reward <= 0"
 
 
+def trailing_idle(actions: np.ndarray) -> int:
+    """How many "nothing" (action 0) decisions end the episode."""
+    busy = np.flatnonzero(np.asarray(actions) != 0)
+    return len(actions) - 1 - int(busy[-1]) if len(busy) else len(actions)
+
+
+def landing_row(episodes: list) -> str:
+    """One table: landings, last action a side engine (1 or 3), ending with >= 10 "nothing",
+    median |final angle| (observation 4)."""
+    land = [ep for ep in episodes if ending(ep.terminated, ep.rewards) == KINDS[1]]
+    side = sum(int(ep.actions[-1]) in (1, 3) for ep in land)
+    idle = sum(trailing_idle(ep.actions) >= 10 for ep in land)
+    angle = np.median([abs(float(ep.observations[-1, 4])) for ep in land]) if land else np.nan
+    return ("| landings | last action a side engine | ending with >= 10 \"nothing\" | median "
+            f"final angle (rad) |\n|---|---|---|---|\n| {len(land)} | {side} | {idle} | "
+            f"{angle:.2f} |")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir")
     ap.add_argument("--block", type=int, default=40, help="episodes per row")
+    ap.add_argument("--landings", action="store_true", help="LunarLander: how the landings end")
+    ap.add_argument("--since", type=int, default=0, help="--landings: from this episode on")
     args = ap.parse_args()
     episodes = Path(args.run_dir) / "data" / "episodes"
     if not episodes.is_dir() or args.block < 1:
         raise UserError(f"{episodes} holds no stored episodes (or --block < 1): give a run dir")
     store = EpisodeStore(episodes)
+    if args.landings:
+        print(f"{args.run_dir}: landings from episode {args.since} on\n")
+        print(landing_row([ep for i, ep in store.iter_episodes(store.valid_indices())
+                           if i >= args.since]))  # fmt: skip
+        return
     rows = [
         (
             ep.length,

@@ -1052,3 +1052,35 @@ def test_the_priority_reader_groups_steps_and_weighs_them(small_run, tmp_path):
     ):
         got = subprocess.run([*script, *bad], capture_output=True, text=True)
         assert got.returncode == 2 and got.stderr.count("\n") == 1 and says in got.stderr
+
+
+def test_the_landing_reader_tells_resting_from_pushing_by_hand():
+    """``benchmarks/episode_ends.py --landings``: of three LunarLander episodes, a landing that
+    ends on 10 "nothing" decisions, one that ends firing the right engine tilted, and a crash:
+    2 landings, 1 ending on a side engine, 1 on >= 10 "nothing", median |angle| (0.0 + 0.3) / 2."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "episode_ends.py")
+    spec = importlib.util.spec_from_file_location("episode_ends", path)
+    ends = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, os.path.dirname(path))
+    try:
+        spec.loader.exec_module(ends)
+    finally:
+        sys.path.remove(os.path.dirname(path))
+
+    def episode(actions: list[int], last_reward: float, angle: float) -> Episode:
+        obs = np.zeros((len(actions) + 1, 8), np.float32)
+        obs[-1, 4] = angle
+        rewards = np.zeros(len(actions), np.float32)
+        rewards[-1] = last_reward
+        done = np.zeros(len(actions), bool)
+        done[-1] = True
+        return Episode(obs, np.asarray(actions), rewards, done, {})
+
+    rest = episode([2, 1] + [0] * 10, 100.0, 0.0)
+    push = episode([0, 0, 3, 3], 100.0, -0.3)
+    crash = episode([0] * 12, -100.0, 1.0)
+    assert ends.trailing_idle(rest.actions) == 10 and ends.trailing_idle(push.actions) == 0
+    assert ends.trailing_idle(np.zeros(4, int)) == 4
+    assert ends.landing_row([rest, push, crash]).splitlines()[-1] == "| 2 | 1 | 1 | 0.15 |"
