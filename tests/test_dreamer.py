@@ -1084,3 +1084,24 @@ def test_the_landing_reader_tells_resting_from_pushing_by_hand():
     assert ends.trailing_idle(rest.actions) == 10 and ends.trailing_idle(push.actions) == 0
     assert ends.trailing_idle(np.zeros(4, int)) == 4
     assert ends.landing_row([rest, push, crash]).splitlines()[-1] == "| 2 | 1 | 1 | 0.15 |"
+
+
+def test_ez_greedy_holds_continuous_actions_in_the_env_s_bounds(tmp_path):
+    """Pendulum (torque in [-2, 2]) with half the decisions starting a hold: the stored
+    episodes count their held decisions, and a held action repeats exactly, inside the bounds."""
+    from worldmodels.data.store import EpisodeStore
+
+    run = tmp_path / "r"
+    argv = ["train", "--env", "Pendulum-v1", "--method", "dreamer", "--preset", "debug",
+            "--quiet", "--no-eval", "--run-dir", str(run), "--set", "dreamer.explore_eps=0.5",
+            "--set", "dreamer.total_steps=400"]  # fmt: skip
+    assert main(argv) == 0
+    store = EpisodeStore(run / "data/episodes")
+    eps = [store.read(i) for i in store.indices()]
+    assert eps[0].meta["explored"] == 0  # the random pre-fill (100 steps) takes no holds
+    late = eps[-1]
+    assert late.meta["explored"] > 0
+    acts = np.asarray(late.actions)
+    assert acts.min() >= -2.0 and acts.max() <= 2.0
+    repeats = np.sum(np.all(acts[1:] == acts[:-1], axis=-1))
+    assert repeats > 0  # the actor's samples never repeat a float exactly; holds do
