@@ -880,6 +880,39 @@ SMALL = [
 ]
 
 
+def test_the_cnn_codec_has_one_stride_2_stage_per_halving_down_to_4x4():
+    """DreamerV3's minres 4: 64x64 frames take 4 stages (depth 16 -> 128 channels at 4x4, the
+    layers every earlier checkpoint has), 32x32 three, 16x16 two; other sizes are refused."""
+    from worldmodels.models.rssm import PixelCodec, pixel_stages
+
+    assert [pixel_stages(n) for n in (8, 16, 32, 64, 128)] == [1, 2, 3, 4, 5]
+    for bad in (4, 48, 100):
+        with pytest.raises(ValueError, match=f"not {bad}"):
+            pixel_stages(bad)
+    old = PixelCodec(3, 10, 16, 64).state_dict()
+    assert old["encoder.9.weight"].shape == (128, 64, 4, 4) and "encoder.12.weight" not in old
+    assert old["decoder.0.weight"].shape == (128, 64, 4, 4)
+    assert old["decoder.9.weight"].shape == (16, 3, 4, 4)
+    torch.manual_seed(0)
+    for size, embed in ((16, 32 * 16), (32, 64 * 16), (64, 128 * 16)):
+        codec = PixelCodec(3, 10, 16, size)
+        frames = torch.randint(0, 256, (2, 3, size, size, 3), dtype=torch.uint8)
+        assert codec.encode(frames).shape == (2, 3, embed) == (2, 3, codec.embed_dim)
+        feat = torch.randn(2, 3, 10)
+        assert codec.decode(feat).shape == (2, 3, size * size * 3)
+        by_hand = ((codec._decode(feat) - codec._pixels(frames)) ** 2).sum((1, 2, 3))
+        assert torch.allclose(codec.recon_loss(feat, frames), by_hand.reshape(2, 3))
+
+
+def test_pixel_frames_not_a_power_of_2_wide_are_one_line_before_any_work(tmp_path, capsys):
+    argv = ["train", "--env", "CarRacing-v3", "--method", "dreamer", "--preset", "debug"]
+    argv += ["--quiet", "--run-dir", str(tmp_path / "r"), "--set", "env.image_size=48"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "power of 2 wide" in err and "(48, 48, 3)" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.slow
 def test_pixels_train_and_diagnose_with_a_truth_prediction_error_video(tmp_path):
     """CarRacing-v3 from 64x64 frames through the CNN codec: a short run trains, and

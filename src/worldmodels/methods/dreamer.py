@@ -234,10 +234,11 @@ class DreamerMethod(MethodBase):
                 f"dreamer.encoder=mlp needs vector observations but {spec.env_id} has frames "
                 f"{spec.obs_shape}; use dreamer.encoder=cnn (or auto)"
             )
-        if pixels and tuple(spec.obs_shape[:2]) != (64, 64):
+        size = int(spec.obs_shape[0])
+        if pixels and (spec.obs_shape[1] != size or size < 8 or size & (size - 1)):
             raise UserError(
-                f"dreamer's CNN needs 64x64 frames, {spec.env_id} gives {spec.obs_shape}; set "
-                f"env.image_size=64"
+                f"dreamer's CNN needs square frames a power of 2 wide (8, 16, 32, 64, ...), "
+                f"{spec.env_id} gives {spec.obs_shape}; set env.image_size=64 (or 32)"
             )
         need, budget = replay_budget(dc, spec)
         window = dc.batch_size * dc.seq_len * need // max(replay_steps(dc, spec), 1)

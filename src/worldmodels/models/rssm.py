@@ -108,28 +108,33 @@ class VectorCodec(nn.Module):
         return self.unsquash(self.decoder(feat))
 
 
-class PixelCodec(nn.Module):
-    """CNN encoder of 64x64 RGB frames (4 stride-2 convs, depth d..8d) and a transposed-CNN
-    decoder, MSE on pixels in [-0.5, 0.5]."""
+def pixel_stages(size: int) -> int:
+    """Stride-2 stages from size x size frames down to 4x4; size must be a power of 2, >= 8."""
+    if size < 8 or size & (size - 1):
+        raise ValueError(f"frames must be a power of 2 pixels wide, >= 8, not {size}")
+    return size.bit_length() - 3
 
-    def __init__(self, channels: int, feat_dim: int, depth: int):
+
+class PixelCodec(nn.Module):
+    """CNN encoder of square RGB frames (stride-2 convs from size x size down to 4x4, depth
+    d, 2d, ...: four stages at 64x64, three at 32x32, as DreamerV3's minres) and a transposed-
+    CNN decoder back up, MSE on pixels in [-0.5, 0.5]."""
+
+    def __init__(self, channels: int, feat_dim: int, depth: int, size: int = 64):
         super().__init__()
-        d = depth
+        stages = pixel_stages(size)
+        widths = [depth * 2**i for i in range(stages)]
         self.encoder = nn.Sequential(
-            *self._block(channels, d),
-            *self._block(d, 2 * d),
-            *self._block(2 * d, 4 * d),
-            *self._block(4 * d, 8 * d),
+            *(m for a, b in zip([channels, *widths], widths, strict=False) for m in self._block(a, b)),
             nn.Flatten(),
         )
-        self.embed_dim = 8 * d * 4 * 4
-        self.depth = d
+        self.top = widths[-1]
+        self.embed_dim = self.top * 4 * 4
         self.from_feat = nn.Linear(feat_dim, self.embed_dim)
+        ups = widths[::-1]
         self.decoder = nn.Sequential(
-            *self._block(8 * d, 4 * d, up=True),
-            *self._block(4 * d, 2 * d, up=True),
-            *self._block(2 * d, d, up=True),
-            nn.ConvTranspose2d(d, channels, 4, 2, 1),
+            *(m for a, b in zip(ups, ups[1:], strict=False) for m in self._block(a, b, up=True)),
+            nn.ConvTranspose2d(depth, channels, 4, 2, 1),
         )
 
     @staticmethod
@@ -147,7 +152,7 @@ class PixelCodec(nn.Module):
 
     def _decode(self, feat: Tensor) -> Tensor:
         x = self.from_feat(feat.reshape(-1, feat.shape[-1]))
-        return self.decoder(x.reshape(-1, 8 * self.depth, 4, 4))
+        return self.decoder(x.reshape(-1, self.top, 4, 4))
 
     def recon_loss(self, feat: Tensor, obs: Tensor) -> Tensor:
         err = (self._decode(feat) - self._pixels(obs)) ** 2
@@ -296,7 +301,7 @@ class DreamerWorldModel(nn.Module):
         }
         feat_dim = deter + groups * classes
         self.codec: VectorCodec | PixelCodec = (
-            PixelCodec(obs_shape[-1], feat_dim, cnn_depth)
+            PixelCodec(obs_shape[-1], feat_dim, cnn_depth, int(obs_shape[0]))
             if pixels
             else VectorCodec(int(obs_shape[0]), feat_dim, hidden, layers, symlog_obs)
         )
