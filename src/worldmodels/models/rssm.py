@@ -12,6 +12,7 @@ episode: the state is reset) and ``is_terminal`` (o_t is terminal).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import torch
@@ -125,7 +126,7 @@ class PixelCodec(nn.Module):
         stages = pixel_stages(size)
         widths = [depth * 2**i for i in range(stages)]
         self.encoder = nn.Sequential(
-            *(m for a, b in zip([channels, *widths], widths, strict=False) for m in self._block(a, b)),
+            *(m for a, b in pairwise([channels, *widths]) for m in self._block(a, b)),
             nn.Flatten(),
         )
         self.top = widths[-1]
@@ -133,7 +134,7 @@ class PixelCodec(nn.Module):
         self.from_feat = nn.Linear(feat_dim, self.embed_dim)
         ups = widths[::-1]
         self.decoder = nn.Sequential(
-            *(m for a, b in zip(ups, ups[1:], strict=False) for m in self._block(a, b, up=True)),
+            *(m for a, b in pairwise(ups) for m in self._block(a, b, up=True)),
             nn.ConvTranspose2d(depth, channels, 4, 2, 1),
         )
 
