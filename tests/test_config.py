@@ -119,8 +119,11 @@ def test_dreamer_gpu_preset_scales_sizes_and_keeps_the_env_presets_learning_sett
     assert (gpu.deter, gpu.hidden, gpu.layers, gpu.groups, gpu.classes) == (512, 512, 2, 32, 32)
     assert (gpu.bins, gpu.seq_len, gpu.cnn_depth) == (255, 64, 32)
     assert (gpu.critic_lr, gpu.repval_scale, gpu.total_steps) == (1e-3, 1.0, 10_000)
-    car = resolve("CarRacing-v3", ["gpu"], {}, {"method": "dreamer"}).section("dreamer")
-    assert (car.deter, car.model_lr, car.total_steps) == (512, 3e-4, 100_000)
+    car = resolve("CarRacing-v3", ["gpu"], {}, {"method": "dreamer"})
+    assert (car.section("dreamer").deter, car.section("dreamer").model_lr) == (512, 3e-4)
+    assert (car.section("dreamer").total_steps, car.env.image_size) == (100_000, 64)
+    assert resolve("CarRacing-v3", [], {}, {"method": "dreamer"}).env.image_size == 32
+    assert resolve("CarRacing-v3", [], {}, {"method": "ppo"}).env.image_size == 64
 
 
 def test_an_env_without_preset_gets_defaults_sized_from_its_spaces(tmp_path):

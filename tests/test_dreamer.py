@@ -915,7 +915,7 @@ def test_pixel_frames_not_a_power_of_2_wide_are_one_line_before_any_work(tmp_pat
 
 @pytest.mark.slow
 def test_pixels_train_and_diagnose_with_a_truth_prediction_error_video(tmp_path):
-    """CarRacing-v3 from 64x64 frames through the CNN codec: a short run trains, and
+    """CarRacing-v3 from the preset's 32x32 frames through the CNN codec: a short run trains, and
     ``diagnose`` writes the truth / prediction / |error| gif of the RSSM's open-loop frames."""
     import imageio.v2 as imageio
 
@@ -926,7 +926,7 @@ def test_pixels_train_and_diagnose_with_a_truth_prediction_error_video(tmp_path)
     assert main(argv + [x for s in sets for x in ("--set", s)]) == 0
     assert main(["diagnose", "--run-dir", str(run), "--horizon", "4"]) == 0
     frames = imageio.mimread(run / "videos/diagnose.gif")
-    assert len(frames) == 5 and frames[0].shape[:2] == (3 * 64, 64)
+    assert len(frames) == 5 and frames[0].shape[:2] == (3 * 32, 32)
     result = json.loads((run / "diagnostics.json").read_text())
     assert np.isfinite(result["obs_mse"]["model"]).all()
 
