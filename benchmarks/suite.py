@@ -211,8 +211,9 @@ def main() -> None:
         env_dir = root / env.replace("/", "_")
         finished = [p for p in made if (p / "eval.json").exists()]
         seen = {p.resolve() for p in finished}
-        finished += [p for p in expand([env_dir]) if (p / "eval.json").exists()
-                     and p.resolve() not in seen]  # fmt: skip
+        if env_dir.is_dir():  # not there when every run was read from its record
+            finished += [p for p in expand([env_dir]) if (p / "eval.json").exists()
+                         and p.resolve() not in seen]  # fmt: skip
         if not finished:
             continue
         table, _ = compare(finished, env_dir)

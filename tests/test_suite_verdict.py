@@ -85,6 +85,33 @@ def test_a_record_stands_in_for_its_run_only_while_the_config_is_todays(tmp_path
     assert records.record_of(tmp_path / "elsewhere" / "run") is None
 
 
+def test_the_suite_tabulates_a_table_read_wholly_from_records(tmp_path, monkeypatch):
+    """Regression: when every run of a table is read back from its record, the env's run folder
+    does not exist; suite.py crashed listing it instead of writing the section."""
+    suite = _suite()
+    records = sys.modules["records"]
+    monkeypatch.setattr(records, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(records, "RECORDS", tmp_path / "records")
+    monkeypatch.setattr(suite, "ROOT", tmp_path / "runs" / "suite")
+    monkeypatch.setattr(suite, "HERE", tmp_path / "benchmarks")  # paths in the section
+    monkeypatch.setattr(suite, "RESULTS", tmp_path / "RESULTS.md")
+    record = tmp_path / "records" / "suite" / "CartPole-v1" / "dreamer_s0"
+    record.mkdir(parents=True)
+    config = records.expected_config("CartPole-v1", "dreamer", 0, [], 1)
+    (record / "config.yaml").write_text(yaml.safe_dump(config))
+    (record / "curve.jsonl").write_text(json.dumps({"steps": 7000, "mean_return": 490.0}) + "\n")
+    result = {"env": "CartPole-v1", "method": "dreamer", "episodes": 100, "mean_return": 497.5,
+              "std_return": 1.0, "real_env_steps": 10000, "wall_seconds": 800.0}  # fmt: skip
+    (record / "eval.json").write_text(json.dumps(result))
+    argv = ["suite.py", "--env", "CartPole-v1", "--seeds", "0", "--methods", "dreamer"]
+    monkeypatch.setattr(sys, "argv", argv)
+    suite.main()
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "<!-- suite:CartPole-v1 -->" in text and "| dreamer | 1 | 497.5 ± 0.0 |" in text
+    assert (tmp_path / "runs" / "suite" / "CartPole-v1" / "compare.json").exists()
+    assert not (tmp_path / "runs" / "suite" / "CartPole-v1" / "dreamer_s0").exists()
+
+
 def test_a_named_probe_of_the_dreamer_targets_reads_its_seeds_back_from_records(
     tmp_path, monkeypatch, capsys
 ):

@@ -292,6 +292,7 @@ def compare(paths: list[Path], out_dir: Path) -> tuple[str, list[str]]:
     if len(envs) > 1:
         notes.append(f"runs of {len(envs)} envs ({', '.join(envs)}): one table per env")
     tables, data = [], {}
+    out_dir.mkdir(parents=True, exist_ok=True)  # the figures go there first
     for env in envs:
         group = [r for r in runs if r.env == env]
         for seed in {r.seed for r in group}:
@@ -312,7 +313,6 @@ def compare(paths: list[Path], out_dir: Path) -> tuple[str, list[str]]:
             notes.append(f"performance profile: {profile}")
         data[env] = rows
     text = "\n\n".join(tables)
-    out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "compare.json", data)
     atomic_write_bytes(out_dir / "compare.md", (text + "\n").encode())
     return text, notes
