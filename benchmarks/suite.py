@@ -38,7 +38,7 @@ from budgets import LUNAR_CLASSIC_SMALL, train_command
 from hostspeed import stamp
 from records import current_record, keep
 
-from worldmodels.evaluation.compare import compare, expand, load_run, steps_to_threshold
+from worldmodels.evaluation.compare import compare, load_run, steps_to_threshold
 from worldmodels.methods import REGISTRY
 
 HERE = Path(__file__).parent
@@ -211,8 +211,8 @@ def main() -> None:
         env_dir = root / env.replace("/", "_")
         finished = [p for p in made if (p / "eval.json").exists()]
         seen = {p.resolve() for p in finished}
-        if env_dir.is_dir():  # not there when every run was read from its record
-            finished += [p for p in expand([env_dir]) if (p / "eval.json").exists()
+        if env_dir.is_dir():  # without runs (or absent) when every run was read from a record
+            finished += [p for p in sorted(env_dir.iterdir()) if (p / "eval.json").exists()
                          and p.resolve() not in seen]  # fmt: skip
         if not finished:
             continue

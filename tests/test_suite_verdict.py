@@ -106,6 +106,7 @@ def test_the_suite_tabulates_a_table_read_wholly_from_records(tmp_path, monkeypa
     argv = ["suite.py", "--env", "CartPole-v1", "--seeds", "0", "--methods", "dreamer"]
     monkeypatch.setattr(sys, "argv", argv)
     suite.main()
+    suite.main()  # again: the folder now holds compare.json and the figures, still no run
     text = (tmp_path / "RESULTS.md").read_text()
     assert "<!-- suite:CartPole-v1 -->" in text and "| dreamer | 1 | 497.5 ± 0.0 |" in text
     assert (tmp_path / "runs" / "suite" / "CartPole-v1" / "compare.json").exists()
