@@ -764,6 +764,33 @@ def test_the_action_reader_prints_each_actions_imagined_step(small_run):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--falling" in bad.stderr
 
 
+def test_the_reward_reader_compares_the_reward_head_with_the_stored_rewards(small_run):
+    """``benchmarks/dreamer_rewards.py`` on the small CartPole run: every stored step pays 1,
+    so each episode's rewarded steps are all of its steps, the real return is their count and
+    the reward head is near 1 on them (no rest: "—"); one row per discrete action whose held
+    reward over 3 imagined steps is at most 3; ``--action`` on a discrete run is one line,
+    exit 2."""
+    script = [sys.executable, os.path.join(os.path.dirname(__file__), "..", "benchmarks",
+                                           "dreamer_rewards.py"), str(small_run)]  # fmt: skip
+    out = subprocess.run([*script, "--first", "1", "--episodes", "2", "--horizon", "3"],
+                         capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rows = [line.split("|")[1:-1] for line in out.stdout.splitlines() if line.startswith("| ")]
+    episodes = [r for r in rows if "of" in r[3]]
+    assert len(episodes) == 3
+    for r in episodes:
+        steps, _, length = r[3].split()
+        assert steps == length and float(r[1]) == float(steps) and r[5].strip() == "—"
+        model, real = r[4].split()
+        assert real == "(1.000)" and abs(float(model) - 1.0) < 0.2
+    held = [r for r in rows if r[0].strip() in ("0", "1") and len(r) == 3]
+    assert len(held) == 2
+    for r in held:
+        assert 0.0 < float(r[1]) <= 3.0 + 1e-6 and 0.0 <= float(r[2]) <= 1.0
+    bad = subprocess.run([*script, "--action", "x=1"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--action" in bad.stderr
+
+
 def test_the_sampling_reader_scores_the_most_likely_and_the_sampled_action(small_run, tmp_path):
     """``benchmarks/dreamer_sampling.py`` on the small CartPole run: four rows (best and last
     checkpoint, most likely and sampled action), the best checkpoint's most likely action above
