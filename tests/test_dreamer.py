@@ -90,6 +90,40 @@ def test_world_model_loss_parts_and_scales():
         DreamerWorldModel((4,), False, 2, loss_scales={"dec": 1.0})
 
 
+def test_the_loss_scales_come_from_the_config_and_weight_the_model_loss():
+    """``dreamer.rew_scale``, ``dyn_scale`` and ``rep_scale`` are the world model's loss scales:
+    on one batch, the total with the reward weighted 3 is the total with 1 plus 2 x the reward
+    loss, and the per-step losses (the replay's priorities) grow by 2 x it on average."""
+    import worldmodels.methods  # noqa: F401  (registers the dreamer section)
+    from worldmodels.config import parse_set, resolve
+    from worldmodels.envs import probe
+    from worldmodels.training.dreamer import Dreamer
+
+    out = {}
+    for scale in (1.0, 3.0):
+        sets = ["method=dreamer", f"dreamer.rew_scale={scale}", "dreamer.dyn_scale=0.25"]
+        cfg = resolve("CartPole-v1", ["debug"], {}, parse_set(sets))
+        torch.manual_seed(0)
+        agent = Dreamer(cfg.section("dreamer"), probe(cfg.env), torch.device("cpu"))
+        assert agent.wm.scales == {"dec": 1.0, "rew": scale, "cont": 1.0, "dyn": 0.25,
+                                   "rep": 0.1}  # fmt: skip
+        torch.nn.init.normal_(agent.wm.reward[-1].weight)  # not the zeroed head's log(bins)
+        torch.manual_seed(1)
+        batch = {
+            "obs": torch.randn(2, 5, 4),
+            "action": torch.nn.functional.one_hot(torch.randint(0, 2, (2, 5)), 2).float(),
+            "reward": torch.randn(2, 5),
+            "is_first": torch.zeros(2, 5, dtype=torch.bool),
+            "is_terminal": torch.zeros(2, 5, dtype=torch.bool),
+        }
+        out[scale] = agent.wm.loss(batch)
+    rew = out[1.0].parts["rew"]
+    assert out[3.0].total.item() == pytest.approx(out[1.0].total.item() + 2 * rew.item(), rel=1e-5)
+    assert out[3.0].parts["rew"].item() == pytest.approx(rew.item(), rel=1e-6)
+    grown = (out[3.0].steps - out[1.0].steps).mean().item()
+    assert grown == pytest.approx(2 * rew.item(), rel=1e-5)
+
+
 def test_replay_value_loss_targets_real_returns_by_hand():
     """The critic's loss on replayed real windows: rows 0..3 = o0, o1, o2 (terminal), o0' (a
     new episode). Transitions 0->1 and 1->2 count, 2->3 crosses episodes: weight 0.

@@ -81,6 +81,10 @@ class DreamerConfig:
     """Weight of the dynamics KL, KL(sg(posterior) || prior)."""
     rep_scale: float = 0.1
     """Weight of the representation KL, KL(posterior || sg(prior))."""
+    rew_scale: float = 1.0
+    """Weight of the reward head's loss (DreamerV3: 1, beside a decoder loss summed over every
+    pixel): larger makes the representation keep what predicts a sparse reward, and makes
+    prioritized replay draw the windows whose rewards it predicts worst."""
     model_lr: float = 1e-4
     """Adam learning rate of the world model."""
     actor_lr: float = 3e-5

@@ -168,7 +168,8 @@ class Dreamer:
         self.wm = DreamerWorldModel(
             spec.obs_shape, spec.obs_kind == "pixels", spec.action_dim, dc.deter, dc.groups,
             dc.classes, dc.hidden, dc.layers, dc.cnn_depth, dc.bins, dc.unimix, dc.free_nats,
-            {"dec": 1.0, "rew": 1.0, "cont": 1.0, "dyn": dc.dyn_scale, "rep": dc.rep_scale},
+            {"dec": 1.0, "rew": dc.rew_scale, "cont": 1.0, "dyn": dc.dyn_scale,
+             "rep": dc.rep_scale},
             dc.symlog_obs,
         ).to(device)  # fmt: skip
         feat = self.wm.feat_dim
