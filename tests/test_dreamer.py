@@ -810,14 +810,14 @@ def test_the_reward_reader_compares_the_reward_head_with_the_stored_rewards(smal
                          capture_output=True, text=True)  # fmt: skip
     assert out.returncode == 0, out.stderr
     rows = [line.split("|")[1:-1] for line in out.stdout.splitlines() if line.startswith("| ")]
-    episodes = [r for r in rows if "of" in r[3]]
+    episodes = [r for r in rows if len(r) == 6 and r[0].strip().isdigit()]
     assert len(episodes) == 3
     for r in episodes:
         steps, _, length = r[3].split()
         assert steps == length and float(r[1]) == float(steps) and r[5].strip() == "—"
         model, real = r[4].split()
         assert real == "(1.000)" and abs(float(model) - 1.0) < 0.2
-    held = [r for r in rows if r[0].strip() in ("0", "1") and len(r) == 3]
+    held = [r for r in rows if len(r) == 3 and r[0].strip() in ("0", "1")]
     assert len(held) == 2
     for r in held:
         assert 0.0 < float(r[1]) <= 3.0 + 1e-6 and 0.0 <= float(r[2]) <= 1.0
