@@ -57,7 +57,11 @@ def test_debug_pipeline_end_to_end_on_cartpole(cartpole_run, capsys):
         "real_env_steps",
         "wall_seconds",
         "threads",
+        "versions",
     }
+    import torch
+
+    assert result["versions"]["torch"] == str(torch.__version__)
     assert result["env"] == "CartPole-v1" and result["method"] == "classic"
     assert result["episodes"] == 3 and result["real_env_steps"] > 0
     assert list((cartpole_run / "tb").glob("events.out.tfevents.*"))

@@ -48,6 +48,7 @@ from worldmodels.runs import (
     RunLock,
     atomic_write_json,
     remove_temp_files,
+    versions,
 )
 
 __all__ = [
@@ -279,6 +280,9 @@ def evaluate(
         "real_env_steps": get(ctx.cfg.method).real_env_steps(ctx),
         "threads": torch.get_num_threads(),
         "wall_seconds": round(float(sum(walls.values())), 2),
+        # the same seed, config and threads give the same score only with the same libraries:
+        # a benchmark record keeps them (a CartPole table of 2026-12-03 could not be remade)
+        "versions": versions(),
     }
     if report is not None:
         report(result)
