@@ -48,6 +48,9 @@ def versions() -> dict[str, str]:
         "gymnasium": gymnasium.__version__,
         "cma": cma.__version__,
         "python": platform.python_version(),
+        # which vector kernels torch picked on this CPU (AVX2, AVX512, ...): float rounding,
+        # so results, differ between them at the same seed, config and thread count
+        "cpu_kernels": str(torch.backends.cpu.get_cpu_capability()),
     }
 
 
