@@ -123,9 +123,8 @@ def test_dreamer_gpu_preset_scales_sizes_and_keeps_the_env_presets_learning_sett
     assert (car.section("dreamer").deter, car.section("dreamer").model_lr) == (512, 3e-4)
     assert (car.section("dreamer").total_steps, car.env.image_size) == (100_000, 64)
     car = resolve("CarRacing-v3", [], {}, {"method": "dreamer"})
-    assert (car.env.image_size, car.env.frame_skip, car.section("dreamer").train_ratio) == (
-        32, 4, 128
-    )
+    ratio = car.section("dreamer").train_ratio
+    assert (car.env.image_size, car.env.frame_skip, ratio) == (32, 4, 128)
     assert resolve("CarRacing-v3", [], {}, {"method": "ppo"}).env.frame_skip == 2
     assert resolve("CarRacing-v3", [], {}, {"method": "ppo"}).env.image_size == 64
 
