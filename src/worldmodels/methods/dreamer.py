@@ -101,6 +101,12 @@ class DreamerConfig:
     """Imagine (and learn the replay values) from only the last this many steps of each
     replayed window (DreamerV3's ``imag_last``; 0: every step): a longer ``horizon`` for the
     same number of imagined states."""
+    actor_grad_mix: float = 0.0
+    """Share of the actor's objective taken by dynamics backpropagation (DreamerV1/V2): the
+    imagined λ-return differentiated through the frozen world model, reward and continue heads
+    and critic back to the actions (straight-through one-hots, reparameterised Gaussians); the
+    rest is DreamerV3's REINFORCE (0). A low-variance gradient that says which way to push, for
+    smooth dynamics where a return-weighted log-probability finds a small correction slowly."""
     gamma: float = 0.997
     """Discount of the imagined returns (times the continue head)."""
     lam: float = 0.95
@@ -146,6 +152,11 @@ class DreamerConfig:
     end_balance: bool = False
     """Draw those windows half from terminals whose last reward is positive and half from the
     rest (where both are stored): rare successes are replayed as often as common failures."""
+    act_policy: str = "sample"
+    """How the agent acts in its training episodes: ``sample``, the posterior's state and the
+    actor's action sampled (DreamerV3's), or ``mode``, both most likely, as ``evaluate`` acts
+    by default: the training episodes (the score, the stop and the best checkpoint) then
+    measure the policy that is evaluated, and exploration is left to ``explore_eps``."""
     explore_eps: float = 0.0
     """Temporally-extended epsilon-greedy in the real env (ez-greedy, Dabney et al. 2021): at
     each decision with no random action in progress, with this probability one starts, a
@@ -202,12 +213,16 @@ class DreamerConfig:
              "entropy_floor_steps lowers dreamer.entropy_floor, so it needs a floor > 0"),
             (self.eval_policy in ("mode", "sample"), "dreamer.eval_policy must be mode (the "
              "most likely action) or sample (sampled from the actor, as in training)"),
+            (self.act_policy in ("mode", "sample"), "dreamer.act_policy must be sample (as "
+             "DreamerV3 acts in training) or mode (the most likely action, as evaluated)"),
             (self.eval_checkpoint in ("best", "last"), "dreamer.eval_checkpoint must be best "
              "(the best training score's checkpoint) or last (the end of training)"),
             (self.explore_eps < 1 and self.explore_exponent > 1, "dreamer.explore_eps must "
              "be in [0, 1) (0: off) and dreamer.explore_exponent > 1 (a zeta distribution)"),
             (self.end_fraction + self.prio_fraction <= 1, "dreamer.end_fraction + "
              "dreamer.prio_fraction must be <= 1 (the rest of each batch is uniform)"),
+            (0 <= self.actor_grad_mix <= 1, "dreamer.actor_grad_mix must be in [0, 1] (0: "
+             "REINFORCE only, 1: dynamics backpropagation only)"),
             (self.imag_last <= self.seq_len, "dreamer.imag_last must be <= dreamer.seq_len "
              "(0: imagine from every step of a window)"),
         ]  # fmt: skip

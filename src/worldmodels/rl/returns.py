@@ -75,14 +75,15 @@ def td_lambda(
     _check(rewards, next_values, terminated, truncated)
     term = terminated.float()
     cut = truncated.float()  # a terminal step's (1 - term) already drops G_{t+1}
-    out = torch.zeros_like(rewards)
+    out: list[Tensor] = []  # stacked at the end, so gradients flow (dynamics backprop)
     nxt = next_values[:, -1]
     for t in range(rewards.shape[1] - 1, -1, -1):
         boot = next_values[:, t]
         follow = cut[:, t] * boot + (1.0 - cut[:, t]) * nxt if t < rewards.shape[1] - 1 else boot
-        out[:, t] = rewards[:, t] + gamma * (1.0 - term[:, t]) * ((1 - lam) * boot + lam * follow)
-        nxt = out[:, t]
-    return out
+        step = rewards[:, t] + gamma * (1.0 - term[:, t]) * ((1 - lam) * boot + lam * follow)
+        nxt = step.to(rewards.dtype)
+        out.append(nxt)
+    return torch.stack(out[::-1], 1) if out else torch.zeros_like(rewards)
 
 
 def normalise(x: Tensor, eps: float = 1e-8) -> Tensor:

@@ -18,7 +18,8 @@ import math
 import os
 import time
 from collections import deque
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,21 @@ def obs_dtype(spec: EnvSpec) -> np.dtype:
     return np.dtype(np.uint8 if spec.obs_kind == "pixels" else np.float32)
 
 
+@contextmanager
+def frozen(*modules: nn.Module | None) -> Iterator[None]:
+    """Parameters that pass gradients on to their inputs but get none themselves (their
+    ``requires_grad`` restored on exit): no time spent on gradients no step will use."""
+    params = [p for m in modules if m is not None for p in m.parameters()]
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, flags, strict=True):
+            p.requires_grad_(flag)
+
+
 class Actor(nn.Module):
     """pi(a | s): categorical with a 1% uniform mix (discrete), or a Gaussian with a tanh mean
     and a std in [min_std, max_std] (continuous, actions clipped to [-1, 1])."""
@@ -117,6 +133,18 @@ class Actor(nn.Module):
         if mode:
             return d.probs.argmax(-1) if self.discrete else d.mean  # type: ignore[attr-defined]
         return d.sample()
+
+    def rsample(self, feat: Tensor) -> tuple[Tensor, Tensor]:
+        """A sampled action and its world-model input, differentiable in the actor's output
+        (dynamics backpropagation): a straight-through one-hot (its gradient is the
+        probabilities'), or the Gaussian reparameterised."""
+        d = self.dist(feat)
+        if not self.discrete:
+            action = d.rsample()
+            return action, action.clamp(-1, 1)
+        action = d.sample()
+        probs = d.probs  # type: ignore[attr-defined]
+        return action, self.features(action) + probs - probs.detach()
 
 
 class ReturnScale:
@@ -344,23 +372,51 @@ class Dreamer:
         nn.utils.clip_grad_norm_(module.parameters(), clip, foreach=True)
         opt.step()
 
-    def imagine(self, start: RssmState) -> tuple[Tensor, Tensor]:
+    def imagine(self, start: RssmState, grad: bool = False) -> tuple[Tensor, Tensor]:
         """``horizon`` prior steps of the actor from every start, batched -> (features
-        [N, H+1, F], actions [N, H, ...] as sampled)."""
+        [N, H+1, F], actions [N, H, ...] as sampled). With ``grad`` the states carry the
+        actor's gradient through the actions (``Actor.rsample``; the caller freezes the
+        world model)."""
         feat, state = start.feat(), start
         feats, actions = [feat], []
-        with torch.no_grad():
+        with torch.set_grad_enabled(grad):
             for _ in range(self.dc.horizon):
-                action = self.actor.act(feat, mode=False)
-                state, _ = self.wm.rssm.img_step(state, self.actor.features(action))
+                if grad:
+                    action, action_feat = self.actor.rsample(feat)
+                else:
+                    action = self.actor.act(feat, mode=False)
+                    action_feat = self.actor.features(action)
+                state, _ = self.wm.rssm.img_step(state, action_feat)
                 feat = state.feat()
                 feats.append(feat)
                 actions.append(action)
         return torch.stack(feats, 1), torch.stack(actions, 1)
 
+    def _live_return(self, feat: Tensor, actions: Tensor) -> Tensor:
+        """The imagined λ-return [N, H] as a function of the imagined states [N, H+1, F]: its
+        gradient reaches the actor through the (frozen) reward and continue heads, critic and
+        dynamics (DreamerV1/V2's dynamics backpropagation)."""
+        dc = self.dc
+        nxt = feat[:, 1:].contiguous()
+        reward = self.wm.reward_mean(nxt)
+        if self.expl is not None:
+            reward = reward + self._intrinsic(feat[:, :-1].contiguous(),
+                                              self.actor.features(actions))  # fmt: skip
+        cont = self.wm.cont_prob(nxt)
+        value = self.twohot.mean(self.critic(feat))
+        return td_lambda(reward, value[:, 1:], 1.0 - cont, torch.zeros_like(cont), dc.gamma,
+                         dc.lam)  # fmt: skip
+
     def _actor_critic_losses(self, start: RssmState, cont0: Tensor) -> dict[str, Tensor]:
         dc = self.dc
-        feat, actions = self.imagine(start)
+        mix, live = dc.actor_grad_mix, None
+        if mix > 0:  # the world model, critic (and ensemble) pass gradients, learn nothing
+            with frozen(self.wm, self.critic, self.expl):
+                feat, actions = self.imagine(start, grad=True)
+                live = self._live_return(feat, actions)
+            feat = feat.detach()
+        else:
+            feat, actions = self.imagine(start)
         logits = self.critic(feat)  # one forward: its detached mean is the bootstrap value
         now = feat[:, :-1].contiguous()  # a strided [N, H, F] Linear input runs as a slow bmm
         with torch.no_grad():
@@ -383,7 +439,8 @@ class Dreamer:
         logp = dist.log_prob(actions)
         entropy = dist.entropy()
         eta = self.entropy_coef()
-        actor_loss = -(weight * (logp * adv + eta * entropy)).mean()
+        gain = logp * adv if live is None else (1 - mix) * logp * adv + mix * live / scale
+        actor_loss = -(weight * (gain + eta * entropy)).mean()
         logits = logits[:, :-1]
         critic_loss = (
             weight * (self.twohot.loss(logits, ret) + dc.slow_reg * self.twohot.loss(logits, slow))
@@ -661,7 +718,8 @@ def _episode(
         if prog.agent_steps < dc.prefill:
             action = random_action(spec, rng)
         else:
-            acts, state = agent.act(obs[None], state, np.array([first]), mode=False)
+            greedy = dc.act_policy == "mode"
+            acts, state = agent.act(obs[None], state, np.array([first]), mode=greedy)
             action = acts[0]
             if (explore := held.next(dc, spec, rng)) is not None:
                 action = explore  # the model is fed the action taken
