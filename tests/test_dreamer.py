@@ -387,6 +387,53 @@ def test_repval_grad_trains_the_world_model_and_leaves_the_critic_s_gradient_alo
         assert torch.equal(flat[name][0], flat[name][3])
 
 
+def test_actor_grad_mix_blends_reinforce_with_dynamics_backpropagation():
+    """actor_grad_mix m: the actor's gradient is (1 - m) REINFORCE's plus m that of the
+    λ-return differentiated through the frozen world model and critic (the same imagined
+    draws: a straight-through one-hot has the one-hot's value); at m = 1 the gradient comes
+    through the dynamics alone; the world model's and critic's gradients are unchanged."""
+    runs = [_update_grads(["dreamer.repval_scale=1", f"dreamer.actor_grad_mix={m}"])
+            for m in (0, 0.5, 1)]  # fmt: skip
+    flat = {k: [torch.cat([g.flatten() for g in r[k]]) for r in runs] for k in runs[0]}
+    a0, a5, a1 = flat["actor"]
+    assert torch.allclose(a5, (a0 + a1) / 2, atol=1e-6)
+    assert not torch.allclose(a0, a1) and a1.abs().sum() > 0
+    for name in ("model", "critic"):
+        assert all(torch.equal(flat[name][0], g) for g in flat[name][1:])
+
+
+def test_frozen_modules_pass_gradients_on_and_stay_trainable():
+    from worldmodels.training.dreamer import frozen
+
+    net, fixed = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2).requires_grad_(False)
+    x = torch.ones(1, 2, requires_grad=True)
+    with frozen(net, fixed, None):
+        net(x).sum().backward()
+    assert net.weight.grad is None and x.grad is not None
+    assert net.weight.requires_grad and not fixed.weight.requires_grad
+
+
+def test_act_policy_mode_acts_by_the_most_likely_values_in_training(tmp_path, monkeypatch):
+    """act_policy mode: every training decision after the pre-fill is the mode's, as
+    evaluated; the default samples (DreamerV3's)."""
+    from worldmodels.training.dreamer import Dreamer
+
+    real, seen = Dreamer.act, []
+
+    def spy(self, obs, state, first, mode):  # type: ignore[no-untyped-def]
+        seen.append(mode)
+        return real(self, obs, state, first, mode)
+
+    monkeypatch.setattr(Dreamer, "act", spy)
+    argv = ["train", "--run-dir", str(tmp_path / "s"), *DEBUG, "--set", "evaluate.episodes=1"]
+    assert main(argv) == 0
+    assert False in seen
+    seen.clear()
+    argv[2] = str(tmp_path / "m")
+    assert main([*argv, "--set", "dreamer.act_policy=mode"]) == 0
+    assert seen and set(seen) == {True}
+
+
 def test_imag_last_imagines_from_the_windows_last_steps_only(monkeypatch):
     """imag_last K: the actor-critic imagines from the last K posterior states of each window
     and the replay value loss sees those K steps; K = seq_len is the same update as 0."""
@@ -723,6 +770,8 @@ def test_a_finished_run_goes_on_when_resumed_with_a_higher_target_or_budget(tmp_
         (["dreamer.prio_exponent=-1"], "dreamer.prio_exponent=-1.0 is out of range"),
         (["dreamer.explore_exponent=1"], "dreamer.explore_exponent > 1"),
         (["dreamer.explore_eps=1"], "dreamer.explore_eps must be in [0, 1)"),
+        (["dreamer.actor_grad_mix=2"], "dreamer.actor_grad_mix must be in [0, 1]"),
+        (["dreamer.act_policy=greedy"], "dreamer.act_policy must be sample"),
     ],
 )
 def test_bad_dreamer_config_is_one_line_before_any_work(tmp_path, capsys, sets, message):

@@ -64,6 +64,21 @@ def test_td_lambda_by_hand():
     assert soft[0].tolist() == pytest.approx([1 + 0.9 * (0.1 + 0.8 * g1), g1, 2.8])
 
 
+def test_td_lambda_passes_gradients_to_rewards_values_and_continues_by_hand():
+    """Dynamics backpropagation differentiates the return: G_0 = r_0 + g((1-l) V'_0 + l(r_1 +
+    g((1-l) V'_1 + l(r_2 + g V'_2)))), so dG_0/dr = (1, gl, (gl)^2) and dG_0/dV' = (g(1-l),
+    g^2 l(1-l), g^3 l^2); a continue probability c_1 at step 1 multiplies everything after."""
+    r = t([1.0, 1.0, 1.0]).requires_grad_()
+    v = t([0.5, 0.5, 2.0]).requires_grad_()
+    c = t([0.0, 0.0, 0.0]).requires_grad_()  # terminated = 1 - continue
+    td_lambda(r, v, c, t([0, 0, 0]), G, L)[0, 0].backward()
+    gl = G * L
+    assert r.grad[0].tolist() == pytest.approx([1, gl, gl**2])
+    assert v.grad[0].tolist() == pytest.approx([G * (1 - L), G * gl * (1 - L), G * gl**2])
+    g1 = 1 + G * (0.2 * 0.5 + 0.8 * 2.8)  # G_1 by hand (test_td_lambda_by_hand: 3.106)
+    assert c.grad[0, 1].item() == pytest.approx(-G * L * (g1 - 1))  # dG_0/dterm_1
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_td_lambda_equals_gae_returns_when_values_are_consistent(seed):
     g = torch.Generator().manual_seed(seed)

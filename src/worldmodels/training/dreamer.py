@@ -144,7 +144,7 @@ class Actor(nn.Module):
             return action, action.clamp(-1, 1)
         action = d.sample()
         probs = d.probs  # type: ignore[attr-defined]
-        return action, self.features(action) + probs - probs.detach()
+        return action, self.features(action) + (probs - probs.detach())  # exactly the one-hot
 
 
 class ReturnScale:
