@@ -413,25 +413,37 @@ def test_frozen_modules_pass_gradients_on_and_stay_trainable():
     assert net.weight.requires_grad and not fixed.weight.requires_grad
 
 
-def test_act_policy_mode_acts_by_the_most_likely_values_in_training(tmp_path, monkeypatch):
-    """act_policy mode: every training decision after the pre-fill is the mode's, as
-    evaluated; the default samples (DreamerV3's)."""
-    from worldmodels.training.dreamer import Dreamer
+def test_act_policy_picks_how_training_episodes_act(tmp_path, monkeypatch):
+    """act_policy: sample (DreamerV3's) samples every training decision after the pre-fill,
+    in every episode; mode acts by the most likely values, as evaluated."""
+    from worldmodels.training import dreamer as training
 
-    real, seen = Dreamer.act, []
+    real, seen = training.Dreamer.act, []
 
     def spy(self, obs, state, first, mode):  # type: ignore[no-untyped-def]
         seen.append(mode)
         return real(self, obs, state, first, mode)
 
-    monkeypatch.setattr(Dreamer, "act", spy)
-    argv = ["train", "--run-dir", str(tmp_path / "s"), *DEBUG, "--set", "evaluate.episodes=1"]
-    assert main(argv) == 0
-    assert False in seen
-    seen.clear()
-    argv[2] = str(tmp_path / "m")
-    assert main([*argv, "--set", "dreamer.act_policy=mode"]) == 0
-    assert seen and set(seen) == {True}
+    monkeypatch.setattr(training.Dreamer, "act", spy)
+    chosen = []
+    real_episode = training._episode
+
+    def episode(env, agent, replay, rng, cfg, prog):  # type: ignore[no-untyped-def]
+        before = len(seen)
+        out = real_episode(env, agent, replay, rng, cfg, prog)
+        chosen.append((prog.episodes, set(seen[before:])))
+        return out
+
+    monkeypatch.setattr(training, "_episode", episode)
+    runs = {}
+    for policy in ("sample", "mode"):
+        seen.clear(), chosen.clear()
+        argv = ["train", "--run-dir", str(tmp_path / policy), *DEBUG, "--set",
+                f"dreamer.act_policy={policy}", "--set", "evaluate.episodes=1"]  # fmt: skip
+        assert main(argv) == 0
+        runs[policy] = [(i, modes) for i, modes in chosen if modes]  # past the pre-fill
+    assert runs["sample"] and all(m == {False} for _, m in runs["sample"])
+    assert runs["mode"] and all(m == {True} for _, m in runs["mode"])
 
 
 def test_imag_last_imagines_from_the_windows_last_steps_only(monkeypatch):

@@ -589,14 +589,12 @@ def train_dreamer(ctx: Context) -> DreamerProgress:
     t_start, steps_start = time.time(), prog.env_steps
     try:
         while prog.env_steps < dc.total_steps and not prog.complete:
-            counted = judged(dc, prog)  # before the episode's index moves on
             episode, stats = _episode(env, agent, replay, rng, cfg, prog)
             store.write(prog.episodes, episode)
             replay.commit(prog.episodes)
             prog.episodes += 1
             prog.iteration = prog.episodes
-            if counted:
-                recent.append(float(episode.meta["return"]))
+            recent.append(float(episode.meta["return"]))
             prog.recent = list(recent)
             prog.real_env_steps = prog.env_steps + prog.eval_steps
             score = judged_score(None, recent, dc.stop_window)
@@ -622,13 +620,6 @@ def train_dreamer(ctx: Context) -> DreamerProgress:
         bar.close()
         env.close()
     return prog
-
-
-def judged(dc: Any, prog: DreamerProgress) -> bool:
-    """Whether episode ``prog.episodes`` counts towards the score (the stop, the best
-    checkpoint, the curve): every one, but with ``act_policy: alternate`` only the odd ones,
-    acted by the mode; the even ones sample, and only train."""
-    return dc.act_policy != "alternate" or prog.episodes % 2 == 1
 
 
 def _finished(prog: DreamerProgress, dc: Any, target: float | None) -> bool:
@@ -727,7 +718,7 @@ def _episode(
         if prog.agent_steps < dc.prefill:
             action = random_action(spec, rng)
         else:
-            greedy = dc.act_policy == "mode" or (dc.act_policy == "alternate" and judged(dc, prog))
+            greedy = dc.act_policy == "mode"
             acts, state = agent.act(obs[None], state, np.array([first]), mode=greedy)
             action = acts[0]
             if (explore := held.next(dc, spec, rng)) is not None:
