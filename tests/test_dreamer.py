@@ -16,8 +16,9 @@ from cli_runs import episode_return
 
 from worldmodels.cli import main
 from worldmodels.data.replay import SequenceReplay
-from worldmodels.data.store import Episode
+from worldmodels.data.store import Episode, EpisodeStore
 from worldmodels.models.rssm import DreamerWorldModel, Rssm, TwoHot, symexp, symlog
+from worldmodels.runs import RunDir
 
 RANDOM_CARTPOLE = 22.3  # tests/test_learning.py: the random policy's mean on CartPole-v1
 
@@ -415,7 +416,9 @@ def test_frozen_modules_pass_gradients_on_and_stay_trainable():
 
 def test_act_policy_picks_how_training_episodes_act(tmp_path, monkeypatch):
     """act_policy: sample (DreamerV3's) samples every training decision after the pre-fill,
-    in every episode; mode acts by the most likely values, as evaluated."""
+    in every episode; mode acts by the most likely values, as evaluated; alternate samples
+    the even-numbered episodes and acts by the mode in the odd ones, and only those are
+    scored: the curve has a point per odd episode, the mean of their returns."""
     from worldmodels.training import dreamer as training
 
     real, seen = training.Dreamer.act, []
@@ -436,14 +439,28 @@ def test_act_policy_picks_how_training_episodes_act(tmp_path, monkeypatch):
 
     monkeypatch.setattr(training, "_episode", episode)
     runs = {}
-    for policy in ("sample", "mode"):
+    for policy in ("sample", "mode", "alternate"):
         seen.clear(), chosen.clear()
         argv = ["train", "--run-dir", str(tmp_path / policy), *DEBUG, "--set",
-                f"dreamer.act_policy={policy}", "--set", "evaluate.episodes=1"]  # fmt: skip
+                f"dreamer.act_policy={policy}", "--set", "evaluate.episodes=1", "--set",
+                "dreamer.stop_window=3"]  # fmt: skip
         assert main(argv) == 0
         runs[policy] = [(i, modes) for i, modes in chosen if modes]  # past the pre-fill
     assert runs["sample"] and all(m == {False} for _, m in runs["sample"])
     assert runs["mode"] and all(m == {True} for _, m in runs["mode"])
+    alternate = runs["alternate"]
+    assert {i % 2 for i, _ in alternate} == {0, 1}
+    assert all(m == {i % 2 == 1} for i, m in alternate)
+    episodes = EpisodeStore(RunDir(tmp_path / "alternate").episodes)
+    metas = [ep.meta for _, ep in episodes.iter_episodes(episodes.valid_indices())]
+    acted = [m["acted"] for m in metas]
+    assert acted == ["sample", "mode"] * (len(metas) // 2) + ["sample"] * (len(metas) % 2)
+    odd = [m["return"] for m in metas[1::2]]
+    curve = RunDir(tmp_path / "alternate").curve()
+    assert len(curve) == len(odd) >= 2
+    assert [r for _, r in curve] == pytest.approx(
+        [np.mean(odd[max(0, k - 2) : k + 1]) for k in range(len(odd))]
+    )
 
 
 def test_imag_last_imagines_from_the_windows_last_steps_only(monkeypatch):

@@ -592,17 +592,19 @@ def train_dreamer(ctx: Context) -> DreamerProgress:
             episode, stats = _episode(env, agent, replay, rng, cfg, prog)
             store.write(prog.episodes, episode)
             replay.commit(prog.episodes)
+            counts = scored(dc, prog.episodes)
             prog.episodes += 1
             prog.iteration = prog.episodes
-            recent.append(float(episode.meta["return"]))
+            if counts:
+                recent.append(float(episode.meta["return"]))
             prog.recent = list(recent)
             prog.real_env_steps = prog.env_steps + prog.eval_steps
             score = judged_score(None, recent, dc.stop_window)
-            improved = score > prog.best_score
+            improved = counts and score > prog.best_score
             prog.best_score = max(prog.best_score, score)
             prog.complete = prog.env_steps >= dc.total_steps or _stops(dc, score, target)
             point = curve_point(None, recent)
-            if point is not None:
+            if counts and point is not None:
                 run.log_curve(prog.real_env_steps, point)
             if improved or not run.has(f"{NS}/best"):
                 run.save(f"{NS}/best", _payload(agent, spec, prog, rng, replay, training=False))
@@ -615,7 +617,9 @@ def train_dreamer(ctx: Context) -> DreamerProgress:
                 (prog.env_steps - steps_start) / max(time.time() - t_start, 1e-9),
             )
             bar.update(prog.env_steps - bar.n)
-            bar.set_postfix(ret=f"{np.mean(recent):.1f}", updates=prog.updates)
+            bar.set_postfix(
+                ret=f"{np.mean(recent) if recent else math.nan:.1f}", updates=prog.updates
+            )
     finally:
         bar.close()
         env.close()
@@ -702,6 +706,17 @@ class HeldAction:
         return self.action
 
 
+def by_mode(dc: Any, index: int) -> bool:
+    """Whether training episode ``index`` acts by the mode (``dreamer.act_policy``)."""
+    return dc.act_policy == "mode" or (dc.act_policy == "alternate" and index % 2 == 1)
+
+
+def scored(dc: Any, index: int) -> bool:
+    """Whether training episode ``index`` counts towards the score: every one, except the
+    sampled ones of ``act_policy: alternate``."""
+    return dc.act_policy != "alternate" or index % 2 == 1
+
+
 def _episode(
     env: Any, agent: Dreamer, replay: Replay, rng: np.random.Generator, cfg: Any,
     prog: DreamerProgress,
@@ -718,7 +733,7 @@ def _episode(
         if prog.agent_steps < dc.prefill:
             action = random_action(spec, rng)
         else:
-            greedy = dc.act_policy == "mode"
+            greedy = by_mode(dc, prog.episodes)
             acts, state = agent.act(obs[None], state, np.array([first]), mode=greedy)
             action = acts[0]
             if (explore := held.next(dc, spec, rng)) is not None:
@@ -768,6 +783,7 @@ def _episode(
             "env_steps": env_steps,
             "explored": held.decisions,
             "policy": "random" if prog.agent_steps <= dc.prefill else NS,
+            "acted": "mode" if by_mode(dc, prog.episodes) else "sample",
         },
     )
     return episode, stats
@@ -794,7 +810,8 @@ def _log(
     writer: Any, prog: DreamerProgress, stats: dict[str, float], recent: deque[float], fps: float
 ) -> None:
     step = prog.real_env_steps
-    writer.add_scalar("rollout/ep_rew_mean", float(np.mean(recent)), step)
+    if recent:  # act_policy alternate: none before its first mode episode
+        writer.add_scalar("rollout/ep_rew_mean", float(np.mean(recent)), step)
     writer.add_scalar("time/fps", fps, step)
     writer.add_scalar("train/updates", prog.updates, step)
     for k, v in stats.items():
