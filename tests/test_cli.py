@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from worldmodels.cli import main
@@ -54,6 +55,7 @@ def test_debug_pipeline_end_to_end_on_cartpole(cartpole_run, capsys):
         "episodes",
         "mean_return",
         "std_return",
+        "returns",
         "real_env_steps",
         "wall_seconds",
         "threads",
@@ -64,6 +66,9 @@ def test_debug_pipeline_end_to_end_on_cartpole(cartpole_run, capsys):
     assert result["versions"]["torch"] == str(torch.__version__)
     assert result["env"] == "CartPole-v1" and result["method"] == "classic"
     assert result["episodes"] == 3 and result["real_env_steps"] > 0
+    assert len(result["returns"]) == 3
+    assert np.mean(result["returns"]) == pytest.approx(result["mean_return"])
+    assert np.std(result["returns"]) == pytest.approx(result["std_return"])
     assert list((cartpole_run / "tb").glob("events.out.tfevents.*"))
     # the learning curve: the random collection's point, then one per CMA-ES generation, the
     # last one at the real steps of the whole run (evaluation of the mean / best candidate)

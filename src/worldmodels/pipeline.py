@@ -277,6 +277,7 @@ def evaluate(
         "episodes": n,
         "mean_return": float(np.mean(returns)),
         "std_return": float(np.std(returns)),
+        "returns": [float(r) for r in returns],  # per episode, in the order of their seeds
         "real_env_steps": get(ctx.cfg.method).real_env_steps(ctx),
         "threads": torch.get_num_threads(),
         "wall_seconds": round(float(sum(walls.values())), 2),
