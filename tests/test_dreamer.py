@@ -416,9 +416,10 @@ def test_frozen_modules_pass_gradients_on_and_stay_trainable():
 
 def test_act_policy_picks_how_training_episodes_act(tmp_path, monkeypatch):
     """act_policy: sample (DreamerV3's) samples every training decision after the pre-fill,
-    in every episode; mode acts by the most likely values, as evaluated; alternate samples
-    the even-numbered episodes and acts by the mode in the odd ones, and only those are
-    scored: the curve has a point per odd episode, the mean of their returns."""
+    in every episode; mode acts by the most likely values, as evaluated. score_every 2: the
+    odd episodes act as evaluated (the mode, no ez-greedy) and only they are scored, so the
+    curve has a point per odd episode, the mean of their returns; the even ones sample and
+    explore."""
     from worldmodels.training import dreamer as training
 
     real, seen = training.Dreamer.act, []
@@ -439,24 +440,30 @@ def test_act_policy_picks_how_training_episodes_act(tmp_path, monkeypatch):
 
     monkeypatch.setattr(training, "_episode", episode)
     runs = {}
-    for policy in ("sample", "mode", "alternate"):
+    measured = ["dreamer.act_policy=sample", "dreamer.score_every=2", "dreamer.explore_eps=0.3"]
+    for policy in ("sample", "mode", "measured"):
         seen.clear(), chosen.clear()
+        sets = [f"dreamer.act_policy={policy}"] if policy != "measured" else measured
         argv = ["train", "--run-dir", str(tmp_path / policy), *DEBUG, "--set",
-                f"dreamer.act_policy={policy}", "--set", "evaluate.episodes=1", "--set",
-                "dreamer.stop_window=3"]  # fmt: skip
+                "evaluate.episodes=1", "--set", "dreamer.stop_window=3"]  # fmt: skip
+        argv += [x for s in sets for x in ("--set", s)]
         assert main(argv) == 0
         runs[policy] = [(i, modes) for i, modes in chosen if modes]  # past the pre-fill
     assert runs["sample"] and all(m == {False} for _, m in runs["sample"])
     assert runs["mode"] and all(m == {True} for _, m in runs["mode"])
-    alternate = runs["alternate"]
-    assert {i % 2 for i, _ in alternate} == {0, 1}
-    assert all(m == {i % 2 == 1} for i, m in alternate)
-    episodes = EpisodeStore(RunDir(tmp_path / "alternate").episodes)
+    measuring = runs["measured"]
+    assert {i % 2 for i, _ in measuring} == {0, 1}
+    assert all(m == {i % 2 == 1} for i, m in measuring)
+    episodes = EpisodeStore(RunDir(tmp_path / "measured").episodes)
     metas = [ep.meta for _, ep in episodes.iter_episodes(episodes.valid_indices())]
     acted = [m["acted"] for m in metas]
     assert acted == ["sample", "mode"] * (len(metas) // 2) + ["sample"] * (len(metas) % 2)
+    assert [m["scored"] for m in metas] == [i % 2 == 1 for i in range(len(metas))]
+    learned = {i for i, _ in measuring}  # past the pre-fill: ez-greedy only in the even ones
+    assert all(m["explored"] == 0 for m in metas[1::2])
+    assert any(m["explored"] > 0 for i, m in enumerate(metas) if i in learned and i % 2 == 0)
     odd = [m["return"] for m in metas[1::2]]
-    curve = RunDir(tmp_path / "alternate").curve()
+    curve = RunDir(tmp_path / "measured").curve()
     assert len(curve) == len(odd) >= 2
     assert [r for _, r in curve] == pytest.approx(
         [np.mean(odd[max(0, k - 2) : k + 1]) for k in range(len(odd))]
@@ -801,6 +808,7 @@ def test_a_finished_run_goes_on_when_resumed_with_a_higher_target_or_budget(tmp_
         (["dreamer.explore_eps=1"], "dreamer.explore_eps must be in [0, 1)"),
         (["dreamer.actor_grad_mix=2"], "dreamer.actor_grad_mix must be in [0, 1]"),
         (["dreamer.act_policy=greedy"], "dreamer.act_policy must be sample"),
+        (["dreamer.score_every=0"], "dreamer.score_every"),
     ],
 )
 def test_bad_dreamer_config_is_one_line_before_any_work(tmp_path, capsys, sets, message):

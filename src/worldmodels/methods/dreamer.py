@@ -156,11 +156,13 @@ class DreamerConfig:
     """How the agent acts in its training episodes: ``sample``, the posterior's state and the
     actor's action sampled (DreamerV3's), or ``mode``, both most likely, as ``evaluate`` acts
     by default: the training episodes (the score, the stop and the best checkpoint) then
-    measure the policy that is evaluated, and exploration is left to ``explore_eps``; or
-    ``alternate``: even-numbered episodes sampled, odd ones by the mode, and only the mode's
-    count towards the score (the stop, the best checkpoint, the curve), while every step of
-    both counts as real experience: DreamerV3's exploring policy and the evaluated one, each
-    half of the time."""
+    measure the policy that is evaluated, and exploration is left to ``explore_eps``."""
+    score_every: int = 1
+    """Every k-th training episode (k > 1) is a scored one: it acts as ``evaluate`` does
+    (``eval_policy``, no ``explore_eps``), and only these count towards the score (the stop,
+    the best checkpoint, the curve); the others act by ``act_policy`` with ``explore_eps``.
+    DreamerV3's evaluation episodes, run in the training env, their real steps counted. 1: no
+    separate ones, every episode is scored as it acts."""
     explore_eps: float = 0.0
     """Temporally-extended epsilon-greedy in the real env (ez-greedy, Dabney et al. 2021): at
     each decision with no random action in progress, with this probability one starts, a
@@ -217,9 +219,8 @@ class DreamerConfig:
              "entropy_floor_steps lowers dreamer.entropy_floor, so it needs a floor > 0"),
             (self.eval_policy in ("mode", "sample"), "dreamer.eval_policy must be mode (the "
              "most likely action) or sample (sampled from the actor, as in training)"),
-            (self.act_policy in ("mode", "sample", "alternate"), "dreamer.act_policy must be "
-             "sample (as DreamerV3 acts in training), mode (the most likely action, as "
-             "evaluated) or alternate (one episode each)"),
+            (self.act_policy in ("mode", "sample"), "dreamer.act_policy must be sample (as "
+             "DreamerV3 acts in training) or mode (the most likely action, as evaluated)"),
             (self.eval_checkpoint in ("best", "last"), "dreamer.eval_checkpoint must be best "
              "(the best training score's checkpoint) or last (the end of training)"),
             (self.explore_eps < 1 and self.explore_exponent > 1, "dreamer.explore_eps must "

@@ -706,15 +706,20 @@ class HeldAction:
         return self.action
 
 
-def by_mode(dc: Any, index: int) -> bool:
-    """Whether training episode ``index`` acts by the mode (``dreamer.act_policy``)."""
-    return dc.act_policy == "mode" or (dc.act_policy == "alternate" and index % 2 == 1)
-
-
 def scored(dc: Any, index: int) -> bool:
-    """Whether training episode ``index`` counts towards the score: every one, except the
-    sampled ones of ``act_policy: alternate``."""
-    return dc.act_policy != "alternate" or index % 2 == 1
+    """Whether training episode ``index`` counts towards the score (``dreamer.score_every``)."""
+    return index % dc.score_every == dc.score_every - 1
+
+
+def measures(dc: Any, index: int) -> bool:
+    """Whether episode ``index`` is a separate scored one, acting as ``evaluate`` does."""
+    return dc.score_every > 1 and scored(dc, index)
+
+
+def by_mode(dc: Any, index: int) -> bool:
+    """Whether training episode ``index`` acts by the mode."""
+    policy = dc.eval_policy if measures(dc, index) else dc.act_policy
+    return bool(policy == "mode")
 
 
 def _episode(
@@ -733,10 +738,10 @@ def _episode(
         if prog.agent_steps < dc.prefill:
             action = random_action(spec, rng)
         else:
-            greedy = by_mode(dc, prog.episodes)
+            greedy, measuring = by_mode(dc, prog.episodes), measures(dc, prog.episodes)
             acts, state = agent.act(obs[None], state, np.array([first]), mode=greedy)
             action = acts[0]
-            if (explore := held.next(dc, spec, rng)) is not None:
+            if not measuring and (explore := held.next(dc, spec, rng)) is not None:
                 action = explore  # the model is fed the action taken
                 taken = agent.action_features(np.asarray(action)[None])
                 state = (state[0], torch.as_tensor(taken, device=agent.device))
@@ -784,6 +789,7 @@ def _episode(
             "explored": held.decisions,
             "policy": "random" if prog.agent_steps <= dc.prefill else NS,
             "acted": "mode" if by_mode(dc, prog.episodes) else "sample",
+            "scored": scored(dc, prog.episodes),
         },
     )
     return episode, stats
@@ -810,7 +816,7 @@ def _log(
     writer: Any, prog: DreamerProgress, stats: dict[str, float], recent: deque[float], fps: float
 ) -> None:
     step = prog.real_env_steps
-    if recent:  # act_policy alternate: none before its first mode episode
+    if recent:  # score_every k: none before the first scored episode
         writer.add_scalar("rollout/ep_rew_mean", float(np.mean(recent)), step)
     writer.add_scalar("time/fps", fps, step)
     writer.add_scalar("train/updates", prog.updates, step)
