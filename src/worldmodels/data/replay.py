@@ -12,7 +12,9 @@ successes (LunarLander's landings, +100) are then replayed as often as the many 
 (its crashes, -100). ``prio_fraction`` of the windows are drawn by priority instead
 (DreamerV3's ``replay.fracs.priority``): a step's priority is its latest world-model loss, a
 window's the mean over its steps, raised to ``prio_exponent``; a step not yet trained on has the
-highest priority seen, so it is replayed soon. The episode store on disk is the
+highest priority seen, so it is replayed soon. Given ``returns_gamma``, each finished
+episode's steps also carry their discounted return to its end (``mc_return``, NaN for the
+episode in progress): :func:`returns_to_go`. The episode store on disk is the
 source of truth: a resumed run rebuilds the replay from the stored episodes, so it neither
 loses a finished episode nor holds one twice.
 """
@@ -20,6 +22,7 @@ loses a finished episode nor holds one twice.
 from __future__ import annotations
 
 import bisect
+import math
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +37,20 @@ def step_bytes(obs_shape: tuple[int, ...], obs_dtype: np.dtype, action_dim: int)
     """Bytes one stored step takes."""
     obs = int(np.prod(obs_shape)) * np.dtype(obs_dtype).itemsize
     return obs + 4 * action_dim + 4 + 2
+
+
+def returns_to_go(
+    rewards: np.ndarray, terminated: bool, boot: float | None, gamma: float
+) -> np.ndarray:  # fmt: skip
+    """Every step's discounted return to its episode's end, in the replay's layout (L + 1
+    steps, o_0 first; ``rewards`` [L], r_t the reward of the step from o_t): G_L = 0 after a
+    terminal, else ``boot`` (the value of the last state where a time limit or the budget cut
+    the episode; None: unknown, and every G is NaN); G_t = r_t + gamma G_{t+1}."""
+    out = np.empty(len(rewards) + 1, np.float64)
+    out[-1] = 0.0 if terminated else (math.nan if boot is None else boot)
+    for t in range(len(rewards) - 1, -1, -1):
+        out[t] = rewards[t] + gamma * out[t + 1]
+    return out.astype(np.float32)
 
 
 class StepPriorities:
@@ -117,18 +134,21 @@ def draw_starts(
 
 class SequenceReplay:
     def __init__(
-        self, capacity: int, obs_shape: tuple[int, ...], obs_dtype: np.dtype, action_dim: int
-    ):
-        self.capacity = capacity
+        self, capacity: int, obs_shape: tuple[int, ...], obs_dtype: np.dtype, action_dim: int,
+        returns_gamma: float | None = None,
+    ):  # fmt: skip
+        self.capacity, self.gamma = capacity, returns_gamma
         self.obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
         self.action = np.zeros((capacity, action_dim), dtype=np.float32)
         self.reward = np.zeros(capacity, dtype=np.float32)
         self.is_first = np.zeros(capacity, dtype=bool)
         self.is_terminal = np.zeros(capacity, dtype=bool)
         self.success = np.zeros(capacity, dtype=bool)  # a terminal with a positive reward
+        self.mc = np.full(capacity, math.nan, dtype=np.float32)  # returns to go (gamma given)
         self.priorities = StepPriorities(capacity)
         self.size = 0
         self.pos = 0
+        self.run = 0  # steps of the newest episode so far
 
     def add(
         self, obs: np.ndarray, action: np.ndarray, reward: float, first: bool, terminal: bool,
@@ -143,12 +163,22 @@ class SequenceReplay:
         self.is_first[i] = first
         self.is_terminal[i] = terminal
         self.success[i] = terminal and reward > 0 and not limit
+        self.mc[i] = math.nan
+        self.run = 1 if first else self.run + 1
         self.priorities.added()
         self.pos = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
-    def commit(self, index: int) -> None:
-        """The episode in progress was stored as ``index`` (the ring holds its steps)."""
+    def commit(self, index: int, boot: float | None = None) -> None:
+        """The episode in progress was stored as ``index`` (the ring holds its steps); with
+        ``returns_gamma``, its steps get their returns to go (``boot``: the value of its last
+        state, for a time limit's or the budget's cut)."""
+        if self.gamma is None:
+            return
+        k = min(self.run, self.capacity)  # an episode longer than the ring: its newest steps
+        idx = (self.pos - k + np.arange(k)) % self.capacity
+        end = bool(self.is_terminal[idx[-1]])
+        self.mc[idx] = returns_to_go(self.reward[idx[1:]], end, boot, self.gamma)
 
     def add_episode(self, ep: Episode, action_features: np.ndarray, index: int = -1) -> None:
         """A stored episode, its actions given as model features [T, A]."""
@@ -161,6 +191,7 @@ class SequenceReplay:
                 ep.observations[t + 1], action_features[t], float(ep.rewards[t]), False, terminal,
                 limit and t == ep.length - 1,
             )  # fmt: skip
+        self.commit(index, ep.meta.get("boot_value"))
 
     def sample(
         self,
@@ -189,7 +220,7 @@ class SequenceReplay:
         idx = (oldest + starts[:, None] + np.arange(length)[None]) % self.capacity
         first = self.is_first[idx]
         first[:, 0] = True
-        return {
+        out = {
             "obs": self.obs[idx],
             "action": self.action[idx],
             "reward": self.reward[idx],
@@ -197,6 +228,9 @@ class SequenceReplay:
             "is_terminal": self.is_terminal[idx],
             "slot": idx,
         }
+        if self.gamma is not None:
+            out["mc_return"] = self.mc[idx]
+        return out
 
 
 def _probs(
@@ -208,8 +242,11 @@ def _probs(
     return priorities.window_probs(size, length, exponent)
 
 
-def episode_steps(ep: Episode, action_features: np.ndarray) -> dict[str, np.ndarray]:
-    """A stored episode in the replay's layout: L + 1 steps (o_0 with a zero action first)."""
+def episode_steps(
+    ep: Episode, action_features: np.ndarray, returns_gamma: float | None = None
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """A stored episode in the replay's layout: L + 1 steps (o_0 with a zero action first);
+    with ``returns_gamma`` its returns to go as ``mc_return``."""
     n = ep.length + 1
     action = np.zeros((n, action_features.shape[1]), dtype=np.float32)
     action[1:] = action_features
@@ -219,13 +256,18 @@ def episode_steps(ep: Episode, action_features: np.ndarray) -> dict[str, np.ndar
     first[0] = True
     terminal = np.zeros(n, dtype=bool)
     terminal[1:] = ep.terminated
-    return {
+    out = {
         "obs": np.asarray(ep.observations),
         "action": action,
         "reward": reward,
         "is_first": first,
         "is_terminal": terminal,
     }
+    if returns_gamma is not None:
+        end = bool(ep.terminated[-1])
+        boot = ep.meta.get("boot_value")
+        out["mc_return"] = returns_to_go(ep.rewards, end, boot, returns_gamma)
+    return out
 
 
 class StreamingReplay:
@@ -244,8 +286,10 @@ class StreamingReplay:
         store: EpisodeStore,
         to_features: Callable[[np.ndarray], np.ndarray],
         cache_bytes: int,
+        returns_gamma: float | None = None,
     ):
         self.capacity, self.store, self.to_features = capacity, store, to_features
+        self.gamma = returns_gamma
         self.cache_bytes = cache_bytes
         self.episodes: list[int] = []  # store indices, oldest first
         self.offsets: list[int] = []  # each episode's first stream position
@@ -272,8 +316,9 @@ class StreamingReplay:
         self.priorities.added()
         self.total += 1
 
-    def commit(self, index: int) -> None:
-        """The episode in progress is now ``index`` in the store."""
+    def commit(self, index: int, boot: float | None = None) -> None:
+        """The episode in progress is now ``index`` in the store (its returns to go are
+        computed when it is read back, ``boot`` from its meta)."""
         self.offsets.append(self.total - len(self.tail))
         self.episodes.append(index)
         self.tail = []
@@ -298,7 +343,7 @@ class StreamingReplay:
             self.cache.move_to_end(index)
             return self.cache[index]
         ep = self.store.read(index)
-        steps = episode_steps(ep, self.to_features(ep.actions))
+        steps = episode_steps(ep, self.to_features(ep.actions), self.gamma)
         nbytes = sum(v.nbytes for v in steps.values())
         while self.cache and self.cached + nbytes > self.cache_bytes:
             _, old = self.cache.popitem(last=False)
@@ -310,13 +355,16 @@ class StreamingReplay:
 
     def _tail(self) -> dict[str, np.ndarray]:
         obs, action, reward, first, terminal = zip(*self.tail, strict=True)
-        return {
+        out = {
             "obs": np.stack(obs),
             "action": np.stack(action),
             "reward": np.asarray(reward, np.float32),
             "is_first": np.asarray(first, bool),
             "is_terminal": np.asarray(terminal, bool),
         }
+        if self.gamma is not None:
+            out["mc_return"] = np.full(len(reward), math.nan, np.float32)
+        return out
 
     def _window(self, pos: int, length: int) -> dict[str, np.ndarray]:
         parts: list[dict[str, np.ndarray]] = []

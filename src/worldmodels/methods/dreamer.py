@@ -135,6 +135,14 @@ class DreamerConfig:
     repval_scale: float = 0.0
     """Weight of the critic's loss on the replayed real windows (λ-returns of the real rewards
     and terminals, bootstrapped with imagined returns; DreamerV3's later ``repval``: 0.3)."""
+    repval_return: str = "lambda"
+    """The replay value loss's target: ``lambda``, the window's λ-return; ``mc``, where the
+    step's episode has finished, its discounted return to the episode's end (Monte Carlo: the
+    real rewards to a terminal, or to a time limit or the budget's cut plus the critic's value
+    of the last state when it ended; the episode in progress keeps λ-returns); ``max``, the
+    larger of the two (MCAC, Wilcox et al. 2022): a long episode's real return lifts values
+    that bootstrapping raises only slowly (a 1,000-step horizon at gamma 0.999), and an old
+    policy's short episode cannot drag them down."""
     repval_grad: bool = False
     """The replay value loss also trains the world model's representation through the
     posterior states (DreamerV3's ``repval_grad``); the model then steps after imagining."""
@@ -229,6 +237,10 @@ class DreamerConfig:
              "dreamer.prio_fraction must be <= 1 (the rest of each batch is uniform)"),
             (0 <= self.actor_grad_mix <= 1, "dreamer.actor_grad_mix must be in [0, 1] (0: "
              "REINFORCE only, 1: dynamics backpropagation only)"),
+            (self.repval_return in ("lambda", "mc", "max"), "dreamer.repval_return must be "
+             "lambda, mc or max"),
+            (self.repval_return == "lambda" or self.repval_scale > 0, "dreamer.repval_return "
+             "sets the target of the replay value loss: it needs dreamer.repval_scale > 0"),
             (self.imag_last <= self.seq_len, "dreamer.imag_last must be <= dreamer.seq_len "
              "(0: imagine from every step of a window)"),
         ]  # fmt: skip

@@ -86,6 +86,17 @@ def td_lambda(
     return torch.stack(out[::-1], 1) if out else torch.zeros_like(rewards)
 
 
+def mc_or_lambda(lam_returns: Tensor, mc_returns: Tensor, how: str) -> Tensor:
+    """Value targets from λ-returns and Monte Carlo returns [B, T] (NaN where unknown, e.g. an
+    episode still in progress): ``mc`` takes the Monte Carlo return where it is known, ``max``
+    the larger of the two (MCAC, Wilcox et al. 2022), ``lambda`` the λ-return."""
+    _check(lam_returns, mc_returns)
+    if how == "lambda":
+        return lam_returns
+    pick = mc_returns if how == "mc" else torch.maximum(lam_returns, mc_returns)
+    return torch.where(torch.isnan(mc_returns), lam_returns, pick)
+
+
 def normalise(x: Tensor, eps: float = 1e-8) -> Tensor:
     """Zero mean, unit std over all elements (advantage normalisation)."""
     if x.numel() < 2:

@@ -44,7 +44,7 @@ from worldmodels.models.rssm import (
 )
 from worldmodels.models.rssm_views import ActionScale, RssmMemory, RssmVision
 from worldmodels.progress import progress_bar
-from worldmodels.rl.returns import td_lambda
+from worldmodels.rl.returns import mc_or_lambda, td_lambda
 from worldmodels.runs import Context, RunDir, model_payload, np_rng_state, restore_np_rng
 from worldmodels.training.agent_io import restore_rng as restore_torch_rng
 from worldmodels.training.agent_io import rng_state as torch_rng_state
@@ -252,6 +252,17 @@ class Dreamer:
         rssm_state, _ = self.wm.rssm.obs_step(rssm_state, prev, embed, is_first, mode)
         action = self.actor.act(rssm_state.feat(), mode)
         return self.to_env(action), (rssm_state, self.actor.features(action))
+
+    @torch.no_grad()
+    def last_value(self, obs: np.ndarray, state: tuple[RssmState, Tensor]) -> float:
+        """The critic's value of an episode's last observation, filtered into ``state`` (the
+        state after the action that led to it): a cut episode's bootstrap."""
+        rssm_state, prev = state
+        obs = np.require(obs[None], requirements=["W"])
+        embed = self.wm.codec.encode(torch.as_tensor(obs, device=self.device))
+        first = torch.zeros(1, dtype=torch.bool, device=self.device)
+        rssm_state, _ = self.wm.rssm.obs_step(rssm_state, prev, embed, first, True)
+        return float(self.twohot.mean(self.critic(rssm_state.feat())).reshape(-1)[0])
 
     def to_env(self, action: Tensor) -> np.ndarray:
         a = action.cpu().numpy()
@@ -470,6 +481,8 @@ class Dreamer:
             if self.expl is not None:  # the imagined returns it bootstraps from hold it too
                 reward = reward + self._intrinsic(feat, data["action"][:, 1:].float())
             ret = td_lambda(reward, boot[:, 1:], term[:, 1:], cut, self.dc.gamma, self.dc.lam)
+            if "mc_return" in data:
+                ret = mc_or_lambda(ret, data["mc_return"][:, :-1], self.dc.repval_return)
             slow = self.twohot.mean(self.slow_critic(feat))
         weight = (~first[:, 1:] & ~term[:, :-1]).float()  # transitions inside one episode
         logits = self.critic(feat)
@@ -591,7 +604,7 @@ def train_dreamer(ctx: Context) -> DreamerProgress:
         while prog.env_steps < dc.total_steps and not prog.complete:
             episode, stats = _episode(env, agent, replay, rng, cfg, prog)
             store.write(prog.episodes, episode)
-            replay.commit(prog.episodes)
+            replay.commit(prog.episodes, episode.meta.get("boot_value"))
             counts = scored(dc, prog.episodes)
             prog.episodes += 1
             prog.iteration = prog.episodes
@@ -649,13 +662,14 @@ def make_replay(dc: Any, spec: EnvSpec, store: EpisodeStore, agent: Dreamer) -> 
     """The RAM ring when the replay fits its budget, else the stream from the episode store
     through an LRU cache of the budget."""
     need, budget = replay_budget(dc, spec)
+    gamma = None if dc.repval_return == "lambda" else float(dc.gamma)  # returns to go
     if need <= budget:
         return SequenceReplay(
-            replay_steps(dc, spec), spec.obs_shape, obs_dtype(spec), spec.action_dim
+            replay_steps(dc, spec), spec.obs_shape, obs_dtype(spec), spec.action_dim, gamma
         )
     LOG.info("replay of %.2f GiB > budget %.2f GiB: streaming from %s", need / 2**30,
              budget / 2**30, store.root)  # fmt: skip
-    return StreamingReplay(replay_steps(dc, spec), store, agent.action_features, budget)
+    return StreamingReplay(replay_steps(dc, spec), store, agent.action_features, budget, gamma)
 
 
 def _rebuild(
@@ -772,6 +786,10 @@ def _episode(
                 prog.credit -= 1.0
         if term or trunc or prog.env_steps >= dc.total_steps:
             break  # the budget cuts the last episode: stored as truncated
+    learned = prog.agent_steps > dc.prefill  # the agent filtered (and acted in) this episode
+    boot = {}  # a cut episode's bootstrap for its returns to go (dreamer.repval_return)
+    if dc.repval_return != "lambda" and learned and not terminated[-1]:
+        boot["boot_value"] = agent.last_value(obs, state)
     episode = Episode(
         observations=np.stack(observations),
         actions=np.asarray(
@@ -790,6 +808,7 @@ def _episode(
             "policy": "random" if prog.agent_steps <= dc.prefill else NS,
             "acted": "mode" if by_mode(dc, prog.episodes) else "sample",
             "scored": scored(dc, prog.episodes),
+            **boot,
         },
     )
     return episode, stats
