@@ -153,6 +153,14 @@ def test_replay_value_loss_targets_real_returns_by_hand():
     expected = (ce[0, 0] + ce[0, 1]) / 3
     loss = agent._replay_value_loss(feat, data, boot)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    # repval_return: the finished episode's Monte Carlo returns (o0: 2.5, o1: 1.0) replace the
+    # λ-returns (mc) or lift them (max: g01 = 4.15 stays, g12 = 1.0 = 1.0)
+    data["mc_return"] = torch.tensor([[2.5, 1.0, 0.0, float("nan")]])
+    for how, targets in (("mc", [2.5, 1.0]), ("max", [g01, g12]), ("lambda", [g01, g12])):
+        agent.dc.repval_return = how
+        ce = agent.twohot.loss(logits, torch.tensor([[*targets, 0.0]]))
+        loss = agent._replay_value_loss(feat, data, boot)
+        assert loss.item() == pytest.approx(((ce[0, 0] + ce[0, 1]) / 3).item(), rel=1e-6), how
 
 
 def test_return_scale_is_an_ema_of_the_5_to_95_percentile_range_that_never_scales_up():
@@ -557,23 +565,25 @@ def test_streaming_replay_draws_the_ring_s_windows_from_disk(tmp_path):
     """Episodes in the store + one in progress: the disk replay returns exactly the RAM
     ring's windows for the same draws, also once the capacity drops the oldest steps, with
     a cache smaller than one episode; one episode ends at a step limit with a positive reward
-    (``env.time_feature``), which none of them balances as a success."""
+    (``env.time_feature``), which none of them balances as a success. With ``returns_gamma``
+    all three carry each finished step's return to go (episode 3 is cut, bootstrapped by its
+    meta's ``boot_value``), NaN for the episode in progress."""
     from worldmodels.data.replay import StreamingReplay
     from worldmodels.data.store import EpisodeStore
 
-    store = EpisodeStore(tmp_path / "episodes")
     rng = np.random.default_rng(0)
     onehot = lambda a: np.eye(2, dtype=np.float32)[a]  # noqa: E731
-    for capacity in (1000, 37):
-        ring = SequenceReplay(capacity, (3,), np.float32, 2)
-        disk = StreamingReplay(capacity, store, onehot, cache_bytes=200)
+    for capacity, gamma in ((1000, None), (37, None), (1000, 0.9), (37, 0.9)):
+        store = EpisodeStore(tmp_path / f"episodes{capacity}{gamma}")
+        ring = SequenceReplay(capacity, (3,), np.float32, 2, gamma)
+        disk = StreamingReplay(capacity, store, onehot, cache_bytes=200, returns_gamma=gamma)
         for index, length in enumerate([5, 1, 12, 7]):
             ep = Episode(
                 observations=rng.normal(size=(length + 1, 3)).astype(np.float32),
                 actions=rng.integers(0, 2, length),
                 rewards=rng.normal(size=length).astype(np.float32),
-                terminated=np.arange(length) == length - 1,
-                meta={"time_limit": index == 2},
+                terminated=(np.arange(length) == length - 1) & (index != 3),
+                meta={"time_limit": index == 2, **({"boot_value": 2.5} if index == 3 else {})},
             )
             ep.rewards[-1] = 5.0 if index == 2 else ep.rewards[-1]
             for replay in (ring, disk):
@@ -584,11 +594,20 @@ def test_streaming_replay_draws_the_ring_s_windows_from_disk(tmp_path):
                     limit = index == 2 and t == length - 1
                     replay.add(ep.observations[t + 1], feat, ep.rewards[t], False, terminal, limit)
             store.write(index, ep)
-            disk.commit(index)
+            disk.commit(index, ep.meta.get("boot_value"))
+            ring.commit(index, ep.meta.get("boot_value"))
+        if gamma is not None and capacity == 1000:  # episode 3: o_0..o_7, cut after r_6
+            rewards, mc = ep.rewards.astype(np.float64), ring.mc[-8 + ring.pos : ring.pos]
+            assert mc[-1] == 2.5 and mc[-2] == pytest.approx(rewards[6] + 0.9 * 2.5, rel=1e-6)
+            assert mc[0] == pytest.approx(sum(0.9**t * r for t, r in enumerate(rewards))
+                                          + 0.9**7 * 2.5, rel=1e-5)  # fmt: skip
         for t in range(3):  # an episode in progress
             for replay in (ring, disk):
                 replay.add(np.full(3, t, np.float32), onehot(1), 1.0, t == 0, False)
-        rebuilt = StreamingReplay(capacity, store, onehot, cache_bytes=200)  # as on resume
+        if gamma is not None:
+            assert np.isnan(ring.mc[(ring.pos - np.arange(1, 4)) % capacity]).all()
+            assert not np.isnan(ring.mc[(ring.pos - np.arange(4, 9)) % capacity]).any()
+        rebuilt = StreamingReplay(capacity, store, onehot, cache_bytes=200, returns_gamma=gamma)
         for index in range(4):
             rebuilt.add_episode(store.read(index), np.zeros(0), index)
         for t in range(3):
@@ -603,8 +622,10 @@ def test_streaming_replay_draws_the_ring_s_windows_from_disk(tmp_path):
             a = ring.sample(np.random.default_rng(1), 16, 6, end_fraction, balance, prio)
             for other in (disk, rebuilt):
                 b = other.sample(np.random.default_rng(1), 16, 6, end_fraction, balance, prio)
+                assert ("mc_return" in a) == (gamma is not None) and a.keys() == b.keys()
                 for key in a:
-                    assert np.array_equal(a[key], b[key]), (capacity, end_fraction, key)
+                    same = np.array_equal(a[key], b[key], equal_nan=key == "mc_return")
+                    assert same, (capacity, gamma, end_fraction, key)
         assert disk.cached <= 200
 
 
@@ -679,9 +700,10 @@ def test_end_balance_replays_rare_successes_as_often_as_common_failures():
 def test_a_replay_larger_than_its_memory_streams_and_trains_identically(tmp_path):
     """dreamer.replay_memory_gb below the replay's size: the run streams from the episode
     store and ends bit-identical to the RAM ring's run (with prioritized windows, whose
-    priorities both index by slot)."""
+    priorities both index by slot, and Monte Carlo value targets of episodes cut at 20 steps)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    sets = ["--set", "threads=1", "--no-eval", "--set", "dreamer.prio_fraction=0.5"]
+    sets = ["--set", "threads=1", "--no-eval", "--set", "dreamer.prio_fraction=0.5",
+            "--set", "dreamer.repval_return=mc", "--set", "env.max_episode_steps=20"]  # fmt: skip
     ring = _run(_cmd(tmp_path / "ring", *DEBUG, *sets), env)
     stream = _run(
         _cmd(tmp_path / "disk", *DEBUG, *sets, "--set", "dreamer.replay_memory_gb=1e-6"), env
@@ -708,11 +730,13 @@ def test_dreamer_killed_resumes_bit_exact(tmp_path):
     before the kill is kept (with the
     exploration ensemble, the entropy floor, prioritized replay and ez-greedy on, so their
     weights, learned coefficient, optimisers, the replay's priorities and the held random
-    actions' draws are checked too)."""
+    actions' draws are checked too, and Monte Carlo value targets with episodes cut at 20
+    steps, whose bootstrap values the rebuilt replay reads back from the store)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     sets = ["--set", "threads=1", "--set", "dreamer.expl_scale=0.1", "--no-eval",
             "--set", "dreamer.entropy_floor=0.999",
-            "--set", "dreamer.prio_fraction=0.5", "--set", "dreamer.explore_eps=0.2"]  # fmt: skip
+            "--set", "dreamer.prio_fraction=0.5", "--set", "dreamer.explore_eps=0.2",
+            "--set", "dreamer.repval_return=max", "--set", "env.max_episode_steps=20"]  # fmt: skip
     ref = _run(_cmd(tmp_path / "ref", *DEBUG, *sets), env)
     assert ref.returncode == 0, ref.stderr
     kill = {**env, "WORLDMODELS_KILL_AFTER_SAVE": "dreamer/last:8"}  # past the random prefill
@@ -752,6 +776,7 @@ def test_dreamer_killed_resumes_bit_exact(tmp_path):
     stores = [EpisodeStore(d / "data/episodes") for d in (tmp_path / "ref", cut)]
     metas = [[s.read(i).meta for i in s.indices()] for s in stores]
     assert metas[0] == metas[1] and sum(m["explored"] for m in metas[0]) > 0
+    assert sum("boot_value" in m for m in metas[0][:8]) > 0  # cut before the kill, too
 
 
 def test_a_finished_run_goes_on_when_resumed_with_a_higher_target_or_budget(tmp_path, monkeypatch):
@@ -809,6 +834,8 @@ def test_a_finished_run_goes_on_when_resumed_with_a_higher_target_or_budget(tmp_
         (["dreamer.actor_grad_mix=2"], "dreamer.actor_grad_mix must be in [0, 1]"),
         (["dreamer.act_policy=greedy"], "dreamer.act_policy must be sample"),
         (["dreamer.score_every=0"], "dreamer.score_every"),
+        (["dreamer.repval_return=td"], "dreamer.repval_return must be lambda, mc or max"),
+        (["dreamer.repval_return=mc", "dreamer.repval_scale=0"], "needs dreamer.repval_scale > 0"),
     ],
 )
 def test_bad_dreamer_config_is_one_line_before_any_work(tmp_path, capsys, sets, message):

@@ -1,5 +1,6 @@
 """GAE and TD(lambda) against sequences computed by hand (gamma 0.9, lambda 0.8)."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -101,3 +102,21 @@ def test_shape_contract_is_enforced():
         gae(torch.zeros(3), torch.zeros(3), torch.zeros(3), torch.zeros(3), torch.zeros(3))
     with pytest.raises(ValueError, match=r"\[B, T\]"):
         td_lambda(torch.zeros(2, 3), torch.zeros(2, 4), torch.zeros(2, 3), torch.zeros(2, 3))
+
+
+def test_returns_to_go_and_monte_carlo_targets_by_hand():
+    """r = 1, 2, 3 at gamma 0.5: after a terminal G = 2.75, 3.5, 3, 0; cut and bootstrapped
+    with 4: 3.25, 4.5, 5, 4; cut with no bootstrap known: NaN. The targets take the Monte Carlo
+    return where it is known (mc), the larger of it and the λ-return (max), or neither."""
+    from worldmodels.data.replay import returns_to_go
+    from worldmodels.rl.returns import mc_or_lambda
+
+    r = np.array([1.0, 2.0, 3.0], np.float32)
+    assert returns_to_go(r, True, None, 0.5).tolist() == [2.75, 3.5, 3.0, 0.0]
+    assert returns_to_go(r, False, 4.0, 0.5).tolist() == [3.25, 4.5, 5.0, 4.0]
+    assert np.isnan(returns_to_go(r, False, None, 0.5)).all()
+    lam = torch.tensor([[1.0, 5.0, 2.0]])
+    mc = torch.tensor([[3.0, 4.0, float("nan")]])
+    assert mc_or_lambda(lam, mc, "mc").tolist() == [[3.0, 4.0, 2.0]]
+    assert mc_or_lambda(lam, mc, "max").tolist() == [[3.0, 5.0, 2.0]]
+    assert mc_or_lambda(lam, mc, "lambda").tolist() == [[1.0, 5.0, 2.0]]
