@@ -41,7 +41,8 @@ class DreamerConfig:
     DreamerV3's where the CPU allows; the env presets size them."""
 
     MUTABLE: ClassVar[tuple[str, ...]] = (
-        "total_steps", "target_return", "stop_at_target", "stop_window", "replay_memory_gb",
+        "total_steps", "target_return", "stop_at_target", "stop_window", "stop_confirm",
+        "replay_memory_gb",
         "bf16", "eval_policy", "eval_checkpoint",
     )  # fmt: skip
     total_steps: int = 100_000
@@ -199,6 +200,12 @@ class DreamerConfig:
     says when it first reached it)."""
     stop_window: int = 10
     """Training episodes whose mean is the score (stop, best checkpoint, curve)."""
+    stop_confirm: bool = False
+    """After a scored episode that reaches the target, hold the agent fixed (no updates; the
+    held episodes' steps owe none) to see whether it repeats: the run stops only once
+    ``stop_window`` scored episodes in a row, each at the target, were played by one held
+    agent; a held episode under it lets training go on. The agent that stops is then the one
+    measured, not the one that learned on for a window's worth of updates after it."""
     bf16: bool = True
     """bf16 autocast on CUDA (ignored on CPU)."""
     eval_policy: str = "mode"

@@ -183,6 +183,10 @@ class DreamerProgress(AgentProgress):
     updates: int = 0
     credit: float = 0.0
     """Updates owed by the train ratio, not yet made."""
+    holding: bool = False
+    """The agent is held fixed (``dreamer.stop_confirm``)."""
+    held: int = 0
+    """Scored episodes in a row the held agent played at the target."""
 
 
 class Dreamer:
@@ -610,12 +614,16 @@ def train_dreamer(ctx: Context) -> DreamerProgress:
             prog.iteration = prog.episodes
             if counts:
                 recent.append(float(episode.meta["return"]))
+                _hold(dc, prog, float(episode.meta["return"]), target)
             prog.recent = list(recent)
             prog.real_env_steps = prog.env_steps + prog.eval_steps
             score = judged_score(None, recent, dc.stop_window)
-            improved = counts and score > prog.best_score
+            stop = _stops(dc, score, target, prog)
+            # stop_confirm: the held agent that stops is the best, even where an earlier
+            # window scored as high
+            improved = counts and (score > prog.best_score or (stop and dc.stop_confirm))
             prog.best_score = max(prog.best_score, score)
-            prog.complete = prog.env_steps >= dc.total_steps or _stops(dc, score, target)
+            prog.complete = prog.env_steps >= dc.total_steps or stop
             point = curve_point(None, recent)
             if counts and point is not None:
                 run.log_curve(prog.real_env_steps, point)
@@ -642,12 +650,28 @@ def train_dreamer(ctx: Context) -> DreamerProgress:
 def _finished(prog: DreamerProgress, dc: Any, target: float | None) -> bool:
     """Whether the run is done under ``dc`` (its budget or target may have changed since)."""
     score = judged_score(None, prog.recent[-dc.stop_window :], dc.stop_window)
-    return prog.env_steps >= dc.total_steps or _stops(dc, score, target)
+    return prog.env_steps >= dc.total_steps or _stops(dc, score, target, prog)
 
 
-def _stops(dc: Any, score: float, target: float | None) -> bool:
-    """The score stops the run: it reached the target and ``dreamer.stop_at_target`` is on."""
-    return bool(dc.stop_at_target) and reached(score, target)
+def _stops(dc: Any, score: float, target: float | None, prog: DreamerProgress) -> bool:
+    """The score stops the run: it reached the target and ``dreamer.stop_at_target`` is on
+    (with ``stop_confirm``: and the last ``stop_window`` scored episodes were the held
+    agent's)."""
+    confirmed = not dc.stop_confirm or prog.held >= dc.stop_window
+    return bool(dc.stop_at_target) and reached(score, target) and confirmed
+
+
+def _hold(dc: Any, prog: DreamerProgress, ret: float, target: float | None) -> None:
+    """``dreamer.stop_confirm``: a scored episode at the target holds the agent fixed; the held
+    agent's next scored episodes count while they stay at the target, and one under it
+    releases the agent to learn on."""
+    if not dc.stop_confirm:
+        return
+    at_target = reached(ret, target)
+    if prog.holding and at_target:
+        prog.held += 1
+    else:
+        prog.holding, prog.held = at_target, 0
 
 
 def replay_budget(dc: Any, spec: EnvSpec) -> tuple[int, int]:
@@ -772,7 +796,7 @@ def _episode(
         env_steps += int(info.get("env_steps", 1))
         prog.agent_steps += 1
         prog.env_steps += int(info.get("env_steps", 1))
-        if prog.agent_steps >= dc.prefill and replay.size >= dc.seq_len:
+        if prog.agent_steps >= dc.prefill and replay.size >= dc.seq_len and not prog.holding:
             prog.credit += per_update  # a float sum: the same on resume (it is saved)
             while prog.credit >= 1.0:
                 batch = replay.sample(
