@@ -1,6 +1,7 @@
 """--method dreamer: the RSSM's losses by hand, the replay's windows, bit-exact resume after
 SIGKILL, refusals before any work, divergence, and a small run that must beat random."""
 
+import itertools
 import json
 import math
 import os
@@ -777,6 +778,42 @@ def test_dreamer_killed_resumes_bit_exact(tmp_path):
     metas = [[s.read(i).meta for i in s.indices()] for s in stores]
     assert metas[0] == metas[1] and sum(m["explored"] for m in metas[0]) > 0
     assert sum("boot_value" in m for m in metas[0][:8]) > 0  # cut before the kill, too
+
+
+def test_stop_confirm_holds_the_agent_and_stops_on_its_own_episodes(tmp_path, monkeypatch):
+    """stop_confirm with target 20 and window 2: a scored episode of the agent's at 20 holds
+    it (no update in the next episodes; the random pre-fill's episodes hold nothing), a held
+    one under 20 releases it (updates again), and the run stops after 2 held episodes at 20,
+    with the held agent as the best checkpoint."""
+    from worldmodels.training import dreamer as training
+
+    log = []
+    real_episode = training._episode
+
+    def episode(env, agent, replay, rng, cfg, prog):  # type: ignore[no-untyped-def]
+        before = prog.updates
+        out = real_episode(env, agent, replay, rng, cfg, prog)
+        log.append((out[0].meta["return"], prog.updates - before, out[0].meta["policy"]))
+        return out
+
+    monkeypatch.setattr(training, "_episode", episode)
+    sets = ["dreamer.target_return=20", "dreamer.stop_window=2", "dreamer.total_steps=4000",
+            "dreamer.stop_confirm=true"]  # fmt: skip
+    argv = ["train", "--run-dir", str(tmp_path / "r"), *DEBUG, "--no-eval"]
+    assert main(argv + [x for s in sets for x in ("--set", s)]) == 0
+    learned = [i for i, (_, _, policy) in enumerate(log) if policy != "random"]
+    assert any(r >= 20 for r, _, p in log if p == "random")  # random play reaches 20 ...
+    assert log[learned[0]][1] > 0  # ... and holds nothing
+    for prev, (ret, updates, _) in itertools.pairwise(log[learned[0] :]):
+        assert (updates == 0) == (prev[0] >= 20), (prev, ret, updates)  # held after a 20
+    returns = [r for r, _, _ in log]
+    assert min(returns[-3:]) >= 20 and log[-1][1] == log[-2][1] == 0
+    assert any(r >= 20 for r in returns[learned[0] : -3])  # a release before the stop
+    run = RunDir(tmp_path / "r")
+    best, last = (run.load(f"dreamer/{k}") for k in ("best", "last"))
+    for k, v in last["actor"].items():
+        assert torch.equal(v, best["actor"][k]), k
+    assert last["progress"]["held"] == 2 and last["progress"]["holding"]
 
 
 def test_a_finished_run_goes_on_when_resumed_with_a_higher_target_or_budget(tmp_path, monkeypatch):

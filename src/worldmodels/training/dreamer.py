@@ -614,7 +614,8 @@ def train_dreamer(ctx: Context) -> DreamerProgress:
             prog.iteration = prog.episodes
             if counts:
                 recent.append(float(episode.meta["return"]))
-                _hold(dc, prog, float(episode.meta["return"]), target)
+                acted = episode.meta["policy"] != "random"
+                _hold(dc, prog, float(episode.meta["return"]), target, acted)
             prog.recent = list(recent)
             prog.real_env_steps = prog.env_steps + prog.eval_steps
             score = judged_score(None, recent, dc.stop_window)
@@ -661,13 +662,15 @@ def _stops(dc: Any, score: float, target: float | None, prog: DreamerProgress) -
     return bool(dc.stop_at_target) and reached(score, target) and confirmed
 
 
-def _hold(dc: Any, prog: DreamerProgress, ret: float, target: float | None) -> None:
-    """``dreamer.stop_confirm``: a scored episode at the target holds the agent fixed; the held
-    agent's next scored episodes count while they stay at the target, and one under it
-    releases the agent to learn on."""
+def _hold(
+    dc: Any, prog: DreamerProgress, ret: float, target: float | None, acted: bool
+) -> None:  # fmt: skip
+    """``dreamer.stop_confirm``: a scored episode the agent played (``acted``: not the random
+    pre-fill's) at the target holds the agent fixed; the held agent's next scored episodes
+    count while they stay at the target, and one under it releases the agent to learn on."""
     if not dc.stop_confirm:
         return
-    at_target = reached(ret, target)
+    at_target = acted and reached(ret, target)
     if prog.holding and at_target:
         prog.held += 1
     else:
