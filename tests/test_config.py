@@ -120,11 +120,12 @@ def test_dreamer_gpu_preset_scales_sizes_and_keeps_the_env_presets_learning_sett
     assert (gpu.bins, gpu.seq_len, gpu.cnn_depth) == (255, 64, 32)
     assert (gpu.critic_lr, gpu.repval_scale, gpu.total_steps) == (1e-3, 1.0, 10_000)
     assert (cpu.act_policy, cpu.stop_window, gpu.act_policy) == ("mode", 5, "mode")
-    assert (cpu.gamma, cpu.horizon, cpu.imag_last, gpu.horizon) == (0.999, 32, 16, 32)
+    assert (cpu.gamma, cpu.horizon, cpu.imag_last, gpu.horizon) == (0.999, 64, 8, 64)
+    assert (cpu.repval_return, cpu.stop_confirm, gpu.stop_confirm) == ("mc", True, True)
     for env in ("Pendulum-v1", "LunarLander-v3"):  # they keep DreamerV3's sampled acting
         other = resolve(env, [], {}, {"method": "dreamer"}).section("dreamer")
         assert (other.act_policy, other.stop_window, other.bins) == ("sample", 10, 65)
-        assert other.horizon == 15
+        assert (other.horizon, other.repval_return, other.stop_confirm) == (15, "lambda", False)
     car = resolve("CarRacing-v3", ["gpu"], {}, {"method": "dreamer"})
     assert (car.section("dreamer").deter, car.section("dreamer").model_lr) == (512, 3e-4)
     assert (car.section("dreamer").total_steps, car.env.image_size) == (100_000, 64)

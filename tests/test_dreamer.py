@@ -1088,11 +1088,15 @@ SMALL = [
     "dreamer.actor_lr=1e-4",
     "dreamer.critic_lr=1e-4",
     "dreamer.end_fraction=0",  # uniform windows, as measured (the preset's 0.25 is tested above)
-    # DreamerV3's discount and 15-step imagination from every step, as measured (CartPole's
-    # preset imagines 32 steps from the last 16 of its 32-step windows; imag_last is tested)
+    # DreamerV3's discount and 15-step imagination from every step, λ-return replay values
+    # and the plain stop, as measured (CartPole's preset imagines 64 steps from the last 8 of
+    # its 32-step windows, learns Monte Carlo returns and holds the agent to confirm its stop;
+    # each is tested on its own)
     "dreamer.gamma=0.997",
     "dreamer.horizon=15",
     "dreamer.imag_last=0",
+    "dreamer.repval_return=lambda",
+    "dreamer.stop_confirm=false",
 ]
 
 
