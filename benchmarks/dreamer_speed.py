@@ -69,7 +69,8 @@ def measure(
     agent = Dreamer(dc, spec, device)
     if compiled:
         compile_networks(agent)
-    replay = SequenceReplay(fill + 1000, spec.obs_shape, obs_dtype(spec), spec.action_dim)
+    gamma = None if dc.repval_return == "lambda" else dc.gamma  # Monte Carlo replay values
+    replay = SequenceReplay(fill + 1000, spec.obs_shape, obs_dtype(spec), spec.action_dim, gamma)
     rng = np.random.default_rng(0)
     env = make_env(cfg.env)
     fill_random(agent, env, replay, rng, fill)

@@ -539,6 +539,7 @@ def fill_random(
         obs, r, term, trunc, _ = env.step(action_to_env(action, spec))
         replay.add(obs, agent.action_features(action[None])[0], float(r), False, bool(term))
         if term or trunc:
+            replay.commit(-1)  # returns to go, where the replay keeps them (no bootstrap)
             obs, _ = env.reset()
             replay.add(obs, none, 0.0, True, False)
     return obs
