@@ -828,7 +828,15 @@ def test_a_finished_run_goes_on_when_resumed_with_a_higher_target_or_budget(tmp_
     def progress() -> dict:
         return torch.load(run / "checkpoints/dreamer/last.pt", weights_only=True)["progress"]
 
-    first = ["train", *DEBUG, "--run-dir", str(run), "--no-eval"]
+    first = [
+        "train",
+        *DEBUG,
+        "--run-dir",
+        str(run),
+        "--no-eval",
+        "--set",
+        "dreamer.stop_confirm=false",
+    ]  # the plain stop (CartPole's preset confirms it)
     assert main([*first, "--set", "dreamer.target_return=0"]) == 0
     stopped = progress()
     assert stopped["complete"] and stopped["episodes"] == 5 and stopped["env_steps"] < 300
