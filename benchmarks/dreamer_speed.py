@@ -93,10 +93,12 @@ def measure(
         loss.backward()
         agent.opts["model"].step()
     model_part = (clock(device) - t0) / updates
-    # the imagination alone (H prior steps of the actor from every posterior state)
+    # the imagination alone (H prior steps of the actor from every posterior state the update
+    # imagines from: the last imag_last of each window, or all)
     with agent.autocast():
         starts = agent.wm.loss(data).states.detach()
-    flat = RssmState(starts.h.flatten(0, 1), starts.z.flatten(0, 1))
+    last = slice(-dc.imag_last if dc.imag_last > 0 else None, None)
+    flat = RssmState(starts.h[:, last].flatten(0, 1), starts.z[:, last].flatten(0, 1))
     t0 = clock(device)
     for _ in range(updates):
         with agent.autocast():
