@@ -1,4 +1,5 @@
-"""Object-state Pong (seed 003's setting): ``ALE/Pong-v5`` seen through its RAM.
+"""Object-state Pong (the Pong object-state dynamics model's setting): ``ALE/Pong-v5`` seen
+through its RAM.
 
 Per frame, 10 features: ball x, ball y, ball vx, ball vy, player y, player vy, enemy y,
 enemy vy, player score, enemy score; the last ``stack`` frames (default 4) are concatenated,

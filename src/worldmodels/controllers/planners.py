@@ -1,4 +1,5 @@
-"""Model-predictive control with M (seed 000's planning controllers, PETS-style).
+"""Model-predictive control with M (the planning controllers of the enhanced
+World Models scripts, PETS-style).
 
 Every candidate action sequence of one decision -- for every env in the batch -- is one row of
 a single ``WorldModel.imagine`` call (τ = 0: M's point prediction). A sequence's value is
@@ -13,7 +14,7 @@ worst value per sequence.
 - ``DiscretePlanner``: every action sequence when A^H <= ``max_sequences`` (else that many
   random sequences, each first action equally often); an action's value is its best sequence's;
   optionally blended with a base actor-critic: the action is drawn from
-  p = (1 - w) pi(a|s) + w onehot(argmax Q) (seed 000: w = 0.3).
+  p = (1 - w) pi(a|s) + w onehot(argmax Q) (the enhanced World Models scripts: w = 0.3).
 - ``CEMPlanner``: Gaussian over action sequences, ``iterations`` rounds of ``population``
   samples (clipped to the action bounds), refit to the ``elites`` best; warm-started from the
   previous decision's plan shifted by one step.

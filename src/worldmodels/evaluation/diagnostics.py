@@ -13,8 +13,8 @@ every mean. Per k:
   the accuracy of the constant "never done" predictor (whose balanced accuracy is 0.5);
 - the same errors for two naive predictors -- repeat the last observation, and constant
   velocity x_t + k (x_t - x_{t-1}) -- and the model's error as a ratio to them;
-- V's reconstruction MSE on the same frames (seed 004's three evaluations: prediction,
-  reward, reconstruction).
+- V's reconstruction MSE on the same frames (the joint latent-MLP world model's three
+  evaluations: prediction, reward, reconstruction).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Figures of ``worldmodels diagnose``: error vs k (log scale, model and baselines) and
-predicted-vs-actual scatter plots (seed 004's figure)."""
+predicted-vs-actual scatter plots (the joint latent-MLP world model's figure)."""
 
 from __future__ import annotations
 

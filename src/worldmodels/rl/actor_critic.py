@@ -1,4 +1,5 @@
-"""The actor-critic on the controller features [z, h] (seed 000's "improved controller").
+"""The actor-critic on the controller features [z, h] (the "improved controller" of the
+enhanced World Models scripts).
 
 Policy: MLP [in -> 128 (LayerNorm, ReLU) -> 64 (LayerNorm, ReLU) -> actions]; value: a
 separate MLP of the same shape. Discrete actions: a categorical over logits. Continuous

@@ -1,5 +1,6 @@
-"""Seed 004's latent dynamics: an MLP on [z_t, a_t] predicts z_{t+1} directly, and the reward
-and done heads read the *predicted* next latent (reward_head(z_{t+1}), done_head(z_{t+1})).
+"""The joint latent-MLP world model's dynamics: an MLP on [z_t, a_t] predicts z_{t+1}
+directly, and the reward and done heads read the *predicted* next latent
+(reward_head(z_{t+1}), done_head(z_{t+1})).
 
 With ``vision.kind=mlp_ae`` (its encoder and decoder) and ``memory.joint=true`` the whole model
 trains with one loss: reconstruction + dynamics (next-latent target detached) + reward + done.

@@ -1,4 +1,5 @@
-"""Deterministic Markov dynamics (seeds 003 and 004) and the training modes they share.
+"""Deterministic Markov dynamics (the Pong object-state model and the joint latent-MLP
+world model) and the training modes they share.
 
 A subclass supplies ``transition(z, a) -> (z_{t+1}, r_t, done logit)``; the state is empty, so
 the controller's h is empty too. Training modes (``mode``), all on sequences [B, T+1, Z] with a

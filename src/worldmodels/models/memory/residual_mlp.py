@@ -1,4 +1,5 @@
-"""A deterministic residual MLP dynamics model (seed 003's fix).
+"""A deterministic residual MLP dynamics model (the Pong object-state model's fix for
+compounding multi-step error).
 
 next z = z + scale * delta(z, a), delta from an MLP with LayerNorm + ReLU and residual hidden
 blocks; a reward head and a done head on the same trunk. Training modes: ``markov.py``;

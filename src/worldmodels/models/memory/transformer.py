@@ -1,6 +1,6 @@
-"""Temporal transformer memory (seed 000's M): causal self-attention over the sequence of
-projected [z_t, a_t], predicting z_{t+1} (a Gaussian mixture per dimension, as the MDN-RNN),
-r_t and done_t from the output at t.
+"""Temporal transformer memory (the M of the enhanced World Models scripts): causal
+self-attention over the sequence of projected [z_t, a_t], predicting z_{t+1} (a Gaussian
+mixture per dimension, as the MDN-RNN), r_t and done_t from the output at t.
 
 Attention is windowed: position t attends to positions t - max_len + 1 .. t, with a learned
 bias per head and distance (a relative position, so the same weights serve any offset in a long
@@ -9,9 +9,10 @@ sequence). The state is a fixed-size history: for every layer, the inputs of the
 O(max_len) per step and memory never grows, and because every layer sees exactly the window it
 sees in a full-sequence forward, step-by-step predictions equal the full-sequence ones (tested).
 
-Seed 000's gradient fix: the current step's inputs z_t and a_t are never detached, so a loss on
-the prediction reaches V's encoder (tested end to end); the history is whatever the caller
-passes in (stored states are detached, as the seed's buffer).
+The gradient fix of the enhanced World Models scripts: the current step's inputs z_t and a_t
+are never detached, so a loss on the prediction reaches V's encoder (tested end to end); the
+history is whatever the caller passes in (stored states are detached, as their history buffer
+was).
 
 State: a flat tuple ``(h, valid, cache_1, ..., cache_L)`` with h [B, d] (the feature the
 controller sees: the last output), valid [B, max_len - 1] (1.0 where a past position exists)
@@ -116,7 +117,7 @@ class TemporalTransformer(MixtureMemory):
             state = self.initial(b, z.device)
         p = self.max_len - 1
         past_valid = state[1] > 0.5
-        x = self.input_proj(torch.cat([z, actions], dim=-1))  # no detach: seed 000's fix
+        x = self.input_proj(torch.cat([z, actions], dim=-1))  # no detach: gradients reach V
         caches = []
         for block, past in zip(self.blocks, state[2:], strict=True):
             full = torch.cat([past, x], dim=1)

@@ -1,7 +1,8 @@
 """The identity "vision" for state-vector observations: z is the observation, normalised by
 statistics of the collected data (buffers, so a checkpoint carries them). With it, M learns
-dynamics directly on the state (seed 003's object-state model, seed 004's setting without the
-encoder) and every diagnostic in latent space is in (normalised) state space."""
+dynamics directly on the state (the Pong object-state dynamics model; the joint latent-MLP
+world model without its encoder) and every diagnostic in latent space is in (normalised) state
+space."""
 
 from __future__ import annotations
 

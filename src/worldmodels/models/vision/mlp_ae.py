@@ -1,10 +1,11 @@
-"""Seed 004's encoder and decoder: a deterministic MLP autoencoder for vector observations.
+"""The joint latent-MLP world model's encoder and decoder: a deterministic MLP autoencoder for
+vector observations.
 
 Encoder obs -> 256 -> 256 -> z (ReLU), decoder z -> 256 -> 256 -> obs; inputs normalised with
 statistics of the collected data (buffers, so a checkpoint carries them). The posterior is a
 point (log-variance -20, as for the identity V), so sampling z adds nothing and the loss is the
 reconstruction error alone. Trained on its own by ``train-vision`` or together with M by
-``memory.joint`` (seed 004's one model with three losses).
+``memory.joint`` (one model with three losses, as the joint latent-MLP world model trains).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class MlpAE(NormalisedVectorInput):
         return self.decoder(z)
 
     def loss(self, obs: Tensor, beta: float, kl_tolerance: float, generator: Rng = None) -> Loss:
-        """Mean squared reconstruction error in normalised units (seed 004's recon loss)."""
+        """Mean squared reconstruction error in normalised units (the joint model's recon loss)."""
         x = self.preprocess(obs)
         recon = self.decode(self.encoder(x))
         loss = (recon - x).pow(2).mean()

@@ -1,5 +1,6 @@
-"""MLP VAE for vector observations (seed 002): LayerNorm + ReLU layers, inputs normalised with
-statistics of the collected data (stored as buffers, so a checkpoint carries them)."""
+"""MLP VAE for vector observations (as in the World Model PPO trainer): LayerNorm + ReLU
+layers, inputs normalised with statistics of the collected data (stored as buffers, so a
+checkpoint carries them)."""
 
 from __future__ import annotations
 

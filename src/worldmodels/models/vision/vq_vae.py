@@ -1,4 +1,5 @@
-"""VQ-VAE vision (van den Oord et al. 2017; seed 000's V): the encoder's output vectors are
+"""VQ-VAE vision (van den Oord et al. 2017; the V of the enhanced
+World Models scripts): the encoder's output vectors are
 snapped to the nearest entries of a learned codebook; z is the quantised vectors, flattened.
 
 - Pixels: conv 32/64/128 (k4, s2, p1, ReLU) and a last conv to ``code_dim`` channels give a
