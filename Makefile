@@ -1,17 +1,17 @@
-# Two commands that work on a fresh clone: `make demo` and `make test`.
+# Two commands that work on a fresh clone: `make demo` and `make test`; `make docs` builds the site.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint bench clean
+.PHONY: demo test test-slow lint docs bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11'"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install torch==2.13.0
-	$(PY) -m pip install -e ".[dev,ray]"
+	$(PY) -m pip install -e ".[dev,ray,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,10 +25,13 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 lint: $(STAMP)  # ruff, mypy and the import layers (pyproject.toml [tool.importlinter])
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks docs/hooks
+	$(VENV)/bin/ruff format --check src tests benchmarks docs/hooks
 	$(VENV)/bin/mypy src --ignore-missing-imports
 	$(VENV)/bin/lint-imports
 
+docs: $(STAMP)  # the MkDocs site into site/; --strict: a broken link, anchor or reference fails
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site
