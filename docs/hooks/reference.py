@@ -130,7 +130,7 @@ def options_tables(parser: argparse.ArgumentParser, with_help: bool = False) -> 
         ]
         if not actions:
             continue
-        title = group.title or "options"
+        title = (group.title or "options").capitalize()
         out += [f"**{title}**", "", "| option | description |", "|---|---|"]
         for action in actions:
             out.append(f"| {option_cell(action)} | {help_cell(formatter, action)} |")
