@@ -1,0 +1,232 @@
+"""The ``dreamer:`` config section: the DreamerV3-class agent's world model, actor-critic,
+replay and stop rule (``--method dreamer``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from worldmodels.config.schema import register_section
+from worldmodels.errors import UserError
+
+
+@register_section("dreamer")
+@dataclass
+class DreamerConfig:
+    """``--method dreamer``: DreamerV3's world model and imagination actor-critic. Defaults are
+    DreamerV3's where the CPU allows; the env presets size them."""
+
+    MUTABLE: ClassVar[tuple[str, ...]] = (
+        "total_steps", "target_return", "stop_at_target", "stop_window", "stop_confirm",
+        "replay_memory_gb",
+        "bf16", "eval_policy", "eval_checkpoint",
+    )  # fmt: skip
+    total_steps: int = 100_000
+    """Real env steps of training (random pre-fill included)."""
+    prefill: int = 1000
+    """Random-action steps before the agent acts and learning starts."""
+    train_ratio: float = 512.0
+    """Replayed steps trained on per real step (updates = steps x ratio / (batch x seq_len))."""
+    batch_size: int = 16
+    """Replayed windows per update."""
+    seq_len: int = 64
+    """Length T of the replayed windows."""
+    encoder: str = "auto"
+    """``auto`` (CNN for pixels, MLP for vectors), ``mlp`` or ``cnn``."""
+    symlog_obs: bool = True
+    """Vector observations: encode symlog(obs) and decode it with symlog-MSE (DreamerV3's
+    ``symlog_inputs`` / ``symlog_mse``), or raw obs and MSE (for small, bounded ones)."""
+    deter: int = 256
+    """Size of the GRU's deterministic state h."""
+    groups: int = 16
+    """Categorical variables of the stochastic state z."""
+    classes: int = 16
+    """Classes of each categorical variable."""
+    hidden: int = 256
+    """Width of the MLPs' hidden layers."""
+    layers: int = 2
+    """Hidden layers of the MLPs (encoder, decoder, heads, actor, critic)."""
+    cnn_depth: int = 16
+    """Channels of the first CNN layer (doubled per layer) for pixels."""
+    bins: int = 255
+    """Two-hot bins of the reward head and the critic (symlog-spaced from -20 to 20)."""
+    unimix: float = 0.01
+    """Uniform mix into every categorical (latents and actor): no probability reaches 0."""
+    free_nats: float = 1.0
+    """Free bits: each KL term is clipped below at this many nats."""
+    dyn_scale: float = 0.5
+    """Weight of the dynamics KL, KL(sg(posterior) || prior)."""
+    rep_scale: float = 0.1
+    """Weight of the representation KL, KL(posterior || sg(prior))."""
+    rew_scale: float = 1.0
+    """Weight of the reward head's loss (DreamerV3: 1, beside a decoder loss summed over every
+    pixel): larger makes the representation keep what predicts a sparse reward, and makes
+    prioritized replay draw the windows whose rewards it predicts worst."""
+    model_lr: float = 1e-4
+    """Adam learning rate of the world model."""
+    actor_lr: float = 3e-5
+    """Adam learning rate of the actor."""
+    critic_lr: float = 3e-5
+    """Adam learning rate of the critic."""
+    model_clip: float = 1000.0
+    """Gradient-norm clip of the world model."""
+    ac_clip: float = 100.0
+    """Gradient-norm clip of the actor and of the critic."""
+    horizon: int = 15
+    """Imagined steps from every replayed posterior state."""
+    imag_last: int = 0
+    """Imagine (and learn the replay values) from only the last this many steps of each
+    replayed window (DreamerV3's ``imag_last``; 0: every step): a longer ``horizon`` for the
+    same number of imagined states."""
+    actor_grad_mix: float = 0.0
+    """Share of the actor's objective taken by dynamics backpropagation (DreamerV1/V2): the
+    imagined λ-return differentiated through the frozen world model, reward and continue heads
+    and critic back to the actions (straight-through one-hots, reparameterised Gaussians); the
+    rest is DreamerV3's REINFORCE (0). A low-variance gradient that says which way to push, for
+    smooth dynamics where a return-weighted log-probability finds a small correction slowly."""
+    gamma: float = 0.997
+    """Discount of the imagined returns (times the continue head)."""
+    lam: float = 0.95
+    """Lambda of the lambda-returns."""
+    entropy: float = 3e-4
+    """Actor entropy bonus."""
+    entropy_floor: float = 0.0
+    """Hold the actor's mean imagined entropy at or above this fraction of its range (discrete:
+    of ln |A|; continuous: from the entropy at the smallest std to that at the largest) by
+    raising the entropy bonus, SAC-style: a learned log-coefficient that grows while the
+    entropy is below the floor and shrinks back, never below ``entropy``, once it is above.
+    Against an actor that collapses onto one action while the world model cannot yet tell the
+    actions apart (0: off, the fixed bonus)."""
+    entropy_floor_steps: int = 0
+    """Lower that floor linearly to 0 over this many real env steps (0: held for the whole
+    run): the floor guards the early updates, before the world model tells the actions apart,
+    and late in a run stops spending entropy on states where one action is plainly right but
+    the others cost little (a landed lander that should rest, not fidget)."""
+    entropy_lr: float = 0.05
+    """Adam learning rate of that log-coefficient: it moves by about this much per update, so
+    from 3e-4 to 0.05 in ~100 updates (an actor collapses in a few hundred)."""
+    slow_critic_tau: float = 0.02
+    """EMA rate of the slow critic towards the critic, per update."""
+    slow_reg: float = 1.0
+    """Weight of the critic's regulariser towards its slow EMA copy."""
+    repval_scale: float = 0.0
+    """Weight of the critic's loss on the replayed real windows (λ-returns of the real rewards
+    and terminals, bootstrapped with imagined returns; DreamerV3's later ``repval``: 0.3)."""
+    repval_return: str = "lambda"
+    """The replay value loss's target: ``lambda``, the window's λ-return; ``mc``, where the
+    step's episode has finished, its discounted return to the episode's end (Monte Carlo: the
+    real rewards to a terminal, or to a time limit or the budget's cut plus the critic's value
+    of the last state when it ended; the episode in progress keeps λ-returns); ``max``, the
+    larger of the two (MCAC, Wilcox et al. 2022): a long episode's real return lifts values
+    that bootstrapping raises only slowly (a 1,000-step horizon at gamma 0.999), and an old
+    policy's short episode cannot drag them down."""
+    repval_grad: bool = False
+    """The replay value loss also trains the world model's representation through the
+    posterior states (DreamerV3's ``repval_grad``); the model then steps after imagining."""
+    return_decay: float = 0.99
+    """EMA decay of the 5th-95th percentile range that scales the actor's advantages."""
+    end_fraction: float = 0.0
+    """Share of each batch's windows drawn to end at a stored terminal step (the rest are
+    uniform): the continue head sees the rare episode ends more often."""
+    expl_scale: float = 0.0
+    """Weight of Plan2Explore's intrinsic reward, the disagreement of an ensemble predicting
+    the next stochastic state, added to the imagined and the replayed rewards (0: off, no
+    ensemble): the policy is sent where the world model has seen too little."""
+    expl_heads: int = 8
+    """Heads of that ensemble."""
+    end_balance: bool = False
+    """Draw those windows half from terminals whose last reward is positive and half from the
+    rest (where both are stored): rare successes are replayed as often as common failures."""
+    act_policy: str = "sample"
+    """How the agent acts in its training episodes: ``sample``, the posterior's state and the
+    actor's action sampled (DreamerV3's), or ``mode``, both most likely, as ``evaluate`` acts
+    by default: the training episodes (the score, the stop and the best checkpoint) then
+    measure the policy that is evaluated, and exploration is left to ``explore_eps``."""
+    score_every: int = 1
+    """Every k-th training episode (k > 1) is a scored one: it acts as ``evaluate`` does
+    (``eval_policy``, no ``explore_eps``), and only these count towards the score (the stop,
+    the best checkpoint, the curve); the others act by ``act_policy`` with ``explore_eps``.
+    DreamerV3's evaluation episodes, run in the training env, their real steps counted. 1: no
+    separate ones, every episode is scored as it acts."""
+    explore_eps: float = 0.0
+    """Temporally-extended epsilon-greedy in the real env (ez-greedy, Dabney et al. 2021): at
+    each decision with no random action in progress, with this probability one starts, a
+    uniformly random action held for n decisions, n ~ zeta(``explore_exponent``) (capped at
+    10,000): long enough runs of one action to reach what one-step noise never does, such as a
+    lander left idle long enough to come to rest. Training acting only (0: off)."""
+    explore_exponent: float = 2.0
+    """Exponent of that zeta distribution (> 1; 2: Dabney et al.'s; larger: shorter holds)."""
+    prio_fraction: float = 0.0
+    """Share of each batch's windows drawn by priority (DreamerV3's prioritized replay; the
+    end windows first, the rest uniform): P(window) ~ (mean over its steps of each step's
+    latest world-model loss) ** ``prio_exponent``; a step not yet trained on has the highest
+    loss seen. The model replays what it predicts worst, such as a lander's rare contacts."""
+    prio_exponent: float = 0.8
+    """Exponent of those priorities (0: uniform; 1: proportional to the loss)."""
+    replay_capacity: int = 5_000_000
+    """Steps the replay holds (capped at total_steps: a run never needs more)."""
+    replay_memory_gb: float = 16.0
+    """RAM the replay may take (at most half the machine's); a larger replay streams its
+    windows from the episode store through an LRU cache of this size."""
+    target_return: float | None = None
+    """Stop once the mean of the last ``stop_window`` episodes reaches it (None: the env's
+    reward threshold)."""
+    stop_at_target: bool = True
+    """Stop once the score reaches the target; false: train the whole budget (the curve still
+    says when it first reached it)."""
+    stop_window: int = 10
+    """Training episodes whose mean is the score (stop, best checkpoint, curve)."""
+    stop_confirm: bool = False
+    """After a scored episode that reaches the target, hold the agent fixed (no updates; the
+    held episodes' steps owe none) to see whether it repeats: the run stops only once
+    ``stop_window`` scored episodes in a row, each at the target, were played by one held
+    agent; a held episode under it lets training go on. The agent that stops is then the one
+    measured, not the one that learned on for a window's worth of updates after it."""
+    bf16: bool = True
+    """bf16 autocast on CUDA (ignored on CPU)."""
+    eval_policy: str = "mode"
+    """How ``evaluate`` (and ``--video``) acts: ``mode``, the actor's most likely action from
+    the posterior's most likely state; ``sample``, both sampled as in training, where the
+    score and the best checkpoint come from (DreamerV3's own eval mode samples). Sampling is
+    seeded by the run's seed and ``evaluate.seed_offset``; a run may change this later."""
+    eval_checkpoint: str = "best"
+    """Which agent ``evaluate``, ``--video``, ``diagnose`` and the dream use: ``best``, the
+    checkpoint of the best score (a mean of ``stop_window`` training episodes, so partly
+    luck), or ``last``, the agent at the end of training (what DreamerV3 reports)."""
+
+    def check(self) -> None:
+        checks = [  # sizes, budgets and finite ranges: the generic rule in config/validate.py
+            (self.classes >= 2 and self.bins >= 2, "dreamer.classes and dreamer.bins must be >= 2"),
+            (self.unimix < 1, "dreamer.unimix must be in [0, 1)"),
+            (self.gamma > 0 and self.slow_critic_tau > 0, "dreamer.gamma and "
+             "dreamer.slow_critic_tau must be in (0, 1]"),
+            (self.encoder in ("auto", "mlp", "cnn"), "dreamer.encoder must be auto, mlp or cnn"),
+            (self.expl_heads >= 2 and self.expl_scale >= 0, "dreamer.expl_heads must be >= 2 "
+             "and dreamer.expl_scale >= 0 (0: no exploration bonus)"),
+            (0 <= self.entropy_floor < 1 and (self.entropy > 0 or self.entropy_floor == 0),
+             "dreamer.entropy_floor must be in [0, 1) (0: off), and needs dreamer.entropy > 0 "
+             "as the coefficient's lower bound"),
+            (self.entropy_floor_steps == 0 or self.entropy_floor > 0, "dreamer."
+             "entropy_floor_steps lowers dreamer.entropy_floor, so it needs a floor > 0"),
+            (self.eval_policy in ("mode", "sample"), "dreamer.eval_policy must be mode (the "
+             "most likely action) or sample (sampled from the actor, as in training)"),
+            (self.act_policy in ("mode", "sample"), "dreamer.act_policy must be sample (as "
+             "DreamerV3 acts in training) or mode (the most likely action, as evaluated)"),
+            (self.eval_checkpoint in ("best", "last"), "dreamer.eval_checkpoint must be best "
+             "(the best training score's checkpoint) or last (the end of training)"),
+            (self.explore_eps < 1 and self.explore_exponent > 1, "dreamer.explore_eps must "
+             "be in [0, 1) (0: off) and dreamer.explore_exponent > 1 (a zeta distribution)"),
+            (self.end_fraction + self.prio_fraction <= 1, "dreamer.end_fraction + "
+             "dreamer.prio_fraction must be <= 1 (the rest of each batch is uniform)"),
+            (0 <= self.actor_grad_mix <= 1, "dreamer.actor_grad_mix must be in [0, 1] (0: "
+             "REINFORCE only, 1: dynamics backpropagation only)"),
+            (self.repval_return in ("lambda", "mc", "max"), "dreamer.repval_return must be "
+             "lambda, mc or max"),
+            (self.repval_return == "lambda" or self.repval_scale > 0, "dreamer.repval_return "
+             "sets the target of the replay value loss: it needs dreamer.repval_scale > 0"),
+            (self.imag_last <= self.seq_len, "dreamer.imag_last must be <= dreamer.seq_len "
+             "(0: imagine from every step of a window)"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
