@@ -4,6 +4,9 @@ import pytest
 
 from worldmodels.config import Config, incompatible_keys, parse_set, resolve
 from worldmodels.errors import UserError
+from worldmodels.registry import REGISTRY
+from worldmodels.training.actor_critic_config import ActorCriticConfig, ImaginationConfig
+from worldmodels.training.ppo_baseline import PpoConfig
 
 
 def test_presets_stack_in_order():
@@ -75,9 +78,11 @@ def test_beta_anneals_linearly_and_defaults_per_model_kind():
     assert beta_at(cfg, "mlp_vae", 0) == 0.05
 
 
-def test_seed_002_world_model_yaml_is_accepted(tmp_path):
+def test_a_world_model_yaml_is_accepted(tmp_path):
+    """A world model + PPO config file's ``world_model:`` section (vae / mdn_rnn / training /
+    data_collection) reads as this config's keys."""
     from worldmodels.config import load_yaml, resolve
-    from worldmodels.methods.wm_ppo import translate_seed_yaml
+    from worldmodels.methods.wm_ppo import translate_world_model_yaml
 
     path = tmp_path / "world_model_ppo.yaml"
     path.write_text(
@@ -87,16 +92,17 @@ def test_seed_002_world_model_yaml_is_accepted(tmp_path):
         "  training: {pretrain_epochs: 4, imagination_ratio: 0.5, imagination_horizon: 15}\n"
         "  data_collection: {random_collection_steps: 10000}\n"
     )
-    cfg = resolve("CartPole-v1", [], translate_seed_yaml(load_yaml(path), str(path)), {})
+    cfg = resolve("CartPole-v1", [], translate_world_model_yaml(load_yaml(path), str(path)), {})
     assert cfg.method == "wm-ppo"
     assert (cfg.vision.latent_dim, cfg.vision.hidden_dims, cfg.vision.beta) == (16, [64, 32], 1.0)
     assert (cfg.memory.hidden_dim, cfg.memory.num_mixtures, cfg.memory.lr) == (32, 3, 1e-3)
     assert cfg.vision.epochs == cfg.memory.epochs == 4
-    assert (cfg.imagination.ratio, cfg.imagination.horizon) == (0.5, 15)
-    assert cfg.imagination.random_steps == 10000
+    imagination = cfg.section(ImaginationConfig)
+    assert (imagination.ratio, imagination.horizon) == (0.5, 15)
+    assert imagination.random_steps == 10000
     path.write_text("world_model:\n  vae: {latent_size: 3}\n")
     with pytest.raises(UserError, match=r"unknown key world_model\.vae\.latent_size"):
-        translate_seed_yaml(load_yaml(path), str(path))
+        translate_world_model_yaml(load_yaml(path), str(path))
 
 
 def test_method_presets_apply_only_to_their_method():
@@ -104,7 +110,8 @@ def test_method_presets_apply_only_to_their_method():
 
     ppo = resolve("CartPole-v1", [], {}, {"method": "wm-ppo"})
     classic = resolve("CartPole-v1", [], {}, {})
-    assert ppo.imagination.ratio == 0.8 and classic.imagination.ratio == 0.5
+    assert ppo.section(ImaginationConfig).ratio == 0.8
+    assert classic.section(ImaginationConfig).ratio == 0.5
     from worldmodels.pipeline import open_run
 
     with pytest.raises(UserError, match="unknown method 'nope'"):
@@ -150,35 +157,44 @@ def test_an_env_without_preset_gets_defaults_sized_from_its_spaces(tmp_path):
     assert (cart.vision.latent_dim, cart.vision.epochs) == (8, 20)  # its preset, not sized
 
 
-def test_a_method_registers_its_own_section(monkeypatch):
-    """A method file adds its section: typed keys in --set and YAML, its own checks and
-    resume-mutable keys, round-tripped through config.yaml."""
+def test_a_method_declares_its_own_section(monkeypatch):
+    """A method declares its section beside its code: typed keys in --set and YAML, each
+    field's rules and resume mutability from its ``knob``, its own checks, round-tripped
+    through config.yaml."""
     from dataclasses import dataclass
 
     import yaml
 
-    from worldmodels.config import dump_yaml, schema
+    from worldmodels.config import SECTIONS, declare_section, dump_yaml, knob
     from worldmodels.config.merge import apply_overrides
 
     @dataclass
     class ToyConfig:
-        MUTABLE = ("budget",)
         width: int = 4
-        budget: int = 10
+        budget: int = knob(10, mutable=True)
+        clip_range: float = 3.0  # no rule by name: a plain float is >= 0
+        lr: float = knob(0.5, rate=True)
 
         def check(self) -> None:
             if self.width % 2:
                 raise UserError("toy.width must be even")
 
-    monkeypatch.setitem(schema.SECTIONS, "toy", ToyConfig)
+    monkeypatch.setitem(SECTIONS, "toy", ToyConfig)  # as declare_section does, undone after
+    assert declare_section("toy", ToyConfig) is ToyConfig  # declaring again: a no-op
+    with pytest.raises(ValueError, match="declared twice"):
+        declare_section("toy", PpoConfig)
     cfg = resolve("CartPole-v1", [], {}, parse_set(["toy.width=8"]))
-    assert cfg.section("toy").width == 8
+    assert cfg.section(ToyConfig).width == 8
+    wide_clip = resolve("CartPole-v1", [], {}, parse_set(["toy.clip_range=7"]))
+    assert wide_clip.section(ToyConfig).clip_range == 7.0
     with pytest.raises(UserError, match="expects an integer"):
         resolve("CartPole-v1", [], {}, parse_set(["toy.width=wide"]))
     with pytest.raises(UserError, match=r"toy\.width must be even"):
         resolve("CartPole-v1", [], {}, parse_set(["toy.width=7"]))
     with pytest.raises(UserError, match=r"toy\.width=0 is out of range: it must be >= 1"):
         resolve("CartPole-v1", [], {}, parse_set(["toy.width=0"]))  # the generic rule
+    with pytest.raises(UserError, match=r"toy\.lr=2\.0 is out of range: it must be \(0, 1\]"):
+        resolve("CartPole-v1", [], {}, parse_set(["toy.lr=2"]))  # its knob
     with pytest.raises(UserError, match=r"unknown config key 'toy\.depth'"):
         resolve("CartPole-v1", [], {}, parse_set(["toy.depth=1"]))
     back = Config()
@@ -190,21 +206,75 @@ def test_a_method_registers_its_own_section(monkeypatch):
     assert incompatible_keys(cfg, wider) == ["toy.width"]
 
 
-def test_a_stored_config_with_a_method_section_loads_without_importing_methods(tmp_path):
-    """Library use (e.g. `compare` on a dreamer run) reads config.yaml before anything has
-    imported the methods package: their sections are found then, not refused."""
+def test_resume_mutable_keys_are_the_declared_ones():
+    """Which keys a resumed run may change comes from each field's ``knob(mutable=True)``:
+    budgets, parallelism, evaluation and planning, nothing that shapes a checkpoint."""
+    from worldmodels.config import flat_items, resume_mutable, to_dict
+
+    mutable = {k for k in flat_items(to_dict(Config())) if resume_mutable(k)}
+    assert mutable == {
+        *("collect.episodes", "collect.workers", "vision.epochs", "memory.epochs"),
+        *("memory.temperature", "device", "threads", "method"),
+        *(f"controller.{k}" for k in ("generations", "eval_every", "eval_episodes")),
+        *("controller.target_return", "controller.workers"),
+        *(f"dream.{k}" for k in ("horizon", "start", "done_mode", "start_states", "rollouts")),
+        *(f"dream.{k}" for k in ("iterations", "eval_episodes", "collect_episodes")),
+        "dream.retrain_epochs",
+        *(f"ac.{k}" for k in ("total_steps", "updates", "target_return", "stop_window")),
+        *(f"ac.{k}" for k in ("eval_every", "eval_episodes", "dream_gate")),
+        *("ac.dream_gate_episodes", "ac.dream_gate_fraction"),
+        *(f"ppo.{k}" for k in ("total_steps", "target_return", "stop_window", "eval_every")),
+        "ppo.eval_episodes",
+        *(f"evaluate.{k}" for k in ("episodes", "seed_offset", "batch_envs", "planner")),
+        *(f"parallel.{k}" for k in ("executor", "ray_address", "task_timeout", "max_retries")),
+        "mpc.total_steps",
+        *(f"planner.{k}" for k in ("kind", "horizon", "gamma", "aggregate", "blend")),
+        *(f"planner.{k}" for k in ("max_sequences", "population", "elites", "iterations")),
+        *(f"planner.{k}" for k in ("init_std", "mppi_lambda", "seed")),
+        *(f"dreamer.{k}" for k in ("total_steps", "target_return", "stop_at_target")),
+        *(f"dreamer.{k}" for k in ("stop_window", "stop_confirm", "replay_memory_gb")),
+        *(f"dreamer.{k}" for k in ("bf16", "eval_policy", "eval_checkpoint")),
+    }
+
+
+def test_config_and_methods_package_import_no_method():
+    """The config layer and the methods package import no method file: the registry (above
+    the methods) does, and a stored config with a method's section still loads without it,
+    kept as stored until the method is registered and types it."""
     import subprocess
     import sys
 
-    (tmp_path / "config.yaml").write_text("method: dreamer\ndreamer:\n  deter: 32\n")
     code = (
-        "import sys; from worldmodels.runs import RunDir; "
-        f"cfg = RunDir({str(tmp_path)!r}).load_config(); "
-        "assert 'worldmodels.methods' in sys.modules; print(cfg.section('dreamer').deter)"
+        "import sys; import worldmodels.config, worldmodels.methods, worldmodels.runs; "
+        "print(sorted(m for m in sys.modules if m.startswith('worldmodels.methods.')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "32"
+    names = {"classic", "dream", "a2c", "wm_ppo", "mpc", "ppo", "dreamer"}
+    assert not {f"worldmodels.methods.{n}" for n in names} & set(eval(out.stdout))
+    assert list(REGISTRY)[:6] == ["classic", "dream", "a2c", "wm-ppo", "mpc", "ppo"]
+
+
+def test_a_stored_config_with_a_method_section_loads_without_the_registry(tmp_path):
+    """Library use (e.g. `compare` on a ppo run) reads config.yaml before anything has
+    registered the methods: their sections are kept, not refused, and typed on first use."""
+    import subprocess
+    import sys
+
+    (tmp_path / "config.yaml").write_text("method: ppo\nppo:\n  n_envs: 3\n")
+    code = (
+        "import sys; from worldmodels.config import to_dict; "
+        "from worldmodels.runs import RunDir; "
+        f"cfg = RunDir({str(tmp_path)!r}).load_config(); "
+        "assert 'worldmodels.registry' not in sys.modules; "
+        "assert to_dict(cfg)['ppo'] == {'n_envs': 3}, to_dict(cfg); "
+        "import worldmodels.registry; "
+        "from worldmodels.training.ppo_baseline import PpoConfig; "
+        "ppo = cfg.section(PpoConfig); print(ppo.n_envs, ppo.n_steps)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "3 2048"
 
 
 @pytest.mark.parametrize(
@@ -231,4 +301,5 @@ def test_signed_numbers_stay_allowed():
     cfg = resolve(
         "CartPole-v1", [], {}, parse_set(["ppo.log_std_init=-2", "ac.target_return=-100"])
     )
-    assert cfg.ppo.log_std_init == -2.0 and cfg.ac.target_return == -100.0
+    assert cfg.section(PpoConfig).log_std_init == -2.0
+    assert cfg.section(ActorCriticConfig).target_return == -100.0

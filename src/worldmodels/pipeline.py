@@ -29,7 +29,7 @@ from worldmodels.data.rollout import EnvPool, run_batch
 from worldmodels.data.store import EpisodeStore
 from worldmodels.envs import EnvSpec, probe
 from worldmodels.errors import UserError
-from worldmodels.methods import REGISTRY, Context, get
+from worldmodels.methods import Context, get
 from worldmodels.methods.base import CONFIG_ADAPTERS
 from worldmodels.methods.mpc import planner_policies
 from worldmodels.methods.stages import (
@@ -42,6 +42,7 @@ from worldmodels.methods.stages import (
 )
 from worldmodels.parallel import preflight
 from worldmodels.progress import progress_bar
+from worldmodels.registry import REGISTRY
 from worldmodels.runs import (
     DiskError,
     RunDir,

@@ -221,7 +221,9 @@ class RunDir:
                 f"damaged: use a new --run-dir"
             ) from None
         cfg = Config()
-        apply_overrides(cfg, data)
+        # a method's section read before its method is registered (library use) is kept as
+        # it was stored, and typed when the method is (``Config.section``)
+        apply_overrides(cfg, data, keep_unknown=True)
         return cfg
 
     def write_config(self, cfg: Config, spec: EnvSpec) -> None:

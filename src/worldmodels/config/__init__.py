@@ -1,26 +1,23 @@
-"""One typed config tree (``schema``), resolved from presets, files and ``--set`` (``merge``),
-checked before any work (``validate``)."""
+"""One typed config tree (``schema``, each field's rules declared on it with ``knob``:
+``fields``), resolved from presets, files and ``--set`` (``merge``), checked before any work
+(``validate``). A method's own sections are declared beside its code (``declare_section``)."""
 
-from worldmodels.config.agents import (
-    ActorCriticConfig,
-    ImaginationConfig,
-    MpcConfig,
-    PlannerConfig,
-    PpoConfig,
-)
+from worldmodels.config.fields import Knob, knob
 from worldmodels.config.merge import (
-    RESUME_MUTABLE_KEYS,
     apply_overrides,
     dump_yaml,
+    field_rules,
     flat_items,
     incompatible_keys,
     load_yaml,
     parse_set,
     resolve,
+    resume_mutable,
     to_dict,
 )
 from worldmodels.config.presets import env_presets, method_files, preset_names
 from worldmodels.config.schema import (
+    SECTIONS,
     CollectConfig,
     Config,
     ControllerConfig,
@@ -29,36 +26,41 @@ from worldmodels.config.schema import (
     EvaluateConfig,
     MemoryConfig,
     ParallelConfig,
+    PlannerConfig,
     VisionConfig,
+    declare_section,
+    register_section,
 )
 from worldmodels.config.validate import validate
 
 __all__ = [
-    "RESUME_MUTABLE_KEYS",
-    "ActorCriticConfig",
+    "SECTIONS",
     "CollectConfig",
     "Config",
     "ControllerConfig",
     "DreamConfig",
     "EnvConfig",
     "EvaluateConfig",
-    "ImaginationConfig",
+    "Knob",
     "MemoryConfig",
-    "MpcConfig",
     "ParallelConfig",
     "PlannerConfig",
-    "PpoConfig",
     "VisionConfig",
     "apply_overrides",
+    "declare_section",
     "dump_yaml",
     "env_presets",
+    "field_rules",
     "flat_items",
     "incompatible_keys",
+    "knob",
     "load_yaml",
     "method_files",
     "parse_set",
     "preset_names",
+    "register_section",
     "resolve",
+    "resume_mutable",
     "to_dict",
     "validate",
 ]

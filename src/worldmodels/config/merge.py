@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib
-import types
 import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from worldmodels.config.agents import PlannerConfig
+from worldmodels.config.coerce import apply_fields, section_items, typed_section
+from worldmodels.config.fields import Knob, rules_of
 from worldmodels.config.presets import (
     env_preset,
     method_part,
@@ -26,158 +25,83 @@ from worldmodels.config.schema import SECTIONS, Config
 from worldmodels.config.validate import validate
 from worldmodels.errors import UserError
 
-# Keys a resumed or re-run run may change: budgets, parallelism and evaluation.
-# Anything else (sizes, env, seeds, learning rates) makes the stored checkpoints incompatible.
-RESUME_MUTABLE_KEYS = frozenset(
-    {
-        "collect.episodes",
-        "collect.workers",
-        "vision.epochs",
-        "memory.epochs",
-        "controller.generations",
-        "controller.eval_every",
-        "controller.eval_episodes",
-        "controller.target_return",
-        "device",
-        "threads",
-        "method",
-        "memory.temperature",
-        "dream.horizon",
-        "dream.start",
-        "dream.done_mode",
-        "dream.start_states",
-        "dream.rollouts",
-        "dream.iterations",
-        "dream.eval_episodes",
-        "dream.collect_episodes",
-        "dream.retrain_epochs",
-        "ac.total_steps",
-        "ac.updates",
-        "ppo.total_steps",
-        "ppo.target_return",
-        "ppo.stop_window",
-        "ppo.eval_every",
-        "ppo.eval_episodes",
-        "ac.target_return",
-        "ac.stop_window",
-        "ac.eval_every",
-        "ac.eval_episodes",
-        "ac.dream_gate",
-        "ac.dream_gate_episodes",
-        "ac.dream_gate_fraction",
-        "evaluate.episodes",
-        "evaluate.seed_offset",
-        "evaluate.batch_envs",
-        "evaluate.planner",
-        "controller.workers",
-        "parallel.executor",
-        "parallel.ray_address",
-        "parallel.task_timeout",
-        "parallel.max_retries",
-        "mpc.total_steps",
-    }
-    # how to plan never invalidates a checkpoint: the planner reads V and M as they are
-    | {f"planner.{f.name}" for f in dataclasses.fields(PlannerConfig)}
-)
-
 
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+def bind_sections(cfg: Config) -> None:
+    """Give ``cfg`` every declared section it lacks, and type those it holds as mappings."""
+    for name, cls in SECTIONS.items():
+        cfg.sections[name] = typed_section(name, cls, cfg.sections.get(name))
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     """A plain nested dict (YAML-safe) of a config dataclass; a method's own sections sit at
-    the top level beside the built-in ones."""
+    the top level beside the shared ones."""
+    if isinstance(cfg, Config):
+        bind_sections(cfg)
     out = dataclasses.asdict(cfg)
     out.update(out.pop("sections", {}))
     return out
 
 
-def load_method_sections(cfg: Config) -> None:
-    """Import the methods package (discovery, as a plugin registry does: the config layer does
-    not import it statically) so that every method's section is registered, and give ``cfg``
-    the sections it lacks -- a stored config.yaml read before any method was imported."""
-    importlib.import_module("worldmodels.methods")
-    for name, cls in SECTIONS.items():
-        cfg.sections.setdefault(name, cls())
+def field_rules(key: str) -> Knob | None:
+    """The rules (``knob``) of config key ``key``, e.g. ``ppo.total_steps``; None: no such
+    key among the declared ones."""
+    parts = key.split(".")
+    cls: Any = Config
+    if parts[0] in SECTIONS:
+        cls, parts = SECTIONS[parts[0]], parts[1:]
+    for i, part in enumerate(parts):
+        found = {f.name: f for f in dataclasses.fields(cls)}.get(part)
+        if found is None or part == "sections":
+            return None
+        if i == len(parts) - 1:
+            return rules_of(cls, found)
+        cls = _hints(cls)[part]
+        if not dataclasses.is_dataclass(cls):
+            return None
+    return None
 
 
 def resume_mutable(key: str) -> bool:
-    """Whether a resumed run may change ``key`` (a method's section lists its own)."""
-    section, _, name = key.partition(".")
-    if section in SECTIONS:
-        return name in getattr(SECTIONS[section], "MUTABLE", ())
-    return key in RESUME_MUTABLE_KEYS
+    """Whether a resumed or re-run run may change ``key``: the field is declared
+    ``mutable`` (budgets, parallelism, evaluation); anything else (sizes, env, seeds, learning
+    rates) shapes the stored checkpoints."""
+    found = field_rules(key)
+    return found is not None and found.mutable
 
 
-def _coerce(value: Any, typ: Any, key: str) -> Any:
-    """Check ``value`` against the annotated type ``typ``; return it converted or raise."""
-    origin = typing.get_origin(typ)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(typ)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key)
-            except UserError:
-                continue
-        names = " or ".join("null" if a is type(None) else a.__name__ for a in args)
-        raise UserError(f"config key '{key}' expects {names}, got {value!r}")
-    if origin is list:
-        (item_type,) = typing.get_args(typ)
-        if isinstance(value, tuple):
-            value = list(value)
-        if not isinstance(value, list):
-            raise UserError(f"config key '{key}' expects a list such as [64, 64], got {value!r}")
-        return [_coerce(v, item_type, key) for v in value]
-    if typ is bool:
-        if isinstance(value, bool):
-            return value
-        raise UserError(f"config key '{key}' expects true or false, got {value!r}")
-    if typ is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise UserError(f"config key '{key}' expects an integer, got {value!r}")
-    if typ is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise UserError(f"config key '{key}' expects a number, got {value!r}")
-    if typ is str:
-        if isinstance(value, str):
-            return value
-        raise UserError(f"config key '{key}' expects a string, got {value!r}")
-    raise UserError(f"config key '{key}' has an unsupported type {typ}")
-
-
-def apply_overrides(cfg: Any, overrides: dict[str, Any], prefix: str = "") -> None:
-    """Apply a nested dict of overrides to a config dataclass in place, checking every key."""
-    hints = _hints(type(cfg))
-    extra: dict[str, Any] = cfg.sections if isinstance(cfg, Config) else {}
-    if isinstance(cfg, Config) and set(overrides) - set(extra) - {"sections"}:
-        load_method_sections(cfg)
-    names = {f.name for f in dataclasses.fields(cfg)} - {"sections"} | set(extra)
+def apply_overrides(
+    cfg: Any, overrides: dict[str, Any], prefix: str = "", keep_unknown: bool = False
+) -> None:
+    """Apply a nested dict of overrides to a config dataclass in place, checking every key.
+    ``keep_unknown``: a top-level mapping that is no declared section (a stored config.yaml
+    read before its method was registered) is kept as it is rather than refused."""
+    if not isinstance(cfg, Config):
+        apply_fields(cfg, overrides, prefix)
+        return
+    bind_sections(cfg)
+    names = {f.name for f in dataclasses.fields(cfg)} - {"sections"} | set(SECTIONS)
     for key, value in overrides.items():
-        full = f"{prefix}{key}"
-        if key not in names:
-            valid = ", ".join(sorted(f"{prefix}{n}" for n in names))
-            raise UserError(f"unknown config key '{full}'; valid keys here: {valid}")
-        current = extra[key] if key in extra else getattr(cfg, key)
-        if dataclasses.is_dataclass(current):
-            if not isinstance(value, dict):
-                raise UserError(
-                    f"config key '{full}' is a section; set its fields, e.g. {full}.<field>=value"
-                )
-            apply_overrides(current, value, prefix=f"{full}.")
+        if key in SECTIONS:
+            apply_fields(cfg.sections[key], section_items(value, key), prefix=f"{key}.")
+        elif key in names:
+            apply_fields(cfg, {key: value})
+        elif keep_unknown and isinstance(value, dict):
+            cfg.sections[key] = _merged(cfg.sections.get(key) or {}, value)
         else:
-            setattr(cfg, key, _coerce(value, hints[key], full))
+            valid = ", ".join(sorted(names))
+            raise UserError(f"unknown config key '{key}'; valid keys here: {valid}")
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        both = isinstance(v, dict) and isinstance(out.get(k), dict)
+        out[k] = _merged(out[k], v) if both else copy.deepcopy(v)
+    return out
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:

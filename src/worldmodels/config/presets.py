@@ -11,15 +11,15 @@ A method's presets are its own file, so adding a method never edits another's.
 from __future__ import annotations
 
 import functools
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-_ROOT = resources.files("worldmodels") / "presets"
+_ROOT = Path(__file__).resolve().parent.parent / "presets"
 
 
-def _read(path: Any) -> dict[str, Any]:
+def _read(path: Path) -> dict[str, Any]:
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ValueError(f"preset file {path} must hold a mapping")

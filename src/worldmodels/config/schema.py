@@ -1,31 +1,29 @@
 """The typed config tree: one dataclass per section, each field documented (its docstring is
-its help). Loading and merging are in ``merge.py``, range checks in ``validate.py``, the preset
-overlays in ``presets/*.yaml``. The agents' sections are in ``agents.py``."""
+its help) and its rules declared on it (``knob``, ``fields.py``). Here are the sections every
+method shares (the env, collection, V, M, the CMA-ES controller, the dream env, the planner,
+evaluation, parallelism); a method's own sections are declared beside its code and added with
+``declare_section`` when the method registers. Loading and merging are in ``merge.py``, range
+checks in ``validate.py``, the preset overlays in ``presets/*.yaml``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, overload
 
-from worldmodels.config.agents import (
-    ActorCriticConfig,
-    ImaginationConfig,
-    MpcConfig,
-    PlannerConfig,
-    PpoConfig,
-)
+from worldmodels.config.coerce import typed_section
+from worldmodels.config.fields import knob
 
 
 @dataclass
 class EnvConfig:
     id: str = ""
     """Gymnasium id (``CartPole-v1``, ``ALE/Pong-v5``) or ``package.module:ClassName``."""
-    frame_skip: int = 0
+    frame_skip: int = knob(0, zero_ok=True)
     """Repeat each action this many env steps (0 = the env's own default)."""
     discrete_actions: bool = False
     """Use the env's discretised action set (CarRacing: 5 actions instead of 3 continuous)."""
-    max_episode_steps: int = 0
+    max_episode_steps: int = knob(0, zero_ok=True)
     """Truncate episodes after this many agent steps (0 = the env's own limit)."""
     image_size: int = 64
     """Pixel observations are resized to image_size x image_size RGB."""
@@ -38,9 +36,9 @@ class EnvConfig:
 
 @dataclass
 class CollectConfig:
-    episodes: int = 200
+    episodes: int = knob(200, mutable=True)
     """Number of episodes the store should hold; re-running continues to this count."""
-    workers: int = 1
+    workers: int = knob(1, mutable=True)
     """Worker processes used for collection (1 = in this process)."""
     policy: str = "random"
     """``random``, or a run directory whose trained agent (V+M+C) acts."""
@@ -52,9 +50,9 @@ class CollectConfig:
 class VisionConfig:
     kind: str = "auto"
     """``conv_vae`` (pixels), ``mlp_vae`` (vectors), ``identity`` (vectors: z = the normalised
-    state, for dynamics models on the state itself), ``mlp_ae`` (vectors, seed 004),
-    ``vq_vae`` (pixels or vectors: a codebook-quantised latent, seed 000) or ``auto`` to pick
-    by observation type."""
+    state, for dynamics models on the state itself), ``mlp_ae`` (vectors: a deterministic
+    autoencoder, for ``memory.joint``), ``vq_vae`` (pixels or vectors: a codebook-quantised
+    latent) or ``auto`` to pick by observation type."""
     latent_dim: int = 32
     """Size of the latent z."""
     hidden_dims: list[int] = field(default_factory=lambda: [256, 128])
@@ -66,13 +64,13 @@ class VisionConfig:
     ConvVAE (the paper's setting); 0.05 for the MLP VAE, because on low-dimensional state
     vectors a larger beta discards the very state the controller needs (beta = 1 left CartPole's
     latent explaining only 45-70% of each state variable and CMA-ES stalled near 145)."""
-    beta_anneal_epochs: int = 3
+    beta_anneal_epochs: int = knob(3, zero_ok=True)
     """beta rises linearly from 0 to ``beta`` over this many epochs (0 = no annealing)."""
     kl_tolerance: float = 0.5
     """Free nats per latent dimension: the KL term is max(KL, kl_tolerance * latent_dim)."""
-    lr: float = 1e-4
+    lr: float = knob(1e-4, rate=True)
     """Adam learning rate."""
-    epochs: int = 10
+    epochs: int = knob(10, zero_ok=True, mutable=True)
     """Training epochs over the training episodes."""
     batch_size: int = 64
     """Frames per batch."""
@@ -94,10 +92,10 @@ class VisionConfig:
 class MemoryConfig:
     kind: str = "mdn_rnn"
     """Memory model: ``mdn_rnn`` (LSTM + mixture density), ``residual_mlp`` (deterministic
-    next = z + residual_scale * delta, LayerNorm, Markov; seed 003) or ``latent_mlp`` (seed
-    004: an MLP on [z, a] predicts z_{t+1}; reward and done heads read the predicted latent)
-    or ``transformer`` (seed 000: causal attention over the last ``max_len`` [z, a], mixture
-    density output as the MDN-RNN's)."""
+    next = z + residual_scale * delta, LayerNorm, Markov), ``latent_mlp`` (an MLP on [z, a]
+    predicts z_{t+1}; reward and done heads read the predicted latent) or ``transformer``
+    (causal attention over the last ``max_len`` [z, a], mixture density output as the
+    MDN-RNN's)."""
     attn_layers: int = 2
     """transformer: attention blocks."""
     attn_heads: int = 4
@@ -123,27 +121,27 @@ class MemoryConfig:
     """residual_mlp / latent_mlp: weight of each rollout step's loss (empty = all 1)."""
     feature_weights: list[float] = field(default_factory=list)
     """residual_mlp / latent_mlp: weight of each z dimension's squared error (empty = all 1)."""
-    tf_start: float = 1.0
+    tf_start: float = knob(1.0, unit=True)
     """teacher_forcing: the probability of feeding the truth at epoch 0 ..."""
-    tf_decay: float = 0.9
+    tf_decay: float = knob(0.9, unit=True)
     """... multiplied by this every epoch (a decaying schedule) ..."""
-    tf_mix: float | None = None
+    tf_mix: float | None = knob(None, unit=True)
     """... unless this fixed mix is set (e.g. 0.5: half truth, half own predictions)."""
-    curriculum_epochs: int = 2
+    curriculum_epochs: int = knob(2, zero_ok=True)
     """curriculum: epochs at each rollout length."""
     joint: bool = False
-    """Train V and M together with one loss (seed 004): V's loss + M's loss, M's inputs carrying
-    gradient into V's encoder, its next-latent targets detached. V starts from train-vision's
-    result (``vision.epochs=0``: from scratch). Seed 004's model: ``vision.kind=mlp_ae``,
-    ``memory.kind=latent_mlp`` (the ``latent-mlp`` preset)."""
-    patience: int = 0
+    """Train V and M together with one loss: V's loss + M's loss, M's inputs carrying gradient
+    into V's encoder, its next-latent targets detached. V starts from train-vision's result
+    (``vision.epochs=0``: from scratch). The ``latent-mlp`` preset's model:
+    ``vision.kind=mlp_ae``, ``memory.kind=latent_mlp``."""
+    patience: int = knob(0, zero_ok=True)
     """Early stopping: stop when the validation loss has not improved for this many epochs
     (0 = train all epochs)."""
     hidden_dim: int = 256
     """LSTM hidden size; the transformer's model width; the MLP models' hidden width."""
     num_mixtures: int = 5
     """Gaussians in the mixture density output (per latent dimension)."""
-    temperature: float = 1.0
+    temperature: float = knob(1.0, mutable=True)
     """Sampling temperature tau when dreaming (logits / tau, sigma * sqrt(tau)); 0 = the
     mixture mean (a deterministic dream). ``--tau`` sets it."""
     seq_len: int = 32
@@ -152,9 +150,9 @@ class MemoryConfig:
     """Recurrent M: start each training window from M's state carried from the episode's
     first step (truncated backpropagation through time), so M trains on the states it acts
     from past ``seq_len``; false = every window from the zero state."""
-    lr: float = 1e-3
+    lr: float = knob(1e-3, rate=True)
     """Adam learning rate."""
-    epochs: int = 20
+    epochs: int = knob(20, zero_ok=True, mutable=True)
     """Training epochs."""
     batch_size: int = 32
     """Sequences per batch."""
@@ -162,7 +160,7 @@ class MemoryConfig:
     """Weight of the reward-head MSE in the memory loss."""
     done_weight: float = 1.0
     """Weight of the done-head BCE in the memory loss."""
-    grad_clip: float = 1.0
+    grad_clip: float = knob(1.0, positive=True)
     """Gradient-norm clip."""
     sample_latents: bool = True
     """Train on z sampled from V's posterior (as in the paper) rather than its mean."""
@@ -178,21 +176,21 @@ class ControllerConfig:
     """Hidden sizes of the ``mlp`` controller (tanh)."""
     population: int = 64
     """CMA-ES population size."""
-    sigma: float = 0.5
-    """CMA-ES initial step size."""
+    sigma: float = knob(0.5, positive=True, high=1e3)
+    """CMA-ES initial step size (at most 1000: larger overflows cma)."""
     rollouts: int = 4
     """Episodes per candidate; fitness is their mean return."""
-    generations: int = 50
+    generations: int = knob(50, mutable=True)
     """Maximum CMA-ES generations."""
-    eval_every: int = 1
+    eval_every: int = knob(1, mutable=True)
     """Evaluate the distribution mean every this many generations."""
-    eval_episodes: int = 16
+    eval_episodes: int = knob(16, mutable=True)
     """Episodes for that evaluation (these real steps are counted too)."""
-    target_return: float | None = None
+    target_return: float | None = knob(None, signed=True, mutable=True)
     """Stop when the evaluated mean reaches this (None = the env's reward_threshold)."""
-    max_steps: int = 0
+    max_steps: int = knob(0, zero_ok=True)
     """Cap on steps per training episode (0 = the env's limit)."""
-    workers: int = 1
+    workers: int = knob(1, mutable=True)
     """Worker processes (or Ray tasks in flight) evaluating the population."""
     eval_chunks: int = 4
     """The population is evaluated in this many blocks (tasks). Fixed apart from ``workers``
@@ -204,73 +202,134 @@ class ControllerConfig:
 class DreamConfig:
     """The dream env: M (with its reward and done heads) stepped as an environment."""
 
-    horizon: int = 1000
+    horizon: int = knob(1000, mutable=True)
     """Longest dream episode (also capped by the real env's time limit)."""
-    start: str = "initial"
+    start: str = knob("initial", mutable=True)
     """Dream episodes start from real stored states: ``initial`` (episode starts, like a
     real reset) or ``any`` (any stored time step)."""
-    done_mode: str = "sample"
+    done_mode: str = knob("sample", mutable=True)
     """``sample``: an episode ends with a Bernoulli draw of the done head's p; ``threshold``:
     where p > 0.5. Sampling is the default: on CartPole a dream-trained controller scored
     57 in the real env with ``threshold`` (it learnt to stay where p < 0.5) and 308 with
     ``sample``, at the same dream score."""
-    start_states: int = 20_000
+    start_states: int = knob(20_000, mutable=True)
     """Real states kept as dream starting points (every episode start is always kept)."""
-    rollouts: int = 16
+    rollouts: int = knob(16, mutable=True)
     """Dream episodes per CMA-ES candidate (``--method dream``); dreams are cheap."""
-    eval_episodes: int = 256
+    eval_episodes: int = knob(256, mutable=True)
     """Dream episodes of each evaluation of the CMA-ES mean and generation best (the stop
     test and the best checkpoint). With 20, a lucky candidate scored 495+ in the dream by
     generation 3-7 and stopped training; it then scored 162-275 in the real env."""
-    iterations: int = 1
+    iterations: int = knob(1, mutable=True)
     """The paper's iterative procedure: after each dream-trained controller (but the last),
     collect ``collect_episodes`` real episodes with it, retrain M on all data and train a
     new controller in the improved dream (1 = a single pass on random rollouts)."""
-    collect_episodes: int = 20
+    collect_episodes: int = knob(20, mutable=True)
     """Real episodes the controller collects per extra iteration."""
-    retrain_epochs: int = 10
+    retrain_epochs: int = knob(10, zero_ok=True, mutable=True)
     """Epochs of M's retraining per extra iteration."""
 
 
 @dataclass
 class ParallelConfig:
-    executor: str = "local"
+    executor: str = knob("local", mutable=True)
     """``local`` (processes on this machine) or ``ray`` (pip install 'worldmodels[ray]')."""
-    ray_address: str | None = None
+    ray_address: str | None = knob(None, mutable=True)
     """Ray cluster address (``auto`` = the running local cluster); None starts a private one."""
-    task_timeout: float = 600.0
+    task_timeout: float = knob(600.0, positive=True, mutable=True)
     """Seconds a task may run before its worker is killed and the task retried."""
-    max_retries: int = 2
+    max_retries: int = knob(2, zero_ok=True, mutable=True)
     """Retries of a task whose worker died or timed out, before the run stops."""
 
 
 @dataclass
 class EvaluateConfig:
-    episodes: int = 100
+    episodes: int = knob(100, mutable=True)
     """Evaluation episodes in the real env."""
-    seed_offset: int = 1_000_000
+    seed_offset: int = knob(1_000_000, zero_ok=True, mutable=True)
     """Evaluation episode seeds start at seed + seed_offset, apart from every training seed."""
-    batch_envs: int = 50
+    batch_envs: int = knob(50, mutable=True)
     """Envs stepped together during evaluation."""
-    planner: str | None = None
+    planner: str | None = knob(None, mutable=True)
     """Act by planning with M at evaluation (``auto``, ``enumerate``, ``cem``, ``mppi``; the
     ``planner`` section sets it up); None = the method's own agent."""
 
 
+@dataclass
+class PlannerConfig:
+    """Model-predictive control with M (``--method mpc`` and ``evaluate --planner`` on a run of
+    any method). Every candidate of one decision is a row of one ``imagine`` batch. How to plan
+    never invalidates a checkpoint (the planner reads V and M as they are): a resumed run may
+    change every key."""
+
+    kind: str = knob("auto", mutable=True)
+    """``enumerate`` (discrete: every action sequence, or ``max_sequences`` random ones),
+    ``cem`` or ``mppi`` (continuous), ``auto`` = enumerate / cem by action space."""
+    horizon: int = knob(8, mutable=True)
+    """Planning horizon H (``--planning-horizon``)."""
+    gamma: float = knob(0.99, unit=True, mutable=True)
+    """Discount of predicted rewards; a critic's value (if the run has one) at step H."""
+    aggregate: str = knob("mean", mutable=True)
+    """With an ensemble M: ``mean`` (the members' mean prediction) or ``pessimistic`` (each
+    member rolled alone, the worst value kept)."""
+    blend: float = knob(1.0, unit=True, mutable=True)
+    """Weight of planning against a base actor-critic policy: p = (1 - w) pi + w onehot(plan);
+    1 = planning alone (``--use-improved-controller``: 0.3)."""
+    max_sequences: int = knob(256, mutable=True)
+    """Discrete: enumerate all A^H sequences up to this many, else sample this many."""
+    population: int = knob(256, mutable=True)
+    """CEM / MPPI: action sequences sampled per iteration."""
+    elites: int = knob(32, mutable=True)
+    """CEM: the best sequences the Gaussian is refit to."""
+    iterations: int = knob(4, mutable=True)
+    """CEM / MPPI: refinement rounds per decision."""
+    init_std: float = knob(0.5, positive=True, mutable=True)
+    """CEM / MPPI: sampling std as a fraction of half the action range."""
+    mppi_lambda: float = knob(1.0, positive=True, mutable=True)
+    """MPPI: temperature of the softmax over sequence values."""
+    seed: int = knob(0, zero_ok=True, mutable=True)
+    """Seed of the planner's sampling (offset by the run's seed)."""
+
+
 SECTIONS: dict[str, type] = {}
-"""Config sections a method file adds (``register_section``): name -> dataclass. A section's
-class may define ``MUTABLE`` (field names a resumed run may change) and ``check(self)`` (range
-checks raising ``UserError``)."""
+"""The methods' own config sections, by name (``declare_section``). A section's class declares
+its fields' rules with ``knob`` and may define ``check(self)`` (its relations, raising
+``UserError``)."""
+
+S = TypeVar("S")
 
 
-def register_section(name: str) -> Callable[[type], type]:
-    """Class decorator: a method's own config section, ``name.<field>`` in files and --set."""
+def declare_section(name: str, cls: type[S]) -> type[S]:
+    """Add a method's own section, ``name.<field>`` in files and --set (a method's
+    ``own_sections`` are declared when it registers). Declaring it again is a no-op."""
+    if name in Config.__dataclass_fields__:
+        raise ValueError(f"config section '{name}' is one of the shared sections")
+    known = SECTIONS.get(name)
+    if known is not None and known is not cls:
+        raise ValueError(f"config section '{name}' is declared twice ({known} and {cls})")
+    SECTIONS[name] = cls
+    return cls
 
-    def add(cls: type) -> type:
-        SECTIONS[name] = cls
-        return cls
+
+def register_section(name: str) -> Callable[[type[S]], type[S]]:
+    """Class decorator form of ``declare_section`` (kept for a section declared on its
+    class rather than by its method)."""
+
+    def add(cls: type[S]) -> type[S]:
+        return declare_section(name, cls)
 
     return add
+
+
+def section_name(cls: type) -> str:
+    """The name a section class was declared under."""
+    for name, known in SECTIONS.items():
+        if known is cls:
+            return name
+    raise LookupError(
+        f"{cls.__name__} is not a declared config section; import worldmodels.registry "
+        "(it registers every method and its sections)"
+    )
 
 
 @dataclass
@@ -282,20 +341,16 @@ class Config:
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     dream: DreamConfig = field(default_factory=DreamConfig)
-    ac: ActorCriticConfig = field(default_factory=ActorCriticConfig)
-    imagination: ImaginationConfig = field(default_factory=ImaginationConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
-    mpc: MpcConfig = field(default_factory=MpcConfig)
-    ppo: PpoConfig = field(default_factory=PpoConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
-    method: str = "classic"
+    method: str = knob("classic", mutable=True)
     """Training method: one of the registered methods (``worldmodels envs`` lists them; the
     default, ``classic``, is V -> M -> CMA-ES controller in the real env)."""
-    seed: int = 0
+    seed: int = knob(0, zero_ok=True)
     """Master seed: every episode, batch and CMA-ES generation derives from it."""
-    device: str = "auto"
+    device: str = knob("auto", mutable=True)
     """``auto`` (cuda if available), ``cpu`` or ``cuda``."""
-    threads: int = 0
+    threads: int = knob(0, zero_ok=True, mutable=True)
     """Math threads of this process (``torch.set_num_threads``); 0 = the machine's default,
     written down as the number it was when the run was created. It changes results: a2c seed
     0 on CartPole scored 315.2 with one thread and 500.0 with two."""
@@ -304,8 +359,24 @@ class Config:
     sections: dict[str, Any] = field(
         default_factory=lambda: {name: cls() for name, cls in SECTIONS.items()}
     )
-    """The registered methods' own sections (``register_section``), by name."""
+    """The methods' own sections (``declare_section``), by name; in files and --set they sit
+    at the top level beside the shared ones. A section read from a file before its method was
+    registered is kept as the plain mapping it was until then (``section`` types it)."""
 
-    def section(self, name: str) -> Any:
-        """A method's own config section."""
-        return self.sections[name]
+    @overload
+    def section(self, key: type[S]) -> S: ...
+
+    @overload
+    def section(self, key: str) -> Any: ...
+
+    def section(self, key: type[Any] | str) -> Any:
+        """A method's own section, typed by its class: ``cfg.section(PpoConfig)``. (By name,
+        ``cfg.section("ppo")``, it is untyped: for scripts.)"""
+        name = key if isinstance(key, str) else section_name(key)
+        value = self.sections.get(name)
+        cls = SECTIONS.get(name)
+        if cls is None:
+            raise LookupError(f"no config section '{name}' is declared")
+        if not isinstance(value, cls):  # absent, or read before its method was registered
+            self.sections[name] = value = typed_section(name, cls, value)
+        return value

@@ -1,4 +1,4 @@
-"""``--method a2c`` (seed 000): A2C with GAE on [z, h], V and M trained end to end with it;
+"""``--method a2c``: A2C with GAE on [z, h], V and M trained end to end with it;
 optionally V (``ac.pretrain_vision``) and M (``ac.pretrain_memory``) pre-trained on random
 episodes first (``training/a2c.py``)."""
 
@@ -18,6 +18,7 @@ from worldmodels.models.memory import build_memory
 from worldmodels.models.vision import build_vision
 from worldmodels.runs import model_payload
 from worldmodels.training.a2c import A2cUpdate
+from worldmodels.training.actor_critic_config import ActorCriticConfig
 from worldmodels.training.memory import memory_kwargs
 from worldmodels.training.vision import vision_kind, vision_kwargs
 
@@ -54,12 +55,12 @@ class A2c(ActorCriticMethod):
     """V and M pre-trained (optional), then trained with the actor-critic's loss."""
 
     name = "a2c"
-    summary = "seed 000: A2C with V and M end to end, plus imagined rollouts"
+    summary = "A2C with V and M trained end to end, plus imagined rollouts"
     artifacts = checkpoints(NS)
     agent = NS
 
     def train(self, ctx: Context, skip: set[str]) -> None:
-        ac = ctx.cfg.ac
+        ac = ctx.cfg.section(ActorCriticConfig)
         pretrain = ac.pretrain_vision or ac.pretrain_memory
         if pretrain and "collect" not in skip:
             stage_collect(ctx)

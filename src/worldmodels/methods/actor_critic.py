@@ -1,9 +1,10 @@
-"""What the actor-critic methods (a2c, wm-ppo) share at the method level: acting with the
-saved actor-critic on the V and M it was trained with."""
+"""What the actor-critic methods (a2c, wm-ppo) share at the method level: their config
+sections (``ac``, ``imagination``) and acting with the saved actor-critic on the V and M it was
+trained with."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import ClassVar
 
 from worldmodels.agent import ActorCriticPolicy
@@ -11,6 +12,7 @@ from worldmodels.errors import UserError
 from worldmodels.methods.base import Context, MethodBase, PolicyFactory
 from worldmodels.methods.stages import agent_steps, require_agent_resume, timed, world_model
 from worldmodels.rl.actor_critic import ActorCritic
+from worldmodels.training.actor_critic_config import ActorCriticConfig, ImaginationConfig
 from worldmodels.training.agent_io import load_agent
 from worldmodels.training.on_policy import OnPolicyAlgorithm, train_on_policy
 from worldmodels.world_model import WorldModel
@@ -44,6 +46,10 @@ class ActorCriticMethod(MethodBase):
     name: ClassVar[str]
     agent: ClassVar[str]
     sections: ClassVar[tuple[str, ...]] = ("ac", "imagination")
+    own_sections: ClassVar[Mapping[str, type]] = {
+        "ac": ActorCriticConfig,
+        "imagination": ImaginationConfig,
+    }
     epochs_key = "ac.updates"
 
     def run_agent(self, ctx: Context, make: Callable[[WorldModel], OnPolicyAlgorithm]) -> None:

@@ -1,20 +1,23 @@
 """The method protocol and its registry.
 
-A method is one file in this package: a class with a name, the config sections it reads, the
-checkpoints it owns, ``train(ctx, skip)``, ``policy(ctx)`` (the agent that evaluation runs) and
-``real_env_steps(ctx)``, registered with ``@register``. The CLI's ``--method`` choices and help,
-``worldmodels envs``, evaluation and the benchmark suite read the registry.
+A method is one file in this package: a class with a name, the config sections it reads (and
+declares, its own: ``own_sections``), the checkpoints it owns, ``train(ctx, skip)``,
+``policy(ctx)`` (the agent that evaluation runs) and ``real_env_steps(ctx)``, registered with
+``@register``. ``worldmodels.registry`` imports every method file; the CLI's ``--method``
+choices and help, ``worldmodels envs``, evaluation and the benchmark suite read the registry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from worldmodels.config import declare_section
 from worldmodels.data.rollout import Policy
 from worldmodels.data.store import EpisodeStore
 from worldmodels.errors import UserError
+from worldmodels.methods.stages import split, world_model
 from worldmodels.runs import Context
 from worldmodels.world_model import WorldModel
 
@@ -34,10 +37,15 @@ class Method(Protocol):
     """One line for ``--help`` and ``worldmodels envs``."""
     sections: ClassVar[tuple[str, ...]]
     """The config sections it reads beyond env/collect/vision/memory."""
+    own_sections: ClassVar[Mapping[str, type]]
+    """Its own config sections, declared beside its code: name -> dataclass (fields declared
+    with ``config.knob``), ``name.<field>`` in files and --set once it is registered. Shared
+    sections (controller, dream, planner, ...) are the config tree's own."""
     artifacts: ClassVar[tuple[str, ...]]
     """The checkpoints it writes (``name/last``, ``name/best``) and owns alone."""
     epochs_key: ClassVar[str | None]
-    """The config key seed 000's ``--max-epoch`` sets for this method (None: not offered)."""
+    """The config key ``--max-epoch`` (an alias of the original World Models scripts) sets for
+    this method (None: not offered)."""
     agent: ClassVar[str | None]
     """The checkpoint namespace of its actor-critic (a planner's base policy and critic), if
     it trains one."""
@@ -72,13 +80,12 @@ class MethodBase:
 
     epochs_key: ClassVar[str | None] = None
     agent: ClassVar[str | None] = None
+    own_sections: ClassVar[Mapping[str, type]] = {}
     world_stages: ClassVar[tuple[str, ...]] = ()
 
     def world(self, ctx: Context) -> tuple[WorldModel, str]:
         """The run's world model as V + M (``diagnose``, the dream env, the Python API) and
         the checkpoint whose digest keys its latent cache."""
-        from worldmodels.methods.stages import world_model
-
         if not ctx.run.has("memory/best"):
             raise UserError(
                 f"{ctx.run.root} has no trained M; run `worldmodels train-memory --run-dir "
@@ -89,8 +96,6 @@ class MethodBase:
     def held_out(self, ctx: Context, scratch: Path) -> tuple[EpisodeStore, list[int], bool]:
         """Episodes the world model never trained on, for ``diagnose``: (their store, their
         indices, whether their latents may be cached in the run)."""
-        from worldmodels.methods.stages import split
-
         train, val = split(ctx)
         if not val:
             raise UserError(
@@ -109,12 +114,16 @@ def checkpoints(ns: str) -> tuple[str, str]:
 REGISTRY: dict[str, Method] = {}
 
 CONFIG_ADAPTERS: list[Callable[[dict[str, Any], str], dict[str, Any]]] = []
-"""Functions that translate a method's foreign config files (e.g. seed 002's ``world_model:``
-YAML) into this config's keys; ``--config`` files pass through each."""
+"""Functions that translate a method's foreign config files (e.g. the World Model PPO
+trainer's ``world_model:`` YAML) into this config's keys; ``--config`` files pass through
+each."""
 
 
 def register(cls: type) -> type:
-    """Class decorator: adds one instance of a method class to the registry."""
+    """Class decorator: adds one instance of a method class to the registry and declares its
+    own config sections."""
+    for name, section in getattr(cls, "own_sections", {}).items():
+        declare_section(name, section)
     REGISTRY[cls.name] = cls()  # type: ignore[attr-defined]
     return cls
 

@@ -1,5 +1,5 @@
 """``--method classic``: random rollouts -> V -> M -> C by CMA-ES in the real env (Ha &
-Schmidhuber, seed 001)."""
+Schmidhuber 2018, "World Models")."""
 
 from __future__ import annotations
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -39,7 +40,7 @@ from worldmodels.methods.stages import (
 )
 from worldmodels.runs import atomic_write_json
 from worldmodels.training.memory import finetune_memory
-from worldmodels.training.mpc import VALUE, fit_value, load_value, planner_config
+from worldmodels.training.mpc import VALUE, MpcConfig, fit_value, load_value, planner_config
 from worldmodels.world_model import WorldModel
 
 CURVE_WINDOW = 5  # planned episodes averaged for each learning-curve point
@@ -49,6 +50,7 @@ def train_mpc_loop(ctx: Context) -> dict[str, Any]:
     """Plan, store, retrain M (and the critic) until ``mpc.total_steps``; ``mpc.json`` holds
     the returns and the finished iterations."""
     cfg, run = ctx.cfg, ctx.run
+    mc = cfg.section(MpcConfig)
     path = run.root / "mpc.json"
     log = _read(path)
     if log["iterations"] and not log["complete"] and not ctx.resume:
@@ -58,15 +60,15 @@ def train_mpc_loop(ctx: Context) -> dict[str, Any]:
         )
     store = EpisodeStore(run.episodes)
     held = store.summary()["env_steps"]
-    if not log["iterations"] and not log["returns"] and held >= cfg.mpc.total_steps:
+    if not log["iterations"] and not log["returns"] and held >= mc.total_steps:
         raise UserError(
-            f"mpc.total_steps={cfg.mpc.total_steps:,} leaves no step to plan: {run.episodes} "
+            f"mpc.total_steps={mc.total_steps:,} leaves no step to plan: {run.episodes} "
             f"already holds {held:,} real env steps; raise mpc.total_steps (--set)"
         )
     env = make_env(cfg.env)
     writer = ctx.writer
     try:
-        while (steps := store.summary()["env_steps"]) < cfg.mpc.total_steps:
+        while (steps := store.summary()["env_steps"]) < mc.total_steps:
             world = world_model(ctx)
             value = load_value(run, world) if run.has(VALUE) else None
             planner = build_planner(
@@ -75,8 +77,8 @@ def train_mpc_loop(ctx: Context) -> dict[str, Any]:
             policy = PlannerPolicy(world, planner)
             t0 = time.time()
             with timed(ctx, "mpc_act"):
-                for _ in range(cfg.mpc.episodes_per_iter):
-                    left = cfg.mpc.total_steps - store.summary()["env_steps"]
+                for _ in range(mc.episodes_per_iter):
+                    left = mc.total_steps - store.summary()["env_steps"]
                     if left <= 0:
                         break
                     index = max(store.indices(), default=-1) + 1
@@ -98,11 +100,11 @@ def train_mpc_loop(ctx: Context) -> dict[str, Any]:
                     ctx.spec,
                     world,
                     train_idx,
-                    cfg.mpc.retrain_epochs,
+                    mc.retrain_epochs,
                     cfg.seed + 1_300 + log["iterations"],
                     ctx.progress,
                 )
-            if cfg.mpc.value_epochs > 0:
+            if mc.value_epochs > 0:
                 with timed(ctx, "value"):
                     fit_value(run, world, store, train_idx, cfg, log["iterations"])
             log["iterations"] += 1
@@ -162,13 +164,14 @@ class Mpc(MethodBase):
     name = MPC
     summary = "plan with M in the real env, M retrained as data grows"
     sections = ("mpc", "planner")
+    own_sections: ClassVar[Mapping[str, type]] = {"mpc": MpcConfig}
     artifacts = (VALUE,)
     world_stages = WORLD_STAGES
 
     def train(self, ctx: Context, skip: set[str]) -> None:
         if "collect" not in skip and not EpisodeStore(ctx.run.episodes).valid_indices():
             with timed(ctx, "collect"):
-                collect_into(ctx, ctx.cfg.mpc.random_episodes)
+                collect_into(ctx, ctx.cfg.section(MpcConfig).random_episodes)
         for name in ("vision", "memory"):
             if name not in skip:
                 STAGES[name](ctx)

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 from worldmodels.methods.base import Context, MethodBase, PolicyFactory, checkpoints, register
 from worldmodels.methods.stages import agent_steps, require_resume, timed
-from worldmodels.training.ppo_baseline import load_ppo_policy, train_ppo_baseline
+from worldmodels.training.ppo_baseline import PpoConfig, load_ppo_policy, train_ppo_baseline
 
 NS = "ppo"
 
@@ -15,6 +18,7 @@ class Ppo(MethodBase):
     name = "ppo"
     summary = "model-free baseline: Stable-Baselines3 PPO on the raw observations"
     sections = ("ppo",)
+    own_sections: ClassVar[Mapping[str, type]] = {"ppo": PpoConfig}
     artifacts = checkpoints(NS)
 
     def train(self, ctx: Context, skip: set[str]) -> None:

@@ -21,9 +21,8 @@ from worldmodels.data.collect import collect
 from worldmodels.data.store import EpisodeStore, is_validation
 from worldmodels.envs import EnvSpec
 from worldmodels.errors import UserError
-from worldmodels.methods.base import Context
 from worldmodels.parallel import FailurePolicy
-from worldmodels.runs import RunDir, atomic_write_json, check_spec
+from worldmodels.runs import Context, RunDir, atomic_write_json, check_spec
 from worldmodels.training.supervised import StageData
 from worldmodels.world_model import WorldModel, load_world_model
 

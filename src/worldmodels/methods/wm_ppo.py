@@ -1,4 +1,4 @@
-"""``--method wm-ppo`` (seed 002): random steps -> pre-train V and M -> PPO on real + imagined
+"""``--method wm-ppo``: random steps -> pre-train V and M -> PPO on real + imagined
 experience, M retrained on the growing real data (``training/wm_ppo.py``)."""
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from worldmodels.methods.stages import (
     stage_memory,
     stage_vision,
 )
+from worldmodels.training.actor_critic_config import ImaginationConfig
 from worldmodels.training.wm_ppo import WmPpoUpdate
 
 NS = "wm_ppo"
 
-# seed 002's ``world_model:`` YAML section -> this config's keys
-_SEED_WORLD_MODEL_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
+# a ``world_model:`` YAML section (vae / mdn_rnn / training / data_collection) -> this config's
+# keys
+WORLD_MODEL_YAML_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
     ("vae", "latent_dim"): ("vision.latent_dim",),
     ("vae", "hidden_dims"): ("vision.hidden_dims",),
     ("vae", "beta"): ("vision.beta",),
@@ -34,9 +36,9 @@ _SEED_WORLD_MODEL_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 
-def translate_seed_yaml(data: dict[str, Any], source: str) -> dict[str, Any]:
-    """Accept seed 002's ``world_model:`` section (vae / mdn_rnn / training /
-    data_collection) as the equivalent keys of this config."""
+def translate_world_model_yaml(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """Accept a ``world_model:`` section (vae / mdn_rnn / training / data_collection: the
+    World Model PPO trainer's config files) as the equivalent keys of this config."""
     section = data.get("world_model")
     if section is None:
         return data
@@ -48,9 +50,9 @@ def translate_seed_yaml(data: dict[str, Any], source: str) -> dict[str, Any]:
         if not isinstance(values, dict):
             raise UserError(f"{source}: world_model.{group} must be a mapping")
         for key, value in values.items():
-            targets = _SEED_WORLD_MODEL_KEYS.get((group, key))
+            targets = WORLD_MODEL_YAML_KEYS.get((group, key))
             if targets is None:
-                known = ", ".join(f"{g}.{k}" for g, k in _SEED_WORLD_MODEL_KEYS)
+                known = ", ".join(f"{g}.{k}" for g, k in WORLD_MODEL_YAML_KEYS)
                 raise UserError(f"{source}: unknown key world_model.{group}.{key}; known: {known}")
             for target in targets:
                 sec, name = target.split(".")
@@ -63,14 +65,14 @@ class WmPpo(ActorCriticMethod):
     """PPO updates on real rollouts plus imagined ones from M, M retrained as data grows."""
 
     name = "wm-ppo"
-    summary = "seed 002: PPO on real + imagined experience"
+    summary = "PPO on real + imagined experience from M"
     artifacts = checkpoints(NS)
     world_stages = WORLD_STAGES
     agent = NS
 
     def train(self, ctx: Context, skip: set[str]) -> None:
         if "collect" not in skip:
-            stage_collect_steps(ctx, ctx.cfg.imagination.random_steps)
+            stage_collect_steps(ctx, ctx.cfg.section(ImaginationConfig).random_steps)
         if "vision" not in skip:
             stage_vision(ctx)
         if "memory" not in skip:
@@ -82,4 +84,4 @@ class WmPpo(ActorCriticMethod):
         )
 
 
-CONFIG_ADAPTERS.append(translate_seed_yaml)
+CONFIG_ADAPTERS.append(translate_world_model_yaml)

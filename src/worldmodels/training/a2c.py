@@ -1,4 +1,4 @@
-"""``--method a2c`` (seed 000): advantage actor-critic on [z, h], V and M trained end to end.
+"""``--method a2c``: advantage actor-critic on [z, h], V and M trained end to end.
 
 Every update: ``ac.n_steps`` steps of ``ac.num_envs`` real envs (through V and M, under no
 grad), GAE on them, then ONE gradient step on
@@ -8,9 +8,9 @@ grad), GAE on them, then ONE gradient step on
 
 The features are recomputed with gradient: z_t = V(x_t), and h_t = M(z_{t-1}, a_{t-1}) from
 the *detached* state M had before that step. So the actor-critic loss reaches V through z_t
-and z_{t-1} and M through the current step, while the history stays detached (seed 000's
-Issue 3: no detach of the current inputs; a buffer that does not grow). Rewards are the ones
-of the action taken at t (seed 000's Issue 1). With ``ac.end_to_end=false`` V and M stay fixed
+and z_{t-1} and M through the current step, while the history stays detached (the
+current inputs are not detached, and the buffer does not grow). Rewards are the ones of the
+action taken at t. With ``ac.end_to_end=false`` V and M stay fixed
 and only the actor-critic learns.
 """
 
@@ -27,6 +27,7 @@ from worldmodels.rl.actor_critic import ActorCritic
 from worldmodels.rl.latent_env import LatentVecEnv
 from worldmodels.rl.ppo import Collector, check_finite
 from worldmodels.rl.returns import normalise
+from worldmodels.training.actor_critic_config import ActorCriticConfig
 from worldmodels.training.on_policy import Progress, imagined_rollout
 from worldmodels.training.vision import DEFAULT_BETA, vision_kind
 from worldmodels.world_model import WorldModel
@@ -120,16 +121,17 @@ class A2cUpdate:
 
     def __init__(self, cfg: Config, spec: EnvSpec, world: WorldModel):
         self.cfg, self.world = cfg, world
+        self.acfg = cfg.section(ActorCriticConfig)
         kind = vision_kind(cfg, spec)
         self.beta = cfg.vision.beta if cfg.vision.beta is not None else DEFAULT_BETA[kind]
 
     def setup(self, ac: ActorCritic) -> torch.optim.Optimizer:
         self.ac = ac
         self.params = list(ac.parameters())
-        if self.cfg.ac.end_to_end:
+        if self.acfg.end_to_end:
             self.params += list(self.world.vision.parameters())
             self.params += list(self.world.memory.parameters())
-        self.opt = torch.optim.Adam(self.params, lr=self.cfg.ac.lr)
+        self.opt = torch.optim.Adam(self.params, lr=self.acfg.lr)
         return self.opt
 
     def wrap(self, venv: LatentVecEnv) -> Any:
@@ -169,7 +171,7 @@ class A2cUpdate:
     def iterate(
         self, collector: Collector, prog: Progress, it: int, where: str
     ) -> dict[str, float]:
-        cfg, acfg, world, ac = self.cfg, self.cfg.ac, self.world, self.ac
+        cfg, acfg, world, ac = self.cfg, self.acfg, self.world, self.ac
         dev = world.device
         world.vision.eval()
         world.memory.eval()
@@ -246,6 +248,6 @@ class A2cUpdate:
     def opt_step(self, total: torch.Tensor) -> None:
         self.opt.zero_grad()
         total.backward()
-        norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.ac.max_grad_norm)
+        norm = torch.nn.utils.clip_grad_norm_(self.params, self.acfg.max_grad_norm)
         self.grad_norm = float(norm)
         self.opt.step()

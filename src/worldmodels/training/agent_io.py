@@ -14,6 +14,7 @@ from worldmodels.dream import dream_horizon
 from worldmodels.envs import EnvSpec
 from worldmodels.rl.actor_critic import ActorCritic
 from worldmodels.runs import RunDir, check_spec, model_payload
+from worldmodels.training.actor_critic_config import ActorCriticConfig
 from worldmodels.training.scoring import judged_score, reached
 from worldmodels.world_model import WorldModel
 
@@ -21,8 +22,8 @@ from worldmodels.world_model import WorldModel
 def ac_kwargs(cfg: Config, feature_dim: int) -> dict[str, Any]:
     return {
         "in_dim": feature_dim,
-        "hidden": list(cfg.ac.hidden_dims),
-        "layer_norm": cfg.ac.layer_norm,
+        "hidden": list(cfg.section(ActorCriticConfig).hidden_dims),
+        "layer_norm": cfg.section(ActorCriticConfig).layer_norm,
     }
 
 
@@ -112,7 +113,7 @@ def score_and_stop(
     """The score an iteration is judged by -- the deterministic real evaluation when there was
     one this iteration, else the mean of the last ``ac.stop_window`` training episodes -- and
     whether it improved on the best so far. Sets ``prog['complete']``."""
-    acfg = cfg.ac
+    acfg = cfg.section(ActorCriticConfig)
     score = judged_score(eval_score, recent, acfg.stop_window)
     improved = score > prog["best_score"]
     prog["best_score"] = max(score, prog["best_score"])
@@ -167,7 +168,7 @@ def periodic_eval(
     """Every ``ac.eval_every`` updates: the deterministic policy's score in the dream (free);
     if that reaches the target (or there is no dream gate), its real score on
     ``ac.eval_episodes`` episodes, whose steps are added to ``prog['eval_steps']``."""
-    acfg = cfg.ac
+    acfg = cfg.section(ActorCriticConfig)
     if not acfg.eval_every or iteration % acfg.eval_every:
         return None
     seed = EVAL_SEED_BASE + iteration * 1000

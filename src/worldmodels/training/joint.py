@@ -1,13 +1,13 @@
-"""Train V and M together with one loss (seed 004, ``memory.joint``).
+"""Train V and M together with one loss (``memory.joint``; the ``latent-mlp`` preset).
 
 On raw observation sequences o_0..o_T: z_t = V.encode(o_t) with gradient; the loss is V's own
 loss (reconstruction; for a VAE also beta * KL) plus M's loss on the z sequence, whose inputs
-carry gradient into V's encoder while its next-latent targets are detached (seed 004's
-``encode(obs_next).detach()``). The stage checkpoints both as ``world/last`` / ``world/best``
+carry gradient into V's encoder while its next-latent targets are detached
+(``encode(obs_next).detach()``). The stage checkpoints both as ``world/last`` / ``world/best``
 (resumable like any stage); when it completes, the best pair is exported as ``vision/best`` and
 ``memory/best`` so that every later stage (controllers, dream, diagnose) reads them as usual.
 V starts from ``vision/best``: trained for ``vision.epochs`` first (pre-training), or untrained
-with ``vision.epochs=0`` (seed 004 trains everything from scratch).
+with ``vision.epochs=0`` (everything trained from scratch, as the ``latent-mlp`` preset does).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def train_joint(data: StageData) -> dict[str, float]:
     if kind == "identity":
         raise UserError(
             "memory.joint trains V with M, but vision.kind=identity has nothing to train; "
-            "use vision.kind=mlp_ae (seed 004) or mlp_vae, or memory.joint=false"
+            "use vision.kind=mlp_ae (the latent-mlp preset) or mlp_vae, or memory.joint=false"
         )
     vision_payload = run.load("vision/best")["model"]
     vision = load_vision(run, spec, device)

@@ -1,14 +1,19 @@
-"""What ``--method mpc`` trains besides M: the planner's settings and the critic at its
-horizon (a value MLP on the features, fitted to the stored episodes' returns-to-go)."""
+"""What ``--method mpc`` trains besides M: its config section (``MpcConfig``), the planner's
+settings and the critic at its horizon (a value MLP on the features, fitted to the stored
+episodes' returns-to-go)."""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from worldmodels.config import Config, PlannerConfig
+from worldmodels.config.fields import knob
 from worldmodels.data.store import EpisodeStore
 from worldmodels.rl.actor_critic import mlp
 from worldmodels.runs import model_payload
@@ -20,10 +25,27 @@ VALUE = "mpc_value/best"
 CURVE_WINDOW = 5  # planned episodes averaged for each learning-curve point
 
 
-def planner_config(cfg: Any) -> Any:
-    """The planner settings with the run's seed folded into the planner's."""
-    import dataclasses
+@dataclass
+class MpcConfig:
+    """``--method mpc``: random episodes -> V, M -> act with the planner in the real env,
+    storing every episode and retraining M on all of them, until ``total_steps``."""
 
+    random_episodes: int = 10
+    """Random-policy episodes collected before the first model."""
+    total_steps: int = knob(5_000, mutable=True)
+    """Real env steps (random + planned) of the whole training."""
+    episodes_per_iter: int = 1
+    """Planned episodes between two retrainings of M."""
+    retrain_epochs: int = knob(20, zero_ok=True)
+    """Epochs of each retraining of M on all data so far."""
+    value_epochs: int = knob(0, zero_ok=True)
+    """> 0: after each retraining, fit a critic V([z, h]) to the stored episodes' discounted
+    returns-to-go for this many epochs; the planner adds gamma^H V at its horizon (it sees
+    past H, e.g. CartPole's cart drifting toward the edge). 0 = rewards within H only."""
+
+
+def planner_config(cfg: Config) -> PlannerConfig:
+    """The planner settings with the run's seed folded into the planner's."""
     return dataclasses.replace(cfg.planner, seed=cfg.seed * 7919 + cfg.planner.seed)
 
 
@@ -54,7 +76,7 @@ def _episode_features(world: WorldModel, ep: Any) -> torch.Tensor:
 
 
 def fit_value(
-    run: Any, world: WorldModel, store: EpisodeStore, indices: list[int], cfg: Any, it: int
+    run: Any, world: WorldModel, store: EpisodeStore, indices: list[int], cfg: Config, it: int
 ) -> float:
     """The critic the planner adds at its horizon: V(features) regressed on discounted
     returns-to-go of every stored episode (0 after a termination; a truncated episode
@@ -81,7 +103,7 @@ def fit_value(
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(cfg.seed + 1_600 + it)
     loss = torch.zeros(())
-    for _ in range(cfg.mpc.value_epochs):
+    for _ in range(cfg.section(MpcConfig).value_epochs):
         for idx in torch.randperm(len(x), generator=gen).split(256):
             loss = (net(x[idx]).squeeze(-1) - y[idx]).pow(2).mean()
             opt.zero_grad()

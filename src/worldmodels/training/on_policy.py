@@ -28,6 +28,7 @@ from worldmodels.rl.actor_critic import ActorCritic
 from worldmodels.rl.latent_env import LatentVecEnv
 from worldmodels.rl.ppo import Collector, Rollout
 from worldmodels.runs import Context
+from worldmodels.training.actor_critic_config import ActorCriticConfig, ImaginationConfig
 from worldmodels.training.agent_io import (
     ac_kwargs,
     build_ac,
@@ -52,7 +53,7 @@ class Progress(AgentProgress):
 
 def imagined_envs(cfg: Config) -> int:
     """Dream envs per iteration so that imagined / (real + imagined) = imagination.ratio."""
-    ic, ac = cfg.imagination, cfg.ac
+    ic, ac = cfg.section(ImaginationConfig), cfg.section(ActorCriticConfig)
     if ic.ratio <= 0:
         return 0
     real = ac.num_envs * ac.n_steps
@@ -75,10 +76,12 @@ def imagined_rollout(
     n_dream = imagined_envs(cfg)
     if not n_dream:
         return None
-    how = Dreaming(cfg.imagination.horizon, cfg.memory.temperature, False, cfg.dream.done_mode)
+    how = Dreaming(
+        cfg.section(ImaginationConfig).horizon, cfg.memory.temperature, False, cfg.dream.done_mode
+    )
     dream = DreamEnv(world, stack_starts(record), n_dream, how)
     collector = Collector(dream, ac, world.device, seed=cfg.seed * 104_729 + it)
-    return collector.collect(cfg.imagination.horizon, where)
+    return collector.collect(cfg.section(ImaginationConfig).horizon, where)
 
 
 class OnPolicyAlgorithm(Protocol):
@@ -122,7 +125,7 @@ def train_on_policy(
     world: WorldModel,
 ) -> Progress:
     run, cfg, spec, writer, progress = ctx.run, ctx.cfg, ctx.spec, ctx.writer, ctx.progress
-    acfg = cfg.ac
+    acfg = cfg.section(ActorCriticConfig)
     target = acfg.target_return if acfg.target_return is not None else spec.reward_threshold
     store = EpisodeStore(run.episodes)
     collect_steps = int(store.summary()["env_steps"])

@@ -2,7 +2,8 @@
 
 The env is the one every other method sees (``envs.make_env``: frame skip, 64x64 frames, step
 limit), in SB3's DummyVecEnv with a Monitor per env, optional frame stacking and reward
-normalisation. Hyperparameters come from ``cfg.ppo`` (per-env presets: rl-zoo's tuned ones).
+normalisation. Hyperparameters come from the ``ppo`` section (``PpoConfig``, below; per-env
+presets: rl-zoo's tuned ones).
 
 The score a rollout is judged by is the deterministic policy's mean return on
 ``eval_episodes`` real episodes when it was evaluated (every ``eval_every`` rollouts; those steps
@@ -23,6 +24,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack,
 from torch import nn
 
 from worldmodels.config import Config, to_dict
+from worldmodels.config.fields import knob
 from worldmodels.data.rollout import EnvPool, run_batch
 from worldmodels.envs import EnvSpec, make_env
 from worldmodels.errors import UserError
@@ -46,13 +49,81 @@ from worldmodels.training.scoring import curve_point, judged_score, reached
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
 
 
+@dataclass
+class PpoConfig:
+    """``--method ppo``: the model-free baseline, Stable-Baselines3's PPO on the real env (the
+    env as the toolkit builds it). Defaults are SB3's; per-env presets are rl-zoo's tuned
+    hyperparameters (hyperparams/ppo.yml) where they exist."""
+
+    total_steps: int = knob(100_000, mutable=True)
+    """Real env steps of training (rl-zoo's n_timesteps)."""
+    n_envs: int = 8
+    """Envs stepped together (SB3 DummyVecEnv)."""
+    policy: str = "auto"
+    """``MlpPolicy``, ``CnnPolicy`` or ``auto`` (Cnn for pixels)."""
+    n_steps: int = 2048
+    """Steps per env per rollout."""
+    batch_size: int = 64
+    n_epochs: int = 10
+    gamma: float = knob(0.99, unit=True)
+    gae_lambda: float = knob(0.95, unit=True)
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = knob(0.5, positive=True)
+    learning_rate: float = knob(3e-4, rate=True)
+    lr_schedule: str = "constant"
+    """``constant`` or ``linear`` (rl-zoo's lin_X: decays to 0 over total_steps)."""
+    clip_range: float = knob(0.2, unit=True)
+    clip_schedule: str = "constant"
+    """``constant`` or ``linear``."""
+    use_sde: bool = False
+    sde_sample_freq: int = knob(-1, signed=True)
+    log_std_init: float = knob(0.0, signed=True)
+    ortho_init: bool = True
+    net_arch: list[int] = field(default_factory=list)
+    """Hidden sizes of the policy and value networks (empty = SB3's default)."""
+    activation: str = "tanh"
+    """``tanh`` (SB3's default), ``relu`` or ``gelu``."""
+    frame_stack: int = 1
+    """Observations stacked along the last axis (VecFrameStack)."""
+    normalize_reward: bool = False
+    """Scale rewards by a running estimate of the return's std (VecNormalize, rewards only)."""
+    target_return: float | None = knob(None, signed=True, mutable=True)
+    """Stop when the score (below) reaches this (None = the env's reward_threshold)."""
+    stop_window: int = knob(20, mutable=True)
+    """Finished training episodes averaged for the stop test, the best checkpoint and the
+    learning curve when there was no evaluation."""
+    eval_every: int = knob(0, zero_ok=True, mutable=True)
+    """Every this many rollouts, evaluate the deterministic policy on ``eval_episodes`` real
+    episodes (their steps are counted) and use that score for the stop test, the best
+    checkpoint and the learning curve instead of the training episodes (0 = off). PPO's
+    training episodes sample actions, so they understate the deterministic policy."""
+    eval_episodes: int = knob(10, mutable=True)
+    """Episodes of that evaluation."""
+
+    def check(self) -> None:
+        if self.batch_size < 2:
+            raise UserError("ppo.batch_size must be >= 2")
+        if not {self.lr_schedule, self.clip_schedule} <= {"constant", "linear"}:
+            raise UserError("ppo.lr_schedule and ppo.clip_schedule must be constant or linear")
+        if self.policy not in ("auto", "MlpPolicy", "CnnPolicy") or self.activation not in (
+            "tanh",
+            "relu",
+            "gelu",
+        ):
+            raise UserError(
+                "ppo.policy must be auto, MlpPolicy or CnnPolicy; ppo.activation tanh, relu or gelu"
+            )
+
+
 def make_vec_env(cfg: Config, n: int, seed: int) -> VecEnv:
     venv: VecEnv = DummyVecEnv([lambda: Monitor(make_env(cfg.env)) for _ in range(n)])
     venv.seed(seed)
-    if cfg.ppo.frame_stack > 1:
-        venv = VecFrameStack(venv, cfg.ppo.frame_stack, channels_order="last")
-    if cfg.ppo.normalize_reward:
-        venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=cfg.ppo.gamma)
+    pc = cfg.section(PpoConfig)
+    if pc.frame_stack > 1:
+        venv = VecFrameStack(venv, pc.frame_stack, channels_order="last")
+    if pc.normalize_reward:
+        venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=pc.gamma)
     return venv
 
 
@@ -63,7 +134,7 @@ def _schedule(value: float, kind: str) -> Any:
 
 
 def build_ppo(cfg: Config, spec: EnvSpec, venv: VecEnv, device: torch.device) -> PPO:
-    p = cfg.ppo
+    p = cfg.section(PpoConfig)
     policy = p.policy
     if policy == "auto":
         policy = "CnnPolicy" if spec.obs_kind == "pixels" else "MlpPolicy"
@@ -98,7 +169,8 @@ def build_ppo(cfg: Config, spec: EnvSpec, venv: VecEnv, device: torch.device) ->
 
 
 def _target(cfg: Config, spec: EnvSpec) -> float | None:
-    return cfg.ppo.target_return if cfg.ppo.target_return is not None else spec.reward_threshold
+    target = cfg.section(PpoConfig).target_return
+    return target if target is not None else spec.reward_threshold
 
 
 class _Checkpoints(BaseCallback):
@@ -108,21 +180,22 @@ class _Checkpoints(BaseCallback):
     def __init__(self, run: RunDir, cfg: Config, spec: EnvSpec, prog: dict[str, Any]):
         super().__init__()
         self.run, self.cfg, self.spec, self.prog = run, cfg, spec, prog
-        self.recent: deque[float] = deque(prog["recent"], maxlen=cfg.ppo.stop_window)
+        self.pc = cfg.section(PpoConfig)
+        self.recent: deque[float] = deque(prog["recent"], maxlen=self.pc.stop_window)
         self.target = _target(cfg, spec)
         self.eval_score: float | None = None  # this rollout's evaluation, if any
 
     def _score(self) -> float:
-        return judged_score(self.eval_score, self.recent, self.cfg.ppo.stop_window)
+        return judged_score(self.eval_score, self.recent, self.pc.stop_window)
 
     def _evaluate(self) -> None:
         """The deterministic policy on ``eval_episodes`` real episodes (seeds apart from
         training and the final evaluation); their steps are counted."""
-        p, n = self.prog, self.cfg.ppo.eval_episodes
+        p, n = self.prog, self.pc.eval_episodes
         seed = EVAL_SEED_BASE + p["rollouts"] * 1000
         pool = EnvPool(self.cfg.env)
         try:
-            policy = Sb3Policy(self.model, self.cfg.ppo.frame_stack)  # type: ignore[arg-type]
+            policy = Sb3Policy(self.model, self.pc.frame_stack)  # type: ignore[arg-type]
             result = run_batch(pool, self.spec, policy, [seed + k for k in range(n)])
         finally:
             pool.close()
@@ -140,10 +213,10 @@ class _Checkpoints(BaseCallback):
                 p["episodes"] += 1
         if self.locals["n_steps"] == self.locals["n_rollout_steps"] - 1:  # a rollout's last
             p["rollouts"] += 1
-            every = self.cfg.ppo.eval_every
+            every = self.pc.eval_every
             if every and p["rollouts"] % every == 0:
                 self._evaluate()
-        done = p["real_env_steps"] - p["eval_steps"] >= self.cfg.ppo.total_steps
+        done = p["real_env_steps"] - p["eval_steps"] >= self.pc.total_steps
         if reached(self._score(), self.target):
             done = True
         if done:
@@ -197,6 +270,7 @@ def _training_state(model: BaseAlgorithm) -> dict[str, Any]:
 
 def train_ppo_baseline(ctx: Context) -> dict[str, Any]:
     run, cfg, spec, device = ctx.run, ctx.cfg, ctx.spec, ctx.device
+    pc = cfg.section(PpoConfig)
     prog: dict[str, Any] = {
         "real_env_steps": 0,
         "eval_steps": 0,
@@ -215,17 +289,17 @@ def train_ppo_baseline(ctx: Context) -> dict[str, Any]:
                 f"{run.root} holds another method's agent; use a new --run-dir for --method ppo"
             )
         prog = {**last["progress"]}
-        recent = prog["recent"][-cfg.ppo.stop_window :]
-        score = float(np.mean(recent)) if len(recent) >= cfg.ppo.stop_window else -math.inf
+        recent = prog["recent"][-pc.stop_window :]
+        score = float(np.mean(recent)) if len(recent) >= pc.stop_window else -math.inf
         score = prog.setdefault("score", score)  # the last rollout's
         prog.setdefault("eval_steps", 0)
-        prog.setdefault("rollouts", prog["num_timesteps"] // (cfg.ppo.n_steps * cfg.ppo.n_envs))
+        prog.setdefault("rollouts", prog["num_timesteps"] // (pc.n_steps * pc.n_envs))
         target = _target(cfg, spec)
         reached = target is not None and score >= target
-        if reached or prog["real_env_steps"] - prog["eval_steps"] >= cfg.ppo.total_steps:
+        if reached or prog["real_env_steps"] - prog["eval_steps"] >= pc.total_steps:
             return prog  # a larger budget or target (resume-mutable) reopens a finished run
         prog["complete"] = False
-    venv = make_vec_env(cfg, cfg.ppo.n_envs, cfg.seed + prog["num_timesteps"])
+    venv = make_vec_env(cfg, pc.n_envs, cfg.seed + prog["num_timesteps"])
     model = build_ppo(cfg, spec, venv, device)
     model.set_logger(configure(str(run.tb), ["tensorboard"]))
     if last is not None:
@@ -237,7 +311,7 @@ def train_ppo_baseline(ctx: Context) -> dict[str, Any]:
             venv.ret_rms.var = last["ret_rms"]["var"].numpy()
             venv.ret_rms.count = last["ret_rms"]["count"]
     per_action = max(1, cfg.env.frame_skip)
-    budget = math.ceil(cfg.ppo.total_steps / per_action)  # agent steps; the callback stops
+    budget = math.ceil(pc.total_steps / per_action)  # agent steps; the callback stops
     callback = _Checkpoints(run, cfg, spec, prog)
     try:
         model.learn(
@@ -293,4 +367,4 @@ def load_ppo_policy(run: RunDir, cfg: Config, spec: EnvSpec, device: torch.devic
         venv.close()
     model.policy.load_state_dict(payload["model"]["state_dict"])
     model.policy.set_training_mode(False)
-    return Sb3Policy(model, cfg.ppo.frame_stack)
+    return Sb3Policy(model, cfg.section(PpoConfig).frame_stack)

@@ -1,4 +1,4 @@
-"""``--method wm-ppo`` (seed 002): PPO on a mix of real and imagined experience.
+"""``--method wm-ppo``: PPO on a mix of real and imagined experience.
 
 Each iteration: ``ac.num_envs x ac.n_steps`` real steps through V and M (every finished
 episode lands in the episode store), then imagined rollouts of ``imagination.horizon`` steps
@@ -21,6 +21,7 @@ from worldmodels.rl.actor_critic import ActorCritic
 from worldmodels.rl.latent_env import LatentVecEnv
 from worldmodels.rl.ppo import Collector, Rollout, cat_rollouts, ppo_update
 from worldmodels.runs import RunDir
+from worldmodels.training.actor_critic_config import ActorCriticConfig, ImaginationConfig
 from worldmodels.training.memory import finetune_memory
 from worldmodels.training.on_policy import Progress, imagined_rollout
 from worldmodels.world_model import WorldModel
@@ -37,7 +38,9 @@ class WmPpoUpdate:
 
     def setup(self, ac: ActorCritic) -> torch.optim.Optimizer:
         self.ac = ac
-        self.opt = torch.optim.Adam(ac.parameters(), lr=self.cfg.ac.lr, eps=1e-5)
+        self.opt = torch.optim.Adam(
+            ac.parameters(), lr=self.cfg.section(ActorCriticConfig).lr, eps=1e-5
+        )
         return self.opt
 
     def wrap(self, venv: LatentVecEnv) -> Any:
@@ -66,7 +69,7 @@ class WmPpoUpdate:
     def iterate(
         self, collector: Collector, prog: Progress, it: int, where: str
     ) -> dict[str, float]:
-        acfg = self.cfg.ac
+        acfg = self.cfg.section(ActorCriticConfig)
         if self.gen is None:  # minibatch order: a stream of its own, seeded where training is
             self.gen = torch.Generator().manual_seed(self.cfg.seed + 501 + prog.iteration)
         record: list[Any] = []
@@ -97,7 +100,7 @@ class WmPpoUpdate:
 
     def after_iteration(self, prog: Progress, it: int, real_steps: int) -> None:
         """Every ``imagination.retrain_every`` iterations, retrain M on all real data."""
-        ic = self.cfg.imagination
+        ic = self.cfg.section(ImaginationConfig)
         if not ic.retrain_every or it % ic.retrain_every:
             return
         store = EpisodeStore(self.run.episodes)
