@@ -1,49 +1,43 @@
-"""Issue 15's targets for `--method dreamer`: per env, 5 seeds of the env's dreamer preset,
-100 evaluation episodes each, the interquartile mean with its bootstrap interval beside the
-mean (`worldmodels compare`), and per seed the score, real env steps, wall time and the real
-env steps at which the learning curve first reached the target.
+"""The targets of `--method dreamer`: per env, 5 seeds of the env's dreamer preset, 100
+evaluation episodes each, the interquartile mean with its bootstrap interval beside the mean,
+and per seed the score, real env steps, wall time and the real env steps at which the learning
+curve first reached the target.
 
     .venv/bin/python benchmarks/dreamer_targets.py                      # CartPole, Pendulum
     .venv/bin/python benchmarks/dreamer_targets.py --env Pendulum-v1 --seeds 0 1 --lanes 1
     .venv/bin/python benchmarks/dreamer_targets.py --env LunarLander-v3 --seeds 0 1
 
 The runs are the suite's (benchmarks/runs/suite/<env>/dreamer_s<seed>, so `suite.py` reads
-them back); `--lanes` runs go side by side, one math thread each (the wall times below are
-measured so: two runs sharing the 2 cores). Written into benchmarks/RESULTS.md under
-`dreamer:<env>`. `--threads N` (N > 1) gives each run N math threads instead, recorded in its
-config.yaml, with its runs in benchmarks/runs/dreamer_threads<N> and its section under
-`dreamer:<env>:threads<N>` (the thread count changes the float rounding, so these are other
-runs, not the same runs faster):
-
-    .venv/bin/python benchmarks/dreamer_targets.py --env CartPole-v1 --lanes 1 --threads 2
+them back); `--lanes` runs go side by side, one math thread each (two runs sharing the 2 cores
+is how the published wall times were measured). Each finished run is kept as a one-file record
+in benchmarks/results/<env>/dreamer_s<seed>.json.gz (records.py), read back in place of a lost
+run while the preset still resolves to its config, so `--seeds 0 1 2 3 4` runs only the seeds
+that have neither; then tables.py rewrites the docs' tables from benchmarks/results/.
 
 A probe -- the preset with `--set` items on top -- is named: its runs go to
-benchmarks/runs/dreamer_<name>, its section is `dreamer:<env>:<name>`:
+benchmarks/runs/dreamer_<name>, its records into benchmarks/probes/dreamer.<env>.<name>.json.gz,
+and its table is printed, not put in the docs. `--threads N` (N > 1) gives each run N math
+threads instead, recorded in its config.yaml, as the probe `threads<N>` (the thread count
+changes the float rounding, so these are other runs, not the same runs faster):
 
     .venv/bin/python benchmarks/dreamer_targets.py --env LunarLander-v3 --seeds 0 1 \
         --set dreamer.entropy_floor=0.4 --name entropy-floor
-
-Each finished run is also kept as a committed record (benchmarks/records/, see records.py), so
-seeds run on another machine, in another session, count in the table while the presets they
-were run with are today's: `--seeds 0 1 2 3 4` runs only the seeds that have neither.
+    .venv/bin/python benchmarks/dreamer_targets.py --env CartPole-v1 --lanes 1 --threads 2
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
-from pathlib import Path
+from typing import Any
 
-from hostspeed import describe
-from suite import ROOT, run_one, write_results
+import records
+import tables
+from suite import ROOT, machine, regenerate, run_one
 
 from worldmodels.errors import UserError, run_main
-from worldmodels.evaluation.compare import compare, load_run, steps_to_threshold
 
 # env -> (target score, real env step budget, wall-time budget per seed in s or None)
 TARGETS = {
@@ -54,28 +48,23 @@ TARGETS = {
 DEFAULT_ENVS = ["CartPole-v1", "Pendulum-v1"]  # LunarLander: ~1 hour per seed, asked by name
 
 
-def per_seed(env: str, runs: dict[int, Path]) -> str:
+def per_seed(env: str, recs: list[dict[str, Any]]) -> str:
+    """Each seed's score, cost, steps to the target and whether it met the target."""
     target, budget, wall = TARGETS[env]
     lines = [
-        "| seed | return (100 eps) | real env steps | wall time | host at start (hostspeed.py) "
-        "| steps to target (learning curve) | target met |",
+        "| seed | return (mean ± std) | real env steps | wall time | host at start "
+        "(hostspeed.py) | steps to target (learning curve) | target met |",
         "|---|---|---|---|---|---|---|",
     ]
-    for seed, run in runs.items():
-        if not (run / "eval.json").exists():
-            lines.append(f"| {seed} | (not finished) | | | | | |")
-            continue
-        r = load_run(run)
-        ev = json.loads((run / "eval.json").read_text())
-        seconds = r.wall_seconds
-        reached = steps_to_threshold(r.curve, target)
-        met = ev["mean_return"] >= target and r.real_env_steps <= budget
+    for r in (tables.to_run(rec) for rec in recs):
+        met = r.mean_return >= target and (r.real_env_steps or 0) <= budget
         if wall is not None:
-            met = met and seconds <= wall
+            met = met and (r.wall_seconds or 0) <= wall
+        to = "never" if r.steps_to_threshold is None else f"{r.steps_to_threshold:,}"
         lines.append(
-            f"| {seed} | {ev['mean_return']:.1f} ± {ev['std_return']:.1f} | "
-            f"{r.real_env_steps:,} | {seconds:.0f} s | {describe(run)} | "
-            f"{f'{reached:,}' if reached is not None else 'never'} | {'yes' if met else 'no'} |"
+            f"| {r.seed} | {r.mean_return:.1f} ± {r.std_return or 0:.1f} | "
+            f"{tables.fmt_steps(r.real_env_steps)} | {tables.fmt_seconds(r.wall_seconds)} | "
+            f"{tables.host_text(r)} | {to} | {'yes' if met else 'no'} |"
         )
     return "\n".join(lines)
 
@@ -88,7 +77,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="math threads per run")
     ap.add_argument("--set", action="append", default=[], dest="extra", metavar="KEY=VALUE",
                     help="a probe: --set items on top of the preset (needs --name)")  # fmt: skip
-    ap.add_argument("--name", help="the probe's name: its runs and RESULTS.md section")
+    ap.add_argument("--name", help="the probe's name: its runs and its probe file")
     args = ap.parse_args()
     if args.extra and not args.name:
         raise UserError("--set makes a probe, not the preset's runs: name it with --name NAME")
@@ -98,43 +87,48 @@ def main() -> None:
     name = args.name or (f"threads{args.threads}" if args.threads > 1 else None)
     root = ROOT if name is None else ROOT.parent / f"dreamer_{name}"
     extra = ([] if args.threads == 1 else [f"threads={args.threads}"]) + args.extra
-    jobs = [(env, seed) for env in envs for seed in args.seeds]
-    with ThreadPoolExecutor(args.lanes) as pool:
-        made = list(
-            pool.map(
-                lambda job: run_one(job[0], "dreamer", job[1], extra, root, args.threads), jobs
-            )
-        )
-    read_from = dict(zip(jobs, made, strict=True))  # the run, or its committed record
-    per_run = "one math thread" if args.threads == 1 else f"{args.threads} math threads"
-    machine = (
-        f"{platform.machine()}, {os.cpu_count()} cores, CPU only, {per_run} per run, "
-        f"{args.lanes} runs side by side"
-    )
-    title = "" if args.threads == 1 else f", {per_run} per run"
-    title += "".join(f", --set {item}" for item in args.extra)
     probe = "".join(f" --set {item}" for item in args.extra) + (
         f" --name {args.name}" if args.name else ""
     )
+    seeds = " ".join(str(s) for s in args.seeds)
+
+    def meta(env: str) -> dict[str, Any]:
+        return {
+            "command": f"python benchmarks/dreamer_targets.py --env {env} --seeds {seeds} "
+            f"--lanes {args.lanes} --threads {args.threads}{probe}",
+            "date": date.today().isoformat(),
+            "machine": machine(args.threads, args.lanes),
+        }
+
+    def one(job: tuple[str, int]) -> tuple[dict[str, Any] | None, bool]:
+        env, seed = job
+        stored = (records.probe_run(f"dreamer.{env}.{name}", "dreamer", seed, env) if name else
+                  records.stored(records.result_path(env, "dreamer", seed)))  # fmt: skip
+        return run_one(env, "dreamer", seed, extra, root, args.threads, stored, meta(env))
+
+    jobs = [(env, seed) for env in envs for seed in args.seeds]
+    with ThreadPoolExecutor(args.lanes) as pool:
+        made = dict(zip(jobs, pool.map(one, jobs), strict=True))
     for env in envs:
-        runs = {s: read_from[(env, s)] for s in args.seeds}
-        finished = [p for p in runs.values() if (p / "eval.json").exists()]
-        if not finished:
+        recs = [rec for (e, _), (rec, _) in made.items() if e == env and rec is not None]
+        if not recs:
             continue
-        table, _ = compare(finished, root / env / "dreamer_compare")
         target, budget, wall = TARGETS[env]
         limit = f", <= {wall // 60} min of wall time per seed" if wall else ""
-        seeds = " ".join(str(s) for s in args.seeds)
-        section = (
-            f"## dreamer on {env}{title}\n\nCommand: `python benchmarks/dreamer_targets.py "
-            f"--env {env} --seeds {seeds} --lanes {args.lanes} --threads {args.threads}{probe}`; "
-            f"machine: {machine}; "
-            f"{date.today().isoformat()}.\nTarget: >= {target:g} with <= {budget:,} real env "
-            f"steps{limit}, every seed.\n\n{table}\n\n{per_seed(env, runs)}\n"
-        )
-        key = f"dreamer:{env}" if name is None else f"dreamer:{env}:{name}"
-        write_results(key, section)
-        print(section, flush=True)
+        head = f"dreamer on {env}: target >= {target:g} with <= {budget:,} real env steps{limit}"
+        if name:
+            path = records.save_probe(
+                f"dreamer.{env}.{name}", recs, title=head + probe, settings=extra, **meta(env)
+            )
+            head += f" ({path})"
+        else:
+            for (e, _), (rec, new) in made.items():
+                if e == env and rec is not None and new:
+                    records.save_result(rec)
+        rows = tables.rows_of([tables.to_run(r) for r in recs])[env]
+        print(f"{head}\n\n{tables.env_table(rows)}\n{per_seed(env, recs)}\n", flush=True)
+    if name is None:
+        regenerate()
 
 
 if __name__ == "__main__":

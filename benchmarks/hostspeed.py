@@ -1,12 +1,13 @@
-"""How fast this host is at the moment a benchmark run starts, so wall times measured in
-different sessions can be compared: these machines have run the same dreamer update ~1.9x
-slower on one day than on another (`benchmarks/dreamer_speed.py`: 3.41 against 6.50 gradient
-steps/s). Two numbers, each the median of 5 trials on one math thread: the float32 matmul rate
-at the shape of a dreamer update's largest recurrent matmul (the GRU's 512 x 128 x 384), and
-the time of a Python loop of 10^6 additions (stepping an env and acting are interpreter time).
+"""How fast this host is at the moment a benchmark run starts, so wall times measured on different
+days can be compared: these machines have run the same dreamer update ~1.9x slower on one day
+than on another (3.41 against 6.50 gradient steps/s). Two numbers, each the median of 5 trials
+on one math thread: the float32 matmul rate at the shape of a dreamer update's largest
+recurrent matmul (the GRU's 512 x 128 x 384), and the time of a Python loop of 10^6 additions
+(stepping an env and acting are interpreter time).
 
 `suite.run_one` appends one entry to the run's ``host_speed.json`` each time it starts or
-resumes a run (measured beside whatever else runs then: the other lanes); records keep it.
+resumes a run (measured beside whatever else runs then: the other lanes); the run's record
+(records.py) keeps the list, and the tables show it beside the wall time.
 
     .venv/bin/python benchmarks/hostspeed.py
 """

@@ -1,0 +1,66 @@
+"""docs/results.md and the README's results table are exactly what benchmarks/tables.py makes
+of benchmarks/results/: a record added without regenerating them, or a hand edit, fails here
+(fix: `.venv/bin/python benchmarks/tables.py`)."""
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIX = "run `.venv/bin/python benchmarks/tables.py` and commit what it writes"
+
+
+@pytest.fixture(scope="module")
+def made():
+    if str(ROOT / "benchmarks") not in sys.path:  # as when run as a script
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+    tables = importlib.import_module("tables")
+    return tables, tables.rows_of(tables.load())
+
+
+def first_difference(committed: str, generated: str) -> str:
+    pairs = zip(committed.splitlines(), generated.splitlines(), strict=False)
+    for i, (a, b) in enumerate(pairs, 1):
+        if a != b:
+            return f"line {i}: committed {a[:120]!r}, generated {b[:120]!r}"
+    return "one is a prefix of the other"
+
+
+def test_docs_results_page_is_the_generated_one(made):
+    tables, rows = made
+    committed, generated = (ROOT / "docs" / "results.md").read_text(), tables.results_page(rows)
+    assert committed == generated, (
+        f"docs/results.md differs ({first_difference(committed, generated)}): {FIX}"
+    )
+    assert (ROOT / "docs" / "img" / "learning-curves.png").exists()
+
+
+def test_the_readme_results_table_is_the_generated_one(made):
+    tables, rows = made
+    readme = (ROOT / "README.md").read_text()
+    if tables.BEGIN not in readme and tables.END not in readme:
+        pytest.skip("README.md has no results-table markers yet")
+    generated = tables.with_block(readme, tables.readme_block(rows))
+    assert readme == generated, (
+        f"README.md's results table differs ({first_difference(readme, generated)}): {FIX}"
+    )
+
+
+def test_only_the_lines_between_the_markers_are_replaced(made):
+    tables, _ = made
+    text = f"a\n{tables.BEGIN}\nold\nlines\n{tables.END}\nb\n"
+    assert tables.with_block(text, "new\n") == f"a\n{tables.BEGIN}\nnew\n{tables.END}\nb\n"
+    for broken in ("a\nb\n", f"a\n{tables.BEGIN}\nb\n", f"{tables.END}\n{tables.BEGIN}\n"):
+        with pytest.raises(tables.NoMarkers, match=r"README\.md needs one line"):
+            tables.with_block(broken, "new\n")
+
+
+def test_every_record_is_one_run_with_a_score_and_its_steps_to_the_threshold(made):
+    _, rows = made
+    for env_rows in rows.values():
+        for row in env_rows:
+            for run in row.runs:
+                assert run.command.startswith("python benchmarks/") and run.episodes > 0
+                assert run.curve is not None or run.summary_only
