@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# LunarLander-v3's classic pipeline at a small budget (classic_pipeline.py and the suite)
+# LunarLander-v3's classic pipeline at a small budget (the suite's)
 LUNAR_CLASSIC_SMALL = [
     "collect.episodes=200",
     "vision.epochs=10",
@@ -16,23 +16,6 @@ LUNAR_CLASSIC_SMALL = [
     "controller.generations=30",
     "controller.eval_every=5",
 ]
-
-
-def pixel_small(max_episode_steps: int) -> list[str]:
-    """A pixel env's classic pipeline far below what it needs (GPU-days in the papers)."""
-    return [
-        f"env.max_episode_steps={max_episode_steps}",
-        "collect.episodes=20",
-        "vision.epochs=5",
-        "memory.epochs=10",
-        "memory.seq_len=32",
-        "controller.population=16",
-        "controller.rollouts=1",
-        "controller.generations=10",
-        "controller.eval_every=5",
-        "controller.eval_episodes=4",
-        "evaluate.episodes=10",
-    ]
 
 
 def train_command(
@@ -50,20 +33,6 @@ def train_command(
         for item in extra:
             cmd += ["--set", item]
     return cmd
-
-
-def fork_run(base: Path, run: Path, checkpoints: tuple[str, ...] = ()) -> None:
-    """A fresh run directory ``run`` holding ``base``'s config, env spec, episodes and the
-    named checkpoint folders (so a variant retrains only what it changes)."""
-    import shutil
-
-    shutil.rmtree(run, ignore_errors=True)
-    run.mkdir(parents=True)
-    for name in ("config.yaml", "env_spec.json"):
-        shutil.copy(base / name, run / name)
-    shutil.copytree(base / "data", run / "data")
-    for part in checkpoints:
-        shutil.copytree(base / "checkpoints" / part, run / "checkpoints" / part)
 
 
 def print_table(header: str, rows: list[tuple[str, str, str]]) -> None:

@@ -939,76 +939,6 @@ def test_dreamer_beats_the_random_policy(small_run):
     assert score >= 3.0 * RANDOM_CARTPOLE
 
 
-def test_the_action_reader_prints_each_actions_imagined_step(small_run):
-    """``benchmarks/dreamer_actions.py`` on the small CartPole run: one row per action, the
-    actor's probabilities summing to 1, every stored reward 1 and the reward head near it for
-    both actions; ``--falling`` (LunarLander's observation) on CartPole is one line, exit 2."""
-    script = [sys.executable, os.path.join(os.path.dirname(__file__), "..", "benchmarks",
-                                           "dreamer_actions.py"), str(small_run)]  # fmt: skip
-    out = subprocess.run([*script, "--episodes", "5"], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    rows = [line.split("|")[1:-1] for line in out.stdout.splitlines() if line[:3] in ("| 0", "| 1")]
-    assert len(rows) == 2
-    assert abs(sum(float(r[1]) for r in rows) - 1.0) < 0.01
-    for r in rows:
-        assert float(r[6]) == 1.0 and abs(float(r[2]) - 1.0) < 0.2 and 0.0 <= float(r[3]) <= 1.0
-    bad = subprocess.run([*script, "--falling"], capture_output=True, text=True)
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--falling" in bad.stderr
-
-
-def test_the_reward_reader_compares_the_reward_head_with_the_stored_rewards(small_run):
-    """``benchmarks/dreamer_rewards.py`` on the small CartPole run: every stored step pays 1,
-    so each episode's rewarded steps are all of its steps, the real return is their count and
-    the reward head is near 1 on them (no rest: "—"); one row per discrete action whose held
-    reward over 3 imagined steps is at most 3; ``--action`` on a discrete run is one line,
-    exit 2."""
-    script = [sys.executable, os.path.join(os.path.dirname(__file__), "..", "benchmarks",
-                                           "dreamer_rewards.py"), str(small_run)]  # fmt: skip
-    out = subprocess.run([*script, "--first", "1", "--episodes", "2", "--horizon", "3"],
-                         capture_output=True, text=True)  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    rows = [line.split("|")[1:-1] for line in out.stdout.splitlines() if line.startswith("| ")]
-    episodes = [r for r in rows if len(r) == 6 and r[0].strip().isdigit()]
-    assert len(episodes) == 3
-    for r in episodes:
-        steps, _, length = r[3].split()
-        assert steps == length and float(r[1]) == float(steps) and r[5].strip() == "—"
-        model, real = r[4].split()
-        assert real == "(1.000)" and abs(float(model) - 1.0) < 0.2
-    held = [r for r in rows if len(r) == 3 and r[0].strip() in ("0", "1")]
-    assert len(held) == 2
-    for r in held:
-        assert 0.0 < float(r[1]) <= 3.0 + 1e-6 and 0.0 <= float(r[2]) <= 1.0
-    bad = subprocess.run([*script, "--action", "x=1"], capture_output=True, text=True)
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--action" in bad.stderr
-
-
-def test_the_sampling_reader_scores_the_most_likely_and_the_sampled_action(small_run, tmp_path):
-    """``benchmarks/dreamer_sampling.py`` on the small CartPole run: four rows (best and last
-    checkpoint, most likely and sampled action), the best checkpoint's most likely action above
-    the random policy, every episode's ending counted, the same table twice (seeded); a run dir
-    without dreamer/best, or ``--rest`` (LunarLander's legs) on CartPole, is one line, exit 2."""
-    script = [sys.executable, os.path.join(os.path.dirname(__file__), "..", "benchmarks",
-                                           "dreamer_sampling.py")]  # fmt: skip
-    out = subprocess.run([*script, str(small_run), "--episodes", "3"], capture_output=True,
-                         text=True)  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    rows = [line.split("|")[1:-1] for line in out.stdout.splitlines() if line[:3] in ("| b", "| l")]
-    assert [(r[0].strip(), r[1].strip()) for r in rows] == [
-        ("best", "most likely"), ("best", "sampled"), ("last", "most likely"), ("last", "sampled")
-    ]  # fmt: skip
-    assert float(rows[0][2].split("±")[0]) > RANDOM_CARTPOLE
-    for r in rows:  # how each of the 3 episodes ended: cut, landed-like, crashed-like
-        assert sum(int(c) for c in r[4:7]) == 3
-    again = subprocess.run([*script, str(small_run), "--episodes", "3"], capture_output=True,
-                           text=True)  # fmt: skip
-    assert again.stdout == out.stdout
-    bad = subprocess.run([*script, str(tmp_path)], capture_output=True, text=True)
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "dreamer/best" in bad.stderr
-    rest = subprocess.run([*script, str(small_run), "--rest"], capture_output=True, text=True)
-    assert rest.returncode == 2 and rest.stderr.count("\n") == 1 and "--rest" in rest.stderr
-
-
 def test_evaluation_samples_the_actor_when_asked_and_repeats_itself(
     small_run, tmp_path, monkeypatch, capsys
 ):
@@ -1194,46 +1124,6 @@ def test_a_frame_skipped_run_ends_exactly_at_its_budget(tmp_path):
     assert sum(store.read(i).meta["env_steps"] for i in store.indices()) == 301
 
 
-def test_the_tipover_reader_imagines_open_loop_by_hand():
-    """``benchmarks/dreamer_landings.py``'s ``imagine``: from one posterior feature [h | z] the
-    prior steps once per action, in order, each from the state before; the reward sum and the
-    lowest P(continue) are over the imagined steps. A stub world model whose h counts up and
-    whose P(continue) halves each step, from h = 1: rewards 2 + 3 + 4 (not the start's 1),
-    lowest 1/16."""
-    import importlib.util
-    from types import SimpleNamespace
-
-    from worldmodels.models.rssm import RssmState
-
-    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "dreamer_landings.py")
-    spec = importlib.util.spec_from_file_location("dreamer_landings", path)
-    landings = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(landings)
-    seen: list[list[float]] = []
-
-    def img_step(state, action):
-        seen.append(action[0].tolist())
-        return RssmState(state.h + 1, state.z), state.z
-
-    rssm = SimpleNamespace(deter=1, img_step=img_step, sample=lambda logits, mode: logits)
-    wm = SimpleNamespace(
-        rssm=rssm,
-        reward_mean=lambda f: f[:, 0],
-        cont_prob=lambda f: 0.5 ** f[:, 0],
-    )
-    vision = SimpleNamespace(action_features=lambda a: torch.eye(4)[a])
-    total, low = landings.imagine(wm, vision, torch.tensor([1.0, 7.0]), np.array([3, 0, 1]))
-    assert seen == [[0, 0, 0, 1], [1, 0, 0, 0], [0, 1, 0, 0]]
-    assert total == pytest.approx(9.0) and low == pytest.approx(1 / 16)
-    # --fidget's return: each reward weighted by gamma x P(continue) of the steps before it,
-    # then the critic's value (here z = 7) of the last imagined state, weighted the same
-    agent = SimpleNamespace(wm=wm, dc=SimpleNamespace(gamma=0.9), critic=lambda f: f[:, 1],
-                            twohot=SimpleNamespace(mean=lambda x: x))  # fmt: skip
-    ret, low = landings.discounted(agent, vision, torch.tensor([1.0, 7.0]), np.array([3, 0, 1]))
-    w1, w2, w3 = 0.9 * 0.5**2, 0.9 * 0.5**2 * 0.9 * 0.5**3, 0.9**3 * 0.5 ** (2 + 3 + 4)
-    assert ret == pytest.approx(2 + w1 * 3 + w2 * 4 + w3 * 7) and low == pytest.approx(1 / 16)
-
-
 def test_ez_greedy_holds_one_random_action_for_a_zeta_drawn_count_by_hand():
     """``dreamer.explore_eps``: with no hold in progress a draw below eps starts one, a random
     action held for n ~ zeta(exponent) decisions (the draw, then the action, then n, all from
@@ -1272,79 +1162,6 @@ def _runs(actions: list) -> list[list]:
         else:
             cur.append(a)
     return runs + ([cur] if cur else [])
-
-
-def test_the_priority_reader_groups_steps_and_weighs_them(small_run, tmp_path):
-    """``benchmarks/replay_priorities.py``: its groups by hand (the first step; a terminal;
-    the steps just before one; a leg contact change; a large reward; the rest); on a debug run
-    with prioritized replay, one row per group present whose counts add up to the steps held
-    and whose shares of the priority mass add up to 1; a run without priorities, or ``--legs``
-    on CartPole, is one line, exit 2."""
-    import importlib.util
-
-    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "replay_priorities.py")
-    spec = importlib.util.spec_from_file_location("replay_priorities", path)
-    reader = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(reader)
-    rewards = np.array([0.0, 1.0, 9.0, 0.5, 0.5, 0.5, -100.0])
-    terminal = np.arange(7) == 6
-    legs = np.array([[0, 0], [0, 0], [0, 0], [1, 0], [1, 0], [1, 0], [1, 1]], bool)
-    assert reader.groups(rewards, terminal, 2, 5.0, None) == [
-        "first", "other", "large reward", "other", "before a terminal", "before a terminal",
-        "terminal",
-    ]  # fmt: skip
-    assert reader.groups(rewards, terminal, 1, 5.0, legs)[2:4] == [
-        "large reward", "a leg touches or leaves"
-    ]  # fmt: skip
-    run = tmp_path / "prio"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    sets = ["--set", "threads=1", "--no-eval", "--set", "dreamer.prio_fraction=0.5"]
-    assert _run(_cmd(run, *DEBUG, *sets), env).returncode == 0
-    script = [sys.executable, path]
-    out = subprocess.run([*script, str(run)], capture_output=True, text=True, check=True).stdout
-    held = int(out.split(": ")[1].split(" steps")[0].replace(",", ""))
-    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| ")][1:]
-    assert held > 0 and sum(int(r[1].replace(",", "")) for r in rows) == held
-    assert sum(float(r[3]) for r in rows) == pytest.approx(1.0, abs=0.01)
-    assert {r[0].strip() for r in rows} >= {"first", "terminal", "other"}
-    for bad, says in (
-        ([str(small_run)], "without dreamer.prio_fraction"),
-        ([str(run), "--legs"], "--legs"),
-    ):
-        got = subprocess.run([*script, *bad], capture_output=True, text=True)
-        assert got.returncode == 2 and got.stderr.count("\n") == 1 and says in got.stderr
-
-
-def test_the_landing_reader_tells_resting_from_pushing_by_hand():
-    """``benchmarks/episode_ends.py --landings``: of three LunarLander episodes, a landing that
-    ends on 10 "nothing" decisions, one that ends firing the right engine tilted, and a crash:
-    2 landings, 1 ending on a side engine, 1 on >= 10 "nothing", median |angle| (0.0 + 0.3) / 2."""
-    import importlib.util
-
-    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "episode_ends.py")
-    spec = importlib.util.spec_from_file_location("episode_ends", path)
-    ends = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, os.path.dirname(path))
-    try:
-        spec.loader.exec_module(ends)
-    finally:
-        sys.path.remove(os.path.dirname(path))
-
-    def episode(actions: list[int], last_reward: float, angle: float) -> Episode:
-        obs = np.zeros((len(actions) + 1, 8), np.float32)
-        obs[-1, 4] = angle
-        rewards = np.zeros(len(actions), np.float32)
-        rewards[-1] = last_reward
-        done = np.zeros(len(actions), bool)
-        done[-1] = True
-        return Episode(obs, np.asarray(actions), rewards, done, {})
-
-    rest = episode([2, 1] + [0] * 10, 100.0, 0.0)
-    push = episode([0, 0, 3, 3], 100.0, -0.3)
-    crash = episode([0] * 12, -100.0, 1.0)
-    assert ends.trailing_idle(rest.actions) == 10 and ends.trailing_idle(push.actions) == 0
-    assert ends.trailing_idle(np.zeros(4, int)) == 4
-    assert ends.landing_row([rest, push, crash]).splitlines()[-1] == "| 2 | 1 | 1 | 0.15 |"
 
 
 def test_ez_greedy_holds_continuous_actions_in_the_env_s_bounds(tmp_path):

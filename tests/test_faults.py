@@ -104,16 +104,6 @@ def test_a_bad_value_is_refused_before_a_run_directory_exists(tmp_path, capsys):
     _row("`--set controller.generations=0` on a new run", 2, line, "no directory created")
 
 
-def test_a_benchmark_script_given_a_bad_run_dir_says_so_in_one_line(tmp_path):
-    """The diagnostic scripts in benchmarks/ share the CLI's rule: one line, exit 2."""
-    script = Path(__file__).parents[1] / "benchmarks" / "dreamer_landings.py"
-    out = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "nope")], capture_output=True, text=True
-    )
-    assert out.returncode == 2 and out.stdout == ""
-    assert out.stderr.count("\n") == 1 and "is not a run directory" in out.stderr
-
-
 def test_reading_commands_never_create_a_run(tmp_path, capsys):
     where = tmp_path / "typo"
     assert main(["evaluate", "--run-dir", str(where), "--env", "CartPole-v1", "--quiet"]) == 2
