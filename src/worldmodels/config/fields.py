@@ -108,28 +108,7 @@ def knob(
     return dataclasses.field(default=default, metadata={KEY: rules})
 
 
-def rules_of(cls: type, f: dataclasses.Field[Any]) -> Knob:
-    """The rules of field ``f`` of section class ``cls`` (a plain field: the generic ones)."""
+def rules_of(f: dataclasses.Field[Any]) -> Knob:
+    """The rules of dataclass field ``f`` (a plain field: the generic ones)."""
     found = f.metadata.get(KEY)
-    if isinstance(found, Knob):
-        return found
-    legacy = getattr(cls, "MUTABLE", None)
-    if legacy is not None and not any(KEY in g.metadata for g in dataclasses.fields(cls)):
-        return _legacy(f.name, f.name in legacy)
-    return PLAIN
-
-
-def _legacy(name: str, mutable: bool) -> Knob:
-    """TRANSITIONAL: a section class still written the old way (its resume-mutable fields in a
-    ``MUTABLE`` tuple, no ``knob``): the rules the field names used to pick."""
-    if name == "target_return":
-        return Knob(mutable, signed=True)
-    zero_ok = name in ("prefill", "imag_last", "entropy_floor_steps")
-    rate = name in ("lr", "learning_rate") or name.endswith("_lr")
-    unit = name in (
-        "gamma", "gae_lambda", "lam", "unimix", "slow_critic_tau", "return_decay", "blend",
-        "tf_start", "tf_decay", "tf_mix", "dream_gate_fraction", "clip_range", "end_fraction",
-        "prio_fraction",
-    )  # fmt: skip
-    positive = name in ("train_ratio", "replay_memory_gb", "max_grad_norm") or "clip" in name
-    return Knob(mutable, zero_ok, unit=unit, rate=rate, positive=positive and not unit)
+    return found if isinstance(found, Knob) else PLAIN

@@ -58,7 +58,7 @@ def field_rules(key: str) -> Knob | None:
         if found is None or part == "sections":
             return None
         if i == len(parts) - 1:
-            return rules_of(cls, found)
+            return rules_of(found)
         cls = _hints(cls)[part]
         if not dataclasses.is_dataclass(cls):
             return None

@@ -29,7 +29,7 @@ def numbers(node: Any, prefix: str = "") -> Iterator[tuple[str, str, Any, Knob]]
                 if is_dataclass(section):
                     yield from numbers(section, f"{name}.")
         else:
-            yield f"{prefix}{f.name}", str(f.type), value, rules_of(type(node), f)
+            yield f"{prefix}{f.name}", str(f.type), value, rules_of(f)
 
 
 def check_numbers(cfg: Config) -> None:

@@ -4,9 +4,8 @@ replay and stop rule (``--method dreamer``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
-from worldmodels.config.schema import register_section
+from worldmodels.config import knob, register_section
 from worldmodels.errors import UserError
 
 
@@ -16,16 +15,11 @@ class DreamerConfig:
     """``--method dreamer``: DreamerV3's world model and imagination actor-critic. Defaults are
     DreamerV3's where the CPU allows; the env presets size them."""
 
-    MUTABLE: ClassVar[tuple[str, ...]] = (
-        "total_steps", "target_return", "stop_at_target", "stop_window", "stop_confirm",
-        "replay_memory_gb",
-        "bf16", "eval_policy", "eval_checkpoint",
-    )  # fmt: skip
-    total_steps: int = 100_000
+    total_steps: int = knob(100_000, mutable=True)
     """Real env steps of training (random pre-fill included)."""
-    prefill: int = 1000
+    prefill: int = knob(1000, zero_ok=True)
     """Random-action steps before the agent acts and learning starts."""
-    train_ratio: float = 512.0
+    train_ratio: float = knob(512.0, positive=True)
     """Replayed steps trained on per real step (updates = steps x ratio / (batch x seq_len))."""
     batch_size: int = 16
     """Replayed windows per update."""
@@ -50,7 +44,7 @@ class DreamerConfig:
     """Channels of the first CNN layer (doubled per layer) for pixels."""
     bins: int = 255
     """Two-hot bins of the reward head and the critic (symlog-spaced from -20 to 20)."""
-    unimix: float = 0.01
+    unimix: float = knob(0.01, unit=True)
     """Uniform mix into every categorical (latents and actor): no probability reaches 0."""
     free_nats: float = 1.0
     """Free bits: each KL term is clipped below at this many nats."""
@@ -62,19 +56,19 @@ class DreamerConfig:
     """Weight of the reward head's loss (DreamerV3: 1, beside a decoder loss summed over every
     pixel): larger makes the representation keep what predicts a sparse reward, and makes
     prioritized replay draw the windows whose rewards it predicts worst."""
-    model_lr: float = 1e-4
+    model_lr: float = knob(1e-4, rate=True)
     """Adam learning rate of the world model."""
-    actor_lr: float = 3e-5
+    actor_lr: float = knob(3e-5, rate=True)
     """Adam learning rate of the actor."""
-    critic_lr: float = 3e-5
+    critic_lr: float = knob(3e-5, rate=True)
     """Adam learning rate of the critic."""
-    model_clip: float = 1000.0
+    model_clip: float = knob(1000.0, positive=True)
     """Gradient-norm clip of the world model."""
-    ac_clip: float = 100.0
+    ac_clip: float = knob(100.0, positive=True)
     """Gradient-norm clip of the actor and of the critic."""
     horizon: int = 15
     """Imagined steps from every replayed posterior state."""
-    imag_last: int = 0
+    imag_last: int = knob(0, zero_ok=True)
     """Imagine (and learn the replay values) from only the last this many steps of each
     replayed window (DreamerV3's ``imag_last``; 0: every step): a longer ``horizon`` for the
     same number of imagined states."""
@@ -84,9 +78,9 @@ class DreamerConfig:
     and critic back to the actions (straight-through one-hots, reparameterised Gaussians); the
     rest is DreamerV3's REINFORCE (0). A low-variance gradient that says which way to push, for
     smooth dynamics where a return-weighted log-probability finds a small correction slowly."""
-    gamma: float = 0.997
+    gamma: float = knob(0.997, unit=True)
     """Discount of the imagined returns (times the continue head)."""
-    lam: float = 0.95
+    lam: float = knob(0.95, unit=True)
     """Lambda of the lambda-returns."""
     entropy: float = 3e-4
     """Actor entropy bonus."""
@@ -97,15 +91,15 @@ class DreamerConfig:
     entropy is below the floor and shrinks back, never below ``entropy``, once it is above.
     Against an actor that collapses onto one action while the world model cannot yet tell the
     actions apart (0: off, the fixed bonus)."""
-    entropy_floor_steps: int = 0
+    entropy_floor_steps: int = knob(0, zero_ok=True)
     """Lower that floor linearly to 0 over this many real env steps (0: held for the whole
     run): the floor guards the early updates, before the world model tells the actions apart,
     and late in a run stops spending entropy on states where one action is plainly right but
     the others cost little (a landed lander that should rest, not fidget)."""
-    entropy_lr: float = 0.05
+    entropy_lr: float = knob(0.05, rate=True)
     """Adam learning rate of that log-coefficient: it moves by about this much per update, so
     from 3e-4 to 0.05 in ~100 updates (an actor collapses in a few hundred)."""
-    slow_critic_tau: float = 0.02
+    slow_critic_tau: float = knob(0.02, unit=True)
     """EMA rate of the slow critic towards the critic, per update."""
     slow_reg: float = 1.0
     """Weight of the critic's regulariser towards its slow EMA copy."""
@@ -123,9 +117,9 @@ class DreamerConfig:
     repval_grad: bool = False
     """The replay value loss also trains the world model's representation through the
     posterior states (DreamerV3's ``repval_grad``); the model then steps after imagining."""
-    return_decay: float = 0.99
+    return_decay: float = knob(0.99, unit=True)
     """EMA decay of the 5th-95th percentile range that scales the actor's advantages."""
-    end_fraction: float = 0.0
+    end_fraction: float = knob(0.0, unit=True)
     """Share of each batch's windows drawn to end at a stored terminal step (the rest are
     uniform): the continue head sees the rare episode ends more often."""
     expl_scale: float = 0.0
@@ -156,7 +150,7 @@ class DreamerConfig:
     lander left idle long enough to come to rest. Training acting only (0: off)."""
     explore_exponent: float = 2.0
     """Exponent of that zeta distribution (> 1; 2: Dabney et al.'s; larger: shorter holds)."""
-    prio_fraction: float = 0.0
+    prio_fraction: float = knob(0.0, unit=True)
     """Share of each batch's windows drawn by priority (DreamerV3's prioritized replay; the
     end windows first, the rest uniform): P(window) ~ (mean over its steps of each step's
     latest world-model loss) ** ``prio_exponent``; a step not yet trained on has the highest
@@ -165,37 +159,37 @@ class DreamerConfig:
     """Exponent of those priorities (0: uniform; 1: proportional to the loss)."""
     replay_capacity: int = 5_000_000
     """Steps the replay holds (capped at total_steps: a run never needs more)."""
-    replay_memory_gb: float = 16.0
+    replay_memory_gb: float = knob(16.0, positive=True, mutable=True)
     """RAM the replay may take (at most half the machine's); a larger replay streams its
     windows from the episode store through an LRU cache of this size."""
-    target_return: float | None = None
+    target_return: float | None = knob(None, signed=True, mutable=True)
     """Stop once the mean of the last ``stop_window`` episodes reaches it (None: the env's
     reward threshold)."""
-    stop_at_target: bool = True
+    stop_at_target: bool = knob(True, mutable=True)
     """Stop once the score reaches the target; false: train the whole budget (the curve still
     says when it first reached it)."""
-    stop_window: int = 10
+    stop_window: int = knob(10, mutable=True)
     """Training episodes whose mean is the score (stop, best checkpoint, curve)."""
-    stop_confirm: bool = False
+    stop_confirm: bool = knob(False, mutable=True)
     """After a scored episode that reaches the target, hold the agent fixed (no updates; the
     held episodes' steps owe none) to see whether it repeats: the run stops only once
     ``stop_window`` scored episodes in a row, each at the target, were played by one held
     agent; a held episode under it lets training go on. The agent that stops is then the one
     measured, not the one that learned on for a window's worth of updates after it."""
-    bf16: bool = True
+    bf16: bool = knob(True, mutable=True)
     """bf16 autocast on CUDA (ignored on CPU)."""
-    eval_policy: str = "mode"
+    eval_policy: str = knob("mode", mutable=True)
     """How ``evaluate`` (and ``--video``) acts: ``mode``, the actor's most likely action from
     the posterior's most likely state; ``sample``, both sampled as in training, where the
     score and the best checkpoint come from (DreamerV3's own eval mode samples). Sampling is
     seeded by the run's seed and ``evaluate.seed_offset``; a run may change this later."""
-    eval_checkpoint: str = "best"
+    eval_checkpoint: str = knob("best", mutable=True)
     """Which agent ``evaluate``, ``--video``, ``diagnose`` and the dream use: ``best``, the
     checkpoint of the best score (a mean of ``stop_window`` training episodes, so partly
     luck), or ``last``, the agent at the end of training (what DreamerV3 reports)."""
 
     def check(self) -> None:
-        checks = [  # sizes, budgets and finite ranges: the generic rule in config/validate.py
+        checks = [  # each number's own range: its field's rules (knob), in config/validate.py
             (self.classes >= 2 and self.bins >= 2, "dreamer.classes and dreamer.bins must be >= 2"),
             (self.unimix < 1, "dreamer.unimix must be in [0, 1)"),
             (self.gamma > 0 and self.slow_critic_tau > 0, "dreamer.gamma and "
