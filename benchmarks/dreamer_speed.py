@@ -62,7 +62,7 @@ def updates(run_dir: Path) -> float:
 
 
 def measure(args: argparse.Namespace, threads: int, work: Path) -> dict[str, float]:
-    import worldmodels.methods  # noqa: F401  (registers the dreamer config section)
+    import worldmodels.registry  # noqa: F401  (registers the methods and their config sections)
     from worldmodels.config import parse_set, resolve
 
     sets = parse_set(["method=dreamer", *args.sets])

@@ -106,7 +106,7 @@ def from_run(run_dir: Path, **meta: Any) -> dict[str, Any] | None:
 def expected_config(env: str, method: str, seed: int, extra: list[str], threads: int) -> dict:
     """The config `worldmodels train --env E --method M --seed S --set ...` resolves to today
     with ``threads`` math threads, as plain data."""
-    import worldmodels.methods  # noqa: F401  (registers the methods' config sections)
+    import worldmodels.registry  # noqa: F401  (registers the methods and their config sections)
 
     sets = parse_set([f"method={method}", f"seed={seed}", f"threads={threads}", *extra])
     return yaml.safe_load(dump_yaml(resolve(env, [], {}, sets)))
@@ -115,7 +115,7 @@ def expected_config(env: str, method: str, seed: int, extra: list[str], threads:
 def read_config(config: dict[str, Any]) -> dict[str, Any] | None:
     """A recorded config read as a run's is (a setting added since takes its default); None
     when a setting no longer exists."""
-    import worldmodels.methods  # noqa: F401
+    import worldmodels.registry  # noqa: F401
 
     cfg = Config()
     try:

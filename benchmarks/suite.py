@@ -41,7 +41,7 @@ import tables
 from budgets import LUNAR_CLASSIC_SMALL, train_command
 from hostspeed import stamp
 
-from worldmodels.methods import REGISTRY
+from worldmodels.registry import REGISTRY
 
 HERE = Path(__file__).parent
 ROOT = HERE / "runs" / "suite"
