@@ -276,7 +276,7 @@ def test_help_explains_every_option(capsys):
 
 
 def test_switching_method_on_a_run_applies_its_presets_or_refuses(tmp_path, capsys):
-    """Regression (bug 4): ``train --method mpc`` on a finished classic run planned zero
+    """Regression: ``train --method mpc`` on a finished classic run once planned zero
     times and reported complete (mpc's presets were not applied)."""
     run = str(tmp_path / "acro")
     base = ["train", "--env", "Acrobot-v1", "--run-dir", run, "--preset", "debug", "--quiet"]
@@ -318,7 +318,7 @@ def test_math_threads_are_recorded_in_the_config_and_eval_json(tmp_path):
 
 def test_progress_in_a_file_is_whole_lines(tmp_path):
     """Output that is not a terminal gets one readable line per finished bar, no carriage
-    returns (issue 17: `make demo > log` stays small)."""
+    returns (`make demo > log` stays small)."""
     import subprocess
     import sys
 
@@ -328,3 +328,28 @@ def test_progress_in_a_file_is_whole_lines(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "\r" not in out.stderr and "collect: 6/6 ep" in out.stderr
     assert "cma-es: " in out.stderr and len(out.stderr) < 4000
+
+
+def test_help_names_no_project_history_and_describes_the_original_flags(capsys):
+    """Every command's --help speaks of the domain (no internal project history), and each
+    original World Models scripts' flag kept as an alias says so."""
+    import re
+
+    from worldmodels.cli.parser import ALIASES, ORIGINAL
+
+    history = re.compile(r"seed 0\d\d|session \d+|issue \d+", re.IGNORECASE)
+    for command in ([], ["collect"], ["train"], ["evaluate"], ["compare"], ["report"],
+                    ["diagnose"], ["envs"], ["train-vision"], ["train-memory"],
+                    ["train-controller"]):  # fmt: skip
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        out = capsys.readouterr().out
+        assert not history.search(out), (command, history.search(out))
+    main(["envs"])
+    assert not history.search(capsys.readouterr().out)
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for flag in ALIASES:
+        assert flag in out
+    assert out.count(ORIGINAL) == len(ALIASES)
