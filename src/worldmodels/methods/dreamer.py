@@ -43,7 +43,7 @@ class DreamerMethod(MethodBase):
     artifacts = checkpoints(NS)
 
     def check(self, cfg: Config, spec: EnvSpec) -> None:
-        dc: DreamerConfig = cfg.section("dreamer")
+        dc = cfg.section(DreamerConfig)
         pixels = spec.obs_kind == "pixels"
         if dc.encoder == "cnn" and not pixels:
             raise UserError(
@@ -80,7 +80,7 @@ class DreamerMethod(MethodBase):
 
     def policy(self, ctx: Context) -> PolicyFactory:
         agent = load_dreamer(ctx.run, ctx.cfg, ctx.spec, ctx.device, _which(ctx))
-        mode = ctx.cfg.section("dreamer").eval_policy == "mode"
+        mode = ctx.cfg.section(DreamerConfig).eval_policy == "mode"
         if not mode:  # the same samples for the same seeds (and evaluate.batch_envs)
             torch.manual_seed(ctx.cfg.seed + ctx.cfg.evaluate.seed_offset)
         return lambda n: DreamerPolicy(agent, mode)
@@ -110,4 +110,4 @@ class DreamerMethod(MethodBase):
 
 def _which(ctx: Context) -> str:
     """The checkpoint the run is evaluated with (``dreamer.eval_checkpoint``)."""
-    return str(ctx.cfg.section("dreamer").eval_checkpoint)
+    return ctx.cfg.section(DreamerConfig).eval_checkpoint

@@ -1,0 +1,136 @@
+"""The small Dreamer learning run: on CartPole-v1 it must score at least 3x the random
+policy on 20 real episodes; ``diagnose``, the dream env and ``evaluate`` are then checked on
+that one run (module-scoped, trained once)."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from cli_runs import episode_return
+
+from worldmodels.cli import main
+
+RANDOM_CARTPOLE = 22.3  # tests/test_learning.py: the random policy's mean on CartPole-v1
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A small CartPole run (one math thread), evaluated on 20 real episodes."""
+    run = tmp_path_factory.mktemp("dreamer") / "r"
+    threads = torch.get_num_threads()
+    sets = ["threads=1", *SMALL]
+    argv = ["train", "--env", "CartPole-v1", "--method", "dreamer", "--run-dir", str(run)]
+    try:
+        argv += ["--quiet", "--episodes", "20"]
+        assert main(argv + [x for s in sets for x in ("--set", s)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return run
+
+
+def test_dreamer_beats_the_random_policy(small_run):
+    """The small run scores >= 3x random on 20 real episodes."""
+    score = json.loads((small_run / "eval.json").read_text())["mean_return"]
+    print("dreamer", score)
+    assert score >= 3.0 * RANDOM_CARTPOLE
+
+
+def test_evaluation_samples_the_actor_when_asked_and_repeats_itself(
+    small_run, tmp_path, monkeypatch, capsys
+):
+    """``evaluate --set dreamer.eval_policy=sample`` on a finished run: the policy is built
+    sampling (by default, the most likely action), eval.json names the override (config.yaml,
+    which this read-only command leaves alone, does not have it), and the same evaluation twice
+    gives the same eval.json (sampling is seeded)."""
+    import worldmodels.methods.dreamer as method
+
+    run = tmp_path / "r"
+    shutil.copytree(small_run, run)
+    built: list[bool] = []
+    real = method.DreamerPolicy
+
+    def spy(agent, mode):
+        built.append(mode)
+        return real(agent, mode)
+
+    monkeypatch.setattr(method, "DreamerPolicy", spy)
+    argv = ["evaluate", "--run-dir", str(run), "--episodes", "4", "--quiet"]
+    assert main(argv) == 0 and set(built) == {True}
+    assert "overrides" not in json.loads((run / "eval.json").read_text())
+    sample = [*argv, "--set", "dreamer.eval_policy=sample"]
+    built.clear()
+    assert main(sample) == 0 and set(built) == {False}
+    first = json.loads((run / "eval.json").read_text())
+    assert first["overrides"] == {"dreamer.eval_policy": "sample"}
+    assert "eval_policy: mode" in (run / "config.yaml").read_text()
+    assert main(sample) == 0
+    assert json.loads((run / "eval.json").read_text()) == first
+    capsys.readouterr()
+
+
+def test_the_rssm_is_diagnosed_and_dreamed_in_like_every_m(small_run, capsys):
+    """``diagnose`` filters fresh held-out episodes through the RSSM and predicts open loop
+    from there: it reconstructs, predicts rewards, and beats constant velocity five steps
+    ahead (measured: reconstruction MSE 0.029, reward MAE 0.048, k = 5 MSE 0.12 vs 1.0; not
+    repeat-last, 0.03, nor the 10 episode ends, recall 0 -- the CartPole finding in the
+    README). The RSSM's dream is a Gymnasium env in which the agent's actor outlives a random
+    one."""
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
+
+    import worldmodels
+
+    assert main(["diagnose", "--run-dir", str(small_run), "--horizon", "5"]) == 0
+    result = json.loads((small_run / "diagnostics.json").read_text())
+    assert result["held_out_episodes"] == 10 and result["starts"] > 100
+    assert result["reconstruction_mse"] < 0.1
+    assert result["reward_mae"][0] < 0.2  # every reward is 1
+    assert result["obs_mse_ratio"]["constant_velocity"][4] < 0.5
+    assert not (small_run / "data/latents").exists() or all(
+        "ep_" not in p.name for p in (small_run / "data/latents").rglob("*")
+    )  # the held-out episodes' latents are not cached in the run
+
+    run = worldmodels.open_run(small_run)
+    check_env(run.dream_env(), skip_render_check=True)
+    dream = gym.make("worldmodels/Dream-v0", run_dir=str(small_run), tau=1.0)
+    from worldmodels.training.dreamer import load_dreamer
+
+    ctx = run._ctx
+    actor = load_dreamer(ctx.run, ctx.cfg, ctx.spec, ctx.device, "best").actor
+    rng = np.random.default_rng(0)
+
+    def act(obs):
+        return int(actor.act(torch.as_tensor(obs)[None], mode=True)[0])
+
+    agent = np.mean([episode_return(dream, act, s) for s in range(10)])
+    random = np.mean([episode_return(dream, lambda _: int(rng.integers(2)), s) for s in range(10)])
+    print("in the dream: actor", agent, "random", random)
+    assert agent >= 1.5 * random  # measured 83.3 vs 39.2
+
+
+SMALL = [
+    "dreamer.total_steps=4000",  # 3,000 scored 84.7 once, 40.5 with this install's libraries
+    "dreamer.prefill=500",
+    "dreamer.train_ratio=64",
+    "dreamer.batch_size=8",
+    "dreamer.seq_len=16",
+    "dreamer.deter=64",
+    "dreamer.hidden=64",
+    "dreamer.groups=8",
+    "dreamer.classes=8",
+    "dreamer.layers=1",
+    "dreamer.actor_lr=1e-4",
+    "dreamer.critic_lr=1e-4",
+    "dreamer.end_fraction=0",  # uniform windows, as measured (the preset's 0.25 is tested above)
+    # DreamerV3's discount and 15-step imagination from every step, λ-return replay values
+    # and the plain stop, as measured (CartPole's preset imagines 64 steps from the last 8 of
+    # its 32-step windows, learns Monte Carlo returns and holds the agent to confirm its stop;
+    # each is tested on its own)
+    "dreamer.gamma=0.997",
+    "dreamer.horizon=15",
+    "dreamer.imag_last=0",
+    "dreamer.repval_return=lambda",
+    "dreamer.stop_confirm=false",
+]
