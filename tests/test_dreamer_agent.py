@@ -16,7 +16,7 @@ def test_the_loss_scales_come_from_the_config_and_weight_the_model_loss():
     """``dreamer.rew_scale``, ``dyn_scale`` and ``rep_scale`` are the world model's loss scales:
     on one batch, the total with the reward weighted 3 is the total with 1 plus 2 x the reward
     loss, and the per-step losses (the replay's priorities) grow by 2 x it on average."""
-    import worldmodels.methods  # noqa: F401  (registers the dreamer section)
+    import worldmodels.registry  # noqa: F401  (registers the dreamer section)
     from worldmodels.config import parse_set, resolve
     from worldmodels.envs import probe
     from worldmodels.training.dreamer import Dreamer
@@ -50,7 +50,7 @@ def test_replay_value_loss_targets_real_returns_by_hand():
     """The critic's loss on replayed real windows: rows 0..3 = o0, o1, o2 (terminal), o0' (a
     new episode). Transitions 0->1 and 1->2 count, 2->3 crosses episodes: weight 0.
     G(1->2) = r2 = 1 (terminal); G(0->1) = r1 + gamma ((1 - lam) boot1 + lam G(1->2))."""
-    import worldmodels.methods  # noqa: F401  (registers the dreamer section)
+    import worldmodels.registry  # noqa: F401  (registers the dreamer section)
     from worldmodels.config import parse_set, resolve
     from worldmodels.envs import probe
     from worldmodels.training.dreamer import Dreamer
@@ -104,7 +104,7 @@ def test_actor_and_critic_losses_in_imagination_by_hand(monkeypatch):
     lambda-returns: G1 = 3, G0 = 2 + gamma 0.5 (lam G1); the range < 1 is not scaled up;
     weights = cumprod(cont0, c1) = (1, 0.5); actor loss = -mean(w (logp G + eta H(pi)));
     critic loss = mean(w (1 + slow_reg) log(bins))."""
-    import worldmodels.methods  # noqa: F401  (registers the dreamer section)
+    import worldmodels.registry  # noqa: F401  (registers the dreamer section)
     from worldmodels.config import parse_set, resolve
     from worldmodels.envs import probe
     from worldmodels.models.rssm import RssmState
@@ -142,7 +142,7 @@ def test_the_exploration_bonus_is_the_ensemble_s_disagreement_added_to_every_rew
 ):
     """As above with dreamer.expl_scale 0.5 and a disagreement of 1 on every imagined
     transition: rewards 2.5, 3.5, so G0 = 2.5 + gamma 0.5 lam 3.5."""
-    import worldmodels.methods  # noqa: F401  (registers the dreamer section)
+    import worldmodels.registry  # noqa: F401  (registers the dreamer section)
     from worldmodels.config import parse_set, resolve
     from worldmodels.envs import probe
     from worldmodels.models.rssm import RssmState
@@ -172,7 +172,7 @@ def test_entropy_floor_raises_the_bonus_while_the_entropy_is_under_it_by_hand():
     log_eta by its lr against the gradient's sign (entropy 0.1 < target: up); with the entropy
     above the target it comes back down and stops at log(dreamer.entropy). The actor's loss uses
     the learned coefficient; a continuous actor's range is the Gaussian's at min and max std."""
-    import worldmodels.methods  # noqa: F401  (registers the dreamer section)
+    import worldmodels.registry  # noqa: F401  (registers the dreamer section)
     from worldmodels.config import parse_set, resolve
     from worldmodels.envs import probe
     from worldmodels.models.rssm import RssmState
@@ -212,7 +212,7 @@ def test_entropy_floor_steps_lower_the_floor_linearly_to_the_range_bottom_by_han
     """dreamer.entropy_floor_steps 1000: CartPole's floor 0.5 ln 2 at step 0, half at 500,
     0 (a discrete actor's bottom) from 1000 on; Pendulum's falls to the entropy at min std.
     With the floor gone an entropy of 0.1 is above it, so the bonus steps down, not up."""
-    import worldmodels.methods  # noqa: F401  (registers the dreamer section)
+    import worldmodels.registry  # noqa: F401  (registers the dreamer section)
     from worldmodels.config import parse_set, resolve
     from worldmodels.envs import probe
     from worldmodels.training.dreamer import Dreamer
@@ -271,7 +271,7 @@ def test_disagreement_ensemble_by_hand():
 def _update_grads(sets: list[str]) -> dict[str, list[torch.Tensor]]:
     """One ``Dreamer.update`` on a fixed replayed batch -> each step's gradients (pre-clip);
     the model is not stepped, so it imagines the same with and without repval_grad."""
-    import worldmodels.methods  # noqa: F401  (registers the dreamer section)
+    import worldmodels.registry  # noqa: F401  (registers the dreamer section)
     from worldmodels.config import parse_set, resolve
     from worldmodels.envs import probe
     from worldmodels.training.dreamer import Dreamer
@@ -377,7 +377,7 @@ def test_an_update_and_a_step_make_no_tensor_off_the_agent_s_device(env_id, sets
     mixes it with the agent's (the first GPU run crashed so, in the return scale's quantile).
     Here every such tensor lands on ``meta`` instead, which no CPU op accepts either, so an
     update and an acting step on the CPU find them without a GPU."""
-    import worldmodels.methods  # noqa: F401  (registers the dreamer section)
+    import worldmodels.registry  # noqa: F401  (registers the dreamer section)
     from worldmodels.config import parse_set, resolve
     from worldmodels.envs import action_to_env, make_env, probe
     from worldmodels.training.dreamer import Dreamer, fill_random, obs_dtype

@@ -29,7 +29,6 @@ from worldmodels.config.schema import (
     PlannerConfig,
     VisionConfig,
     declare_section,
-    register_section,
 )
 from worldmodels.config.validate import validate
 
@@ -58,7 +57,6 @@ __all__ = [
     "method_files",
     "parse_set",
     "preset_names",
-    "register_section",
     "resolve",
     "resume_mutable",
     "to_dict",

@@ -7,7 +7,6 @@ checks in ``validate.py``, the preset overlays in ``presets/*.yaml``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
@@ -309,16 +308,6 @@ def declare_section(name: str, cls: type[S]) -> type[S]:
         raise ValueError(f"config section '{name}' is declared twice ({known} and {cls})")
     SECTIONS[name] = cls
     return cls
-
-
-def register_section(name: str) -> Callable[[type[S]], type[S]]:
-    """Class decorator form of ``declare_section`` (kept for a section declared on its
-    class rather than by its method)."""
-
-    def add(cls: type[S]) -> type[S]:
-        return declare_section(name, cls)
-
-    return add
 
 
 def section_name(cls: type) -> str:

@@ -6,7 +6,9 @@ step (``data/replay.py``); the actor-critic learns only in imagination
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
@@ -40,6 +42,7 @@ class DreamerMethod(MethodBase):
     name = "dreamer"
     summary = "DreamerV3-class: RSSM world model from replay, actor-critic in imagination"
     sections = ("dreamer",)
+    own_sections: ClassVar[Mapping[str, type]] = {"dreamer": DreamerConfig}
     artifacts = checkpoints(NS)
 
     def check(self, cfg: Config, spec: EnvSpec) -> None:

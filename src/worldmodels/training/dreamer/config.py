@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from worldmodels.config import knob, register_section
+from worldmodels.config import knob
 from worldmodels.errors import UserError
 
 
-@register_section("dreamer")
 @dataclass
 class DreamerConfig:
     """``--method dreamer``: DreamerV3's world model and imagination actor-critic. Defaults are
