@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint docs bench clean
+.PHONY: demo test test-slow lint docs results clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11'"; exit 2; }
@@ -32,6 +32,9 @@ lint: $(STAMP)  # ruff, mypy and the import layers (pyproject.toml [tool.importl
 
 docs: $(STAMP)  # the MkDocs site into site/; --strict: a broken link, anchor or reference fails
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+results: $(STAMP)  # docs/results.md, the learning-curves figure and the README's table from benchmarks/results/
+	$(PY) benchmarks/tables.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache site
