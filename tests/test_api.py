@@ -1,4 +1,4 @@
-"""The public API (issue 17): a finished run opened from Python -- its agent acting on real
+"""The public API: a finished run opened from Python -- its agent acting on real
 observations, its world model imagining, its envs -- and the dream registered with Gymnasium,
 where a trainer this project did not write (Stable-Baselines3's PPO) learns in
 ``worldmodels/Dream-v0`` and is evaluated for real in ``worldmodels/Real-v0``."""
@@ -79,3 +79,16 @@ def test_opening_a_missing_run_is_one_clear_error(tmp_path):
     with pytest.raises(UserError, match="is not a run directory"):
         worldmodels.open_run(tmp_path / "nothing")
     assert not (tmp_path / "nothing").exists()
+
+
+def test_opening_a_run_leaves_the_callers_math_threads_alone(run_dir):
+    """The run records one math thread; a library caller's own setting stays (a call that
+    set it behind the caller's back made one LSTM step 160x slower beside another job)."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        worldmodels.open_run(run_dir)
+        gym.make("worldmodels/Dream-v0", run_dir=str(run_dir))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

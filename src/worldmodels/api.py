@@ -1,17 +1,21 @@
 """The public Python API: open a finished run and use its agent, its world model and its
 envs from Python. Also the Gymnasium entry points of ``worldmodels/Dream-v0`` and
-``worldmodels/Real-v0`` (registered on ``import worldmodels``)::
+``worldmodels/Real-v0`` (registered on ``import worldmodels``):
 
-    import gymnasium as gym
-    import worldmodels
+```python
+import gymnasium as gym
+import worldmodels
 
-    run = worldmodels.open_run("runs/cartpole")
-    agent = run.agent()                       # acts on real observations
-    dream = gym.make("worldmodels/Dream-v0", run_dir="runs/cartpole", tau=1.0)
-    real = gym.make("worldmodels/Real-v0", run_dir="runs/cartpole")  # same observations
+run = worldmodels.open_run("runs/cartpole")
+agent = run.agent()                       # acts on real observations
+dream = gym.make("worldmodels/Dream-v0", run_dir="runs/cartpole", tau=1.0)
+real = gym.make("worldmodels/Real-v0", run_dir="runs/cartpole")  # same observations
+```
 
 Opening a run reads it: no lock is taken and nothing is written except the latent cache the
-dream's start states are encoded into (``data/latents``, as every command does).
+dream's start states are encoded into (``data/latents``, as every command does). It leaves
+the caller's math threads as they are (``torch.set_num_threads`` is the caller's to set; the
+command line sets the run's recorded count).
 """
 
 from __future__ import annotations
@@ -53,7 +57,9 @@ class Run:
     """A finished run directory, opened for use from Python (see the module docstring)."""
 
     def __init__(self, run_dir: str | Path, device: str = "cpu"):
-        self._ctx: Context = _open(run_dir, device=device, progress=False, reads=True, writes=False)
+        self._ctx: Context = _open(
+            run_dir, device=device, progress=False, reads=True, writes=False, own_threads=False
+        )
 
     @property
     def root(self) -> Path:

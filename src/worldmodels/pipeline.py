@@ -88,12 +88,15 @@ def open_run(
     progress: bool = True,
     reads: bool = False,
     writes: bool = True,
+    own_threads: bool = True,
 ) -> Context:
     """Resolve the config and validate everything before the first byte is written.
     ``reads``: a command that reads a finished run (evaluate, diagnose): the run must exist,
     its config.yaml is never rewritten, and an unwritable run directory is a warning (the
     result is printed, then saving it fails in one line) rather than a refusal. ``writes=False``
-    (``diagnose --no-write``): nothing is written, so no lock is taken."""
+    (``diagnose --no-write``): nothing is written, so no lock is taken. ``own_threads``: this
+    process is the run's own (the command line), so its math threads are set to the run's
+    recorded count; a library caller (``worldmodels.open_run``, ``gym.make``) keeps its own."""
     run = RunDir(run_dir)
     if reads and not run.has_config():
         raise UserError(
@@ -158,7 +161,7 @@ def open_run(
         preflight(cfg.parallel.executor, cfg.parallel.ray_address)
         lock = _writer_lock(run)
         run.write_config(cfg, spec)
-    if cfg.threads:
+    if cfg.threads and own_threads:
         torch.set_num_threads(cfg.threads)
     return Context(run, cfg, spec, resolve_device(cfg.device), resume, progress, lock=lock)
 
