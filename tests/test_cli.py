@@ -294,7 +294,9 @@ def test_switching_method_on_a_run_applies_its_presets_or_refuses(tmp_path, caps
     assert "vision.kind" in err and "--method mpc brings its preset for CartPole-v1" in err
 
 
-def test_math_threads_are_recorded_in_the_config_and_eval_json(tmp_path):
+def test_math_threads_are_recorded_in_the_config_and_eval_json(tmp_path, monkeypatch):
+    """``threads=1`` is set and recorded; unset, a new run takes OMP_NUM_THREADS where the user
+    set it, else one thread."""
     import json
 
     import torch
@@ -310,10 +312,18 @@ def test_math_threads_are_recorded_in_the_config_and_eval_json(tmp_path):
         torch.set_num_threads(before)
     assert yaml.safe_load((run / "config.yaml").read_text())["threads"] == 1
     assert json.loads((run / "eval.json").read_text())["threads"] == 1
-    other = tmp_path / "d"
-    argv = f"train --env CartPole-v1 --run-dir {other} --preset debug --quiet --no-eval"
-    assert main(argv.split()) == 0
-    assert yaml.safe_load((other / "config.yaml").read_text())["threads"] == before
+    for env, expected in ((None, 1), ("2", 2)):
+        if env is None:
+            monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        else:
+            monkeypatch.setenv("OMP_NUM_THREADS", env)
+        other = tmp_path / f"d{expected}"
+        argv = f"train --env CartPole-v1 --run-dir {other} --preset debug --quiet --no-eval"
+        try:
+            assert main(argv.split()) == 0
+        finally:
+            torch.set_num_threads(before)
+        assert yaml.safe_load((other / "config.yaml").read_text())["threads"] == expected
 
 
 def test_progress_in_a_file_is_whole_lines(tmp_path):

@@ -5,6 +5,7 @@ is written; knows no method by name."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -155,7 +156,7 @@ def open_run(
         spec = probe(cfg.env)
         sized = sized_defaults(spec.obs_kind, int(np.prod(spec.obs_shape)), spec.action_dim)
         cfg = resolve(env_id, presets or [], file_overrides, set_overrides, sized=sized)
-        cfg.threads = cfg.threads or torch.get_num_threads()  # written down: it moves results
+        cfg.threads = cfg.threads or default_threads()  # written down: it moves results
         _check_method(cfg, spec)
         resolve_device(cfg.device)
         preflight(cfg.parallel.executor, cfg.parallel.ray_address)
@@ -164,6 +165,16 @@ def open_run(
     if cfg.threads and own_threads:
         torch.set_num_threads(cfg.threads)
     return Context(run, cfg, spec, resolve_device(cfg.device), resume, progress, lock=lock)
+
+
+def default_threads() -> int:
+    """A new run's math threads when its config says 0: ``OMP_NUM_THREADS`` where the user set
+    it, else one. Models of these sizes gain little from a second thread alone (CartPole's
+    dreamer: 7.5 against 5.4 gradient steps/s) and lose 11x beside one other busy process
+    (0.48 against 5.4), as OpenMP's threads spin at barriers for a core they do not have
+    (``benchmarks/dreamer_speed.py --shared``)."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else 1
 
 
 def _writer_lock(run: RunDir, optional: bool = False) -> RunLock | None:

@@ -340,9 +340,11 @@ class Config:
     device: str = knob("auto", mutable=True)
     """``auto`` (cuda if available), ``cpu`` or ``cuda``."""
     threads: int = knob(0, zero_ok=True, mutable=True)
-    """Math threads of this process (``torch.set_num_threads``); 0 = the machine's default,
-    written down as the number it was when the run was created. It changes results: a2c seed
-    0 on CartPole scored 315.2 with one thread and 500.0 with two."""
+    """Math threads of this process (``torch.set_num_threads``); 0 = ``OMP_NUM_THREADS`` where
+    it is set, else one, written down as the number it was when the run was created. One
+    thread keeps its pace beside other work, where two threads' barriers made a dreamer update
+    11x slower on 2 cores. It changes results: a2c seed 0 on CartPole scored 315.2 with one
+    thread and 500.0 with two."""
     presets: list[str] = field(default_factory=list)
     """Named presets applied on top of the env preset (e.g. ``debug``)."""
     sections: dict[str, Any] = field(
