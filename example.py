@@ -1,7 +1,8 @@
 import gymnasium as gym
 from stable_baselines3 import PPO
 from stable_baselines3.common.evaluation import evaluate_policy
-import worldmodels  # registers worldmodels/Dream-v0 and worldmodels/Real-v0
+
+import worldmodels  # noqa: F401  registers worldmodels/Dream-v0 and worldmodels/Real-v0
 
 dream = gym.make("worldmodels/Dream-v0", run_dir="runs/demo")   # the demo run's dream
 agent = PPO("MlpPolicy", dream, seed=0).learn(20_000)          # imagined steps only
