@@ -24,7 +24,7 @@ def test_the_loss_scales_come_from_the_config_and_weight_the_model_loss():
     out = {}
     for scale in (1.0, 3.0):
         sets = ["method=dreamer", f"dreamer.rew_scale={scale}", "dreamer.dyn_scale=0.25"]
-        cfg = resolve("CartPole-v1", ["debug"], {}, parse_set(sets))
+        cfg = resolve("CartPole-v1", ["debug"], {}, parse_set([*sets, "dreamer.bf16=false"]))
         torch.manual_seed(0)
         agent = Dreamer(cfg.section("dreamer"), probe(cfg.env), torch.device("cpu"))
         assert agent.wm.scales == {"dec": 1.0, "rew": scale, "cont": 1.0, "dyn": 0.25,
@@ -56,7 +56,7 @@ def test_replay_value_loss_targets_real_returns_by_hand():
     from worldmodels.training.dreamer import Dreamer
 
     sets = ["method=dreamer", "dreamer.slow_reg=0", "dreamer.gamma=0.9", "dreamer.lam=0.5"]
-    cfg = resolve("CartPole-v1", ["debug"], {}, parse_set(sets))
+    cfg = resolve("CartPole-v1", ["debug"], {}, parse_set([*sets, "dreamer.bf16=false"]))
     torch.manual_seed(0)
     agent = Dreamer(cfg.section("dreamer"), probe(cfg.env), torch.device("cpu"))
     torch.nn.init.normal_(agent.critic[-1].weight)  # a zeroed critic's loss ignores targets
@@ -112,7 +112,7 @@ def test_actor_and_critic_losses_in_imagination_by_hand(monkeypatch):
 
     sets = ["method=dreamer", "dreamer.horizon=2", "dreamer.gamma=0.9", "dreamer.lam=0.5",
             "dreamer.entropy=0.1", "dreamer.slow_reg=0.5"]  # fmt: skip
-    cfg = resolve("CartPole-v1", ["debug"], {}, parse_set(sets))
+    cfg = resolve("CartPole-v1", ["debug"], {}, parse_set([*sets, "dreamer.bf16=false"]))
     torch.manual_seed(0)
     agent = Dreamer(cfg.section("dreamer"), probe(cfg.env), torch.device("cpu"))
     feat = torch.randn(1, 3, agent.wm.feat_dim)
@@ -150,7 +150,7 @@ def test_the_exploration_bonus_is_the_ensemble_s_disagreement_added_to_every_rew
 
     sets = ["method=dreamer", "dreamer.horizon=2", "dreamer.gamma=0.9", "dreamer.lam=0.5",
             "dreamer.expl_scale=0.5"]  # fmt: skip
-    cfg = resolve("CartPole-v1", ["debug"], {}, parse_set(sets))
+    cfg = resolve("CartPole-v1", ["debug"], {}, parse_set([*sets, "dreamer.bf16=false"]))
     agent = Dreamer(cfg.section("dreamer"), probe(cfg.env), torch.device("cpu"))
     assert agent.expl is not None
     seen: list[torch.Size] = []
@@ -180,7 +180,7 @@ def test_entropy_floor_raises_the_bonus_while_the_entropy_is_under_it_by_hand():
 
     sets = ["method=dreamer", "dreamer.entropy=0.1", "dreamer.entropy_floor=0.5",
             "dreamer.entropy_lr=0.5", "dreamer.horizon=2"]  # fmt: skip
-    cfg = resolve("CartPole-v1", ["debug"], {}, parse_set(sets))
+    cfg = resolve("CartPole-v1", ["debug"], {}, parse_set([*sets, "dreamer.bf16=false"]))
     agent = Dreamer(cfg.section("dreamer"), probe(cfg.env), torch.device("cpu"))
     assert agent.entropy_bonus.target == pytest.approx(0.5 * math.log(2))
     assert agent.entropy_bonus.coef() == pytest.approx(0.1)
@@ -202,7 +202,7 @@ def test_entropy_floor_raises_the_bonus_while_the_entropy_is_under_it_by_hand():
     assert out["entropy_coef"].item() == pytest.approx(0.3)
     assert out["actor_loss"].item() == pytest.approx(-(0.3 * ent).mean().item(), rel=1e-5)
 
-    cfg = resolve("Pendulum-v1", ["debug"], {}, parse_set(sets))
+    cfg = resolve("Pendulum-v1", ["debug"], {}, parse_set([*sets, "dreamer.bf16=false"]))
     actor = Dreamer(cfg.section("dreamer"), probe(cfg.env), torch.device("cpu")).actor
     normal = torch.distributions.Normal(0.0, torch.tensor([actor.min_std, actor.max_std]))
     assert actor.entropy_range() == pytest.approx(normal.entropy().tolist())
@@ -219,7 +219,7 @@ def test_entropy_floor_steps_lower_the_floor_linearly_to_the_range_bottom_by_han
 
     sets = ["method=dreamer", "dreamer.entropy=0.01", "dreamer.entropy_floor=0.5",
             "dreamer.entropy_floor_steps=1000", "dreamer.entropy_lr=0.5"]  # fmt: skip
-    cfg = resolve("CartPole-v1", ["debug"], {}, parse_set(sets))
+    cfg = resolve("CartPole-v1", ["debug"], {}, parse_set([*sets, "dreamer.bf16=false"]))
     agent = Dreamer(cfg.section("dreamer"), probe(cfg.env), torch.device("cpu"))
     full = 0.5 * math.log(2)
     assert agent.entropy_bonus.floor(0) == pytest.approx(full)
@@ -232,7 +232,7 @@ def test_entropy_floor_steps_lower_the_floor_linearly_to_the_range_bottom_by_han
         agent.entropy_bonus.step(torch.tensor(0.1), env_steps)  # under 0.347: up; over 0: down
         assert agent.entropy_bonus.coef() == pytest.approx(0.1 * factor, rel=1e-6)
 
-    cfg = resolve("Pendulum-v1", ["debug"], {}, parse_set(sets))
+    cfg = resolve("Pendulum-v1", ["debug"], {}, parse_set([*sets, "dreamer.bf16=false"]))
     agent = Dreamer(cfg.section("dreamer"), probe(cfg.env), torch.device("cpu"))
     lo, hi = agent.actor.entropy_range()
     assert agent.entropy_bonus.floor(250) == pytest.approx(lo + 0.75 * 0.5 * (hi - lo))
@@ -276,7 +276,9 @@ def _update_grads(sets: list[str]) -> dict[str, list[torch.Tensor]]:
     from worldmodels.envs import probe
     from worldmodels.training.dreamer import Dreamer
 
-    cfg = resolve("CartPole-v1", ["debug"], {}, parse_set(["method=dreamer", *sets]))
+    cfg = resolve(
+        "CartPole-v1", ["debug"], {}, parse_set(["method=dreamer", *sets, "dreamer.bf16=false"])
+    )
     torch.manual_seed(0)
     agent = Dreamer(cfg.section("dreamer"), probe(cfg.env), torch.device("cpu"))
     torch.nn.init.normal_(agent.critic[-1].weight)  # a zeroed critic passes no gradient on
@@ -382,7 +384,7 @@ def test_an_update_and_a_step_make_no_tensor_off_the_agent_s_device(env_id, sets
     from worldmodels.envs import action_to_env, make_env, probe
     from worldmodels.training.dreamer import Dreamer, fill_random, obs_dtype
 
-    cfg = resolve(env_id, ["debug"], {}, parse_set(["method=dreamer", *sets]))
+    cfg = resolve(env_id, ["debug"], {}, parse_set(["method=dreamer", *sets, "dreamer.bf16=false"]))
     spec, dc = probe(cfg.env), cfg.section("dreamer")
     torch.manual_seed(0)
     agent = Dreamer(dc, spec, torch.device("cpu"))
@@ -438,3 +440,36 @@ def _runs(actions: list) -> list[list]:
         else:
             cur.append(a)
     return runs + ([cur] if cur else [])
+
+
+def test_bf16_runs_the_imagined_batch_where_the_cpu_multiplies_it_and_agrees_with_float32():
+    """dreamer.bf16 on a CPU with AMX: the heads, actor and critic losses over the imagined
+    states run in bf16 and agree with float32 to bf16's precision; on other CPUs, or with
+    bf16 off, the same numbers exactly."""
+    import worldmodels.registry  # noqa: F401  (registers the dreamer section)
+    from worldmodels.config import parse_set, resolve
+    from worldmodels.envs import probe
+    from worldmodels.models.rssm import RssmState
+    from worldmodels.runs import cpu_bf16
+    from worldmodels.training.dreamer import Dreamer
+
+    out = {}
+    for bf16 in (False, True):
+        sets = ["method=dreamer", f"dreamer.bf16={str(bf16).lower()}"]
+        cfg = resolve("CartPole-v1", ["debug"], {}, parse_set(sets))
+        torch.manual_seed(0)
+        agent = Dreamer(cfg.section("dreamer"), probe(cfg.env), torch.device("cpu"))
+        torch.nn.init.normal_(agent.critic[-1].weight)
+        start = RssmState(
+            torch.randn(32, agent.wm.rssm.deter), torch.zeros(32, agent.wm.rssm.stoch)
+        )
+        torch.manual_seed(1)
+        out[bf16] = agent.actor_critic_losses(start, torch.ones(32))
+    for key in ("actor_loss", "critic_loss", "imagined_return"):
+        lo, hi = out[True][key], out[False][key]
+        assert lo.dtype == torch.float32, key
+        if cpu_bf16():
+            assert lo.item() == pytest.approx(hi.item(), rel=0.02, abs=0.02), key
+            assert lo.item() != hi.item(), key  # bf16 did run
+        else:
+            assert lo.item() == hi.item(), key

@@ -54,12 +54,12 @@ class TwoHot(nn.Module):
         return out
 
     def loss(self, logits: Tensor, y: Tensor) -> Tensor:
-        """Cross-entropy of the logits against y's two-hot target, [...]."""
-        return -(self.target(y) * F.log_softmax(logits, -1)).sum(-1)
+        """Cross-entropy of the logits (read in float32) against y's two-hot target, [...]."""
+        return -(self.target(y.float()) * F.log_softmax(logits.float(), -1)).sum(-1)
 
     def mean(self, logits: Tensor) -> Tensor:
         edges: Tensor = self.edges  # type: ignore[assignment]
-        return symexp((F.softmax(logits, -1) * edges).sum(-1))
+        return symexp((F.softmax(logits.float(), -1) * edges).sum(-1))
 
 
 def mixed_softmax(logits: Tensor, unimix: float) -> Tensor:
@@ -69,14 +69,43 @@ def mixed_softmax(logits: Tensor, unimix: float) -> Tensor:
     return (1 - unimix) * e / e.sum(-1, keepdim=True) + unimix / logits.shape[-1]
 
 
+def inverse_cdf(probs: Tensor, mode: bool = False) -> Tensor:
+    """One-hot draws [..., C] from categorical probabilities [..., C] (their argmax with
+    ``mode``): the first class whose cumulative probability passes a uniform number. Written
+    out: ``F.one_hot`` checks its indices' range and ``torch.multinomial`` sorts, each several
+    times this cost on small batches."""
+    classes = torch.arange(probs.shape[-1], device=probs.device)
+    if mode:
+        idx = probs.argmax(-1, keepdim=True)
+    else:
+        u = torch.rand(*probs.shape[:-1], 1, device=probs.device, dtype=probs.dtype)
+        idx = (probs.cumsum(-1) < u).sum(-1, keepdim=True).clamp_(max=probs.shape[-1] - 1)
+    return (idx == classes).to(probs.dtype)
+
+
+class Mlp(nn.Sequential):
+    """Hidden layers, then an output Linear that runs in float32 under autocast: its outputs
+    feed softmaxes, sigmoids and symexp, where a bf16 logit (8 bits of mantissa) would move a
+    predicted return by percents. The hidden layers, most of the work, run in bf16."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        *hidden, last = self._modules.values()
+        for layer in hidden:
+            x = layer(x)
+        if torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):
+                return last(x.float())
+        return last(x)
+
+
 def mlp(inp: int, hidden: int, layers: int, out: int | None = None) -> nn.Sequential:
-    """``layers`` x (Linear, LayerNorm, SiLU), then a Linear to ``out`` if given."""
+    """``layers`` x (Linear, LayerNorm, SiLU), then a Linear to ``out`` if given (``Mlp``)."""
     mods: list[nn.Module] = []
     for i in range(layers):
         mods += [nn.Linear(inp if i == 0 else hidden, hidden), nn.LayerNorm(hidden), nn.SiLU()]
-    if out is not None:
-        mods.append(nn.Linear(hidden if layers else inp, out))
-    return nn.Sequential(*mods)
+    if out is None:
+        return nn.Sequential(*mods)
+    return Mlp(*mods, nn.Linear(hidden if layers else inp, out))
 
 
 def zero_output(net: nn.Sequential) -> None:
@@ -210,15 +239,13 @@ class Rssm(nn.Module):
                              self.unimix)  # fmt: skip
 
     def sample(self, logits: Tensor, mode: bool = False) -> Tensor:
-        """A one-hot per group with straight-through gradients, flattened."""
+        """A one-hot per group with straight-through gradients, flattened: its value is the
+        one-hot's exactly (``p - p.detach()`` is 0), with or without a graph."""
         p = self.probs(logits)
-        if mode:
-            idx = p.argmax(-1)
-        else:
-            u = torch.rand(*p.shape[:-1], 1, device=p.device, dtype=p.dtype)  # inverse CDF
-            idx = (p.cumsum(-1) < u).sum(-1).clamp(max=self.classes - 1)
-        onehot = F.one_hot(idx, self.classes).to(p.dtype)
-        return (onehot + p - p.detach()).flatten(-2)
+        onehot = inverse_cdf(p, mode)
+        if p.requires_grad:
+            onehot = onehot + (p - p.detach())
+        return onehot.flatten(-2)
 
     def _deter(self, state: RssmState, action: Tensor) -> Tensor:
         return self.gru(self.img_in(torch.cat([state.z, action], -1)), state.h)
@@ -245,12 +272,29 @@ class Rssm(nn.Module):
         self, embed: Tensor, actions: Tensor, is_first: Tensor, state: RssmState
     ) -> tuple[RssmState, Tensor, Tensor]:
         """Filter [B, T] sequences -> (states [B, T, ...], posterior and prior logits); the
-        prior runs once on all T deterministic states (it does not feed the recurrence)."""
+        prior runs once on all T deterministic states (it does not feed the recurrence). The
+        same steps as ``obs_step``, with the inputs known in advance moved out of the loop: the
+        actions' share of the GRU input layer and the embeddings' share of the posterior's
+        first layer are one matmul each over all T (time-major, so each step reads a
+        contiguous slice)."""
+        keep = (~is_first).to(embed.dtype).transpose(0, 1).unsqueeze(-1)  # [T, B, 1]
+        img_first, post_first = self.img_in[0], self.post_net[0]
+        assert isinstance(img_first, nn.Linear) and isinstance(post_first, nn.Linear)
+        w_z, w_a = img_first.weight.split([self.stoch, actions.shape[-1]], 1)
+        w_h, w_e = post_first.weight.split([self.deter, embed.shape[-1]], 1)
+        a_share = F.linear(actions.transpose(0, 1) * keep, w_a, img_first.bias)
+        e_share = F.linear(embed.transpose(0, 1), w_e, post_first.bias)
+        w_z, w_h = w_z.t(), w_h.t()
+        img_rest, post_rest = self.img_in[1:], self.post_net[1:]
+        h, z = state.h, state.z
         hs, zs, posts = [], [], []
         for t in range(embed.shape[1]):
-            state, post = self.obs_step(state, actions[:, t], embed[:, t], is_first[:, t])
-            hs.append(state.h)
-            zs.append(state.z)
+            h, z = h * keep[t], z * keep[t]
+            h = self.gru(img_rest(torch.addmm(a_share[t], z, w_z)), h)
+            post = post_rest(torch.addmm(e_share[t], h, w_h))
+            z = self.sample(post)
+            hs.append(h)
+            zs.append(z)
             posts.append(post)
         stack = lambda xs: torch.stack(xs, 1)  # noqa: E731
         h = stack(hs)
@@ -322,7 +366,7 @@ class DreamerWorldModel(nn.Module):
         return self.twohot.mean(self.reward(feat))
 
     def cont_prob(self, feat: Tensor) -> Tensor:
-        return torch.sigmoid(self.cont(feat).squeeze(-1))
+        return torch.sigmoid(self.cont(feat).squeeze(-1).float())  # bf16 cannot hold 0.998
 
     def loss(self, batch: dict[str, Tensor]) -> WorldModelLoss:
         """The world-model loss of a [B, T] batch (keys obs, action, reward, is_first,

@@ -10,10 +10,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from worldmodels.models.rssm import mixed_softmax, mlp
+from worldmodels.models.rssm import inverse_cdf, mixed_softmax, mlp
 from worldmodels.training.dreamer.config import DreamerConfig
 
 
@@ -53,7 +52,7 @@ class Actor(nn.Module):
         self.net = mlp(feat_dim, hidden, layers, action_dim if discrete else 2 * action_dim)
 
     def dist(self, feat: Tensor) -> torch.distributions.Distribution:
-        out = self.net(feat)
+        out = self.net(feat).float()  # bf16 under autocast: the distribution in float32
         if self.discrete:
             probs = mixed_softmax(out, self.unimix)
             return torch.distributions.Categorical(probs=probs, validate_args=False)
@@ -65,7 +64,8 @@ class Actor(nn.Module):
     def features(self, action: Tensor) -> Tensor:
         """A sampled action as the world model's input (one-hot, or clipped to [-1, 1])."""
         if self.discrete:
-            return F.one_hot(action.long(), self.action_dim).float()
+            classes = torch.arange(self.action_dim, device=action.device)
+            return (action.long().unsqueeze(-1) == classes).float()
         return action.clamp(-1, 1)
 
     def entropy_range(self) -> tuple[float, float]:
@@ -79,10 +79,17 @@ class Actor(nn.Module):
         )
 
     def act(self, feat: Tensor, mode: bool) -> Tensor:
+        return self.sample(feat, mode)[0]
+
+    def sample(self, feat: Tensor, mode: bool = False) -> tuple[Tensor, Tensor]:
+        """An action (the most likely with ``mode``) and its world-model input, no gradient
+        through either; a discrete draw is the inverse CDF of the mixed probabilities."""
+        if self.discrete:
+            onehot = inverse_cdf(mixed_softmax(self.net(feat), self.unimix), mode)
+            return onehot.argmax(-1), onehot
         d = self.dist(feat)
-        if mode:
-            return d.probs.argmax(-1) if self.discrete else d.mean  # type: ignore[attr-defined]
-        return d.sample()
+        action = d.mean if mode else d.sample()
+        return action, action.clamp(-1, 1)
 
     def rsample(self, feat: Tensor) -> tuple[Tensor, Tensor]:
         """A sampled action and its world-model input, differentiable in the actor's output
@@ -92,9 +99,9 @@ class Actor(nn.Module):
         if not self.discrete:
             action = d.rsample()
             return action, action.clamp(-1, 1)
-        action = d.sample()
         probs = d.probs  # type: ignore[attr-defined]
-        return action, self.features(action) + (probs - probs.detach())  # exactly the one-hot
+        onehot = inverse_cdf(probs.detach())
+        return onehot.argmax(-1), onehot + (probs - probs.detach())  # exactly the one-hot
 
 
 class ReturnScale:

@@ -20,7 +20,7 @@ from worldmodels.errors import TrainingDivergedError
 from worldmodels.models.disagreement import DisagreementEnsemble
 from worldmodels.models.rssm import DreamerWorldModel, RssmState, TwoHot, mlp, zero_output
 from worldmodels.rl.returns import mc_or_lambda, td_lambda
-from worldmodels.runs import model_payload
+from worldmodels.runs import cpu_bf16, model_payload
 from worldmodels.training.dreamer.actor import Actor, EntropyBonus, ReturnScale, adam, frozen
 from worldmodels.training.dreamer.config import DreamerConfig
 
@@ -69,6 +69,11 @@ class Dreamer:
         self.autocast = (
             (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else nullcontext
         )
+        batched = bf16 or (dc.bf16 and device.type == "cpu" and cpu_bf16())
+        self.batched_autocast = (
+            (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if batched else nullcontext
+        )
+        """The batched passes over imagined states: bf16 also on a CPU with AMX."""
 
     # -- acting -------------------------------------------------------------------------------
     def initial(self, n: int) -> tuple[RssmState, Tensor]:
@@ -86,8 +91,8 @@ class Dreamer:
         embed = self.wm.codec.encode(torch.as_tensor(obs, device=self.device))
         is_first = torch.as_tensor(first, device=self.device)
         rssm_state, _ = self.wm.rssm.obs_step(rssm_state, prev, embed, is_first, mode)
-        action = self.actor.act(rssm_state.feat(), mode)
-        return self.to_env(action), (rssm_state, self.actor.features(action))
+        action, action_feat = self.actor.sample(rssm_state.feat(), mode)
+        return self.to_env(action), (rssm_state, action_feat)
 
     @torch.no_grad()
     def last_value(self, obs: np.ndarray, state: tuple[RssmState, Tensor]) -> float:
@@ -184,7 +189,8 @@ class Dreamer:
     def _intrinsic(self, feat: Tensor, action_feat: Tensor) -> Tensor:
         """``expl_scale`` x the ensemble's disagreement on transitions [..., F] + [..., A]."""
         assert self.expl is not None
-        return self.dc.expl_scale * self.expl.disagreement(torch.cat([feat, action_feat], -1))
+        disagreement = self.expl.disagreement(torch.cat([feat, action_feat], -1)).float()
+        return self.dc.expl_scale * disagreement
 
     def _step(self, name: str, loss: Tensor, module: nn.Module, clip: float) -> None:
         opt = self.opts[name]
@@ -205,8 +211,7 @@ class Dreamer:
                 if grad:
                     action, action_feat = self.actor.rsample(feat)
                 else:
-                    action = self.actor.act(feat, mode=False)
-                    action_feat = self.actor.features(action)
+                    action, action_feat = self.actor.sample(feat)
                 state, _ = self.wm.rssm.img_step(state, action_feat)
                 feat = state.feat()
                 feats.append(feat)
@@ -240,6 +245,15 @@ class Dreamer:
             feat = feat.detach()
         else:
             feat, actions = self.imagine(start)
+        with self.batched_autocast():
+            return self._imagined_losses(feat, actions, cont0, live)
+
+    def _imagined_losses(
+        self, feat: Tensor, actions: Tensor, cont0: Tensor, live: Tensor | None
+    ) -> dict[str, Tensor]:
+        """The losses of ``actor_critic_losses`` from the imagined features [N, H+1, F] and
+        actions (``live``: the differentiable λ-return of ``actor_grad_mix``)."""
+        dc, mix = self.dc, self.dc.actor_grad_mix
         logits = self.critic(feat)  # one forward: its detached mean is the bootstrap value
         now = feat[:, :-1].contiguous()  # a strided [N, H, F] Linear input runs as a slow bmm
         with torch.no_grad():
@@ -285,6 +299,10 @@ class Dreamer:
         """The critic on the replayed real windows (DreamerV3's ``repval``): λ-returns of the
         real rewards and terminals, bootstrapped with each next state's imagined return, so
         the critic sees the real episode ends. feat [B, T, F]; boot [B, T]."""
+        with self.batched_autocast():
+            return self._replay_value_loss(feat, data, boot)
+
+    def _replay_value_loss(self, feat: Tensor, data: dict[str, Tensor], boot: Tensor) -> Tensor:
         first, term = data["is_first"].bool(), data["is_terminal"].bool()
         feat = feat[:, :-1].contiguous()
         with torch.no_grad():
