@@ -56,6 +56,7 @@ def test_debug_pipeline_end_to_end_on_cartpole(cartpole_run, capsys):
         "mean_return",
         "std_return",
         "returns",
+        "seeds",
         "real_env_steps",
         "wall_seconds",
         "threads",

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from cli_runs import episode_return
+from cli_runs import assert_evaluation_replays_no_stored_episode, episode_return
 
 from worldmodels.cli import main
 
@@ -32,9 +32,10 @@ def small_run(tmp_path_factory):
 
 def test_dreamer_beats_the_random_policy(small_run):
     """The small run scores >= 3x random on 20 real episodes."""
-    score = json.loads((small_run / "eval.json").read_text())["mean_return"]
-    print("dreamer", score)
-    assert score >= 3.0 * RANDOM_CARTPOLE
+    result = json.loads((small_run / "eval.json").read_text())
+    print("dreamer", result["mean_return"])
+    assert result["mean_return"] >= 3.0 * RANDOM_CARTPOLE
+    assert_evaluation_replays_no_stored_episode(small_run, result)
 
 
 def test_evaluation_samples_the_actor_when_asked_and_repeats_itself(

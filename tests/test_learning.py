@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from cli_runs import assert_evaluation_replays_no_stored_episode
 
 from worldmodels.cli import main
 
@@ -59,6 +60,7 @@ def test_each_method_beats_the_random_policy(tmp_path, method):
     result = json.loads((run_dir / "eval.json").read_text())
     print(method, result["mean_return"])
     assert result["mean_return"] >= MARGINS.get(method, MARGIN) * RANDOM_CARTPOLE
+    assert_evaluation_replays_no_stored_episode(run_dir, result, stores=method != "ppo")
 
 
 @pytest.mark.slow

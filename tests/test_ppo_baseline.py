@@ -64,7 +64,7 @@ def _eval_ppo_state(run_dir, state_dict, seeds):
 
 
 def test_ppo_evaluations_are_the_curve_the_stop_test_and_counted_steps(tmp_path):
-    from worldmodels.training.agent_io import EVAL_SEED_BASE
+    from worldmodels.seeding import Stream, reset_seeds
 
     run_dir = tmp_path / "ppo"
     argv = ["train", "--env", "CartPole-v1", "--method", "ppo", "--run-dir", str(run_dir)]
@@ -77,7 +77,7 @@ def test_ppo_evaluations_are_the_curve_the_stop_test_and_counted_steps(tmp_path)
     assert prog["rollouts"] == 2 and prog["complete"]
     # the run stopped at the second rollout's last step, right after evaluating the policy it
     # kept: evaluating that policy again on the same seeds gives the last curve point
-    seeds = [EVAL_SEED_BASE + 2 * 1000 + k for k in range(3)]
+    seeds = reset_seeds(0, Stream.SELECT, 2 * 1000, 3)
     score, steps = _eval_ppo_state(run_dir, last["model"]["state_dict"], seeds)
     curve = RunDir(run_dir).curve()
     assert len(curve) == 2 and curve[-1][1] == score == prog["score"]

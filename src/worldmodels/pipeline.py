@@ -52,6 +52,7 @@ from worldmodels.runs import (
     remove_temp_files,
     versions,
 )
+from worldmodels.seeding import Stream, reset_seeds
 
 __all__ = [
     "STAGES",
@@ -268,7 +269,7 @@ def evaluate(
     n = episodes or ctx.cfg.evaluate.episodes
     planner = planner or ctx.cfg.evaluate.planner
     make_policy = agent_policies(ctx, planner)
-    seeds = [ctx.cfg.seed + ctx.cfg.evaluate.seed_offset + k for k in range(n)]
+    seeds = reset_seeds(ctx.cfg.seed, Stream.EVALUATE, ctx.cfg.evaluate.seed_offset, n)
     pool = EnvPool(ctx.cfg.env)
     returns: list[float] = []
     bar = progress_bar(total=n, desc="evaluate", unit="ep", disable=not ctx.progress)
@@ -293,6 +294,7 @@ def evaluate(
         "mean_return": float(np.mean(returns)),
         "std_return": float(np.std(returns)),
         "returns": [float(r) for r in returns],  # per episode, in the order of their seeds
+        "seeds": seeds,  # each episode's reset seed (worldmodels.seeding: its evaluation stream)
         "real_env_steps": get(ctx.cfg.method).real_env_steps(ctx),
         "threads": torch.get_num_threads(),
         "wall_seconds": round(float(sum(walls.values())), 2),

@@ -43,14 +43,14 @@ class Knob:
     positive: bool = False
     """Float: > 0 (a step size, a timeout, a gradient-norm clip)."""
     high: float = math.inf
-    """Float: an upper bound where a finite but huge value breaks a library."""
+    """An upper bound where a finite but huge value breaks a library or a scheme."""
 
     def number_range(self, kind: str) -> tuple[float, float, bool]:
         """(low, high, low is exclusive) for a number of ``kind`` ``int`` or ``float``."""
         if self.signed:
             return -math.inf, math.inf, False
         if kind == "int":
-            return (0 if self.zero_ok else 1), math.inf, False
+            return (0 if self.zero_ok else 1), self.high, False
         if self.rate:
             return 0.0, 1.0, True
         if self.unit:

@@ -12,6 +12,7 @@ from typing import Any, TypeVar, overload
 
 from worldmodels.config.coerce import typed_section
 from worldmodels.config.fields import knob
+from worldmodels.seeding import MAX_RUN_SEED
 
 
 @dataclass
@@ -245,8 +246,10 @@ class ParallelConfig:
 class EvaluateConfig:
     episodes: int = knob(100, mutable=True)
     """Evaluation episodes in the real env."""
-    seed_offset: int = knob(1_000_000, zero_ok=True, mutable=True)
-    """Evaluation episode seeds start at seed + seed_offset, apart from every training seed."""
+    seed_offset: int = knob(0, zero_ok=True, mutable=True)
+    """Index of the first evaluation episode in the run's own evaluation stream of reset
+    seeds, which no training, selection or held-out episode of any run shares
+    (``worldmodels.seeding``); a later index gives other episodes."""
     batch_envs: int = knob(50, mutable=True)
     """Envs stepped together during evaluation."""
     planner: str | None = knob(None, mutable=True)
@@ -335,8 +338,9 @@ class Config:
     method: str = knob("classic", mutable=True)
     """Training method: one of the registered methods (``worldmodels envs`` lists them; the
     default, ``classic``, is V -> M -> CMA-ES controller in the real env)."""
-    seed: int = knob(0, zero_ok=True)
-    """Master seed: every episode, batch and CMA-ES generation derives from it."""
+    seed: int = knob(0, zero_ok=True, high=MAX_RUN_SEED)
+    """Master seed: every episode, batch and CMA-ES generation derives from it (at most
+    2**27 - 1, so that every episode's reset seed is its own: ``worldmodels.seeding``)."""
     device: str = knob("auto", mutable=True)
     """``auto`` (cuda if available), ``cpu`` or ``cuda``."""
     threads: int = knob(0, zero_ok=True, mutable=True)

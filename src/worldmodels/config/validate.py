@@ -52,7 +52,7 @@ def check_numbers(cfg: Config) -> None:
 
 def describe(low: float, high: float, open_low: bool) -> str:
     if high < math.inf:
-        return f"{'(' if open_low else '['}{low:g}, {high:g}]"
+        return f"{'(' if open_low else '['}{low:g}, {high:.10g}]"
     if open_low:
         return f"> {low:g}"
     return f">= {low:g}" + (" (a size, a budget or a count)" if low == 1 else "")

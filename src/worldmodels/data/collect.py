@@ -1,6 +1,7 @@
 """Rollout collection into the episode store: random policy or a trained agent, N workers.
 
-Episode ``i`` is always played with seed ``seed * 1_000_003 + i``, so re-running ``collect``
+Episode ``i`` is always played with the ``i``-th reset seed of the run's collection stream
+(``worldmodels.seeding``), so re-running ``collect``
 fills in exactly the missing indices: nothing is collected twice and a kill loses at most the
 episodes in flight.
 """
@@ -19,6 +20,7 @@ from worldmodels.data.store import EpisodeStore, encode_episode
 from worldmodels.envs import EnvSpec, make_env
 from worldmodels.parallel import FailurePolicy, make_executor
 from worldmodels.progress import progress_bar
+from worldmodels.seeding import Stream, reset_seed
 
 PolicyLoader = Callable[[str, EnvSpec], Policy]
 
@@ -44,7 +46,7 @@ class CollectTask:
 
 
 def episode_seed(master_seed: int, index: int) -> int:
-    return (master_seed * 1_000_003 + index) % (2**31 - 1)
+    return reset_seed(master_seed, Stream.COLLECT, index)
 
 
 _WORKER_CACHE: dict[str, Any] = {}

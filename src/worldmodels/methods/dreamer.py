@@ -18,6 +18,7 @@ from worldmodels.envs import EnvSpec
 from worldmodels.errors import UserError
 from worldmodels.methods.base import Context, MethodBase, PolicyFactory, checkpoints, register
 from worldmodels.methods.stages import agent_steps, require_agent_resume, timed
+from worldmodels.seeding import Stream, reset_seed
 from worldmodels.training.dreamer import (
     NS,
     DreamerPolicy,
@@ -85,7 +86,9 @@ class DreamerMethod(MethodBase):
         agent = load_dreamer(ctx.run, ctx.cfg, ctx.spec, ctx.device, _which(ctx))
         mode = ctx.cfg.section(DreamerConfig).eval_policy == "mode"
         if not mode:  # the same samples for the same seeds (and evaluate.batch_envs)
-            torch.manual_seed(ctx.cfg.seed + ctx.cfg.evaluate.seed_offset)
+            torch.manual_seed(
+                reset_seed(ctx.cfg.seed, Stream.EVALUATE, ctx.cfg.evaluate.seed_offset)
+            )
         return lambda n: DreamerPolicy(agent, mode)
 
     def real_env_steps(self, ctx: Context) -> int:

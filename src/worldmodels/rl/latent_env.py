@@ -23,6 +23,7 @@ from worldmodels.config import EnvConfig
 from worldmodels.data.store import Episode, EpisodeStore
 from worldmodels.dream import action_space, agent_action_space, feature_space, unnormalize
 from worldmodels.envs import action_to_env, make_env
+from worldmodels.seeding import Stream, reset_seed
 from worldmodels.world_model import WorldModel
 
 
@@ -40,7 +41,7 @@ class LatentVecEnv(VectorEnv):
         self.world, self.env_spec, self.num_envs = world, world.spec, num_envs
         self.envs: list[gym.Env] = [make_env(env_cfg) for _ in range(num_envs)]
         self.store = store
-        self.seed_base, self.episodes_started = seed, 0
+        self.run_seed, self.episodes_started = seed, 0
         self.single_observation_space = feature_space(world)
         self.single_action_space = action_space(world.spec)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
@@ -57,7 +58,7 @@ class LatentVecEnv(VectorEnv):
     state: Any
 
     def _start(self, i: int) -> np.ndarray:
-        seed = (self.seed_base * 1_000_003 + self.episodes_started) % (2**31 - 1)
+        seed = reset_seed(self.run_seed, Stream.TRAIN, self.episodes_started)
         self.episodes_started += 1
         obs, _ = self.envs[i].reset(seed=seed)
         self._records[i] = {
@@ -73,8 +74,9 @@ class LatentVecEnv(VectorEnv):
     def reset(
         self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        if seed is not None:
-            self.seed_base = int(seed[0] if isinstance(seed, list) else seed)
+        if seed is not None:  # the run seed whose training stream the episodes take, anew
+            self.run_seed = int(seed[0] if isinstance(seed, list) else seed)
+            self.episodes_started = 0
         self.raw_obs = np.stack([self._start(i) for i in range(self.num_envs)])
         self.z = self.world.encode(self.raw_obs)
         self.state = self.world.initial(self.num_envs)
@@ -136,7 +138,7 @@ class LatentVecEnv(VectorEnv):
         kind = torch.int64 if self.env_spec.action_kind == "discrete" else torch.float32
         shape = self.single_action_space.shape or ()
         return {
-            "seed_base": self.seed_base,
+            "run_seed": self.run_seed,
             "episodes_started": self.episodes_started,
             "seeds": [int(rec["seed"][0]) for rec in self._records],
             "actions": [
@@ -164,11 +166,13 @@ class LatentVecEnv(VectorEnv):
                 rec["term"].append(bool(term))
                 rec["steps"][0] += int(info.get("env_steps", 1))
             if not np.array_equal(rec["obs"][-1], snap["raw_obs"][i].numpy()):
-                self.reset(seed=self.seed_base)
+                self.episodes_started = snap["episodes_started"]  # fresh episodes, new seeds
+                self.reset()
                 self.env_steps = 0
                 return False
             self._records[i] = rec
-        self.seed_base, self.episodes_started = snap["seed_base"], snap["episodes_started"]
+        self.run_seed = snap.get("run_seed", self.run_seed)
+        self.episodes_started = snap["episodes_started"]
         self.raw_obs = snap["raw_obs"].numpy().copy()
         self.z = snap["z"].to(self.world.device)
         self.state = tuple(s.to(self.world.device) for s in snap["state"])

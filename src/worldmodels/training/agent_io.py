@@ -14,6 +14,7 @@ from worldmodels.dream import dream_horizon
 from worldmodels.envs import EnvSpec
 from worldmodels.rl.actor_critic import ActorCritic
 from worldmodels.runs import RunDir, check_spec, model_payload
+from worldmodels.seeding import Stream, reset_seed
 from worldmodels.training.actor_critic_config import ActorCriticConfig
 from worldmodels.training.scoring import judged_score, reached
 from worldmodels.world_model import WorldModel
@@ -76,9 +77,6 @@ def restore_rng(state: dict[str, Any]) -> None:
     cuda = state.get("cuda")
     if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
-
-
-EVAL_SEED_BASE = 30_000_000
 
 
 def evaluate_ac(
@@ -171,7 +169,7 @@ def periodic_eval(
     acfg = cfg.section(ActorCriticConfig)
     if not acfg.eval_every or iteration % acfg.eval_every:
         return None
-    seed = EVAL_SEED_BASE + iteration * 1000
+    seed = reset_seed(cfg.seed, Stream.SELECT, iteration * 1000)
     if acfg.dream_gate:
         dream = dream_score(cfg, spec, world, ac, acfg.dream_gate_episodes, seed)
         writer.add_scalar("eval/dream_mean_reward", dream, prog["real_env_steps"])

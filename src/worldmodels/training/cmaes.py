@@ -30,13 +30,10 @@ from worldmodels.envs import EnvSpec
 from worldmodels.errors import TrainingDivergedError, UserError
 from worldmodels.progress import progress_bar
 from worldmodels.runs import Context, RunDir, sign, verify
+from worldmodels.seeding import Stream, reset_seeds
 from worldmodels.training.population import PopulationEvaluator
 from worldmodels.training.scoring import reached
 from worldmodels.world_model import WorldModel
-
-TRAIN_SEED_BASE = 10_000_000
-EVAL_SEED_BASE = 20_000_000
-
 
 LOG = logging.getLogger(__name__)
 
@@ -73,7 +70,7 @@ def _new_es(n: int, cfg: Config) -> cma.CMAEvolutionStrategy:
 
 
 def train_seeds(master: int, generation: int, rollouts: int) -> list[int]:
-    return [TRAIN_SEED_BASE + master * 100_003 + generation * rollouts + r for r in range(rollouts)]
+    return reset_seeds(master, Stream.TRAIN, generation * rollouts, rollouts)
 
 
 class Evaluator(Protocol):
@@ -164,10 +161,7 @@ def train_cmaes(
             eval_score = math.nan
             if (gen + 1) % cc.eval_every == 0 or gen + 1 == cc.generations:
                 candidates = np.stack([es.mean, solutions[int(np.argmax(fitness))]])
-                seeds = [
-                    EVAL_SEED_BASE + cfg.seed * 10_007 + gen * eval_episodes + k
-                    for k in range(eval_episodes)
-                ]
+                seeds = reset_seeds(cfg.seed, Stream.SELECT, gen * eval_episodes, eval_episodes)
                 ev, steps = evaluator.evaluate(candidates, seeds, chunks=2)
                 env_steps += steps
                 scores = ev.mean(axis=1)

@@ -39,7 +39,8 @@ class DreamEvaluator:
         self, params: np.ndarray, seeds: list[int], chunks: int = 1
     ) -> tuple[np.ndarray, int]:
         p, r = len(params), len(seeds)
-        gen = torch.Generator().manual_seed(int(seeds[0]) * 7919 + r)
+        first = np.random.SeedSequence([int(seeds[0]), r]).generate_state(1, np.uint64)[0]
+        gen = torch.Generator().manual_seed(int(first))
         z, state = self.starts.sample(r, gen, self.initial_only)
         z = z.repeat(p, 1)  # candidate-major: row = candidate * r + rollout
         state = tuple(s.repeat(p, *([1] * (s.dim() - 1))) for s in state)

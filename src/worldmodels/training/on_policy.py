@@ -144,9 +144,8 @@ def train_on_policy(
         opt.load_state_dict(last["optimizer"])
     recent: deque[float] = deque(prog.recent, maxlen=acfg.stop_window)
     snap = last.get("envs")
-    seed = snap["seed_base"] if snap else cfg.seed * 7919 + prog.iteration
-    venv = LatentVecEnv(cfg.env, world, acfg.num_envs, seed, store)
-    collector = Collector(algo.wrap(venv), ac, world.device, seed)
+    venv = LatentVecEnv(cfg.env, world, acfg.num_envs, cfg.seed, store)
+    collector = Collector(algo.wrap(venv), ac, world.device, cfg.seed)
     if snap and venv.restore(snap):  # the episodes in progress, replayed: an exact resume
         collector.obs = last["collector_obs"].numpy()
         algo.load_loop_state(last["loop"])

@@ -43,7 +43,7 @@ from worldmodels.data.rollout import EnvPool, run_batch
 from worldmodels.envs import EnvSpec, make_env
 from worldmodels.errors import UserError
 from worldmodels.runs import Context, RunDir
-from worldmodels.training.agent_io import EVAL_SEED_BASE
+from worldmodels.seeding import Stream, reset_seed
 from worldmodels.training.scoring import curve_point, judged_score, reached
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
@@ -192,7 +192,7 @@ class _Checkpoints(BaseCallback):
         """The deterministic policy on ``eval_episodes`` real episodes (seeds apart from
         training and the final evaluation); their steps are counted."""
         p, n = self.prog, self.pc.eval_episodes
-        seed = EVAL_SEED_BASE + p["rollouts"] * 1000
+        seed = reset_seed(self.cfg.seed, Stream.SELECT, p["rollouts"] * 1000)
         pool = EnvPool(self.cfg.env)
         try:
             policy = Sb3Policy(self.model, self.pc.frame_stack)  # type: ignore[arg-type]
@@ -299,7 +299,7 @@ def train_ppo_baseline(ctx: Context) -> dict[str, Any]:
         if reached or prog["real_env_steps"] - prog["eval_steps"] >= pc.total_steps:
             return prog  # a larger budget or target (resume-mutable) reopens a finished run
         prog["complete"] = False
-    venv = make_vec_env(cfg, pc.n_envs, cfg.seed + prog["num_timesteps"])
+    venv = make_vec_env(cfg, pc.n_envs, reset_seed(cfg.seed, Stream.TRAIN, prog["num_timesteps"]))
     model = build_ppo(cfg, spec, venv, device)
     model.set_logger(configure(str(run.tb), ["tensorboard"]))
     if last is not None:

@@ -18,6 +18,7 @@ from worldmodels.data.store import EpisodeStore
 from worldmodels.envs import EnvSpec, make_env
 from worldmodels.models.rssm_views import ActionScale, RssmMemory, RssmVision
 from worldmodels.runs import RunDir, np_rng_state
+from worldmodels.seeding import Stream, reset_seed
 from worldmodels.training.agent_io import rng_state as torch_rng_state
 from worldmodels.training.dreamer.agent import Dreamer, DreamerPolicy
 from worldmodels.training.dreamer.config import DreamerConfig
@@ -26,7 +27,6 @@ from worldmodels.world_model import WorldModel
 
 NS = "dreamer"
 """The agent's checkpoints: ``dreamer/best`` and ``dreamer/last``."""
-HELD_OUT_SEED = 900_000
 """Offset of the held-out episodes' seeds (training episodes use seed x 1,000,003 + index)."""
 
 
@@ -102,7 +102,7 @@ def record_held_out(
     env = make_env(cfg.env)
     try:
         for k in range(episodes):
-            seed = cfg.seed * 1_000_003 + HELD_OUT_SEED + k
+            seed = reset_seed(cfg.seed, Stream.HELD_OUT, k)
             store.write(k, run_episode(env, agent.spec, DreamerPolicy(agent), seed))
     finally:
         env.close()

@@ -25,6 +25,7 @@ from worldmodels.data.store import Episode, EpisodeStore
 from worldmodels.envs import action_to_env, cap_frames, make_env, random_action
 from worldmodels.progress import progress_bar
 from worldmodels.runs import Context, restore_np_rng
+from worldmodels.seeding import Stream, reset_seed
 from worldmodels.training.agent_io import restore_rng as restore_torch_rng
 from worldmodels.training.dreamer.agent import Dreamer
 from worldmodels.training.dreamer.checkpoints import NS, DreamerProgress, payload
@@ -121,7 +122,8 @@ def _episode(
     dc = cfg.section(DreamerConfig)
     spec = agent.spec
     per_update = dc.train_ratio / (dc.batch_size * dc.seq_len)
-    obs, _ = env.reset(seed=int(cfg.seed * 1_000_003 + prog.episodes))
+    seed = reset_seed(cfg.seed, Stream.TRAIN, prog.episodes)
+    obs, _ = env.reset(seed=seed)
     state = agent.initial(1)
     replay.add(obs, np.zeros(spec.action_dim, np.float32), 0.0, True, False)
     observations, actions, rewards, terminated = [obs], [], [], []
@@ -178,7 +180,7 @@ def _episode(
         terminated=np.asarray(terminated, dtype=bool),
         meta={
             "env": spec.env_id,
-            "seed": int(cfg.seed * 1_000_003 + prog.episodes),
+            "seed": seed,
             "return": float(np.sum(rewards)),
             "truncated": bool(not terminated[-1]),
             "time_limit": limit,
