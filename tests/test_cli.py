@@ -341,6 +341,26 @@ def test_progress_in_a_file_is_whole_lines(tmp_path):
     assert "cma-es: " in out.stderr and len(out.stderr) < 4000
 
 
+def test_a_progress_line_says_how_long_is_left_at_the_recent_rate(monkeypatch, capsys):
+    """A long stage's periodic line in a file: done/total, elapsed, and an ETA from the rate
+    since the previous line (a run's fast random pre-fill does not make it optimistic)."""
+    from worldmodels import progress
+
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    bar = progress.LineProgress(total=1000, desc="dreamer", unit="step", initial=0)
+    now[0] = 60.0
+    bar.update(600)  # 600 steps in the first minute (the pre-fill) ...
+    now[0] = 120.0
+    bar.update(100)  # ... then 100 in the next: 300 left at 100 a minute
+    now[0] = 130.0
+    bar.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "dreamer: 600/1000 step (60s, eta 40s)"
+    assert lines[1] == "dreamer: 700/1000 step (120s, eta 180s)"
+    assert lines[2] == "dreamer: 700/1000 step (130s)"  # a closed bar has no ETA
+
+
 def test_help_names_no_project_history_and_describes_the_original_flags(capsys):
     """Every command's --help speaks of the domain (no internal project history), and each
     original World Models scripts' flag kept as an alias says so."""

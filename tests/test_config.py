@@ -119,7 +119,66 @@ def test_method_presets_apply_only_to_their_method():
     assert not Path("unused-run-dir").exists()
 
 
-def test_dreamer_gpu_preset_scales_sizes_and_keeps_the_env_presets_learning_settings():
+# what an env's dreamer entry may set (DreamerV3's configs vary these by domain); every other
+# dreamer setting is one value for every env
+DREAMER_PER_ENV = {"dreamer." + k for k in (
+    "total_steps", "prefill", "train_ratio", "batch_size", "seq_len",
+    "deter", "groups", "classes", "hidden", "layers", "cnn_depth",
+)} | {"env.frame_skip", "env.image_size"}  # fmt: skip
+NO_DREAMER_ENTRY = {"Acrobot-v1": "vector", "MountainCarContinuous-v0": "vector",
+                    "ALE/Pong-v5": "pixels"}  # fmt: skip
+
+
+def _dreamer_configs() -> dict[str, dict]:
+    """Every env with a dreamer entry, and a few without one, resolved for --method dreamer;
+    each as flat dreamer.* and env.* items."""
+    from worldmodels.config import flat_items, to_dict
+    from worldmodels.config.presets import method_files
+
+    envs = {env: None for env in method_files()["dreamer"]["envs"]} | NO_DREAMER_ENTRY
+    out = {}
+    for env, kind in envs.items():
+        cfg = resolve(env, [], {}, {"method": "dreamer"}, obs_kind=kind)
+        flat = flat_items(to_dict(cfg))
+        out[env] = {k: v for k, v in flat.items() if k.split(".")[0] in ("dreamer", "env")}
+    return out
+
+
+def test_every_env_gets_one_dreamer_learning_configuration():
+    """0 dreamer settings differ between the envs' resolved configs, size, budget, replay
+    ratio, action repeat and image size aside (and env.id); the sizes do differ."""
+    configs = _dreamer_configs()
+    assert len(configs) >= 7
+    keys = set().union(*configs.values()) - DREAMER_PER_ENV - {"env.id"}
+    differ = {k for k in keys if len({repr(c.get(k)) for c in configs.values()}) > 1}
+    assert not differ, differ
+    assert len({repr(sorted((k, c[k]) for k in DREAMER_PER_ENV)) for c in configs.values()}) >= 3
+    lunar, car = configs["LunarLander-v3"], configs["CarRacing-v3"]
+    assert (lunar["dreamer.deter"], lunar["env.frame_skip"], lunar["dreamer.train_ratio"]) == (
+        256, 2, 128,
+    )  # fmt: skip
+    assert (car["env.image_size"], car["env.frame_skip"], car["dreamer.total_steps"]) == (
+        32, 4, 100_000,
+    )  # fmt: skip
+
+
+def test_an_env_without_a_dreamer_entry_is_sized_by_its_observations():
+    """Acrobot gets the CPU vector size and a 10,000-step budget (not DreamerV3's 256 x 2
+    model at ratio 512 over 100,000 steps, ~23 hours here); Pong the CNN's 32x32 size."""
+    configs = _dreamer_configs()
+    acro, cart, pong = configs["Acrobot-v1"], configs["CartPole-v1"], configs["ALE/Pong-v5"]
+    assert all(acro[k] == cart[k] for k in DREAMER_PER_ENV)
+    assert (acro["dreamer.total_steps"], acro["dreamer.deter"]) == (10_000, 128)
+    assert (pong["env.image_size"], pong["dreamer.cnn_depth"], pong["dreamer.groups"]) == (
+        32,
+        16,
+        16,
+    )
+    plain = resolve("Acrobot-v1", [], {}, {"method": "dreamer"})  # kind unknown: not sized
+    assert plain.section("dreamer").total_steps == 100_000
+
+
+def test_dreamer_gpu_preset_scales_sizes_over_the_one_learning_configuration():
     cpu = resolve("CartPole-v1", [], {}, {"method": "dreamer"}).section("dreamer")
     gpu = resolve("CartPole-v1", ["gpu"], {}, {"method": "dreamer"}).section("dreamer")
     assert (cpu.deter, cpu.hidden, cpu.bins) == (128, 128, 65)
@@ -127,18 +186,9 @@ def test_dreamer_gpu_preset_scales_sizes_and_keeps_the_env_presets_learning_sett
     assert (gpu.bins, gpu.seq_len, gpu.cnn_depth) == (255, 64, 32)
     assert (gpu.critic_lr, gpu.repval_scale, gpu.total_steps) == (1e-3, 1.0, 10_000)
     assert (cpu.act_policy, cpu.stop_window, gpu.act_policy) == ("mode", 5, "mode")
-    assert (cpu.gamma, cpu.horizon, cpu.imag_last, gpu.horizon) == (0.999, 64, 8, 64)
-    assert (cpu.repval_return, cpu.stop_confirm, gpu.stop_confirm) == ("mc", True, True)
-    for env in ("Pendulum-v1", "LunarLander-v3"):  # they keep DreamerV3's sampled acting
-        other = resolve(env, [], {}, {"method": "dreamer"}).section("dreamer")
-        assert (other.act_policy, other.stop_window, other.bins) == ("sample", 10, 65)
-        assert (other.horizon, other.repval_return, other.stop_confirm) == (15, "lambda", False)
     car = resolve("CarRacing-v3", ["gpu"], {}, {"method": "dreamer"})
-    assert (car.section("dreamer").deter, car.section("dreamer").model_lr) == (512, 3e-4)
-    assert (car.section("dreamer").total_steps, car.env.image_size) == (100_000, 64)
-    car = resolve("CarRacing-v3", [], {}, {"method": "dreamer"})
-    ratio = car.section("dreamer").train_ratio
-    assert (car.env.image_size, car.env.frame_skip, ratio) == (32, 4, 128)
+    assert (car.section("dreamer").deter, car.section("dreamer").total_steps) == (512, 100_000)
+    assert car.env.image_size == 64
     assert resolve("CarRacing-v3", [], {}, {"method": "ppo"}).env.frame_skip == 2
     assert resolve("CarRacing-v3", [], {}, {"method": "ppo"}).env.image_size == 64
 

@@ -125,7 +125,8 @@ def open_run(
                 f"run directory {run.root} was created with presets "
                 f"{stored.presets or 'none'}, not {presets}; use a new --run-dir"
             )
-        cfg = resolve(None, [], file_overrides, set_overrides, base=to_dict(stored))
+        kind = probe(stored.env).obs_kind  # a method switched to sizes the env by it
+        cfg = resolve(None, [], file_overrides, set_overrides, base=to_dict(stored), obs_kind=kind)
         bad = [k for k in incompatible_keys(stored, cfg) if _trained(run, k)]
         if bad:
             switched = (
@@ -156,7 +157,14 @@ def open_run(
         cfg = resolve(env_id, presets or [], file_overrides, set_overrides)
         spec = probe(cfg.env)
         sized = sized_defaults(spec.obs_kind, int(np.prod(spec.obs_shape)), spec.action_dim)
-        cfg = resolve(env_id, presets or [], file_overrides, set_overrides, sized=sized)
+        cfg = resolve(
+            env_id,
+            presets or [],
+            file_overrides,
+            set_overrides,
+            sized=sized,
+            obs_kind=spec.obs_kind,
+        )
         cfg.threads = cfg.threads or default_threads()  # written down: it moves results
         _check_method(cfg, spec)
         resolve_device(cfg.device)

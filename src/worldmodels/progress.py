@@ -29,6 +29,7 @@ class LineProgress:
         self.iterable, self.total, self.desc, self.unit = iterable, total, desc, unit
         self.n, self.postfix, self.closed = initial, "", False
         self.start = self.last = time.monotonic()
+        self.n_last = initial
         self.every = float(os.environ.get("WORLDMODELS_LOG_EVERY", "60"))
         if total is None and iterable is not None and hasattr(iterable, "__len__"):
             self.total = len(iterable)  # type: ignore[arg-type]
@@ -53,11 +54,15 @@ class LineProgress:
             self._line()
 
     def _line(self) -> None:
-        self.last = time.monotonic()
+        now = time.monotonic()
         done = f"{self.n}/{self.total}" if self.total is not None else f"{self.n}"
         extra = f", {self.postfix}" if self.postfix else ""
-        elapsed = self.last - self.start
-        print(f"{self.desc}: {done} {self.unit} ({elapsed:.0f}s{extra})", file=sys.stderr)
+        rate = (self.n - self.n_last) / max(now - self.last, 1e-9)  # since the last line
+        left = None if self.total is None or self.closed or rate <= 0 else self.total - self.n
+        eta = f", eta {left / rate:.0f}s" if left is not None and left > 0 else ""
+        self.last, self.n_last = now, self.n
+        elapsed = now - self.start
+        print(f"{self.desc}: {done} {self.unit} ({elapsed:.0f}s{eta}{extra})", file=sys.stderr)
         sys.stderr.flush()
 
 

@@ -16,8 +16,10 @@ from worldmodels.config.coerce import apply_fields, section_items, typed_section
 from worldmodels.config.fields import Knob, rules_of
 from worldmodels.config.presets import (
     env_preset,
+    method_defaults,
     method_part,
     method_preset,
+    method_sized,
     named_preset,
     preset_names,
 )
@@ -150,15 +152,18 @@ def resolve(
     set_overrides: dict[str, Any],
     base: dict[str, Any] | None = None,
     sized: dict[str, Any] | None = None,
+    obs_kind: str | None = None,
 ) -> Config:
     """Build the resolved config. ``base`` is a stored config.yaml (for an existing run);
-    ``sized`` the defaults sized from the env's spaces, used when the env has no preset."""
+    ``sized`` the defaults sized from the env's spaces, used when the env has no preset;
+    ``obs_kind`` (``vector`` or ``pixels``) picks the method's sizes for an env it has no
+    entry for."""
     cfg = Config()
     if base is not None:
         apply_overrides(cfg, base)
         method = set_overrides.get("method") or file_overrides.get("method")
         if method and method != cfg.method:  # a run continued by another method: its presets
-            apply_overrides(cfg, copy.deepcopy(method_preset(cfg.env.id, method)))
+            _method_overlays(cfg, cfg.env.id, method, obs_kind)
             for name in cfg.presets:
                 apply_overrides(cfg, copy.deepcopy(method_part(name, method)))
     else:
@@ -174,7 +179,7 @@ def resolve(
             apply_overrides(cfg, copy.deepcopy(env_preset(chosen)))
         method = set_overrides.get("method") or file_overrides.get("method") or cfg.method
         if chosen:
-            apply_overrides(cfg, copy.deepcopy(method_preset(chosen, method)))
+            _method_overlays(cfg, chosen, method, obs_kind)
         for name in list(file_overrides.get("presets", []) or []) + presets:
             overlays = named_preset(name, method)
             if overlays is None:
@@ -189,6 +194,16 @@ def resolve(
         cfg.env.id = env_id
     validate(cfg)
     return cfg
+
+
+def _method_overlays(cfg: Config, env_id: str, method: str, obs_kind: str | None) -> None:
+    """The method's defaults for every env, then the env's own entry, or where it has none
+    (and the observation kind is known) the method's sizes for that kind."""
+    apply_overrides(cfg, copy.deepcopy(method_defaults(method)))
+    own = method_preset(env_id, method)
+    if not own and obs_kind:
+        own = method_sized(method, obs_kind)
+    apply_overrides(cfg, copy.deepcopy(own))
 
 
 def flat_items(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

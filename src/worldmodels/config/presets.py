@@ -1,8 +1,10 @@
 """The preset overlays shipped in ``worldmodels/presets`` (YAML, read once):
 
 - ``envs.yaml``: per env id, applied over the defaults when a run is created;
-- ``methods/<method>.yaml``: ``envs:`` per env id, applied after the env preset for that
-  ``--method``; ``presets:`` the method's part of a named preset (e.g. its ``debug`` budgets);
+- ``methods/<method>.yaml``: ``defaults:`` applied for every env under that ``--method``;
+  ``sized:`` per observation kind (``vector``, ``pixels``), the sizes and budget of an env
+  with no entry of its own; ``envs:`` per env id, applied after those; ``presets:`` the
+  method's part of a named preset (e.g. its ``debug`` budgets);
 - ``named/<name>.yaml``: ``--preset NAME``, stacked last.
 
 A method's presets are its own file, so adding a method never edits another's.
@@ -58,6 +60,16 @@ def env_preset(env_id: str) -> dict[str, Any]:
 
 def method_preset(env_id: str, method: str) -> dict[str, Any]:
     return (method_files().get(method, {}).get("envs") or {}).get(env_id, {})
+
+
+def method_defaults(method: str) -> dict[str, Any]:
+    """What ``--method method`` sets for every env (its one learning configuration)."""
+    return method_files().get(method, {}).get("defaults") or {}
+
+
+def method_sized(method: str, obs_kind: str) -> dict[str, Any]:
+    """The method's sizes and budget for an env of ``obs_kind`` that has no entry of its own."""
+    return (method_files().get(method, {}).get("sized") or {}).get(obs_kind) or {}
 
 
 def method_part(name: str, method: str) -> dict[str, Any]:
