@@ -240,7 +240,8 @@ def preset_block(method: str) -> str:
         files = method_files()
         if method not in files:
             raise KeyError(f"no preset file for method {method!r}")
-        data = {k: v for k, v in files[method].items() if k in ("envs", "presets") and v}
+        parts = ("defaults", "sized", "envs", "presets")
+        data = {k: v for k, v in files[method].items() if k in parts and v}
     return "```yaml\n" + "\n".join(yaml_lines(data, "")) + "\n```"
 
 
