@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from worldmodels.config import Config, apply_overrides, dump_yaml
-from worldmodels.config.merge import parse_set, resolve
+from worldmodels.config.merge import parse_set
 from worldmodels.errors import UserError
 from worldmodels.runs import RunDir
 
@@ -106,10 +106,10 @@ def from_run(run_dir: Path, **meta: Any) -> dict[str, Any] | None:
 def expected_config(env: str, method: str, seed: int, extra: list[str], threads: int) -> dict:
     """The config `worldmodels train --env E --method M --seed S --set ...` resolves to today
     with ``threads`` math threads, as plain data."""
-    import worldmodels.registry  # noqa: F401  (registers the methods and their config sections)
+    from worldmodels.pipeline import resolve_new  # (registers the methods' config sections)
 
     sets = parse_set([f"method={method}", f"seed={seed}", f"threads={threads}", *extra])
-    return yaml.safe_load(dump_yaml(resolve(env, [], {}, sets)))
+    return yaml.safe_load(dump_yaml(resolve_new(env, [], {}, sets)[0]))
 
 
 def read_config(config: dict[str, Any]) -> dict[str, Any] | None:

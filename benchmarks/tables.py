@@ -134,6 +134,8 @@ def read_record(path: Path) -> dict[str, Any]:
 def to_run(rec: dict[str, Any]) -> Run:
     env, ev = rec["env"], rec["eval"]
     threshold = THRESHOLDS.get(env, (None, ""))[0]
+    if env not in THRESHOLDS:  # an env the docs do not name: gymnasium's threshold, if any
+        threshold = (rec.get("env_spec") or {}).get("reward_threshold")
     kept = rec.get("curve")
     curve = None if kept is None else [(int(s), float(r)) for s, r in kept]
     to = rec.get("steps_to_threshold") if curve is None else steps_to_threshold(curve, threshold)

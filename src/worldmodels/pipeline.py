@@ -154,17 +154,7 @@ def open_run(
                 f"--env is required for a new run directory ({run.root} has no "
                 f"config.yaml); see `worldmodels envs`"
             )
-        cfg = resolve(env_id, presets or [], file_overrides, set_overrides)
-        spec = probe(cfg.env)
-        sized = sized_defaults(spec.obs_kind, int(np.prod(spec.obs_shape)), spec.action_dim)
-        cfg = resolve(
-            env_id,
-            presets or [],
-            file_overrides,
-            set_overrides,
-            sized=sized,
-            obs_kind=spec.obs_kind,
-        )
+        cfg, spec = resolve_new(env_id, presets or [], file_overrides, set_overrides)
         cfg.threads = cfg.threads or default_threads()  # written down: it moves results
         _check_method(cfg, spec)
         resolve_device(cfg.device)
@@ -174,6 +164,22 @@ def open_run(
     if cfg.threads and own_threads:
         torch.set_num_threads(cfg.threads)
     return Context(run, cfg, spec, resolve_device(cfg.device), resume, progress, lock=lock)
+
+
+def resolve_new(
+    env_id: str | None,
+    presets: list[str],
+    file_overrides: dict[str, Any],
+    set_overrides: dict[str, Any],
+) -> tuple[Config, EnvSpec]:
+    """The config a new run gets, and its env's spec: resolved once to find the env, whose
+    spaces then size the defaults of an env without a preset."""
+    cfg = resolve(env_id, presets, file_overrides, set_overrides)
+    spec = probe(cfg.env)
+    sized = sized_defaults(spec.obs_kind, int(np.prod(spec.obs_shape)), spec.action_dim)
+    kind = spec.obs_kind
+    cfg = resolve(env_id, presets, file_overrides, set_overrides, sized=sized, obs_kind=kind)
+    return cfg, spec
 
 
 def default_threads() -> int:

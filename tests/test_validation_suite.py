@@ -1,0 +1,124 @@
+"""benchmarks/validation.py: PPO-normalised scores, their IQM over envs and seeds, the envs where
+the dreamer's IQM is at or above PPO's, each run's settings, and the random policy's score --
+on hand-made records with hand-computed numbers."""
+
+import importlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from worldmodels.seeding import Stream, reset_seeds
+
+BENCH = Path(__file__).parent.parent / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def validation():
+    if str(BENCH) not in sys.path:  # as when run as a script: its sibling modules
+        sys.path.insert(0, str(BENCH))
+    return importlib.import_module("validation")
+
+
+def record(env: str, method: str, seed: int, score: float) -> dict:
+    return {"env": env, "method": method, "seed": seed, "eval": {"mean_return": score}}
+
+
+# A: random 0, PPO's IQM 10 (all 10), the dreamer 5/10/15/20 (IQM 12.5: at or above PPO).
+# B: random -100, PPO -70/-50/-50/-50 (IQM -50, mean -55), the dreamer -100/-90/-80/-70 (IQM
+# -85: below PPO's).
+# C: PPO (IQM -1) no better than random (0); D: no PPO runs. Neither can be normalised.
+RUNS = {
+    ("A", "ppo"): [10, 10, 10, 10],
+    ("A", "dreamer"): [5, 10, 15, 20],
+    ("B", "ppo"): [-70, -50, -50, -50],
+    ("B", "dreamer"): [-100, -90, -80, -70],
+    ("C", "ppo"): [-1, -1, -1, -1],
+    ("C", "dreamer"): [3, 3, 3, 3],
+    ("D", "dreamer"): [1, 2, 3, 4],
+}
+RANDOM = {"A": 0.0, "B": -100.0, "C": 0.0, "D": 0.0}
+
+
+@pytest.fixture
+def scores(validation):
+    recs = [record(env, method, seed, score)
+            for (env, method), values in RUNS.items()
+            for seed, score in enumerate(values)]  # fmt: skip
+    return validation.scores_of(recs)
+
+
+def test_a_score_on_the_random_0_ppo_1_scale(validation):
+    assert validation.normalised(12.5, 0.0, 10.0) == 1.25
+    assert validation.normalised(-75.0, -100.0, -50.0) == 0.5
+    assert validation.normalised(-100.0, -100.0, -50.0) == 0.0
+
+
+def test_only_envs_where_ppo_beats_the_random_policy_are_normalised(validation, scores):
+    assert validation.normalisable(scores, RANDOM) == (["A", "B"], ["C", "D"])
+
+
+def test_the_normalised_scores_are_runs_by_envs(validation, scores):
+    matrix = validation.normalised_scores(scores, RANDOM, ["A", "B"])
+    assert list(matrix) == ["ppo", "dreamer"]
+    np.testing.assert_allclose(matrix["dreamer"], [[0.5, 0], [1, 0.2], [1.5, 0.4], [2, 0.6]])
+    np.testing.assert_allclose(matrix["ppo"], [[1, 0.6], [1, 1], [1, 1], [1, 1]])
+
+
+def test_a_method_keeps_the_seeds_it_has_on_every_env(validation, scores):
+    del scores["B"]["dreamer"][3]
+    matrix = validation.normalised_scores(scores, RANDOM, ["A", "B"])
+    np.testing.assert_allclose(matrix["dreamer"], [[0.5, 0], [1, 0.2], [1.5, 0.4]])
+    assert matrix["ppo"].shape == (4, 2)
+
+
+def test_the_aggregate_is_the_iqm_over_every_run_on_every_env(validation, scores):
+    aggregate = validation.aggregate_iqm(validation.normalised_scores(scores, RANDOM, ["A", "B"]))
+    # dreamer: 0, .2, .4, .5, .6, 1, 1.5, 2 -> the middle four .4, .5, .6, 1 -> 0.625
+    point, lo, hi = aggregate["dreamer"]
+    assert point == pytest.approx(0.625)
+    assert lo < point < hi
+    # PPO: .6, then 1 seven times -> 1; no resample's IQM is above 1
+    point, lo, hi = aggregate["ppo"]
+    assert point == pytest.approx(1.0) == hi
+    assert lo <= 1.0
+
+
+def test_envs_where_the_dreamer_is_at_or_above_ppo(validation, scores):
+    # A: 12.5 >= 10; B: -85 < -50; C: 3 >= -1; D: no PPO runs to compare with
+    assert validation.at_or_above(scores) == ["A", "C"]
+    scores["A"]["dreamer"] = dict.fromkeys(range(4), 10.0)  # a tie counts
+    assert validation.at_or_above(scores) == ["A", "C"]
+
+
+def test_the_performance_profile_is_drawn(validation, scores, tmp_path):
+    matrix = validation.normalised_scores(scores, RANDOM, ["A", "B"])
+    path = validation.draw_profile(matrix, tmp_path / "profile.png", reps=50)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_each_run_gets_its_budget_and_ppo_updates_within_it(validation):
+    assert validation.method_settings("Acrobot-v1", "dreamer") == []
+    assert validation.method_settings("Acrobot-v1", "ppo") == [
+        "ppo.total_steps=10000",
+        "ppo.n_envs=1",
+    ]
+    # ppo.yaml's atari entry keeps its 8 envs
+    assert validation.method_settings("ALE/Pong-v5", "ppo") == ["ppo.total_steps=100000"]
+    assert validation.ppo_updates(10_000, 8, 2048) == 0  # the ppo section's default envs
+    assert validation.ppo_updates(10_000, 1, 2048) == 4
+    assert validation.ppo_updates(100_000, 8, 128) == 97
+    for env in validation.ENVS:
+        validation.check_untuned(env)  # no dreamer entry; the sized: budget is the one stated
+
+
+def test_the_random_policy_is_measured_once_on_the_evaluation_stream(validation, tmp_path):
+    first = validation.measure_random("CartPole-v1", [], episodes=4)
+    assert first["seeds"] == reset_seeds(0, Stream.EVALUATE, 0, 4)
+    assert first["mean_return"] == pytest.approx(np.mean(first["returns"]))
+    assert validation.measure_random("CartPole-v1", [], episodes=4)["returns"] == first["returns"]
+    path = tmp_path / "random_policy.json.gz"
+    kept = {**first, "episodes": validation.RANDOM_EPISODES}
+    validation.records.write(path, {"envs": [kept]})
+    assert validation.random_scores(["CartPole-v1"], [], path)["CartPole-v1"] == kept
