@@ -184,7 +184,7 @@ def test_dreamer_gpu_preset_scales_sizes_over_the_one_learning_configuration():
     assert (cpu.deter, cpu.hidden, cpu.bins) == (128, 128, 65)
     assert (gpu.deter, gpu.hidden, gpu.layers, gpu.groups, gpu.classes) == (512, 512, 2, 32, 32)
     assert (gpu.bins, gpu.seq_len, gpu.cnn_depth) == (255, 64, 32)
-    assert (gpu.critic_lr, gpu.repval_scale, gpu.total_steps) == (1e-3, 1.0, 10_000)
+    assert (gpu.critic_lr, gpu.repval_scale, gpu.total_steps) == (3e-4, 0.0, 10_000)
     assert (cpu.act_policy, cpu.stop_window, gpu.act_policy) == ("mode", 5, "mode")
     car = resolve("CarRacing-v3", ["gpu"], {}, {"method": "dreamer"})
     assert (car.section("dreamer").deter, car.section("dreamer").total_steps) == (512, 100_000)
