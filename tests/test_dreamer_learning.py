@@ -126,6 +126,8 @@ SMALL = [
     "dreamer.actor_lr=1e-4",
     "dreamer.critic_lr=1e-4",
     "dreamer.end_fraction=0",  # uniform windows, as measured (the preset's 0.25 is tested above)
+    "dreamer.entropy=1e-4",  # the bonus and replay value loss this run was measured with
+    "dreamer.repval_scale=1.0",
     # DreamerV3's discount and 15-step imagination from every step, λ-return replay values
     # and the plain stop, as measured (CartPole's preset imagines 64 steps from the last 8 of
     # its 32-step windows, learns Monte Carlo returns and holds the agent to confirm its stop;

@@ -86,7 +86,10 @@ def test_dreamer_killed_resumes_bit_exact(tmp_path):
     sets = ["--set", "threads=1", "--set", "dreamer.expl_scale=0.1", "--no-eval",
             "--set", "dreamer.entropy_floor=0.999",
             "--set", "dreamer.prio_fraction=0.5", "--set", "dreamer.explore_eps=0.2",
-            "--set", "dreamer.repval_return=max", "--set", "env.max_episode_steps=15"]  # fmt: skip
+            "--set", "dreamer.repval_return=max", "--set", "env.max_episode_steps=15",
+            # the rates this test's trajectory was checked with (a cut episode before the kill)
+            "--set", "dreamer.repval_scale=1.0", "--set", "dreamer.actor_lr=3e-4",
+            "--set", "dreamer.critic_lr=1e-3", "--set", "dreamer.entropy=1e-4"]  # fmt: skip
     ref = run_cmd(train_cmd(tmp_path / "ref", *DEBUG, *sets), env)
     assert ref.returncode == 0, ref.stderr
     kill = {**env, "WORLDMODELS_KILL_AFTER_SAVE": "dreamer/last:10"}  # past the random prefill
@@ -148,7 +151,9 @@ def test_stop_confirm_holds_the_agent_and_stops_on_its_own_episodes(tmp_path, mo
     monkeypatch.setattr(loop, "_episode", episode)
     sets = ["dreamer.target_return=20", "dreamer.stop_window=2", "dreamer.total_steps=4000",
             "dreamer.stop_confirm=true",  # float32: the trajectory this test was written on
-            "dreamer.bf16=false"]  # fmt: skip
+            "dreamer.bf16=false",  # and its rates and replay values
+            "dreamer.actor_lr=3e-4", "dreamer.critic_lr=1e-3", "dreamer.entropy=1e-4",
+            "dreamer.repval_scale=1.0", "dreamer.repval_return=mc"]  # fmt: skip
     argv = ["train", "--run-dir", str(tmp_path / "r"), *DEBUG, "--no-eval"]
     assert main(argv + [x for s in sets for x in ("--set", s)]) == 0
     learned = [i for i, (_, _, policy) in enumerate(log) if policy != "random"]

@@ -177,7 +177,8 @@ def test_a_replay_larger_than_its_memory_streams_and_trains_identically(tmp_path
     priorities both index by slot, and Monte Carlo value targets of episodes cut at 20 steps)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     sets = ["--set", "threads=1", "--no-eval", "--set", "dreamer.prio_fraction=0.5",
-            "--set", "dreamer.repval_return=mc", "--set", "env.max_episode_steps=20"]  # fmt: skip
+            "--set", "dreamer.repval_return=mc", "--set", "dreamer.repval_scale=1.0",
+            "--set", "env.max_episode_steps=20"]  # fmt: skip
     ring = run_cmd(train_cmd(tmp_path / "ring", *DEBUG, *sets), env)
     stream = run_cmd(
         train_cmd(tmp_path / "disk", *DEBUG, *sets, "--set", "dreamer.replay_memory_gb=1e-6"), env
