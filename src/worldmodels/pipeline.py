@@ -125,7 +125,9 @@ def open_run(
                 f"run directory {run.root} was created with presets "
                 f"{stored.presets or 'none'}, not {presets}; use a new --run-dir"
             )
-        kind = probe(stored.env).obs_kind  # a method switched to sizes the env by it
+        method = set_overrides.get("method") or file_overrides.get("method")
+        new_method = bool(method) and method != stored.method  # its presets size the env
+        kind = probe(stored.env).obs_kind if new_method else None
         cfg = resolve(None, [], file_overrides, set_overrides, base=to_dict(stored), obs_kind=kind)
         bad = [k for k in incompatible_keys(stored, cfg) if _trained(run, k)]
         if bad:
