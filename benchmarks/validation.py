@@ -61,8 +61,6 @@ import matplotlib
 import numpy as np
 import records
 import tables
-from rliable import library as rly
-from rliable import metrics, plot_utils
 from suite import ROOT, machine, regenerate, run_one
 
 from worldmodels.config import Config, EnvConfig, apply_overrides
@@ -72,19 +70,15 @@ from worldmodels.data.rollout import EnvPool, RandomPolicy, run_batch
 from worldmodels.envs import probe
 from worldmodels.errors import UserError, run_main
 from worldmodels.evaluation.compare import (
-    BOOTSTRAP_REPS,
-    iqm,
-    seeded_bootstrap,
     steps_to_threshold,
 )
 from worldmodels.runs import versions
 from worldmodels.seeding import Stream, reset_seeds
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 
 RUNS = ROOT.with_name("validation")
-RANDOM_SCORES = records.RESULTS / "random_policy.json.gz"
+RANDOM_SCORES = tables.RANDOM_SCORES
 RANDOM_EPISODES = 100
 RANDOM_SEED = 0  # the run seed whose evaluation stream the random policy's episodes use
 METHODS = ["ppo", "dreamer"]  # the baseline first
@@ -214,99 +208,6 @@ def random_scores(envs: list[str], sets: list[str], path: Path = RANDOM_SCORES) 
     return out
 
 
-# ---------------------------------------------------------------------------------- aggregate
-Scores = dict[str, dict[str, dict[int, float]]]
-"""env -> method -> seed -> the run's mean evaluation return."""
-
-
-def scores_of(recs: list[dict[str, Any]]) -> Scores:
-    out: Scores = {}
-    for r in recs:
-        out.setdefault(r["env"], {}).setdefault(r["method"], {})[int(r["seed"])] = float(
-            r["eval"]["mean_return"]
-        )
-    return out
-
-
-def normalised(score: float, random: float, ppo: float) -> float:
-    """A return on the scale where the random policy scores 0 and PPO (its IQM) 1."""
-    return (score - random) / (ppo - random)
-
-
-def normalisable(scores: Scores, random: dict[str, float]) -> tuple[list[str], list[str]]:
-    """The envs whose scores can be PPO-normalised (PPO's IQM above the random policy's score),
-    and those that cannot (no PPO runs, or PPO no better than random)."""
-    ok, left = [], []
-    for env, by_method in scores.items():
-        ppo = list(by_method.get("ppo", {}).values())
-        (ok if ppo and iqm(ppo) > random[env] else left).append(env)
-    return ok, left
-
-
-def normalised_scores(
-    scores: Scores, random: dict[str, float], envs: list[str]
-) -> dict[str, np.ndarray]:
-    """Per method, its PPO-normalised scores on ``envs`` as rliable takes them: a runs x envs
-    array, the runs being the seeds the method has on every one of ``envs``."""
-    out: dict[str, np.ndarray] = {}
-    for method in dict.fromkeys(m for env in envs for m in scores[env]):
-        per_env = [scores[env].get(method, {}) for env in envs]
-        seeds = sorted(set.intersection(*(set(s) for s in per_env)))
-        if not seeds:
-            continue
-        out[method] = np.array([
-            [normalised(s[seed], random[env], iqm(list(scores[env]["ppo"].values())))
-             for env, s in zip(envs, per_env, strict=True)]
-            for seed in seeds
-        ])  # fmt: skip
-    return out
-
-
-def aggregate_iqm(matrix: dict[str, np.ndarray]) -> dict[str, tuple[float, float, float]]:
-    """Per method, the IQM over all its runs and envs with rliable's stratified-bootstrap 95%
-    interval (2,000 resamples, a fixed seed): (point, low, high)."""
-
-    def func(x: np.ndarray) -> np.ndarray:
-        return np.array([metrics.aggregate_iqm(x)])
-
-    with seeded_bootstrap():
-        points, cis = rly.get_interval_estimates(matrix, func, reps=BOOTSTRAP_REPS)
-    return {m: (float(points[m][0]), float(cis[m][0, 0]), float(cis[m][1, 0])) for m in matrix}
-
-
-def at_or_above(scores: Scores, method: str = "dreamer", baseline: str = "ppo") -> list[str]:
-    """The envs where ``method``'s IQM over seeds is at least ``baseline``'s."""
-    return [
-        env
-        for env, by in scores.items()
-        if by.get(method)
-        and by.get(baseline)
-        and iqm(list(by[method].values())) >= iqm(list(by[baseline].values()))
-    ]
-
-
-def draw_profile(matrix: dict[str, np.ndarray], path: Path, reps: int = BOOTSTRAP_REPS) -> Path:
-    """rliable's performance profile of the PPO-normalised scores: per tau the fraction of runs
-    (over all envs) scoring above it, with its stratified-bootstrap band (``reps`` resamples)."""
-    values = np.concatenate([m.ravel() for m in matrix.values()])
-    taus = np.linspace(min(0.0, values.min()), max(1.5, values.max()), 101)
-    with seeded_bootstrap():
-        profiles, cis = rly.create_performance_profile(matrix, taus, reps=reps)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    xlabel = r"PPO-normalised score $\tau$ (random policy 0, PPO 1)"
-    plot_utils.plot_performance_profiles(
-        profiles, taus, performance_profile_cis=cis, ax=ax, xlabel=xlabel
-    )
-    ax.axvline(1.0, color="grey", ls="--", lw=1)
-    ax.legend(loc="upper right")
-    n_envs = next(iter(matrix.values())).shape[1]
-    ax.set_title(f"Validation suite: {n_envs} envs, fraction of runs above each score")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
 # ---------------------------------------------------------------------------------- tables
 def runs_of(recs: list[dict[str, Any]]) -> list[tables.Run]:
     """The records as tables' runs, ordered by method (PPO first) and seed, with the steps to
@@ -345,47 +246,12 @@ def env_report(env: str, recs: list[dict[str, Any]], random: dict, head: str) ->
 
 
 def aggregate_report(recs: list[dict[str, Any]], randoms: dict, figure: Path, head: str) -> str:
-    scores = scores_of(recs)
-    random = {env: randoms[env]["mean_return"] for env in scores}
-    rows = {env: {row.method: row for row in env_rows}
-            for env, env_rows in tables.rows_of(runs_of(recs)).items()}  # fmt: skip
-    above = at_or_above(scores)
-    lines = [
-        f"### Aggregate over {len(scores)} envs\n",
-        head + "\n",
-        "| env | random policy | PPO IQM [95% CI] | dreamer IQM [95% CI] | dreamer ≥ PPO | "
-        "real env steps (mean; PPO / dreamer) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for env in scores:
-        ppo, dreamer = rows[env].get("ppo"), rows[env].get("dreamer")
-        steps = " / ".join(
-            tables.fmt_steps(r.real_env_steps if r else None) for r in (ppo, dreamer)
-        )
-        lines.append(
-            f"| {env} | {random[env]:.1f} | {tables.fmt_iqm(ppo) if ppo else '—'} | "
-            f"{tables.fmt_iqm(dreamer) if dreamer else '—'} | "
-            f"{'—' if not (ppo and dreamer) else 'yes' if env in above else 'no'} | {steps} |"
-        )
-    both = [e for e, by in scores.items() if "ppo" in by and "dreamer" in by]
-    lines.append(f"\nThe dreamer's IQM is at or above PPO's on {len(above)} of {len(both)} envs.")
-    ok, left = normalisable(scores, random)
-    if left:
-        lines.append(f"Not normalisable (no PPO runs, or PPO's IQM not above the random "
-                     f"policy's): {', '.join(left)}.")  # fmt: skip
-    matrix = normalised_scores(scores, random, ok) if ok else {}
-    if not matrix:
-        return "\n".join(lines) + "\n"
-    lines.append(
-        f"\nPPO-normalised score (the random policy 0, PPO's IQM on the env 1) over {len(ok)} "
-        "envs, the IQM over every run on every env with rliable's stratified-bootstrap 95% "
-        f"interval ({BOOTSTRAP_REPS:,} resamples):\n"
-    )
-    for method, (point, lo, hi) in aggregate_iqm(matrix).items():
-        runs, n = matrix[method].shape
-        lines.append(f"- {method}: {point:.2f} [{lo:.2f}, {hi:.2f}] ({runs} seeds x {n} envs)")
-    lines.append(f"\nPerformance profile: {draw_profile(matrix, figure)}")
-    return "\n".join(lines) + "\n"
+    """The suite's aggregate over ``recs``' envs (as the docs' results page gives it), with the
+    performance profile drawn at ``figure``."""
+    rows = tables.rows_of(runs_of(recs))
+    random = {env: randoms[env]["mean_return"] for env in rows}
+    tables.draw_profile(rows, random, figure)
+    return f"{head}\n\n{tables.validation_table(rows, random, str(figure))}"
 
 
 # ---------------------------------------------------------------------------------- main

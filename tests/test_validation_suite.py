@@ -1,6 +1,7 @@
-"""benchmarks/validation.py: PPO-normalised scores, their IQM over envs and seeds, the envs where
-the dreamer's IQM is at or above PPO's, each run's settings, and the random policy's score --
-on hand-made records with hand-computed numbers."""
+"""benchmarks/validation.py, normalised.py and the results page's suite section: PPO-normalised
+scores, their IQM over envs and seeds, the envs where the dreamer's IQM is at or above PPO's,
+each run's settings, and the random policy's score -- on hand-made records with hand-computed
+numbers."""
 
 import importlib
 import sys
@@ -21,10 +22,6 @@ def validation():
     return importlib.import_module("validation")
 
 
-def record(env: str, method: str, seed: int, score: float) -> dict:
-    return {"env": env, "method": method, "seed": seed, "eval": {"mean_return": score}}
-
-
 # A: random 0, PPO's IQM 10 (all 10), the dreamer 5/10/15/20 (IQM 12.5: at or above PPO).
 # B: random -100, PPO -70/-50/-50/-50 (IQM -50, mean -55), the dreamer -100/-90/-80/-70 (IQM
 # -85: below PPO's).
@@ -41,40 +38,46 @@ RUNS = {
 RANDOM = {"A": 0.0, "B": -100.0, "C": 0.0, "D": 0.0}
 
 
+@pytest.fixture(scope="module")
+def normalised(validation):
+    return importlib.import_module("normalised")
+
+
 @pytest.fixture
-def scores(validation):
-    recs = [record(env, method, seed, score)
-            for (env, method), values in RUNS.items()
-            for seed, score in enumerate(values)]  # fmt: skip
-    return validation.scores_of(recs)
+def scores(normalised):
+    return normalised.scores_of(
+        (env, method, seed, score)
+        for (env, method), values in RUNS.items()
+        for seed, score in enumerate(values)
+    )
 
 
-def test_a_score_on_the_random_0_ppo_1_scale(validation):
-    assert validation.normalised(12.5, 0.0, 10.0) == 1.25
-    assert validation.normalised(-75.0, -100.0, -50.0) == 0.5
-    assert validation.normalised(-100.0, -100.0, -50.0) == 0.0
+def test_a_score_on_the_random_0_ppo_1_scale(normalised):
+    assert normalised.normalised(12.5, 0.0, 10.0) == 1.25
+    assert normalised.normalised(-75.0, -100.0, -50.0) == 0.5
+    assert normalised.normalised(-100.0, -100.0, -50.0) == 0.0
 
 
-def test_only_envs_where_ppo_beats_the_random_policy_are_normalised(validation, scores):
-    assert validation.normalisable(scores, RANDOM) == (["A", "B"], ["C", "D"])
+def test_only_envs_where_ppo_beats_the_random_policy_are_normalised(normalised, scores):
+    assert normalised.normalisable(scores, RANDOM) == (["A", "B"], ["C", "D"])
 
 
-def test_the_normalised_scores_are_runs_by_envs(validation, scores):
-    matrix = validation.normalised_scores(scores, RANDOM, ["A", "B"])
+def test_the_normalised_scores_are_runs_by_envs(normalised, scores):
+    matrix = normalised.normalised_scores(scores, RANDOM, ["A", "B"])
     assert list(matrix) == ["ppo", "dreamer"]
     np.testing.assert_allclose(matrix["dreamer"], [[0.5, 0], [1, 0.2], [1.5, 0.4], [2, 0.6]])
     np.testing.assert_allclose(matrix["ppo"], [[1, 0.6], [1, 1], [1, 1], [1, 1]])
 
 
-def test_a_method_keeps_the_seeds_it_has_on_every_env(validation, scores):
+def test_a_method_keeps_the_seeds_it_has_on_every_env(normalised, scores):
     del scores["B"]["dreamer"][3]
-    matrix = validation.normalised_scores(scores, RANDOM, ["A", "B"])
+    matrix = normalised.normalised_scores(scores, RANDOM, ["A", "B"])
     np.testing.assert_allclose(matrix["dreamer"], [[0.5, 0], [1, 0.2], [1.5, 0.4]])
     assert matrix["ppo"].shape == (4, 2)
 
 
-def test_the_aggregate_is_the_iqm_over_every_run_on_every_env(validation, scores):
-    aggregate = validation.aggregate_iqm(validation.normalised_scores(scores, RANDOM, ["A", "B"]))
+def test_the_aggregate_is_the_iqm_over_every_run_on_every_env(normalised, scores):
+    aggregate = normalised.aggregate_iqm(normalised.normalised_scores(scores, RANDOM, ["A", "B"]))
     # dreamer: 0, .2, .4, .5, .6, 1, 1.5, 2 -> the middle four .4, .5, .6, 1 -> 0.625
     point, lo, hi = aggregate["dreamer"]
     assert point == pytest.approx(0.625)
@@ -85,16 +88,16 @@ def test_the_aggregate_is_the_iqm_over_every_run_on_every_env(validation, scores
     assert lo <= 1.0
 
 
-def test_envs_where_the_dreamer_is_at_or_above_ppo(validation, scores):
+def test_envs_where_the_dreamer_is_at_or_above_ppo(normalised, scores):
     # A: 12.5 >= 10; B: -85 < -50; C: 3 >= -1; D: no PPO runs to compare with
-    assert validation.at_or_above(scores) == ["A", "C"]
+    assert normalised.at_or_above(scores) == ["A", "C"]
     scores["A"]["dreamer"] = dict.fromkeys(range(4), 10.0)  # a tie counts
-    assert validation.at_or_above(scores) == ["A", "C"]
+    assert normalised.at_or_above(scores) == ["A", "C"]
 
 
-def test_the_performance_profile_is_drawn(validation, scores, tmp_path):
-    matrix = validation.normalised_scores(scores, RANDOM, ["A", "B"])
-    path = validation.draw_profile(matrix, tmp_path / "profile.png", reps=50)
+def test_the_performance_profile_is_drawn(normalised, scores, tmp_path):
+    matrix = normalised.normalised_scores(scores, RANDOM, ["A", "B"])
+    path = normalised.draw_profile(matrix, tmp_path / "profile.png", reps=50)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -122,3 +125,24 @@ def test_the_random_policy_is_measured_once_on_the_evaluation_stream(validation,
     kept = {**first, "episodes": validation.RANDOM_EPISODES}
     validation.records.write(path, {"envs": [kept]})
     assert validation.random_scores(["CartPole-v1"], [], path)["CartPole-v1"] == kept
+
+
+def test_the_results_page_gives_the_suite_aggregate(validation, scores):
+    import tables
+
+    recs = [{"env": env, "method": method, "seed": seed, "command": "python benchmarks/x.py",
+             "date": "2026-12-06", "machine": "here", "eval": {"mean_return": score,
+                                                                "episodes": 100}}
+            for env, by in scores.items() for method, runs in by.items()
+            for seed, score in runs.items()]  # fmt: skip
+    rows = tables.rows_of([tables.to_run(r) for r in recs])
+    named, suite = tables.split_suite(rows, {"A": 0.0, "B": -100.0, "C": 0.0, "D": 0.0})
+    assert named == {} and list(suite) == ["A", "B", "C", "D"]
+    text = tables.validation_table(suite, RANDOM, "img/profile.png")
+    assert "| A | 0.0 | 10.0 [" in text and "| yes |" in text  # dreamer 12.5 >= PPO 10
+    assert "The dreamer's IQM is at or above PPO's on 2 of 3 envs." in text  # A and C; D: no PPO
+    assert (
+        "Not normalisable (no PPO runs, or PPO's IQM not above the random policy's): C, D." in text
+    )
+    assert "- dreamer: 0.62 [" in text and "(4 seeds × 2 envs)" in text
+    assert "![Performance profile of the PPO-normalised scores](img/profile.png)" in text
