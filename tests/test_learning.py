@@ -63,6 +63,26 @@ def test_each_method_beats_the_random_policy(tmp_path, method):
     assert_evaluation_replays_no_stored_episode(run_dir, result, stores=method != "ppo")
 
 
+def test_ppo_with_normalised_observations_beats_the_random_policy(tmp_path):
+    """PPO's small run with rl-zoo's observation normalisation (``ppo.normalize_obs``): its
+    evaluation normalises with the best checkpoint's statistics, and scores >= 3x random."""
+    import torch
+
+    run_dir = tmp_path / "ppo"
+    sets = ["threads=1", *SMALL_RUNS["ppo"], "ppo.normalize_obs=true"]
+    argv = ["train", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--method", "ppo"]
+    argv += ["--seed", "0", "--quiet", "--episodes", "20"]
+    threads = torch.get_num_threads()
+    try:
+        assert main(argv + [x for s in sets for x in ("--set", s)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert "obs_rms" in torch.load(run_dir / "checkpoints/ppo/best.pt", weights_only=True)
+    result = json.loads((run_dir / "eval.json").read_text())
+    print("ppo normalize_obs", result["mean_return"])
+    assert result["mean_return"] >= MARGIN * RANDOM_CARTPOLE
+
+
 @pytest.mark.slow
 def test_classic_solves_cartpole(tmp_path):
     """The demo's recipe: V -> M -> CMA-ES C reaches the solved line (random: ~22)."""

@@ -1,5 +1,6 @@
 """The model-free PPO baseline (Stable-Baselines3): it learns, its checkpoints are the
-toolkit's weights-only files, a killed run resumes, and it logs a learning curve."""
+toolkit's weights-only files, a killed run resumes, it logs a learning curve, and with
+observation normalisation the statistics are checkpointed and applied where the policy acts."""
 
 import json
 import os
@@ -7,9 +8,11 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from worldmodels.cli import main
+from worldmodels.errors import UserError
 from worldmodels.runs import RunDir
 
 
@@ -146,3 +149,129 @@ def test_ppo_on_pixels_with_frame_stack_and_reward_normaliser_resumes_and_evalua
     assert (
         again["real_env_steps"] >= 96 and again["num_timesteps"] > last["progress"]["num_timesteps"]
     )
+
+
+# rl-zoo's `normalize: true` on a small CartPole run: 2 envs x 16 steps a rollout
+NORM_SETS = ["ppo.normalize_obs=true", "ppo.normalize_reward=true", "ppo.n_envs=2"]
+NORM_SETS += ["ppo.n_steps=16", "ppo.batch_size=16", "ppo.n_epochs=2", "ppo.target_return=1e9"]
+
+
+def _norm_cmd(run_dir, resume=False):
+    cmd = [sys.executable, "-m", "worldmodels", "train", "--run-dir", str(run_dir), "--quiet"]
+    cmd += ["--env", "CartPole-v1", "--method", "ppo", "--no-eval", "--set", "threads=1"]
+    cmd += [x for s in [*NORM_SETS, "ppo.total_steps=256"] for x in ("--set", s)]
+    return cmd + (["--resume"] if resume else [])
+
+
+def test_ppo_observation_statistics_are_checkpointed_and_go_on_after_a_kill(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert subprocess.run(_norm_cmd(full), env=env).returncode == 0
+    kill = {**env, "WORLDMODELS_KILL_AFTER_SAVE": "ppo/last:3"}  # after the third rollout
+    assert subprocess.run(_norm_cmd(cut), env=kill).returncode == -signal.SIGKILL
+    killed = torch.load(cut / "checkpoints/ppo/last.pt", weights_only=True)
+    assert killed["progress"]["num_timesteps"] == 3 * 32 and not killed["progress"]["complete"]
+    # RunningMeanStd starts at count 1e-4, then counts the 2 reset observations and each step's 2
+    assert killed["obs_rms"]["count"] == pytest.approx(1e-4 + 2 + 96)
+    assert killed["obs_rms"]["mean"].shape == (4,) and killed["ret_rms"]["count"] > 1
+    best = torch.load(cut / "checkpoints/ppo/best.pt", weights_only=True)
+    assert "obs_rms" in best and "ret_rms" not in best  # the policy's inputs; training state
+    done = subprocess.run(_norm_cmd(cut, resume=True), env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    a = torch.load(full / "checkpoints/ppo/last.pt", weights_only=True)
+    b = torch.load(cut / "checkpoints/ppo/last.pt", weights_only=True)
+    assert a["progress"]["complete"] and b["progress"]["complete"]
+    steps = b["progress"]["num_timesteps"]
+    assert steps == a["progress"]["num_timesteps"] >= 256
+    # the resumed statistics went on from the killed run's: its count is the uninterrupted
+    # run's plus the resumed run's fresh reset of its 2 envs (a fresh start would have counted
+    # only the steps since the kill)
+    assert a["obs_rms"]["count"] == pytest.approx(1e-4 + 2 + steps)
+    assert b["obs_rms"]["count"] == pytest.approx(killed["obs_rms"]["count"] + 2 + steps - 96)
+    assert b["obs_rms"]["count"] == pytest.approx(a["obs_rms"]["count"] + 2)
+    assert b["ret_rms"]["count"] == pytest.approx(killed["ret_rms"]["count"] + steps - 96)
+
+
+def test_ppo_evaluations_see_observations_normalised_with_the_checkpoints_statistics(
+    tmp_path, monkeypatch
+):
+    import numpy as np
+
+    import worldmodels
+    from worldmodels.data.rollout import EnvPool, run_batch
+    from worldmodels.envs import probe
+    from worldmodels.seeding import Stream, reset_seeds
+    from worldmodels.training import ppo_baseline
+    from worldmodels.training.ppo_baseline import (
+        ObsNormaliser,
+        Sb3Policy,
+        build_ppo,
+        load_ppo_policy,
+        make_vec_env,
+    )
+
+    evaluated = []  # the normaliser of each periodic evaluation's policy
+
+    class Recorded(Sb3Policy):
+        def __init__(self, model, frame_stack, norm=None):
+            super().__init__(model, frame_stack, norm)
+            evaluated.append(norm)
+
+    monkeypatch.setattr(ppo_baseline, "Sb3Policy", Recorded)
+    run_dir = tmp_path / "ppo"
+    argv = ["train", "--env", "CartPole-v1", "--method", "ppo", "--run-dir", str(run_dir)]
+    sets = [*NORM_SETS, "ppo.total_steps=64", "ppo.eval_every=1", "ppo.eval_episodes=3"]
+    argv += ["--quiet", "--no-eval", *[x for s in sets for x in ("--set", s)]]
+    assert main(argv) == 0
+    monkeypatch.undo()
+    run = RunDir(run_dir)
+    cfg, spec, cpu = run.load_config(), probe(run.load_config().env), torch.device("cpu")
+    # the periodic evaluation normalised with the statistics of its moment (the second
+    # rollout's last step), which the checkpoints keep: evaluating again gives its score
+    last = torch.load(run_dir / "checkpoints/ppo/last.pt", weights_only=True)
+    assert len(evaluated) == 2 and evaluated[-1] is not None
+    np.testing.assert_array_equal(evaluated[-1].mean, last["obs_rms"]["mean"].numpy())
+    np.testing.assert_array_equal(evaluated[-1].var, last["obs_rms"]["var"].numpy())
+    venv = make_vec_env(cfg, 1, 0)
+    model = build_ppo(cfg, spec, venv, cpu)
+    venv.close()
+    model.policy.load_state_dict(last["model"]["state_dict"])
+    pool = EnvPool(cfg.env)
+    seeds = reset_seeds(0, Stream.SELECT, 2 * 1000, 3)
+    policy = Sb3Policy(model, 1, ObsNormaliser.of(last["obs_rms"]))
+    assert run_batch(pool, spec, policy, seeds).returns.mean() == last["progress"]["score"]
+    best = run.load("ppo/best")
+    seeds = reset_seeds(0, Stream.SELECT, best["progress"]["rollouts"] * 1000, 3)
+    policy = load_ppo_policy(run, cfg, spec, cpu)  # what evaluate and --video run
+    assert run_batch(pool, spec, policy, seeds).returns.mean() == best["progress"]["score"]
+    pool.close()
+    # by hand: a best checkpoint whose statistics are known; the method's policy factory (what
+    # `worldmodels evaluate`, --video and the API act with) sees (obs - mean) / sqrt(var + 1e-8)
+    # clipped to [-10, 10]
+    mean, var = np.array([1.0, -1.0, 0.5, 0.0]), np.array([4.0, 0.25, 1e-6, 1.0])
+    best["obs_rms"] = {"mean": torch.tensor(mean), "var": torch.tensor(var), "count": 50.0}
+    torch.save(best, run_dir / "checkpoints/ppo/best.pt")
+    agent = worldmodels.open_run(run_dir).agent()
+    seen = []
+
+    def predict(obs, deterministic):
+        seen.append(obs)
+        return np.zeros(len(obs), np.int64), None
+
+    agent._policy.model.predict = predict
+    agent.act(np.array([3.0, -1.5, 0.6, -20.0], np.float32))
+    expected = [(3 - 1) / np.sqrt(4 + 1e-8), -0.5 / np.sqrt(0.25 + 1e-8), 10.0, -10.0]
+    np.testing.assert_allclose(seen[0], [expected], rtol=1e-6)
+    assert seen[0].dtype == np.float32
+    # a checkpoint of a normalising run without its statistics is refused, in one line
+    del best["obs_rms"]
+    torch.save(best, run_dir / "checkpoints/ppo/best.pt")
+    with pytest.raises(UserError, match="no observation statistics"):
+        load_ppo_policy(run, cfg, spec, cpu)
+
+
+def test_ppo_normalises_vector_observations_only(tmp_path, capsys):
+    argv = ["train", "--env", "CarRacing-v3", "--method", "ppo", "--quiet"]
+    argv += ["--run-dir", str(tmp_path / "car"), "--set", "ppo.normalize_obs=true"]
+    assert main(argv) == 2
+    assert "ppo.normalize_obs normalises vector observations" in capsys.readouterr().err

@@ -101,17 +101,26 @@ def test_the_performance_profile_is_drawn(normalised, scores, tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_each_run_gets_its_budget_and_ppo_updates_within_it(validation):
+def test_each_run_gets_its_budget_and_ppo_updates_within_it(validation, monkeypatch):
     assert validation.method_settings("Acrobot-v1", "dreamer") == []
-    assert validation.method_settings("Acrobot-v1", "ppo") == [
+    # ppo.yaml has rl-zoo's entry for every validation env: its env count is kept
+    for env, spec in validation.ENVS.items():
+        assert validation.method_settings(env, "ppo") == [f"ppo.total_steps={spec.budget}"]
+    # an env without an entry gets SB3's defaults with one env (Pendulum-v1 has no ppo entry)
+    monkeypatch.setitem(validation.ENVS, "Pendulum-v1", validation.ENVS["Acrobot-v1"])
+    assert validation.method_settings("Pendulum-v1", "ppo") == [
         "ppo.total_steps=10000",
         "ppo.n_envs=1",
     ]
-    # ppo.yaml's atari entry keeps its 8 envs
-    assert validation.method_settings("ALE/Pong-v5", "ppo") == ["ppo.total_steps=100000"]
+    monkeypatch.undo()
     assert validation.ppo_updates(10_000, 8, 2048) == 0  # the ppo section's default envs
     assert validation.ppo_updates(10_000, 1, 2048) == 4
-    assert validation.ppo_updates(100_000, 8, 128) == 97
+    assert validation.ppo_updates(100_000, 8, 128) == 97  # Pong: rl-zoo's atari entry
+    assert validation.ppo_updates(10_000, 16, 256) == 2  # Acrobot-v1
+    assert validation.ppo_updates(10_000, 32, 2048) == 0  # BipedalWalker-v3
+    # a rollout ending at the budget's step is not trained on: MountainCarContinuous-v0
+    assert validation.ppo_updates(10_000, 1, 8) == 1249
+    assert validation.ppo_updates(16, 1, 8) == 1
     for env in validation.ENVS:
         validation.check_untuned(env)  # no dreamer entry; the sized: budget is the one stated
 

@@ -1,18 +1,24 @@
 """``--method ppo``: the model-free baseline, Stable-Baselines3's PPO on the real env.
 
 The env is the one every other method sees (``envs.make_env``: frame skip, 64x64 frames, step
-limit), in SB3's DummyVecEnv with a Monitor per env, optional frame stacking and reward
-normalisation. Hyperparameters come from the ``ppo`` section (``PpoConfig``, below; per-env
-presets: rl-zoo's tuned ones).
+limit), in SB3's DummyVecEnv with a Monitor per env, optional frame stacking and one
+VecNormalize for the optional observation and reward normalisation (rl-zoo's ``normalize``).
+Hyperparameters come from the ``ppo`` section (``PpoConfig``, below; per-env presets: rl-zoo's
+tuned ones).
 
 The score a rollout is judged by is the deterministic policy's mean return on
 ``eval_episodes`` real episodes when it was evaluated (every ``eval_every`` rollouts; those steps
 are counted), else the mean of the last ``stop_window`` training episodes, as for the
 actor-critic methods. Checkpoints are the toolkit's (``agent/last`` every rollout,
-``agent/best`` when the score improves): the policy's state dict, Adam's state and
-the reward normaliser's statistics, loaded with ``weights_only=True`` -- never SB3's zip, whose
-pickled parts would execute code. A killed run loses at most the rollout in progress;
-``--resume`` rebuilds the model, loads the states and continues the step count and schedules.
+``agent/best`` when the score improves): the policy's state dict, the observation
+normaliser's statistics (both checkpoints: the policy acts on observations normalised with
+them), Adam's state and the reward normaliser's statistics (``last``), loaded with
+``weights_only=True`` -- never SB3's zip, whose pickled parts would execute code. A killed run
+loses at most the rollout in progress; ``--resume`` rebuilds the model, loads the states and
+continues the step count, schedules and statistics with freshly reset envs. Wherever the
+trained policy acts outside training it sees observations normalised with statistics frozen
+(``ObsNormaliser``): the periodic evaluation those of its moment (which the checkpoint saved
+next keeps), ``worldmodels evaluate`` and ``--video`` those of ``agent/best``.
 The learning curve (real env steps, score) goes to curve.jsonl after every rollout; training
 stops at ``total_steps`` real env steps of training or when the score reaches the target (the
 env's reward threshold by default). An evaluation runs at a rollout's last step, before the
@@ -34,6 +40,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack, VecNormalize
 from torch import nn
 
@@ -47,6 +54,10 @@ from worldmodels.seeding import Stream, reset_seed
 from worldmodels.training.scoring import curve_point, judged_score, reached
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
+OBS_CLIP = 10.0
+"""VecNormalize's ``clip_obs`` (its default): normalised observations lie in [-10, 10]."""
+OBS_EPSILON = 1e-8
+"""VecNormalize's ``epsilon`` (its default): obs / sqrt(var + epsilon)."""
 
 
 @dataclass
@@ -86,8 +97,14 @@ class PpoConfig:
     """``tanh`` (SB3's default), ``relu`` or ``gelu``."""
     frame_stack: int = 1
     """Observations stacked along the last axis (VecFrameStack)."""
+    normalize_obs: bool = False
+    """Normalise vector observations by their running mean and std, clipped to [-10, 10]
+    (VecNormalize's ``norm_obs``); the statistics are kept in the checkpoints and applied,
+    frozen, wherever the trained policy acts. rl-zoo's ``normalize: true`` is this and
+    ``normalize_reward``."""
     normalize_reward: bool = False
-    """Scale rewards by a running estimate of the return's std (VecNormalize, rewards only)."""
+    """Scale rewards by a running estimate of the return's std (VecNormalize's
+    ``norm_reward``)."""
     target_return: float | None = knob(None, signed=True, mutable=True)
     """Stop when the score (below) reaches this (None = the env's reward_threshold)."""
     stop_window: int = knob(20, mutable=True)
@@ -122,9 +139,59 @@ def make_vec_env(cfg: Config, n: int, seed: int) -> VecEnv:
     pc = cfg.section(PpoConfig)
     if pc.frame_stack > 1:
         venv = VecFrameStack(venv, pc.frame_stack, channels_order="last")
-    if pc.normalize_reward:
-        venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=pc.gamma)
+    if pc.normalize_obs or pc.normalize_reward:  # one wrapper, as rl-zoo's ``normalize``
+        venv = VecNormalize(
+            venv,
+            norm_obs=pc.normalize_obs,
+            norm_reward=pc.normalize_reward,
+            clip_obs=OBS_CLIP,
+            gamma=pc.gamma,
+            epsilon=OBS_EPSILON,
+        )
     return venv
+
+
+def _obs_rms(model: BaseAlgorithm) -> RunningMeanStd | None:
+    """The training envs' running observation statistics (None: observations are not
+    normalised)."""
+    env = model.get_vec_normalize_env()  # under SB3's own wrappers (image transpose)
+    if env is None or not env.norm_obs:
+        return None
+    assert isinstance(env.obs_rms, RunningMeanStd)  # a Box observation space
+    return env.obs_rms
+
+
+def _rms_state(rms: RunningMeanStd) -> dict[str, Any]:
+    """Running statistics as a weights-only checkpoint stores them (tensors, a float)."""
+    return {
+        "mean": torch.as_tensor(rms.mean),
+        "var": torch.as_tensor(rms.var),
+        "count": float(rms.count),
+    }
+
+
+def _load_rms(rms: RunningMeanStd, state: dict[str, Any]) -> None:
+    rms.mean = state["mean"].numpy()
+    rms.var = state["var"].numpy()
+    rms.count = state["count"]
+
+
+@dataclass(frozen=True, eq=False)
+class ObsNormaliser:
+    """Observation statistics, frozen: ``clip((obs - mean) / sqrt(var + OBS_EPSILON),
+    -OBS_CLIP, OBS_CLIP)`` as float32, VecNormalize's normalisation without its updates."""
+
+    mean: np.ndarray
+    var: np.ndarray
+
+    @classmethod
+    def of(cls, state: dict[str, Any]) -> ObsNormaliser:
+        """From a checkpoint's ``obs_rms``."""
+        return cls(state["mean"].numpy().copy(), state["var"].numpy().copy())
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        scaled = (obs - self.mean) / np.sqrt(self.var + OBS_EPSILON)
+        return np.clip(scaled, -OBS_CLIP, OBS_CLIP).astype(np.float32)
 
 
 def _schedule(value: float, kind: str) -> Any:
@@ -194,8 +261,10 @@ class _Checkpoints(BaseCallback):
         p, n = self.prog, self.pc.eval_episodes
         seed = reset_seed(self.cfg.seed, Stream.SELECT, p["rollouts"] * 1000)
         pool = EnvPool(self.cfg.env)
+        rms = _obs_rms(self.model)  # the statistics as they are now, frozen
+        norm = None if rms is None else ObsNormaliser(rms.mean.copy(), rms.var.copy())
         try:
-            policy = Sb3Policy(self.model, self.pc.frame_stack)  # type: ignore[arg-type]
+            policy = Sb3Policy(self.model, self.pc.frame_stack, norm)  # type: ignore[arg-type]
             result = run_batch(pool, self.spec, policy, [seed + k for k in range(n)])
         finally:
             pool.close()
@@ -247,24 +316,23 @@ class _Checkpoints(BaseCallback):
 def _payload(
     cfg: Config, spec: EnvSpec, model: BaseAlgorithm, prog: dict[str, Any]
 ) -> dict[str, Any]:
-    return {
+    payload = {
         "model": {"name": "sb3_ppo", "kwargs": {}, "state_dict": model.policy.state_dict()},
         "spec": spec.shape_signature(),
         "config": to_dict(cfg),
         "progress": prog,
     }
+    rms = _obs_rms(model)
+    if rms is not None:  # the policy acts on observations normalised with these
+        payload["obs_rms"] = _rms_state(rms)
+    return payload
 
 
 def _training_state(model: BaseAlgorithm) -> dict[str, Any]:
     state: dict[str, Any] = {"optimizer": model.policy.optimizer.state_dict()}
     env = model.get_vec_normalize_env()  # under SB3's own wrappers (image transpose)
     if env is not None:
-        rms = env.ret_rms
-        state["ret_rms"] = {
-            "mean": torch.as_tensor(rms.mean),
-            "var": torch.as_tensor(rms.var),
-            "count": float(rms.count),
-        }
+        state["ret_rms"] = _rms_state(env.ret_rms)
     return state
 
 
@@ -306,10 +374,12 @@ def train_ppo_baseline(ctx: Context) -> dict[str, Any]:
         model.policy.load_state_dict(last["model"]["state_dict"])
         model.policy.optimizer.load_state_dict(last["optimizer"])
         model.num_timesteps = int(prog["num_timesteps"])
-        if "ret_rms" in last and isinstance(venv, VecNormalize):
-            venv.ret_rms.mean = last["ret_rms"]["mean"].numpy()
-            venv.ret_rms.var = last["ret_rms"]["var"].numpy()
-            venv.ret_rms.count = last["ret_rms"]["count"]
+        if isinstance(venv, VecNormalize):  # the statistics go on from the checkpoint's
+            if "ret_rms" in last:
+                _load_rms(venv.ret_rms, last["ret_rms"])
+            if venv.norm_obs and "obs_rms" in last:
+                assert isinstance(venv.obs_rms, RunningMeanStd)
+                _load_rms(venv.obs_rms, last["obs_rms"])
     per_action = max(1, cfg.env.frame_skip)
     budget = math.ceil(pc.total_steps / per_action)  # agent steps; the callback stops
     callback = _Checkpoints(run, cfg, spec, prog)
@@ -329,11 +399,11 @@ def train_ppo_baseline(ctx: Context) -> dict[str, Any]:
 
 
 class Sb3Policy:
-    """The trained PPO acting deterministically in n real envs (frames stacked as in
-    training)."""
+    """The trained PPO acting deterministically in n real envs (frames stacked, then
+    observations normalised by ``norm``, as in training)."""
 
-    def __init__(self, model: PPO, frame_stack: int):
-        self.model, self.frame_stack = model, frame_stack
+    def __init__(self, model: PPO, frame_stack: int, norm: ObsNormaliser | None = None):
+        self.model, self.frame_stack, self.norm = model, frame_stack, norm
 
     def reset(self, n: int) -> np.ndarray | None:
         return None
@@ -347,6 +417,8 @@ class Sb3Policy:
             inp = state
         else:
             inp = obs
+        if self.norm is not None:
+            inp = self.norm(inp)
         action, _ = self.model.predict(inp, deterministic=True)
         return np.asarray(action), state
 
@@ -358,6 +430,11 @@ def load_ppo_policy(run: RunDir, cfg: Config, spec: EnvSpec, device: torch.devic
             f"`worldmodels train --method ppo --run-dir {run.root}` first"
         )
     payload = run.load("ppo/best")
+    if cfg.section(PpoConfig).normalize_obs and "obs_rms" not in payload:
+        raise UserError(
+            f"{run.root}'s checkpoints/ppo/best.pt has no observation statistics although "
+            f"ppo.normalize_obs is on: it is damaged; retrain in a new --run-dir"
+        )
     venv = make_vec_env(cfg, 1, cfg.seed)
     try:
         with warnings.catch_warnings():  # one env: SB3 warns that batch_size > rollout size
@@ -367,4 +444,5 @@ def load_ppo_policy(run: RunDir, cfg: Config, spec: EnvSpec, device: torch.devic
         venv.close()
     model.policy.load_state_dict(payload["model"]["state_dict"])
     model.policy.set_training_mode(False)
-    return Sb3Policy(model, cfg.section(PpoConfig).frame_stack)
+    norm = ObsNormaliser.of(payload["obs_rms"]) if "obs_rms" in payload else None
+    return Sb3Policy(model, cfg.section(PpoConfig).frame_stack, norm)
