@@ -19,12 +19,12 @@ the same real env steps (`--set ppo.total_steps=<budget>`) and otherwise the ppo
 settings: ppo.yaml's entry for the env where it has one -- rl-zoo's tuned PPO
 (hyperparams/ppo.yml; the MuJoCo tasks' under older version ids), which for every env here but
 Pong normalises observations and rewards (rl-zoo's `normalize: true`), and for Pong rl-zoo's
-atari settings -- else SB3's defaults with one env (`ppo.n_envs=1`, SB3's and rl-zoo's default
-count), since the ppo section's default of 8 envs x 2,048 steps fills no rollout within 10,000
-steps and PPO would never update. Every env in ENVS has an entry today. Updates within the
-budget (`ppo_updates`; a rollout is n_envs x n_steps): Acrobot-v1 16 x 256 = 4,096: 2;
-MountainCarContinuous-v0 1 x 8: 1,249; BipedalWalker-v3 32 x 2,048 = 65,536: none -- rl-zoo's
-entry fills no rollout within 10,000 steps, so PPO is scored untrained there;
+atari settings -- else SB3's defaults. Where the env count so resolved fills no rollout
+within the budget (the ppo section's default of 8 envs x 2,048 steps; rl-zoo's 32 x 2,048 on
+BipedalWalker-v3), PPO runs with one env (`ppo.n_envs=1`, SB3's and rl-zoo's default count),
+else it would never update and be scored untrained. Every env in ENVS has an entry today.
+Updates within the budget (`ppo_updates`; a rollout is n_envs x n_steps): Acrobot-v1 16 x 256
+= 4,096: 2; MountainCarContinuous-v0 1 x 8: 1,249; BipedalWalker-v3 1 x 2,048: 4;
 InvertedPendulum-v5 1 x 32: 312; InvertedDoublePendulum-v5 1 x 128: 78; Reacher-v5 and
 Hopper-v5 1 x 512: 19; ALE/Pong-v5 8 x 128 = 1,024 in 100,000 steps: 97.
 
@@ -129,12 +129,17 @@ def check_untuned(env: str) -> None:
 
 
 def method_settings(env: str, method: str) -> list[str]:
-    """The `--set` items of a run: PPO's budget (and one env where ppo.yaml has no entry for
-    the env); none for the dreamer, whose budget is its sized: entry's."""
+    """The `--set` items of a run: PPO's budget, and one env where the env count it resolves
+    to (ppo.yaml's entry, or the ppo section's default of 8) fills no rollout within the budget;
+    none for the dreamer, whose budget is its sized: entry's."""
     if method != "ppo":
         return []
-    own = [] if method_preset(env, "ppo") else [PPO_ONE_ENV]
-    return [f"ppo.total_steps={ENVS[env].budget}", *own]
+    budget = ENVS[env].budget
+    items = [f"ppo.total_steps={budget}"]
+    ppo = records.expected_config(env, "ppo", 0, items, 1)["ppo"]
+    return items + (
+        [PPO_ONE_ENV] if ppo_updates(budget, ppo["n_envs"], ppo["n_steps"]) == 0 else []
+    )
 
 
 def ppo_updates(budget: int, n_envs: int, n_steps: int) -> int:
@@ -147,7 +152,11 @@ def ppo_updates(budget: int, n_envs: int, n_steps: int) -> int:
 def ppo_text(env: str, extra: list[str]) -> str:
     """PPO's settings on ``env`` in words, with its updates within the budget."""
     ppo = records.expected_config(env, "ppo", 0, extra, 1)["ppo"]
-    source = "ppo.yaml's entry" if method_preset(env, "ppo") else "SB3's defaults, one env"
+    source = (
+        "rl-zoo's settings (ppo.yaml's entry)" if method_preset(env, "ppo") else "SB3's defaults"
+    )
+    if PPO_ONE_ENV in extra:
+        source += " with one env (its own env count fills no rollout within the budget)"
     n = ppo_updates(ppo["total_steps"], ppo["n_envs"], ppo["n_steps"])
     return (
         f"PPO: {source}; {ppo['n_envs']} env(s) x {ppo['n_steps']:,} steps a rollout, "

@@ -47,6 +47,21 @@ def test_ppo_learns_cartpole_and_writes_the_common_layout(tmp_path):
     assert any((run_dir / "tb").iterdir())
 
 
+def test_ppo_best_agent_is_the_latest_until_a_score_is_measured(tmp_path):
+    """No 1,000 training episodes finish in 512 steps, so no score is ever measured: the best
+    checkpoint must be the trained agent at the end, not the first rollout's untrained one."""
+    run_dir = tmp_path / "ppo"
+    sets = ["ppo.stop_window=1000", "ppo.n_envs=2", "ppo.n_steps=64", "ppo.batch_size=64"]
+    argv = [*_cmd(run_dir, 512)[3:], *(x for s in sets for x in ("--set", s))]
+    assert main(argv) == 0
+    best, last = (torch.load(run_dir / f"checkpoints/ppo/{k}.pt", weights_only=True)
+                  for k in ("best", "last"))  # fmt: skip
+    assert best["progress"]["score"] == -float("inf")
+    assert best["progress"]["num_timesteps"] == last["progress"]["num_timesteps"] >= 512
+    for k, v in last["model"]["state_dict"].items():
+        assert torch.equal(v, best["model"]["state_dict"][k]), k
+
+
 def _eval_ppo_state(run_dir, state_dict, seeds):
     """The deterministic policy of a PPO state dict on the given seeds, independently of
     training: (mean return, env steps)."""

@@ -305,7 +305,9 @@ class _Checkpoints(BaseCallback):
         if point is not None:
             self.run.log_curve(p["real_env_steps"], point)
         self.eval_score = None
-        improved = score > p["best_score"]
+        # until a score is measured (``stop_window`` finished episodes, or an evaluation) the
+        # best agent is the latest: never an untrained one kept for want of a score
+        improved = score > p["best_score"] or p["best_score"] == -math.inf
         p["best_score"] = max(score, p["best_score"])
         payload = _payload(self.cfg, self.spec, self.model, dict(p))
         if improved or not self.run.has("ppo/best"):
