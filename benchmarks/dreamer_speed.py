@@ -105,7 +105,7 @@ def measure(
     t0 = clock(device)
     for _ in range(updates):
         sample = replay.sample(rng, dc.batch_size, dc.seq_len)
-        data = {k: torch.as_tensor(v, device=device) for k, v in sample.items() if k != "slot"}
+        data = {k: torch.as_tensor(v, device=device) for k, v in sample.items()}
         with agent.autocast():
             loss = agent.wm.loss(data).total
         agent.opts["model"].zero_grad()

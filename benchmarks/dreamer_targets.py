@@ -21,7 +21,7 @@ threads instead, recorded in its config.yaml, as the probe `threads<N>` (the thr
 changes the float rounding, so these are other runs, not the same runs faster):
 
     .venv/bin/python benchmarks/dreamer_targets.py --env LunarLander-v3 --seeds 0 1 \
-        --set dreamer.entropy_floor=0.4 --name entropy-floor
+        --set dreamer.actor_grad_mix=0.5 --name actor-grad-mix
     .venv/bin/python benchmarks/dreamer_targets.py --env CartPole-v1 --lanes 1 --threads 2
 """
 

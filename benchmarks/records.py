@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from worldmodels.config import Config, apply_overrides, dump_yaml
+from worldmodels.config import Config, apply_overrides, drop_retired, dump_yaml
 from worldmodels.config.merge import parse_set
 from worldmodels.errors import UserError
 from worldmodels.runs import RunDir
@@ -113,13 +113,13 @@ def expected_config(env: str, method: str, seed: int, extra: list[str], threads:
 
 
 def read_config(config: dict[str, Any]) -> dict[str, Any] | None:
-    """A recorded config read as a run's is (a setting added since takes its default); None
-    when a setting no longer exists."""
+    """A recorded config read as a run's is (a setting added since takes its default, a
+    retired one at its off value is dropped); None when a setting no longer exists."""
     import worldmodels.registry  # noqa: F401
 
     cfg = Config()
     try:
-        apply_overrides(cfg, config)
+        apply_overrides(cfg, drop_retired(config, "the record"))
     except UserError:
         return None
     return yaml.safe_load(dump_yaml(cfg))

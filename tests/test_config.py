@@ -353,3 +353,31 @@ def test_signed_numbers_stay_allowed():
     )
     assert cfg.section(PpoConfig).log_std_init == -2.0
     assert cfg.section(ActorCriticConfig).target_return == -100.0
+
+
+def test_a_stored_config_reads_retired_settings_at_off_and_refuses_them_on(tmp_path, capsys):
+    """A run's config.yaml written by a version that had them names the retired settings
+    (config/retired.py) at their off values: they are dropped as it is read, and the run reads
+    as today's. One at another value refuses the run in one line: this version cannot do what
+    it did."""
+    import yaml
+
+    from worldmodels.cli import main
+    from worldmodels.config import dump_yaml, to_dict
+    from worldmodels.runs import RunDir
+
+    today = resolve("CartPole-v1", ["debug"], {}, parse_set(["method=dreamer"]))
+    stored = yaml.safe_load(dump_yaml(today))
+    stored["dreamer"].update(
+        entropy_floor=0.0, entropy_floor_steps=0, entropy_lr=0.05, explore_eps=0.0,
+        explore_exponent=2.0, end_balance=False, prio_fraction=0.0, prio_exponent=0.8,
+    )  # fmt: skip
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(stored))
+    assert to_dict(RunDir(tmp_path).load_config()) == to_dict(today)
+    assert "prio_fraction" in yaml.safe_load((tmp_path / "config.yaml").read_text())["dreamer"]
+    stored["dreamer"]["prio_fraction"] = 0.5
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(stored))
+    assert main(["evaluate", "--run-dir", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "was made with dreamer.prio_fraction=0.5, a setting this version no longer has" in err

@@ -1,6 +1,6 @@
 """The replay of real steps (``data/replay.py``): windows that follow the ring, the stream
-from the episode store that draws the ring's windows, end / balanced / prioritized windows,
-and a run whose replay exceeds its memory budget training as the RAM ring's does."""
+from the episode store that draws the ring's windows, end windows, and a run whose replay
+exceeds its memory budget training as the RAM ring's does."""
 
 import os
 
@@ -39,10 +39,9 @@ def test_replay_windows_follow_the_ring_and_mark_their_start():
 def test_streaming_replay_draws_the_ring_s_windows_from_disk(tmp_path):
     """Episodes in the store + one in progress: the disk replay returns exactly the RAM
     ring's windows for the same draws, also once the capacity drops the oldest steps, with
-    a cache smaller than one episode; one episode ends at a step limit with a positive reward
-    (``env.time_feature``), which none of them balances as a success. With ``returns_gamma``
-    all three carry each finished step's return to go (episode 3 is cut, bootstrapped by its
-    meta's ``boot_value``), NaN for the episode in progress."""
+    a cache smaller than one episode. With ``returns_gamma`` all three carry each finished
+    step's return to go (episode 3 is cut, bootstrapped by its meta's ``boot_value``), NaN for
+    the episode in progress."""
     from worldmodels.data.replay import StreamingReplay
 
     rng = np.random.default_rng(0)
@@ -57,16 +56,14 @@ def test_streaming_replay_draws_the_ring_s_windows_from_disk(tmp_path):
                 actions=rng.integers(0, 2, length),
                 rewards=rng.normal(size=length).astype(np.float32),
                 terminated=(np.arange(length) == length - 1) & (index != 3),
-                meta={"time_limit": index == 2, **({"boot_value": 2.5} if index == 3 else {})},
+                meta={"boot_value": 2.5} if index == 3 else {},
             )
-            ep.rewards[-1] = 5.0 if index == 2 else ep.rewards[-1]
             for replay in (ring, disk):
                 replay.add(ep.observations[0], np.zeros(2, np.float32), 0.0, True, False)
                 for t in range(length):
                     feat = onehot(ep.actions[t])
                     terminal = bool(ep.terminated[t])
-                    limit = index == 2 and t == length - 1
-                    replay.add(ep.observations[t + 1], feat, ep.rewards[t], False, terminal, limit)
+                    replay.add(ep.observations[t + 1], feat, ep.rewards[t], False, terminal)
             store.write(index, ep)
             disk.commit(index, ep.meta.get("boot_value"))
             ring.commit(index, ep.meta.get("boot_value"))
@@ -87,15 +84,10 @@ def test_streaming_replay_draws_the_ring_s_windows_from_disk(tmp_path):
         for t in range(3):
             rebuilt.add(np.full(3, t, np.float32), onehot(1), 1.0, t == 0, False)
         assert disk.size == ring.size == rebuilt.size
-        assert not disk.end_success[2] and rebuilt.end_success == disk.end_success
-        slots = np.array([3, 9, 20]) % capacity  # the same losses on all three
-        for replay in (ring, disk, rebuilt):
-            replay.priorities.update(slots, np.array([7.0, 0.5, 30.0]))
-        draws = ((0.0, False, 0.0), (0.5, False, 0.0), (0.5, True, 0.0), (0.25, True, 0.5))
-        for end_fraction, balance, prio in draws:
-            a = ring.sample(np.random.default_rng(1), 16, 6, end_fraction, balance, prio)
+        for end_fraction in (0.0, 0.5):
+            a = ring.sample(np.random.default_rng(1), 16, 6, end_fraction)
             for other in (disk, rebuilt):
-                b = other.sample(np.random.default_rng(1), 16, 6, end_fraction, balance, prio)
+                b = other.sample(np.random.default_rng(1), 16, 6, end_fraction)
                 assert ("mc_return" in a) == (gamma is not None) and a.keys() == b.keys()
                 for key in a:
                     same = np.array_equal(a[key], b[key], equal_nan=key == "mc_return")
@@ -122,63 +114,13 @@ def test_end_fraction_draws_windows_that_end_at_episode_ends():
     assert set(np.unique(many)) == {4, 30, 61}  # terminal 2 sits in the window 0..4
 
 
-def test_prioritized_windows_replay_the_steps_the_model_predicts_worst():
-    """200 steps at priority 1, one (step 100) given loss 50: a window of 5 holding it has
-    priority (4 + 50) / 5 = 10.8, so with exponent 1 the 5 such windows of 196 are drawn with
-    P = 5 x 10.8 / (5 x 10.8 + 191) = 0.220 (uniform: 5 / 196 = 0.026); new steps then get
-    priority 50 (the highest loss seen). With end windows first and uniform ones last, the
-    uniform ones are the draws of a batch without priorities; prio_fraction 0 is that batch."""
-    ring = SequenceReplay(200, (1,), np.dtype(np.float32), 2)
-    for i in range(200):
-        ring.add(np.array([i], np.float32), np.zeros(2, np.float32), 0.0, False, i % 40 == 39)
-    ring.priorities.update(np.array([100]), np.array([50.0]))
-    many = ring.sample(np.random.default_rng(0), 4000, 5, prio_fraction=1.0, prio_exponent=1.0)
-    held = (many["obs"][..., 0] == 100).any(axis=1).mean()
-    assert abs(held - 54 / 245) < 0.02, held
-    assert np.array_equal(many["slot"], many["obs"][..., 0].astype(int))
-    plain = ring.sample(np.random.default_rng(1), 8, 5, 0.25)
-    mixed = ring.sample(np.random.default_rng(1), 8, 5, 0.25, prio_fraction=0.5)
-    assert np.array_equal(plain["obs"][:2], mixed["obs"][:2])  # the end windows
-    assert np.array_equal(plain["obs"][6:], mixed["obs"][6:])  # the uniform ones
-    assert np.array_equal(
-        ring.sample(np.random.default_rng(1), 8, 5, 0.25, prio_fraction=0.0)["obs"], plain["obs"]
-    )
-    saved = ring.priorities.state()
-    ring.add(np.array([200], np.float32), np.zeros(2, np.float32), 0.0, False, False)
-    assert ring.priorities.value[0] == 50.0  # the ring's slot 0 now holds step 200
-    ring.priorities.update(np.array([0, 1]), np.array([2.0, 3.0]))
-    ring.priorities.load(saved)  # the checkpoint before step 200: it keeps the top priority
-    assert ring.priorities.value[0] == 50.0 and ring.priorities.value[1] == 1.0
-
-
-def test_end_balance_replays_rare_successes_as_often_as_common_failures():
-    """One terminal with last reward +100, nine with -100 and one at a step limit with +100:
-    balanced end windows end at the success half the time (uniform over ends: an eleventh;
-    the limit's end counts with the failures); with one kind stored, or with
-    end_balance off, the draws are exactly the unbalanced ones."""
-    ring = SequenceReplay(200, (1,), np.dtype(np.float32), 2)
-    success, failures, limit = 15, set(range(30, 200, 19)), 21
-    for i in range(200):
-        reward = 100.0 if i in (success, limit) else -100.0 if i in failures else 0.0
-        ring.add(np.array([i], np.float32), np.zeros(2, np.float32), reward, False,
-                 i in failures | {success, limit}, i == limit)  # fmt: skip
-    last = lambda **kw: ring.sample(np.random.default_rng(0), 4000, 5, 1.0, **kw)["obs"][:, -1, 0]  # noqa: E731
-    balanced, plain = last(end_balance=True), last()
-    assert abs((balanced == success).mean() - 0.5) < 0.03  # the step limit's +100: a failure
-    assert abs((plain == success).mean() - 1 / 11) < 0.03
-    assert set(np.unique(balanced)) == {success, limit} | failures
-    ring.success[:] = False  # one kind only: balancing has nothing to balance
-    assert np.array_equal(last(end_balance=True), plain)
-
-
 def test_a_replay_larger_than_its_memory_streams_and_trains_identically(tmp_path):
     """dreamer.replay_memory_gb below the replay's size: the run streams from the episode
-    store and ends bit-identical to the RAM ring's run (with prioritized windows, whose
-    priorities both index by slot, and Monte Carlo value targets of episodes cut at 20 steps)."""
+    store and ends bit-identical to the RAM ring's run (with the configuration's end windows
+    and Monte Carlo value targets of episodes cut at 20 steps)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    sets = ["--set", "threads=1", "--no-eval", "--set", "dreamer.prio_fraction=0.5",
-            "--set", "dreamer.repval_return=mc", "--set", "dreamer.repval_scale=1.0",
-            "--set", "env.max_episode_steps=20"]  # fmt: skip
+    sets = ["--set", "threads=1", "--no-eval", "--set", "dreamer.repval_return=mc",
+            "--set", "dreamer.repval_scale=1.0", "--set", "env.max_episode_steps=20"]  # fmt: skip
     ring = run_cmd(train_cmd(tmp_path / "ring", *DEBUG, *sets), env)
     stream = run_cmd(
         train_cmd(tmp_path / "disk", *DEBUG, *sets, "--set", "dreamer.replay_memory_gb=1e-6"), env

@@ -98,8 +98,14 @@ def test_a_record_stands_in_for_its_run_only_while_the_config_is_todays(tmp_path
     assert not records.is_current(stored, "CartPole-v1", "dreamer", 3, ["dreamer.horizon=5"], 1)
     assert not records.is_current(stored, "CartPole-v1", "dreamer", 3, [], 2)
     older = json.loads(json.dumps(stored))
-    del older["config"]["dreamer"]["entropy_lr"]  # written before a setting existed: default
+    del older["config"]["dreamer"]["actor_grad_mix"]  # written before a setting existed: default
     assert records.is_current(older, "CartPole-v1", "dreamer", 3, [], 1)
+    # written while retired settings (config/retired.py) existed: at their off values, dropped
+    older["config"]["dreamer"].update(prio_fraction=0.0, prio_exponent=0.8, end_balance=False)
+    assert records.is_current(older, "CartPole-v1", "dreamer", 3, [], 1)
+    older["config"]["dreamer"]["prio_fraction"] = 0.5  # on: no run today can make it
+    assert records.read_config(older["config"]) is None
+    assert not records.is_current(older, "CartPole-v1", "dreamer", 3, [], 1)
     scored = {**stored, "eval": {**stored["eval"], "overrides": {"x.y": 1}}}
     assert not records.is_current(scored, "CartPole-v1", "dreamer", 3, [], 1)
     gone = {**stored, "config": {**stored["config"], "gone": 1}}  # a setting since removed

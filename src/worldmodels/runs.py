@@ -30,7 +30,7 @@ import torch
 import yaml
 
 from worldmodels import __version__
-from worldmodels.config import Config, apply_overrides, dump_yaml
+from worldmodels.config import Config, apply_overrides, drop_retired, dump_yaml
 from worldmodels.envs import EnvSpec
 from worldmodels.errors import UserError
 
@@ -232,7 +232,7 @@ class RunDir:
         cfg = Config()
         # a method's section read before its method is registered (library use) is kept as
         # it was stored, and typed when the method is (``Config.section``)
-        apply_overrides(cfg, data, keep_unknown=True)
+        apply_overrides(cfg, drop_retired(data, f"the run in {self.root}"), keep_unknown=True)
         return cfg
 
     def write_config(self, cfg: Config, spec: EnvSpec) -> None:

@@ -16,6 +16,7 @@ from worldmodels.config.merge import (
     to_dict,
 )
 from worldmodels.config.presets import env_presets, method_files, preset_names
+from worldmodels.config.retired import RETIRED, drop_retired
 from worldmodels.config.schema import (
     SECTIONS,
     CollectConfig,
@@ -33,6 +34,7 @@ from worldmodels.config.schema import (
 from worldmodels.config.validate import validate
 
 __all__ = [
+    "RETIRED",
     "SECTIONS",
     "CollectConfig",
     "Config",
@@ -47,6 +49,7 @@ __all__ = [
     "VisionConfig",
     "apply_overrides",
     "declare_section",
+    "drop_retired",
     "dump_yaml",
     "env_presets",
     "field_rules",

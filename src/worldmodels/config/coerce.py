@@ -8,6 +8,7 @@ import types
 import typing
 from typing import Any, TypeVar
 
+from worldmodels.config.retired import RETIRED
 from worldmodels.errors import UserError
 
 S = TypeVar("S")
@@ -67,6 +68,8 @@ def apply_fields(node: Any, overrides: dict[str, Any], prefix: str = "") -> None
     names = {f.name for f in dataclasses.fields(node)} - {"sections"}
     for key, value in overrides.items():
         full = f"{prefix}{key}"
+        if key not in names and full in RETIRED:
+            raise UserError(f"config key '{full}' was removed: this version no longer has it")
         if key not in names:
             valid = ", ".join(sorted(f"{prefix}{n}" for n in names))
             raise UserError(f"unknown config key '{full}'; valid keys here: {valid}")

@@ -6,17 +6,11 @@ Windows may cross episode boundaries (``is_first`` resets the model's state ther
 the ring's seam between the oldest and the newest step. ``end_fraction`` of each batch's
 windows may instead be drawn to end at a stored terminal step (in the spirit of DreamerV2's
 ``prioritize_ends``): episode ends are rare in a uniform draw, and the continue head learns
-them only from those steps. With ``end_balance`` those windows are drawn half from terminals
-whose last reward is positive and half from the rest (where both kinds are stored): a few
-successes (LunarLander's landings, +100) are then replayed as often as the many failures
-(its crashes, -100). ``prio_fraction`` of the windows are drawn by priority instead
-(DreamerV3's ``replay.fracs.priority``): a step's priority is its latest world-model loss, a
-window's the mean over its steps, raised to ``prio_exponent``; a step not yet trained on has the
-highest priority seen, so it is replayed soon. Given ``returns_gamma``, each finished
-episode's steps also carry their discounted return to its end (``mc_return``, NaN for the
-episode in progress): :func:`returns_to_go`. The episode store on disk is the
-source of truth: a resumed run rebuilds the replay from the stored episodes, so it neither
-loses a finished episode nor holds one twice.
+them only from those steps. Given ``returns_gamma``, each finished episode's steps also
+carry their discounted return to its end (``mc_return``, NaN for the episode in progress):
+:func:`returns_to_go`. The episode store on disk is the source of truth: a resumed run
+rebuilds the replay from the stored episodes, so it neither loses a finished episode nor
+holds one twice.
 """
 
 from __future__ import annotations
@@ -25,10 +19,8 @@ import bisect
 import math
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
-import torch
 
 from worldmodels.data.store import Episode, EpisodeStore
 
@@ -53,48 +45,6 @@ def returns_to_go(
     return out.astype(np.float32)
 
 
-class StepPriorities:
-    """Per-step replay priorities, one per slot (a step's stream position modulo the capacity,
-    which is the ring's slot): the step's latest world-model loss, or ``top``, the highest
-    loss seen, before its first update."""
-
-    def __init__(self, capacity: int):
-        self.value = np.zeros(capacity, np.float64)
-        self.top = 1.0
-        self.total = 0  # steps ever added
-
-    def added(self) -> None:
-        self.value[self.total % len(self.value)] = self.top
-        self.total += 1
-
-    def window_probs(self, size: int, length: int, exponent: float) -> np.ndarray:
-        """P(start) for every start in [0, size - length] (0: the oldest held step):
-        (mean priority of the window's steps) ** exponent, normalised."""
-        o = (self.total - size) % len(self.value)
-        p = np.concatenate(
-            [self.value[o : o + size], self.value[: max(o + size - len(self.value), 0)]]
-        )
-        c = np.concatenate([[0.0], np.cumsum(p)])
-        w = np.maximum((c[length:] - c[:-length]) / length, 1e-8) ** exponent
-        return w / w.sum()
-
-    def update(self, slots: np.ndarray, loss: np.ndarray) -> None:
-        """The replayed steps' new losses (a slot in two windows keeps the later one)."""
-        self.value[slots.reshape(-1)] = loss.reshape(-1)
-        self.top = max(self.top, float(loss.max()))
-
-    def state(self) -> dict[str, torch.Tensor | float | int]:
-        return {"value": torch.from_numpy(self.value.copy()), "top": self.top, "total": self.total}
-
-    def load(self, state: dict[str, Any]) -> None:
-        """Restore a checkpoint's priorities; steps stored after it (an episode written just
-        before a kill) keep ``top``."""
-        self.value[:] = state["value"].numpy()
-        self.top = float(state["top"])
-        for pos in range(int(state["total"]), self.total):
-            self.value[pos % len(self.value)] = self.top
-
-
 def draw_starts(
     rng: np.random.Generator,
     size: int,
@@ -102,33 +52,19 @@ def draw_starts(
     length: int,
     ends: np.ndarray,
     end_fraction: float,
-    end_success: np.ndarray | None = None,
-    prio: np.ndarray | None = None,
-    prio_fraction: float = 0.0,
 ) -> np.ndarray:
     """Window starts in [0, size - length]: uniform, then the first ``round(batch x
     end_fraction)`` redrawn to end at one of ``ends`` (terminal positions, oldest = 0; a
     terminal fewer than ``length`` steps from the oldest step starts its window at 0). No
     extra draw when there is nothing to redraw, so ``end_fraction`` 0 keeps the uniform
-    stream. Given ``end_success`` (each end's last reward is positive and it is no step
-    limit's end) and ends of both kinds, half the chance goes to the successes and half to
-    the rest. Then the next ``round(batch x prio_fraction)`` are redrawn from ``prio`` (P of
-    each start) when it is given."""
+    stream."""
     if size < length:
         raise ValueError(f"replay holds {size} steps, fewer than one window ({length})")
     starts = rng.integers(0, size - length + 1, size=batch)
     k = round(batch * end_fraction)
     if k and len(ends):
-        positive = end_success
-        if positive is not None and 0 < positive.sum() < len(ends):
-            p = np.where(positive, 0.5 / positive.sum(), 0.5 / (~positive).sum())
-            picked = rng.choice(ends, size=k, p=p / p.sum())
-        else:
-            picked = ends[rng.integers(0, len(ends), size=k)]
+        picked = ends[rng.integers(0, len(ends), size=k)]
         starts[:k] = np.maximum(picked - length + 1, 0)
-    n = round(batch * prio_fraction)
-    if n and prio is not None:
-        starts[k : k + n] = rng.choice(len(prio), size=n, p=prio)
     return starts
 
 
@@ -143,29 +79,23 @@ class SequenceReplay:
         self.reward = np.zeros(capacity, dtype=np.float32)
         self.is_first = np.zeros(capacity, dtype=bool)
         self.is_terminal = np.zeros(capacity, dtype=bool)
-        self.success = np.zeros(capacity, dtype=bool)  # a terminal with a positive reward
         self.mc = np.full(capacity, math.nan, dtype=np.float32)  # returns to go (gamma given)
-        self.priorities = StepPriorities(capacity)
         self.size = 0
         self.pos = 0
         self.run = 0  # steps of the newest episode so far
 
     def add(
-        self, obs: np.ndarray, action: np.ndarray, reward: float, first: bool, terminal: bool,
-        limit: bool = False,
-    ) -> None:  # fmt: skip
-        """One step; ``limit``: its terminal is the step limit's (``env.time_feature``), never
-        a success for ``end_balance`` whatever its reward."""
+        self, obs: np.ndarray, action: np.ndarray, reward: float, first: bool, terminal: bool
+    ) -> None:
+        """One step."""
         i = self.pos
         self.obs[i] = obs
         self.action[i] = action
         self.reward[i] = reward
         self.is_first[i] = first
         self.is_terminal[i] = terminal
-        self.success[i] = terminal and reward > 0 and not limit
         self.mc[i] = math.nan
         self.run = 1 if first else self.run + 1
-        self.priorities.added()
         self.pos = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
@@ -184,39 +114,23 @@ class SequenceReplay:
         """A stored episode, its actions given as model features [T, A]."""
         zero = np.zeros(action_features.shape[1], dtype=np.float32)
         self.add(ep.observations[0], zero, 0.0, True, False)
-        limit = bool(ep.meta.get("time_limit"))
         for t in range(ep.length):
             terminal = bool(ep.terminated[t])
             self.add(
-                ep.observations[t + 1], action_features[t], float(ep.rewards[t]), False, terminal,
-                limit and t == ep.length - 1,
-            )  # fmt: skip
+                ep.observations[t + 1], action_features[t], float(ep.rewards[t]), False, terminal
+            )
         self.commit(index, ep.meta.get("boot_value"))
 
     def sample(
-        self,
-        rng: np.random.Generator,
-        batch: int,
-        length: int,
-        end_fraction: float = 0.0,
-        end_balance: bool = False,
-        prio_fraction: float = 0.0,
-        prio_exponent: float = 0.8,
+        self, rng: np.random.Generator, batch: int, length: int, end_fraction: float = 0.0
     ) -> dict[str, np.ndarray]:
         """``batch`` windows of ``length`` consecutive steps, [B, T, ...]; the first step of
-        each window is marked ``is_first`` (its model state starts from zero); ``slot``: each
-        step's slot, for :meth:`StepPriorities.update`."""
+        each window is marked ``is_first`` (its model state starts from zero)."""
         oldest = self.pos if self.size == self.capacity else 0
         ends = np.empty(0, np.int64)
-        success = None
         if end_fraction > 0:
             ends = np.flatnonzero(self.is_terminal[(oldest + np.arange(self.size)) % self.capacity])
-            if end_balance:
-                success = self.success[(oldest + ends) % self.capacity]
-        prio = _probs(self.priorities, self.size, length, prio_fraction, prio_exponent)
-        starts = draw_starts(
-            rng, self.size, batch, length, ends, end_fraction, success, prio, prio_fraction
-        )
+        starts = draw_starts(rng, self.size, batch, length, ends, end_fraction)
         idx = (oldest + starts[:, None] + np.arange(length)[None]) % self.capacity
         first = self.is_first[idx]
         first[:, 0] = True
@@ -226,20 +140,10 @@ class SequenceReplay:
             "reward": self.reward[idx],
             "is_first": first,
             "is_terminal": self.is_terminal[idx],
-            "slot": idx,
         }
         if self.gamma is not None:
             out["mc_return"] = self.mc[idx]
         return out
-
-
-def _probs(
-    priorities: StepPriorities, size: int, length: int, fraction: float, exponent: float
-) -> np.ndarray | None:
-    """The windows' draw probabilities when some windows are drawn by priority, else None."""
-    if fraction <= 0 or size < length:
-        return None
-    return priorities.window_probs(size, length, exponent)
 
 
 def episode_steps(
@@ -296,24 +200,19 @@ class StreamingReplay:
         self.total = 0  # steps ever added (finished episodes + the tail)
         self.tail: list[tuple[np.ndarray, np.ndarray, float, bool, bool]] = []
         self.ends: list[int] = []  # stream positions of terminal steps, ascending
-        self.end_success: list[bool] = []  # each of them a success (see SequenceReplay.add)
         self.cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
         self.cached = 0
-        self.priorities = StepPriorities(capacity)
 
     @property
     def size(self) -> int:
         return min(self.total, self.capacity)
 
     def add(
-        self, obs: np.ndarray, action: np.ndarray, reward: float, first: bool, terminal: bool,
-        limit: bool = False,
-    ) -> None:  # fmt: skip
+        self, obs: np.ndarray, action: np.ndarray, reward: float, first: bool, terminal: bool
+    ) -> None:
         self.tail.append((np.array(obs), np.array(action, np.float32), reward, first, terminal))
         if terminal:
             self.ends.append(self.total)
-            self.end_success.append(reward > 0 and not limit)
-        self.priorities.added()
         self.total += 1
 
     def commit(self, index: int, boot: float | None = None) -> None:
@@ -329,12 +228,6 @@ class StreamingReplay:
         self.episodes.append(index)
         done = np.flatnonzero(ep.terminated)
         self.ends.extend(self.total + 1 + int(t) for t in done)
-        limit = bool(ep.meta.get("time_limit"))
-        self.end_success.extend(
-            bool(ep.rewards[t] > 0) and not (limit and t == ep.length - 1) for t in done
-        )
-        for _ in range(ep.length + 1):
-            self.priorities.added()
         self.total += ep.length + 1
 
     def _episode(self, k: int) -> dict[str, np.ndarray]:
@@ -383,28 +276,16 @@ class StreamingReplay:
         return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
     def sample(
-        self,
-        rng: np.random.Generator,
-        batch: int,
-        length: int,
-        end_fraction: float = 0.0,
-        end_balance: bool = False,
-        prio_fraction: float = 0.0,
-        prio_exponent: float = 0.8,
+        self, rng: np.random.Generator, batch: int, length: int, end_fraction: float = 0.0
     ) -> dict[str, np.ndarray]:
         """As :meth:`SequenceReplay.sample`, from the newest ``capacity`` steps."""
         oldest = self.total - self.size
         first = bisect.bisect_left(self.ends, oldest)
         ends = np.asarray(self.ends[first:], np.int64) - oldest
-        success = np.asarray(self.end_success[first:], bool) if end_balance else None
-        prio = _probs(self.priorities, self.size, length, prio_fraction, prio_exponent)
-        starts = draw_starts(
-            rng, self.size, batch, length, ends, end_fraction, success, prio, prio_fraction
-        )
+        starts = draw_starts(rng, self.size, batch, length, ends, end_fraction)
         windows = [self._window(oldest + int(s), length) for s in starts]
         out = {key: np.stack([w[key] for w in windows]) for key in windows[0]}
         out["is_first"][:, 0] = True
-        out["slot"] = (oldest + starts[:, None] + np.arange(length)[None]) % self.capacity
         return out
 
 

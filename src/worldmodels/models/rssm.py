@@ -316,8 +316,6 @@ class WorldModelLoss:
     parts: dict[str, Tensor]
     states: RssmState
     """The posterior states of the batch, [B, T, ...] (imagination starts here)."""
-    steps: Tensor
-    """The scaled loss of each step, [B, T], detached (the replay's priorities)."""
 
 
 class DreamerWorldModel(nn.Module):
@@ -392,5 +390,4 @@ class DreamerWorldModel(nn.Module):
         means = {k: v.mean() for k, v in parts.items()}
         total = sum(self.scales[k] * v for k, v in means.items())
         means["kl"] = rssm.kl(post, prior).mean().detach()
-        steps = sum(self.scales[k] * v.detach() for k, v in parts.items())
-        return WorldModelLoss(total, means, states, steps)  # type: ignore[arg-type]
+        return WorldModelLoss(total, means, states)  # type: ignore[arg-type]

@@ -5,15 +5,14 @@ One job per module, as the reference DreamerV3 lays it out:
 
 - ``config.py``: the ``dreamer:`` config section (``DreamerConfig``);
 - ``agent.py``: the agent's networks, losses, optimisers and one ``update``; its policy;
-- ``actor.py``: the actor, the return scale of its advantages and its entropy bonus;
-- ``explore.py``: ez-greedy exploration in the real env;
+- ``actor.py``: the actor and the return scale of its advantages;
 - ``replay.py``: the replay's size, memory budget and rebuild from the episode store;
 - ``loop.py``: the episode loop ``train_dreamer`` and its score / stop / hold rules;
 - ``checkpoints.py``: the loop's counters, the checkpoint payloads, loading an agent back,
   its RSSM as the toolkit's world model and held-out episodes for ``diagnose``.
 """
 
-from worldmodels.training.dreamer.actor import Actor, EntropyBonus, ReturnScale, frozen
+from worldmodels.training.dreamer.actor import Actor, ReturnScale, frozen
 from worldmodels.training.dreamer.agent import Dreamer, DreamerPolicy
 from worldmodels.training.dreamer.checkpoints import (
     NS,
@@ -23,7 +22,6 @@ from worldmodels.training.dreamer.checkpoints import (
     record_held_out,
 )
 from worldmodels.training.dreamer.config import DreamerConfig
-from worldmodels.training.dreamer.explore import HeldAction
 from worldmodels.training.dreamer.loop import train_dreamer
 from worldmodels.training.dreamer.replay import (
     fill_random,
@@ -40,8 +38,6 @@ __all__ = [
     "DreamerConfig",
     "DreamerPolicy",
     "DreamerProgress",
-    "EntropyBonus",
-    "HeldAction",
     "ReturnScale",
     "dreamer_world",
     "fill_random",

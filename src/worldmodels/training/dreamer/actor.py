@@ -1,10 +1,8 @@
-"""The Dreamer agent's behaviour parts: the actor, the return scale of its advantages, its
-entropy bonus (fixed, or held above a floor by a learned coefficient) and the ``frozen``
-context that lets gradients pass through modules that do not learn."""
+"""The Dreamer agent's behaviour parts: the actor, the return scale of its advantages and the
+``frozen`` context that lets gradients pass through modules that do not learn."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,7 +11,6 @@ import torch
 from torch import Tensor, nn
 
 from worldmodels.models.rssm import inverse_cdf, mixed_softmax, mlp
-from worldmodels.training.dreamer.config import DreamerConfig
 
 
 def adam(params: Iterable[Any], lr: float, eps: float) -> torch.optim.Adam:
@@ -68,16 +65,6 @@ class Actor(nn.Module):
             return (action.long().unsqueeze(-1) == classes).float()
         return action.clamp(-1, 1)
 
-    def entropy_range(self) -> tuple[float, float]:
-        """The smallest and largest entropy of pi (discrete: 0 and ln |A|; continuous: the
-        Gaussian's at min_std and at max_std in every action dimension)."""
-        if self.discrete:
-            return 0.0, math.log(self.action_dim)
-        base = 0.5 * math.log(2 * math.pi * math.e)
-        return tuple(  # type: ignore[return-value]
-            self.action_dim * (base + math.log(std)) for std in (self.min_std, self.max_std)
-        )
-
     def act(self, feat: Tensor, mode: bool) -> Tensor:
         return self.sample(feat, mode)[0]
 
@@ -128,56 +115,3 @@ class ReturnScale:
 
     def load(self, state: dict[str, Any]) -> None:
         self.lo, self.hi, self.started = state["lo"], state["hi"], state["started"]
-
-
-class EntropyBonus:
-    """The actor's entropy bonus: ``dreamer.entropy``, or with ``dreamer.entropy_floor`` a
-    learned log-coefficient ``log_eta`` (SAC's temperature) that grows while the actor's
-    imagined entropy is under the floor and shrinks back, never below ``entropy``, once it is
-    above; ``opt`` is its optimiser (None without a floor)."""
-
-    def __init__(self, dc: DreamerConfig, actor: Actor, device: torch.device):
-        self.dc, self.actor = dc, actor
-        self.log_eta: Tensor | None = None
-        self.opt: torch.optim.Adam | None = None
-        self.target = 0.0
-        """The floor's entropy: ``entropy_floor`` of the way up the actor's range."""
-        if dc.entropy_floor > 0:
-            lo, hi = actor.entropy_range()
-            self.target = lo + dc.entropy_floor * (hi - lo)
-            self.log_eta = torch.tensor(math.log(dc.entropy), device=device, requires_grad=True)
-            self.opt = adam([self.log_eta], dc.entropy_lr, 1e-8)
-
-    def coef(self) -> float:
-        """The bonus: ``entropy``, or its learned value (``entropy_floor``)."""
-        return self.dc.entropy if self.log_eta is None else float(self.log_eta.detach().exp())
-
-    def floor(self, env_steps: int) -> float:
-        """The entropy the floor holds after ``env_steps`` real steps: ``target``, lowered
-        linearly to the range's bottom over ``entropy_floor_steps`` (when set)."""
-        if self.dc.entropy_floor_steps <= 0:
-            return self.target
-        lo, _ = self.actor.entropy_range()
-        left = max(0.0, 1.0 - env_steps / self.dc.entropy_floor_steps)
-        return lo + left * (self.target - lo)
-
-    def step(self, entropy: Tensor, env_steps: int = 0) -> None:
-        """SAC's temperature step: d loss / d log_eta = entropy - floor, so the bonus grows
-        while the entropy is under the floor; projected back to at least ``entropy``."""
-        if self.log_eta is None or self.opt is None:
-            return
-        self.opt.zero_grad(set_to_none=True)
-        target = self.floor(env_steps)
-        (self.log_eta * (entropy.detach().float() - target)).backward()
-        self.opt.step()
-        with torch.no_grad():
-            self.log_eta.clamp_(min=math.log(self.dc.entropy))
-
-    def state(self) -> dict[str, Any]:
-        """The learned coefficient, for ``dreamer/last`` (empty without a floor)."""
-        return {"log_eta": self.log_eta.detach().clone()} if self.log_eta is not None else {}
-
-    def load(self, payload: dict[str, Any]) -> None:
-        if self.log_eta is not None:
-            with torch.no_grad():
-                self.log_eta.copy_(payload["log_eta"])

@@ -21,18 +21,16 @@ from worldmodels.models.disagreement import DisagreementEnsemble
 from worldmodels.models.rssm import DreamerWorldModel, RssmState, TwoHot, mlp, zero_output
 from worldmodels.rl.returns import mc_or_lambda, td_lambda
 from worldmodels.runs import cpu_bf16, model_payload
-from worldmodels.training.dreamer.actor import Actor, EntropyBonus, ReturnScale, adam, frozen
+from worldmodels.training.dreamer.actor import Actor, ReturnScale, adam, frozen
 from worldmodels.training.dreamer.config import DreamerConfig
 
 
 class Dreamer:
     """The world model, actor, critic, slow critic, their optimisers and the return scale
-    (with ``expl_scale``: Plan2Explore's ensemble; with ``entropy_floor``: the learned
-    entropy bonus)."""
+    (with ``expl_scale``: Plan2Explore's ensemble)."""
 
     def __init__(self, dc: DreamerConfig, spec: EnvSpec, device: torch.device):
         self.dc, self.spec, self.device = dc, spec, device
-        self.step_loss = np.zeros((0, 0), np.float32)  # the last update's loss per step [B, T]
         discrete = spec.action_kind == "discrete"
         self.action_dim = spec.action_dim
         self.wm = DreamerWorldModel(
@@ -62,9 +60,6 @@ class Dreamer:
                                              dc.expl_heads).to(device)  # fmt: skip
             self.opts["expl"] = adam(self.expl.parameters(), dc.model_lr, 1e-8)
         self.scale = ReturnScale(dc.return_decay)
-        self.entropy_bonus = EntropyBonus(dc, self.actor, device)
-        if self.entropy_bonus.opt is not None:
-            self.opts["entropy"] = self.entropy_bonus.opt
         bf16 = dc.bf16 and device.type == "cuda"
         self.autocast = (
             (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else nullcontext
@@ -120,16 +115,12 @@ class Dreamer:
         return (2 * (np.asarray(env_actions) - low) / (high - low) - 1).astype(np.float32)
 
     # -- learning -----------------------------------------------------------------------------
-    def update(
-        self, batch: dict[str, np.ndarray], step: int, env_steps: int = 0
-    ) -> dict[str, float]:
+    def update(self, batch: dict[str, np.ndarray], step: int) -> dict[str, float]:
         """One gradient step of the world model, then of the actor and critic in imagination
-        (``step``: the update's index, named by a NaN stop; ``env_steps``: real steps so far,
-        which lower the entropy floor when ``entropy_floor_steps`` is set)."""
-        data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items() if k != "slot"}
+        (``step``: the update's index, named by a NaN stop)."""
+        data = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
         with self.autocast():
             wm_loss = self.wm.loss(data)
-        self.step_loss = wm_loss.steps.float().cpu().numpy()
         _check_finite({f"model/{k}": v for k, v in wm_loss.parts.items()}, step)
         shape = self.dc.repval_scale > 0 and self.dc.repval_grad
         if not shape:
@@ -158,7 +149,6 @@ class Dreamer:
             self._step("model", wm_loss.total + self.dc.repval_scale * live, self.wm,
                        self.dc.model_clip)  # fmt: skip
         self._step("actor", ac["actor_loss"], self.actor, self.dc.ac_clip)
-        self.entropy_bonus.step(ac["actor_entropy"], env_steps)
         self._step("critic", ac["critic_loss"], self.critic, self.dc.ac_clip)
         with torch.no_grad():
             for slow, fast in zip(
@@ -275,9 +265,8 @@ class Dreamer:
         dist = self.actor.dist(now)
         logp = dist.log_prob(actions)
         entropy = dist.entropy()
-        eta = self.entropy_bonus.coef()
         gain = logp * adv if live is None else (1 - mix) * logp * adv + mix * live / scale
-        actor_loss = -(weight * (gain + eta * entropy)).mean()
+        actor_loss = -(weight * (gain + dc.entropy * entropy)).mean()
         logits = logits[:, :-1]
         critic_loss = (
             weight * (self.twohot.loss(logits, ret) + dc.slow_reg * self.twohot.loss(logits, slow))
@@ -289,7 +278,6 @@ class Dreamer:
             "critic_loss": critic_loss,
             "start_return": ret[:, 0],
             "actor_entropy": entropy.mean().detach(),
-            "entropy_coef": ret.new_tensor(eta, dtype=torch.float32),
             "imagined_return": ret.mean(),
             "return_scale": ret.new_tensor(scale, dtype=torch.float32),
             "imagined_reward": reward.mean(),
@@ -331,11 +319,10 @@ class Dreamer:
         }
 
     def training_state(self) -> dict[str, Any]:
-        """The optimisers, the return scale and the entropy bonus: what a resume adds."""
+        """The optimisers and the return scale: what a resume adds."""
         return {
             "optimizers": {k: o.state_dict() for k, o in self.opts.items()},
             "return_scale": self.scale.state(),
-            **self.entropy_bonus.state(),
         }
 
     def load(self, payload: dict[str, Any]) -> None:
@@ -349,7 +336,6 @@ class Dreamer:
             for k, o in self.opts.items():
                 o.load_state_dict(payload["optimizers"][k])
             self.scale.load(payload["return_scale"])
-            self.entropy_bonus.load(payload)
 
 
 def _check_finite(losses: dict[str, Tensor], step: int) -> None:

@@ -12,7 +12,6 @@ import numpy as np
 import torch
 
 from worldmodels.config import Config
-from worldmodels.data.replay import Replay
 from worldmodels.data.rollout import run_episode
 from worldmodels.data.store import EpisodeStore
 from worldmodels.envs import EnvSpec, make_env
@@ -51,22 +50,14 @@ def rng_state(rng: np.random.Generator) -> dict[str, Any]:
 
 
 def payload(
-    agent: Dreamer,
-    spec: EnvSpec,
-    prog: DreamerProgress,
-    rng: np.random.Generator,
-    replay: Replay,
-    training: bool,
+    agent: Dreamer, spec: EnvSpec, prog: DreamerProgress, rng: np.random.Generator, training: bool
 ) -> dict[str, Any]:
     """A checkpoint: the networks and counters (``dreamer/best``), and with ``training`` what
-    a bit-exact resume needs besides (``dreamer/last``: optimisers, random states, the
-    replay's priorities)."""
+    a bit-exact resume needs besides (``dreamer/last``: optimisers, random states)."""
     out = {"spec": spec.shape_signature(), "progress": dataclasses.asdict(prog), **agent.state()}
     if training:
         out.update(agent.training_state())
         out["rng"] = rng_state(rng)
-        if agent.dc.prio_fraction > 0:
-            out["replay_priorities"] = replay.priorities.state()
     return out
 
 

@@ -53,8 +53,7 @@ class DreamerConfig:
     """Weight of the representation KL, KL(posterior || sg(prior))."""
     rew_scale: float = 1.0
     """Weight of the reward head's loss (DreamerV3: 1, beside a decoder loss summed over every
-    pixel): larger makes the representation keep what predicts a sparse reward, and makes
-    prioritized replay draw the windows whose rewards it predicts worst."""
+    pixel): larger makes the representation keep what predicts a sparse reward."""
     model_lr: float = knob(1e-4, rate=True)
     """Adam learning rate of the world model."""
     actor_lr: float = knob(3e-5, rate=True)
@@ -83,21 +82,6 @@ class DreamerConfig:
     """Lambda of the lambda-returns."""
     entropy: float = 3e-4
     """Actor entropy bonus."""
-    entropy_floor: float = 0.0
-    """Hold the actor's mean imagined entropy at or above this fraction of its range (discrete:
-    of ln |A|; continuous: from the entropy at the smallest std to that at the largest) by
-    raising the entropy bonus, SAC-style: a learned log-coefficient that grows while the
-    entropy is below the floor and shrinks back, never below ``entropy``, once it is above.
-    Against an actor that collapses onto one action while the world model cannot yet tell the
-    actions apart (0: off, the fixed bonus)."""
-    entropy_floor_steps: int = knob(0, zero_ok=True)
-    """Lower that floor linearly to 0 over this many real env steps (0: held for the whole
-    run): the floor guards the early updates, before the world model tells the actions apart,
-    and late in a run stops spending entropy on states where one action is plainly right but
-    the others cost little (a landed lander that should rest, not fidget)."""
-    entropy_lr: float = knob(0.05, rate=True)
-    """Adam learning rate of that log-coefficient: it moves by about this much per update, so
-    from 3e-4 to 0.05 in ~100 updates (an actor collapses in a few hundred)."""
     slow_critic_tau: float = knob(0.02, unit=True)
     """EMA rate of the slow critic towards the critic, per update."""
     slow_reg: float = 1.0
@@ -127,35 +111,17 @@ class DreamerConfig:
     ensemble): the policy is sent where the world model has seen too little."""
     expl_heads: int = 8
     """Heads of that ensemble."""
-    end_balance: bool = False
-    """Draw those windows half from terminals whose last reward is positive and half from the
-    rest (where both are stored): rare successes are replayed as often as common failures."""
     act_policy: str = "sample"
     """How the agent acts in its training episodes: ``sample``, the posterior's state and the
     actor's action sampled (DreamerV3's), or ``mode``, both most likely, as ``evaluate`` acts
     by default: the training episodes (the score, the stop and the best checkpoint) then
-    measure the policy that is evaluated, and exploration is left to ``explore_eps``."""
+    measure the policy that is evaluated."""
     score_every: int = 1
     """Every k-th training episode (k > 1) is a scored one: it acts as ``evaluate`` does
-    (``eval_policy``, no ``explore_eps``), and only these count towards the score (the stop,
-    the best checkpoint, the curve); the others act by ``act_policy`` with ``explore_eps``.
-    DreamerV3's evaluation episodes, run in the training env, their real steps counted. 1: no
-    separate ones, every episode is scored as it acts."""
-    explore_eps: float = 0.0
-    """Temporally-extended epsilon-greedy in the real env (ez-greedy, Dabney et al. 2021): at
-    each decision with no random action in progress, with this probability one starts, a
-    uniformly random action held for n decisions, n ~ zeta(``explore_exponent``) (capped at
-    10,000): long enough runs of one action to reach what one-step noise never does, such as a
-    lander left idle long enough to come to rest. Training acting only (0: off)."""
-    explore_exponent: float = 2.0
-    """Exponent of that zeta distribution (> 1; 2: Dabney et al.'s; larger: shorter holds)."""
-    prio_fraction: float = knob(0.0, unit=True)
-    """Share of each batch's windows drawn by priority (DreamerV3's prioritized replay; the
-    end windows first, the rest uniform): P(window) ~ (mean over its steps of each step's
-    latest world-model loss) ** ``prio_exponent``; a step not yet trained on has the highest
-    loss seen. The model replays what it predicts worst, such as a lander's rare contacts."""
-    prio_exponent: float = 0.8
-    """Exponent of those priorities (0: uniform; 1: proportional to the loss)."""
+    (``eval_policy``), and only these count towards the score (the stop, the best checkpoint,
+    the curve); the others act by ``act_policy``. DreamerV3's evaluation episodes, run in the
+    training env, their real steps counted. 1: no separate ones, every episode is scored as it
+    acts."""
     replay_capacity: int = 5_000_000
     """Steps the replay holds (capped at total_steps: a run never needs more)."""
     replay_memory_gb: float = knob(16.0, positive=True, mutable=True)
@@ -199,21 +165,12 @@ class DreamerConfig:
             (self.encoder in ("auto", "mlp", "cnn"), "dreamer.encoder must be auto, mlp or cnn"),
             (self.expl_heads >= 2 and self.expl_scale >= 0, "dreamer.expl_heads must be >= 2 "
              "and dreamer.expl_scale >= 0 (0: no exploration bonus)"),
-            (0 <= self.entropy_floor < 1 and (self.entropy > 0 or self.entropy_floor == 0),
-             "dreamer.entropy_floor must be in [0, 1) (0: off), and needs dreamer.entropy > 0 "
-             "as the coefficient's lower bound"),
-            (self.entropy_floor_steps == 0 or self.entropy_floor > 0, "dreamer."
-             "entropy_floor_steps lowers dreamer.entropy_floor, so it needs a floor > 0"),
             (self.eval_policy in ("mode", "sample"), "dreamer.eval_policy must be mode (the "
              "most likely action) or sample (sampled from the actor, as in training)"),
             (self.act_policy in ("mode", "sample"), "dreamer.act_policy must be sample (as "
              "DreamerV3 acts in training) or mode (the most likely action, as evaluated)"),
             (self.eval_checkpoint in ("best", "last"), "dreamer.eval_checkpoint must be best "
              "(the best training score's checkpoint) or last (the end of training)"),
-            (self.explore_eps < 1 and self.explore_exponent > 1, "dreamer.explore_eps must "
-             "be in [0, 1) (0: off) and dreamer.explore_exponent > 1 (a zeta distribution)"),
-            (self.end_fraction + self.prio_fraction <= 1, "dreamer.end_fraction + "
-             "dreamer.prio_fraction must be <= 1 (the rest of each batch is uniform)"),
             (0 <= self.actor_grad_mix <= 1, "dreamer.actor_grad_mix must be in [0, 1] (0: "
              "REINFORCE only, 1: dynamics backpropagation only)"),
             (self.repval_return in ("lambda", "mc", "max"), "dreamer.repval_return must be "

@@ -30,7 +30,6 @@ from worldmodels.training.agent_io import restore_rng as restore_torch_rng
 from worldmodels.training.dreamer.agent import Dreamer
 from worldmodels.training.dreamer.checkpoints import NS, DreamerProgress, payload
 from worldmodels.training.dreamer.config import DreamerConfig
-from worldmodels.training.dreamer.explore import HeldAction
 from worldmodels.training.dreamer.replay import make_replay, rebuild
 from worldmodels.training.scoring import (
     curve_point,
@@ -64,8 +63,6 @@ def train_dreamer(ctx: Context) -> DreamerProgress:
         restore_np_rng(rng, last["rng"]["numpy"])
     replay = make_replay(dc, spec, store, agent)
     prog = rebuild(replay, store, agent, prog)
-    if last is not None and "replay_priorities" in last:
-        replay.priorities.load(last["replay_priorities"])
     recent: deque[float] = deque(prog.recent, maxlen=dc.stop_window)
     env = make_env(cfg.env)
     bar = progress_bar(total=dc.total_steps, initial=prog.env_steps, desc=NS, disable=not progress)
@@ -95,8 +92,8 @@ def train_dreamer(ctx: Context) -> DreamerProgress:
             if counts and point is not None:
                 run.log_curve(prog.real_env_steps, point)
             if improved or not run.has(f"{NS}/best"):
-                run.save(f"{NS}/best", payload(agent, spec, prog, rng, replay, training=False))
-            run.save(f"{NS}/last", payload(agent, spec, prog, rng, replay, training=True))
+                run.save(f"{NS}/best", payload(agent, spec, prog, rng, training=False))
+            run.save(f"{NS}/last", payload(agent, spec, prog, rng, training=True))
             _log(
                 writer,
                 prog,
@@ -127,25 +124,21 @@ def _episode(
     state = agent.initial(1)
     replay.add(obs, np.zeros(spec.action_dim, np.float32), 0.0, True, False)
     observations, actions, rewards, terminated = [obs], [], [], []
-    env_steps, first, limit, held = 0, True, False, HeldAction()
+    env_steps, first, limit = 0, True, False
     stats: dict[str, float] = {}
     while True:
         if prog.agent_steps < dc.prefill:
             action = random_action(spec, rng)
         else:
-            greedy, measuring = by_mode(dc, prog.episodes), measures(dc, prog.episodes)
+            greedy = by_mode(dc, prog.episodes)
             acts, state = agent.act(obs[None], state, np.array([first]), mode=greedy)
             action = acts[0]
-            if not measuring and (explore := held.next(dc, spec, rng)) is not None:
-                action = explore  # the model is fed the action taken
-                taken = agent.action_features(np.asarray(action)[None])
-                state = (state[0], torch.as_tensor(taken, device=agent.device))
         first = False
         cap_frames(env, dc.total_steps - prog.env_steps)
         obs, r, term, trunc, info = env.step(action_to_env(action, spec))
         feats = agent.action_features(np.asarray(action)[None])[0]
         limit = bool(info.get("time_limit"))  # env.time_feature: the step limit ends it
-        replay.add(obs, feats, float(r), False, bool(term), limit)
+        replay.add(obs, feats, float(r), False, bool(term))
         observations.append(obs)
         actions.append(action)
         rewards.append(float(r))
@@ -156,13 +149,8 @@ def _episode(
         if prog.agent_steps >= dc.prefill and replay.size >= dc.seq_len and not prog.holding:
             prog.credit += per_update  # a float sum: the same on resume (it is saved)
             while prog.credit >= 1.0:
-                batch = replay.sample(
-                    rng, dc.batch_size, dc.seq_len, dc.end_fraction, dc.end_balance,
-                    dc.prio_fraction, dc.prio_exponent,
-                )  # fmt: skip
-                stats = agent.update(batch, prog.updates, prog.env_steps)
-                if dc.prio_fraction > 0:
-                    replay.priorities.update(batch["slot"], agent.step_loss)
+                batch = replay.sample(rng, dc.batch_size, dc.seq_len, dc.end_fraction)
+                stats = agent.update(batch, prog.updates)
                 prog.updates += 1
                 prog.credit -= 1.0
         if term or trunc or prog.env_steps >= dc.total_steps:
@@ -185,7 +173,6 @@ def _episode(
             "truncated": bool(not terminated[-1]),
             "time_limit": limit,
             "env_steps": env_steps,
-            "explored": held.decisions,
             "policy": "random" if prog.agent_steps <= dc.prefill else NS,
             "acted": "mode" if by_mode(dc, prog.episodes) else "sample",
             "scored": scored(dc, prog.episodes),
