@@ -459,17 +459,16 @@ VALIDATION_INTRO = """\
 ## Validation suite: envs nobody tuned for
 
 Gymnasium envs that have no dreamer entry of their own: the dreamer runs its one learning
-configuration at the sizes and budget of the env's observation kind (`dreamer.yaml`'s
-`sized:`), against SB3's PPO at the same real-step budget with rl-zoo's tuned settings
-(`ppo.yaml`'s entries, SB3's defaults where rl-zoo has none; one env where the env count fills
-no rollout within the budget). rl-zoo tuned them for 10^6 steps or more: within 10,000 some make
-few updates (Acrobot-v1's 16 envs x 256 steps: 2). Made by `python benchmarks/validation.py` (each env's
-command, budget and PPO settings are in its section below); the random policy's score is
+configuration at the sizes and budget of the env's observation kind (`dreamer.yaml`'s `sized:`),
+against SB3's PPO at the same real-step budget with rl-zoo's tuned settings (`ppo.yaml`'s
+entries, SB3's defaults where rl-zoo has none; one env where the env count fills no rollout
+within the budget). rl-zoo tuned them for 10^6 steps or more: within 10,000 some make few
+updates (Acrobot-v1's 16 envs x 256 steps: 2). Made by `python benchmarks/validation.py` (each
+env's command, budget and PPO settings are in its section below); the random policy's score is
 measured there, 100 episodes of uniformly random actions on evaluation-stream seeds. A run's
-score is normalised so that the random policy scores 0 and PPO's IQM on the env 1; the
-aggregate is the IQM over every run on every env with rliable's stratified-bootstrap 95%
-interval, and the performance profile gives, per normalised score τ, the fraction of runs
-above it.
+score is normalised so that the random policy scores 0 and PPO's IQM on the env 1; the aggregate
+is the IQM over every run on every env with rliable's stratified-bootstrap 95% interval, and the
+performance profile gives, per normalised score τ, the fraction of runs above it.
 """
 
 
