@@ -4,6 +4,7 @@ return scale, the exploration ensemble, the gradients of one update (repval_grad
 actor_grad_mix, imag_last) and device placement."""
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -194,9 +195,9 @@ def test_disagreement_ensemble_by_hand():
     assert e.disagreement(x).item() < before / 10
 
 
-def _update_grads(sets: list[str]) -> dict[str, list[torch.Tensor]]:
-    """One ``Dreamer.update`` on a fixed replayed batch -> each step's gradients (pre-clip);
-    the model is not stepped, so it imagines the same with and without repval_grad."""
+def _agent_and_batch(sets: list[str]) -> tuple[Any, dict[str, np.ndarray]]:
+    """A debug-size CartPole agent (its critic's head drawn, not zeroed: a zeroed critic passes
+    no gradient on) and a fixed replayed batch of 4 windows of 8 steps."""
     import worldmodels.registry  # noqa: F401  (registers the dreamer section)
     from worldmodels.config import parse_set, resolve
     from worldmodels.envs import probe
@@ -207,24 +208,33 @@ def _update_grads(sets: list[str]) -> dict[str, list[torch.Tensor]]:
     )
     torch.manual_seed(0)
     agent = Dreamer(cfg.section("dreamer"), probe(cfg.env), torch.device("cpu"))
-    torch.nn.init.normal_(agent.critic[-1].weight)  # a zeroed critic passes no gradient on
+    torch.nn.init.normal_(agent.critic[-1].weight)
     rep = SequenceReplay(64, (4,), np.dtype(np.float32), 2)
     rng = np.random.default_rng(0)
     for i in range(40):
         rep.add(rng.normal(size=4).astype(np.float32), np.eye(2, dtype=np.float32)[i % 2],
                 1.0, i % 13 == 0, i % 13 == 12)  # fmt: skip
+    return agent, rep.sample(np.random.default_rng(1), 4, 8)
+
+
+def _update_grads(sets: list[str]) -> dict[str, list[torch.Tensor]]:
+    """One ``Dreamer.update`` on the fixed batch -> each optimiser's gradients (pre-clip); the
+    model is not stepped, so it imagines the same with and without repval_grad."""
+    agent, batch = _agent_and_batch(sets)
     grads: dict[str, list[torch.Tensor]] = {}
 
-    def step(name: str, loss: torch.Tensor, module: torch.nn.Module, clip: float) -> None:
-        agent.opts[name].zero_grad(set_to_none=True)
-        loss.backward()
-        grads[name] = [torch.zeros_like(p) if p.grad is None else p.grad.clone()
-                       for p in module.parameters()]  # fmt: skip
-        if name != "model":
-            agent.opts[name].step()
+    def steps(items: list[tuple[str, torch.Tensor, torch.nn.Module, float]]) -> None:
+        for name, loss, module, _ in items:
+            agent.opts[name].zero_grad(set_to_none=True)
+            loss.backward()
+            grads[name] = [torch.zeros_like(p) if p.grad is None else p.grad.clone()
+                           for p in module.parameters()]  # fmt: skip
+        for name, _, _, _ in items:
+            if name != "model":
+                agent.opts[name].step()
 
-    agent._step = step  # type: ignore[method-assign]
-    agent.update(rep.sample(np.random.default_rng(1), 4, 8), 0)
+    agent._steps = steps  # type: ignore[method-assign]
+    agent.update(batch, 0)
     return grads
 
 
@@ -258,6 +268,21 @@ def test_actor_grad_mix_blends_reinforce_with_dynamics_backpropagation():
     assert not torch.allclose(a0, a1) and a1.abs().sum() > 0
     for name in ("model", "critic"):
         assert all(torch.equal(flat[name][0], g) for g in flat[name][1:])
+
+
+def test_actor_grad_mix_with_repval_grad_steps_every_module():
+    """Dynamics backpropagation reads the world model's weights that the replay value loss
+    shapes: every backward runs before any step, so the update neither fails on a weight
+    stepped in place nor leaves a module unchanged."""
+    agent, batch = _agent_and_batch(
+        ["dreamer.repval_grad=true", "dreamer.repval_scale=1", "dreamer.actor_grad_mix=0.5"]
+    )
+    modules = {"model": agent.wm, "actor": agent.actor, "critic": agent.critic}
+    before = {k: [p.detach().clone() for p in m.parameters()] for k, m in modules.items()}
+    out = agent.update(batch, 0)
+    assert all(np.isfinite(v) for v in out.values())
+    for k, m in modules.items():
+        assert any(not torch.equal(a, p) for a, p in zip(before[k], m.parameters(), strict=True)), k
 
 
 def test_frozen_modules_pass_gradients_on_and_stay_trainable():

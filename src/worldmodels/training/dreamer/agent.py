@@ -145,11 +145,12 @@ class Dreamer:
             if shape:  # the same loss through the live posterior states shapes the model
                 live = self.replay_value_loss(live_states.feat(), data, boot)
         _check_finite({k: v for k, v in ac.items() if k in ("actor_loss", "critic_loss")}, step)
-        if shape:  # its stray critic gradients are cleared by the critic's own step
-            self._step("model", wm_loss.total + self.dc.repval_scale * live, self.wm,
-                       self.dc.model_clip)  # fmt: skip
-        self._step("actor", ac["actor_loss"], self.actor, self.dc.ac_clip)
-        self._step("critic", ac["critic_loss"], self.critic, self.dc.ac_clip)
+        steps = [("actor", ac["actor_loss"], self.actor, self.dc.ac_clip),
+                 ("critic", ac["critic_loss"], self.critic, self.dc.ac_clip)]  # fmt: skip
+        if shape:  # its stray critic gradients are cleared by the critic's own backward
+            model_loss = wm_loss.total + self.dc.repval_scale * live
+            steps.insert(0, ("model", model_loss, self.wm, self.dc.model_clip))
+        self._steps(steps)
         with torch.no_grad():
             for slow, fast in zip(
                 self.slow_critic.parameters(), self.critic.parameters(), strict=True
@@ -183,11 +184,19 @@ class Dreamer:
         return self.dc.expl_scale * disagreement
 
     def _step(self, name: str, loss: Tensor, module: nn.Module, clip: float) -> None:
-        opt = self.opts[name]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(module.parameters(), clip, foreach=True)
-        opt.step()
+        self._steps([(name, loss, module, clip)])
+
+    def _steps(self, steps: list[tuple[str, Tensor, nn.Module, float]]) -> None:
+        """Each (optimiser, loss, module, clip)'s gradients in order, a later loss's backward
+        clearing what an earlier one left on its module; then every optimiser's step. No step
+        changes a weight that a later backward reads (the actor's dynamics gradient reads the
+        world model's when the replay value loss shapes it)."""
+        for name, loss, _, _ in steps:
+            self.opts[name].zero_grad(set_to_none=True)
+            loss.backward()
+        for name, _, module, clip in steps:
+            nn.utils.clip_grad_norm_(module.parameters(), clip, foreach=True)
+            self.opts[name].step()
 
     def imagine(self, start: RssmState, grad: bool = False) -> tuple[Tensor, Tensor]:
         """``horizon`` prior steps of the actor from every start, batched -> (features
