@@ -84,7 +84,8 @@ SUITE: dict[str, dict[str, list[str]]] = {
 
 def machine(threads: int = 1, lanes: int | None = None) -> str:
     per_run = "one math thread" if threads == 1 else f"{threads} math threads"
-    side = f", {lanes} runs side by side" if lanes else ""
+    side = f", {lanes} runs side by side" if lanes and lanes > 1 else ""
+    side = ", one run at a time" if lanes == 1 else side
     return f"{platform.machine()}, {os.cpu_count()} cores, CPU only, {per_run} per run{side}"
 
 
