@@ -550,8 +550,10 @@ def draw_profile(rows: dict[str, list[Row]], randoms: dict[str, float], path: Pa
     return bool(matrix)
 
 
-def readme_block(rows: dict[str, list[Row]]) -> str:
-    """What goes between the README's markers."""
+def readme_block(rows: dict[str, list[Row]], randoms: dict[str, float]) -> str:
+    """What goes between the README's markers: the named envs' table, its legend, and a line on
+    the validation suite (its envs: those with a random policy's score)."""
+    named, suite = split_suite(rows, randoms)
     legend = (
         "IQM over seeds of each run's mean evaluation return, with its 95% bootstrap interval; "
         "steps to threshold: real env steps at which a run's learning curve first reached it, "
@@ -562,8 +564,30 @@ def readme_block(rows: dict[str, list[Row]]) -> str:
         "[docs/results.md](docs/results.md) (`benchmarks/tables.py` writes both from "
         "`benchmarks/results/`)."
     )
-    wrapped = textwrap.fill(legend.replace("× PPO", "×\0PPO"), 100).replace("\0", " ")
-    return screen_table(rows) + "\n" + wrapped + "\n"
+    text = screen_table(named) + "\n" + _wrap(legend)
+    return text + ("\n" + _wrap(suite_sentence(suite, randoms)) if suite else "")
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(text.replace("× PPO", "×\0PPO"), 100).replace("\0", " ") + "\n"
+
+
+def suite_sentence(suite: dict[str, list[Row]], randoms: dict[str, float]) -> str:
+    """The validation suite in one sentence: on how many envs the dreamer's IQM is at or above
+    PPO's, and both methods' PPO-normalised IQM."""
+    scores, ok, _, matrix = suite_matrix(suite, randoms)
+    both = [e for e, by in scores.items() if "ppo" in by and "dreamer" in by]
+    above = normalised.at_or_above(scores)
+    out = (
+        f"On the validation suite ({len(suite)} Gymnasium envs nobody tuned for, one dreamer "
+        f"configuration, the same real-step budget for both), the dreamer's IQM is at or above "
+        f"PPO's on {len(above)} of {len(both)} envs"
+    )
+    if matrix:
+        iqms = normalised.aggregate_iqm(matrix)
+        parts = [f"{m} {p:.2f} [{lo:.2f}, {hi:.2f}]" for m, (p, lo, hi) in iqms.items()]
+        out += f"; PPO-normalised IQM over {len(ok)} envs: {', '.join(parts)}"
+    return out + " ([docs/results.md](docs/results.md#validation-suite-envs-nobody-tuned-for))."
 
 
 class NoMarkers(Exception):
@@ -660,9 +684,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     rows, randoms = rows_of(runs), random_scores(args.results / RANDOM_SCORES.name)
     page = results_page(rows, randoms)
-    named, _ = split_suite(rows, randoms)
     try:
-        readme = with_block(args.readme.read_text(), readme_block(named))
+        readme = with_block(args.readme.read_text(), readme_block(rows, randoms))
     except NoMarkers as exc:
         readme = None
         missing = str(exc)

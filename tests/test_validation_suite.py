@@ -157,3 +157,6 @@ def test_the_results_page_gives_the_suite_aggregate(validation, scores):
     )
     assert "- dreamer: 0.62 [" in text and "(4 seeds × 2 envs)" in text
     assert "![Performance profile of the PPO-normalised scores](img/profile.png)" in text
+    line = tables.suite_sentence(suite, RANDOM)
+    assert "(4 Gymnasium envs nobody tuned for" in line and "PPO's on 2 of 3 envs;" in line
+    assert "PPO-normalised IQM over 2 envs: ppo 1.00 [" in line and "dreamer 0.62 [" in line
