@@ -1,6 +1,7 @@
 """Learning checks that take minutes: each method must really learn (``make test-slow``)."""
 
 import json
+from pathlib import Path
 
 import pytest
 from cli_runs import assert_evaluation_replays_no_stored_episode
@@ -43,21 +44,26 @@ SMALL_RUNS = {
 }
 
 
-@pytest.mark.parametrize("method", sorted(SMALL_RUNS))
-def test_each_method_beats_the_random_policy(tmp_path, method):
-    """Every method really learns: a small run scores >= 3x random on 20 real episodes."""
+def _small_run(tmp_path, method: str, sets: list[str]) -> tuple[Path, dict]:
+    """``method``'s small CartPole run (seed 0, one thread, 20 evaluation episodes) with
+    ``sets`` -> its run directory and eval.json."""
     import torch
 
     run_dir = tmp_path / method
-    sets = ["threads=1", *SMALL_RUNS[method]]
     argv = ["train", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--method", method]
     argv += ["--seed", "0", "--quiet", "--episodes", "20"]
     threads = torch.get_num_threads()
     try:
-        assert main(argv + [x for s in sets for x in ("--set", s)]) == 0
+        assert main(argv + [x for s in ["threads=1", *sets] for x in ("--set", s)]) == 0
     finally:
         torch.set_num_threads(threads)
-    result = json.loads((run_dir / "eval.json").read_text())
+    return run_dir, json.loads((run_dir / "eval.json").read_text())
+
+
+@pytest.mark.parametrize("method", sorted(SMALL_RUNS))
+def test_each_method_beats_the_random_policy(tmp_path, method):
+    """Every method really learns: a small run scores >= 3x random on 20 real episodes."""
+    run_dir, result = _small_run(tmp_path, method, SMALL_RUNS[method])
     print(method, result["mean_return"])
     assert result["mean_return"] >= MARGINS.get(method, MARGIN) * RANDOM_CARTPOLE
     assert_evaluation_replays_no_stored_episode(run_dir, result, stores=method != "ppo")
@@ -68,17 +74,8 @@ def test_ppo_with_normalised_observations_beats_the_random_policy(tmp_path):
     evaluation normalises with the best checkpoint's statistics, and scores >= 3x random."""
     import torch
 
-    run_dir = tmp_path / "ppo"
-    sets = ["threads=1", *SMALL_RUNS["ppo"], "ppo.normalize_obs=true"]
-    argv = ["train", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--method", "ppo"]
-    argv += ["--seed", "0", "--quiet", "--episodes", "20"]
-    threads = torch.get_num_threads()
-    try:
-        assert main(argv + [x for s in sets for x in ("--set", s)]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    run_dir, result = _small_run(tmp_path, "ppo", [*SMALL_RUNS["ppo"], "ppo.normalize_obs=true"])
     assert "obs_rms" in torch.load(run_dir / "checkpoints/ppo/best.pt", weights_only=True)
-    result = json.loads((run_dir / "eval.json").read_text())
     print("ppo normalize_obs", result["mean_return"])
     assert result["mean_return"] >= MARGIN * RANDOM_CARTPOLE
 
