@@ -77,6 +77,11 @@ def aggregate_iqm(matrix: dict[str, np.ndarray]) -> dict[str, tuple[float, float
     return {m: (float(points[m][0]), float(cis[m][0, 0]), float(cis[m][1, 0])) for m in matrix}
 
 
+def compared(scores: Scores, method: str = "dreamer", baseline: str = "ppo") -> list[str]:
+    """The envs with runs of both ``method`` and ``baseline``."""
+    return [env for env, by in scores.items() if by.get(method) and by.get(baseline)]
+
+
 def at_or_above(scores: Scores, method: str = "dreamer", baseline: str = "ppo") -> list[str]:
     """The envs where ``method``'s IQM over seeds is at least ``baseline``'s."""
     return [

@@ -525,7 +525,7 @@ def validation_table(rows: dict[str, list[Row]], randoms: dict[str, float], prof
             f"| {env} | {randoms[env]:.1f} | {fmt_iqm(ppo) if ppo else '—'} | "
             f"{fmt_iqm(dreamer) if dreamer else '—'} | {verdict} | {steps} | {wall} |"
         )
-    both = [e for e, by in scores.items() if "ppo" in by and "dreamer" in by]
+    both = normalised.compared(scores)
     lines.append(f"\nThe dreamer's IQM is at or above PPO's on {len(above)} of {len(both)} envs.")
     if left:
         lines.append(f"Not normalisable (no PPO runs, or PPO's IQM not above the random "
@@ -576,8 +576,7 @@ def suite_sentence(suite: dict[str, list[Row]], randoms: dict[str, float]) -> st
     """The validation suite in one sentence: on how many envs the dreamer's IQM is at or above
     PPO's, and both methods' PPO-normalised IQM."""
     scores, ok, _, matrix = suite_matrix(suite, randoms)
-    both = [e for e, by in scores.items() if "ppo" in by and "dreamer" in by]
-    above = normalised.at_or_above(scores)
+    both, above = normalised.compared(scores), normalised.at_or_above(scores)
     out = (
         f"On the validation suite ({len(suite)} Gymnasium envs nobody tuned for, one dreamer "
         f"configuration, the same real-step budget for both), the dreamer's IQM is at or above "
