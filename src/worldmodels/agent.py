@@ -35,7 +35,7 @@ class ControllerPolicy:
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, state):
-        z = self.world.encode(obs)
+        z = self.world.observe(obs, state)
         feats = self.world.features(z, state)
         p = self.params.shape[0]
         raw = batched_forward(self.shape, self.params, feats.view(p, self.repeat, -1))
@@ -59,7 +59,7 @@ class ActorCriticPolicy:
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, state):
-        z = self.world.encode(obs)
+        z = self.world.observe(obs, state)
         dist = self.ac.dist(self.world.features(z, state))
         actions = dist.to_env(dist.mode() if self.deterministic else dist.sample())
         if not torch.isfinite(actions.float()).all():

@@ -101,20 +101,28 @@ class Run:
         )
 
     def dreaming(
-        self, tau: float | None = None, horizon: int | None = None, done_mode: str | None = None
+        self,
+        tau: float | None = None,
+        horizon: int | None = None,
+        done_mode: str | None = None,
+        start: str | None = None,
     ) -> Dreaming:
         """The dream's settings: the run's own (``memory.temperature``, ``dream.horizon``,
-        ``dream.done_mode``, ``dream.start``) unless given."""
+        ``dream.done_mode``, ``dream.start``: ``initial`` or ``any``) unless given."""
         cfg = self.config
+        start = start or cfg.dream.start
+        if start not in ("initial", "any"):
+            raise ValueError(f"start must be 'initial' or 'any', got {start!r}")
         return Dreaming(
             horizon if horizon is not None else dream_horizon(cfg, self.spec),
             tau if tau is not None else cfg.memory.temperature,
-            cfg.dream.start == "initial",
+            start == "initial",
             done_mode or cfg.dream.done_mode,
         )
 
     def dream_env(self, **how: Any) -> DreamSingleEnv:
-        """The dream as a ``gymnasium.Env`` (``tau=``, ``horizon=``, ``done_mode=``)."""
+        """The dream as a ``gymnasium.Env`` (``tau=``, ``horizon=``, ``done_mode=``,
+        ``start=``)."""
         return DreamSingleEnv(self.world, self.starts, self.dreaming(**how))
 
     def dream_vec_env(self, num_envs: int, **how: Any) -> DreamEnv:
@@ -133,7 +141,7 @@ def open_run(run_dir: str | Path, device: str = "cpu") -> Run:
 
 def make_dream(run_dir: str | Path, device: str = "cpu", **how: Any) -> DreamSingleEnv:
     """Entry point of ``gym.make("worldmodels/Dream-v0", run_dir=..., tau=, horizon=,
-    done_mode=)``."""
+    done_mode=, start=)``."""
     return open_run(run_dir, device).dream_env(**how)
 
 

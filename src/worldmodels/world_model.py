@@ -60,6 +60,15 @@ class WorldModel:
         mu, _ = self.vision.encode(torch.as_tensor(obs, device=self.device))
         return mu
 
+    @torch.no_grad()
+    def observe(self, obs: np.ndarray, state: State) -> Tensor:
+        """The observations an episode reached after M's step to ``state`` -> z [B, Z]: what
+        ``encode`` gives at an episode's first step (``state`` is ``initial``), and for the
+        RSSM the posterior of its prediction, so real steps have the features dream steps
+        have (``dream.py``) and not those of a first step."""
+        obs = np.require(obs, requirements=["W"])
+        return self.vision.observe(torch.as_tensor(obs, device=self.device), state)
+
     def action_features(self, actions: Tensor) -> Tensor:
         """int64 [B] -> one-hot [B, A]; continuous [B, A] unchanged."""
         if self.spec.action_kind == "discrete":

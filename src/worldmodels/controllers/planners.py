@@ -245,7 +245,7 @@ class PlannerPolicy:
     @torch.no_grad()
     def act(self, obs: np.ndarray, state):
         mem_state, plan_state = state
-        z = self.world.encode(obs)
+        z = self.world.observe(obs, mem_state)
         actions, plan_state = self.planner.plan(z, mem_state, plan_state)
         if not torch.isfinite(actions.float()).all():
             raise FloatingPointError("the planner produced a non-finite action")

@@ -2,9 +2,12 @@
 dream and the planners run on a DreamerV3 world model like on every other.
 
 The latent ``z`` of this view is the RSSM's whole model state, the feature [h, z_stoch] the
-actor and critic read: it already carries the history, so the M view is Markov (an empty
-recurrent state, like ``markov.py``). V's encoding of an episode is the posterior filtered
-along it (``encode_episode``); a single observation is encoded as an episode's first step.
+actor and critic read: it already carries the history, so the M view is Markov (no
+recurrent feature, like ``markov.py``). V's encoding of an episode is the posterior filtered
+along it (``encode_episode``); a single observation is encoded as an episode's first step,
+and one reached by M's step (``WorldModel.observe``: real envs seen through the model, the
+agents acting in them) as the posterior of that step's deterministic state, so a real step's
+feature is the one the RSSM filters to, beside the dream's prior one.
 M's step is one prior step: h' = GRU(h, [z_stoch, a]), z' from the prior (its mode at
 tau = 0, a sample at tau > 0, logits scaled by 1 / tau), and the reward and continue heads
 read the next state [h', z'], as DreamerV3's do.
@@ -75,16 +78,31 @@ class RssmVision(VisionModel):
             return codec._decode(z) + 0.5
         return codec.decoder(z)
 
+    def _first(self, embed: Tensor) -> Tensor:
+        """The posterior mode feature of embedded observations as episodes' first steps."""
+        n = embed.shape[0]
+        rssm = self.wm.rssm
+        state = rssm.initial(n, embed.device)
+        first = torch.ones(n, dtype=torch.bool, device=embed.device)
+        zero = torch.zeros(n, self.action_dim, device=embed.device)
+        state, _ = rssm.obs_step(state, zero, embed, first, mode=True)
+        return state.feat()
+
     def encode(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """Observations as the first steps of episodes -> (posterior mode feature, zeros)."""
-        n = obs.shape[0]
-        rssm = self.wm.rssm
-        state = rssm.initial(n, obs.device)
-        first = torch.ones(n, dtype=torch.bool, device=obs.device)
-        zero = torch.zeros(n, self.action_dim, device=obs.device)
-        state, _ = rssm.obs_step(state, zero, self.wm.codec.encode(obs), first, mode=True)
-        feat = state.feat()
+        feat = self._first(self.wm.codec.encode(obs))
         return feat, torch.zeros_like(feat)
+
+    def observe(self, obs: Tensor, memory_state: Any) -> Tensor:
+        """Observations after ``RssmMemory``'s step -> the posterior mode filtered on:
+        [h', z ~ post(h', embed)] with the step's deterministic state h' (the state's last
+        column flags that a step was taken), an episode's first step where none was."""
+        pred = memory_state[0]
+        h, stepped = pred[:, :-1], pred[:, -1:] > 0.5
+        embed = self.wm.codec.encode(obs)
+        rssm = self.wm.rssm
+        z = rssm.sample(rssm.post_net(torch.cat([h.to(embed.dtype), embed], -1)), mode=True)
+        return torch.where(stepped, torch.cat([h, z], -1), self._first(embed))
 
     def action_features(self, actions: Tensor) -> Tensor:
         """Stored env actions -> the RSSM's action inputs."""
@@ -128,7 +146,10 @@ class RssmStep:
 
 
 class RssmMemory(MemoryModel):
-    """The RSSM's prior as a Markov M over [h, z_stoch] (an empty recurrent state)."""
+    """The RSSM's prior as a Markov M over [h, z_stoch]: its state adds no feature (h is empty)
+    and only keeps the last step's deterministic state h' with a flag that a step was taken
+    ([B, deter + 1]), for V's posterior of the real observation that follows
+    (``RssmVision.observe``)."""
 
     recurrent = False
 
@@ -142,15 +163,16 @@ class RssmMemory(MemoryModel):
         return 0
 
     def initial(self, batch: int, device: torch.device | str = "cpu") -> tuple[Tensor]:
-        return (torch.zeros(batch, 0, device=device),)
+        return (torch.zeros(batch, self.wm.rssm.deter + 1, device=device),)
 
     def hidden(self, state: tuple[Tensor]) -> Tensor:
-        return state[0]
+        return state[0][:, :0]
 
     def step(self, z: Tensor, action: Tensor, state: Any) -> tuple[RssmStep, Any]:
         rssm = self.wm.rssm
         h = rssm._deter(_split(self.wm, z), self.scale(action))
-        return RssmStep(h, rssm.prior_net(h)), state
+        stepped = torch.cat([h, torch.ones_like(h[:, :1])], -1)
+        return RssmStep(h, rssm.prior_net(h)), (stepped,)
 
     def sample_next(
         self, output: RssmStep, temperature: float = 1.0, generator: torch.Generator | None = None

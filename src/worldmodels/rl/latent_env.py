@@ -108,7 +108,7 @@ class LatentVecEnv(VectorEnv):
             obs[i], rewards[i], terminated[i], truncated[i] = o, r, term, trunc
         act = torch.as_tensor(np.asarray(actions), device=self.world.device)
         _, self.state = self.world.step(self.z, act, self.state)
-        self.z = self.world.encode(obs)
+        self.z = self.world.observe(obs, self.state)
         self.raw_obs = obs
         features = self.observe()
         done = terminated | truncated
@@ -241,7 +241,7 @@ class LatentEnv(gym.Env):
         )
         act = torch.as_tensor(action[None], device=self.world.device)
         _, self.state = self.world.step(self.z, act, self.state)
-        self.z = self.world.encode(np.asarray(obs)[None])
+        self.z = self.world.observe(np.asarray(obs)[None], self.state)
         return self._features(), float(reward), bool(terminated), bool(truncated), info
 
     def close(self) -> None:

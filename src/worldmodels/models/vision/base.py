@@ -40,6 +40,12 @@ class VisionModel(nn.Module):
         """Raw observations [B, *obs] -> posterior (mu, logvar), each [B, Z]."""
         return self.posterior(self.preprocess(obs))
 
+    def observe(self, obs: Tensor, memory_state: Any) -> Tensor:
+        """The latent z [B, Z] of raw observations reached by M's last step, whose state is
+        ``memory_state``: the posterior mean. A V that encodes each frame on its own (every V
+        but the RSSM's, whose posterior reads the step's prediction) ignores the state."""
+        return self.encode(obs)[0]
+
     @torch.no_grad()
     def encode_episode(
         self, observations: Any, actions: Any, device: torch.device, batch_size: int = 256
