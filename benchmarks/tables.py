@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dream_transfer
 import matplotlib
 import normalised
 import numpy as np
@@ -57,6 +58,7 @@ DOC = ROOT / "docs" / "results.md"
 FIGURE = ROOT / "docs" / "img" / "learning-curves.png"
 PROFILE = ROOT / "docs" / "img" / "validation-profile.png"
 RANDOM_SCORES = RESULTS / "random_policy.json.gz"  # validation.py measures and keeps them
+TRANSFER = dream_transfer.RESULTS
 README = ROOT / "README.md"
 BEGIN = "<!-- BEGIN GENERATED: results-table -->"
 END = "<!-- END GENERATED: results-table -->"
@@ -413,9 +415,14 @@ def method_section(row: Row, ppo_median: float | None) -> str:
     return "\n".join(parts)
 
 
-def results_page(rows: dict[str, list[Row]], randoms: dict[str, float]) -> str:
-    """docs/results.md, from ``rows_of(load())`` and the random policy's score on the
-    validation suite's envs (``random_scores()``)."""
+def results_page(
+    rows: dict[str, list[Row]],
+    randoms: dict[str, float],
+    transfer: list[dict[str, Any]] | None = None,
+) -> str:
+    """docs/results.md, from ``rows_of(load())``, the random policy's score on the validation
+    suite's envs (``random_scores()``) and the dream-transfer results
+    (``dream_transfer.load()``)."""
     figure = FIGURE.relative_to(DOC.parent).as_posix()
     named, suite = split_suite(rows, randoms)
     out = [
@@ -435,6 +442,7 @@ def results_page(rows: dict[str, list[Row]], randoms: dict[str, float]) -> str:
         profile = PROFILE.relative_to(DOC.parent).as_posix()
         out += [VALIDATION_INTRO, validation_table(suite, randoms, profile)]
         out += env_sections(suite)
+    out += dream_transfer.section(transfer or [])
     return "\n".join(out)
 
 
@@ -682,7 +690,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no run records under {args.results}", file=sys.stderr)
         return 1
     rows, randoms = rows_of(runs), random_scores(args.results / RANDOM_SCORES.name)
-    page = results_page(rows, randoms)
+    page = results_page(rows, randoms, dream_transfer.load(args.results / TRANSFER.name))
     try:
         readme = with_block(args.readme.read_text(), readme_block(rows, randoms))
     except NoMarkers as exc:

@@ -30,7 +30,7 @@ def first_difference(committed: str, generated: str) -> str:
 
 def test_docs_results_page_is_the_generated_one(made):
     tables, rows = made
-    generated = tables.results_page(rows, tables.random_scores())
+    generated = tables.results_page(rows, tables.random_scores(), tables.dream_transfer.load())
     committed = (ROOT / "docs" / "results.md").read_text()
     assert committed == generated, (
         f"docs/results.md differs ({first_difference(committed, generated)}): {FIX}"

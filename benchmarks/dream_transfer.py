@@ -1,0 +1,181 @@
+"""Dreams that transfer: a learner this project did not write -- Stable-Baselines3's PPO with
+its default hyperparameters -- trained only inside a finished run's dream
+(``worldmodels/Dream-v0``), then scored in the real env through the same features
+(``worldmodels/Real-v0``), beside its score in the dream: where the two part, the learner
+exploits the model.
+
+    .venv/bin/python benchmarks/dream_transfer.py --run benchmarks/runs/suite/CartPole-v1/dreamer_s5
+    .venv/bin/python benchmarks/dream_transfer.py --run RUN --tau 0 0.5 1.0 1.5 --seeds 0 1 2
+    .venv/bin/python benchmarks/dream_transfer.py --run RUN --start any --horizon 64
+
+Per run, dream setting (the Dream-v0 keyword arguments ``tau``, ``horizon``, ``done_mode``,
+``start``; the run's own where not given) and learner seed: PPO("MlpPolicy", dream, seed)
+learns for ``--steps`` dream steps (no real step), then plays 100 real episodes -- the reset
+seeds of the run's own evaluation (``worldmodels.seeding``, Stream.EVALUATE), which no
+training episode of the run used -- and 100 dream episodes, deterministically. Each result is
+kept as data in benchmarks/results/dream_transfer.json.gz (a result already there for the
+same run, setting, seed and steps is read back, not made again); the table over learner seeds
+(IQM with its 95% stratified-bootstrap interval) is printed with the command beside it.
+One math thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import records
+import torch
+
+from worldmodels.evaluation.compare import bootstrap_ci, iqm, seeded_bootstrap
+from worldmodels.seeding import Stream, reset_seeds
+
+RESULTS = records.RESULTS / "dream_transfer.json.gz"
+EPISODES = 100
+
+
+def play(env: Any, model: Any, seeds: list[int] | None, episodes: int) -> list[float]:
+    """Returns of ``episodes`` deterministic episodes of ``model`` in ``env`` (reset with
+    ``seeds`` where given)."""
+    returns = []
+    for k in range(episodes):
+        obs, _ = env.reset(seed=None if seeds is None else seeds[k])
+        total, done = 0.0, False
+        while not done:
+            action, _ = model.predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total, done = total + float(reward), bool(terminated or truncated)
+        returns.append(total)
+    return returns
+
+
+def transfer(run_dir: Path, how: dict[str, Any], seed: int, steps: int) -> dict[str, Any]:
+    """One learner: trained in the dream, scored for real and in the dream."""
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+
+    import worldmodels
+
+    run = worldmodels.open_run(run_dir)
+    dream = gym.make("worldmodels/Dream-v0", run_dir=str(run_dir), **how)
+    real = gym.make("worldmodels/Real-v0", run_dir=str(run_dir))
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    model = PPO("MlpPolicy", dream, seed=seed, verbose=0, device="cpu")
+    model.learn(steps)
+    trained = time.perf_counter() - start
+    seeds = reset_seeds(run.config.seed, Stream.EVALUATE, 0, EPISODES)
+    real_returns = play(real, model, seeds, EPISODES)
+    dream.reset(seed=10_000 + seed)
+    dream_returns = play(dream, model, None, EPISODES)
+    return {
+        "run": str(run_dir),
+        "env": run.config.env.id,
+        "how": how,
+        "seed": seed,
+        "dream_steps": steps,
+        "real": float(np.mean(real_returns)),
+        "real_returns": real_returns,
+        "dream": float(np.mean(dream_returns)),
+        "train_seconds": round(trained, 1),
+        "threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()}, {platform.system()}",
+    }
+
+
+def key(row: dict[str, Any]) -> tuple[str, str, int, int]:
+    return row["run"], json.dumps(row["how"], sort_keys=True), row["seed"], row["dream_steps"]
+
+
+def load(path: Path = RESULTS) -> list[dict[str, Any]]:
+    """Every learner's result kept so far."""
+    return records.read(path)["rows"] if path.exists() else []
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """One line per (run, setting, steps): the real and dream scores' IQM over learner seeds
+    with the real score's 95% CI."""
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for row in rows:
+        run, how, _, steps = key(row)
+        groups.setdefault((run, how, steps), []).append(row)
+    lines = [
+        "| run | dream setting | dream steps | seeds | real IQM [95% CI] | dream IQM | train s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (run, how, steps), group in groups.items():
+        real = [r["real"] for r in group]
+        with seeded_bootstrap():
+            low, high = bootstrap_ci(real) if len(real) > 1 else (real[0], real[0])
+        dream = iqm([r["dream"] for r in group])
+        secs = np.mean([r["train_seconds"] for r in group])
+        lines.append(
+            f"| {Path(run).name} ({group[0]['env']}) | {how} | {steps:,} | {len(group)} | "
+            f"{iqm(real):.1f} [{low:.1f}, {high:.1f}] | {dream:.1f} | {secs:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+SECTION = """\
+## Dreams that transfer
+
+SB3's PPO with its default hyperparameters learns only inside a finished run's dream
+(`worldmodels/Dream-v0`, no real step), then plays 100 real episodes through the same features
+(`worldmodels/Real-v0`) on the run's own evaluation seeds, and 100 dream episodes; both
+deterministically. A dream setting is the Dream-v0 keyword arguments given (`{}`: the run's
+own, `memory.temperature`, `dream.done_mode`, `dream.start`, `dream.horizon` capped by the env's
+limit); per setting the IQM over learner seeds with the real score's 95% bootstrap interval.
+Dream settings are chosen on runs of tuning seeds (100 and up) with learner seed 100 and
+reported on other runs. Made by `python benchmarks/dream_transfer.py --run RUN_DIR [--tau ...]
+[--done-mode ...] [--start ...] [--horizon ...] --seeds ...`, one math thread, on the machine
+the tables above name; the runs are the dreamer runs of those tables.
+"""
+
+
+def section(rows: list[dict[str, Any]]) -> list[str]:
+    """The results page's section on dream transfer (nothing without results)."""
+    return [SECTION, table(rows) + "\n"] if rows else []
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", type=Path, action="append", required=True, help="repeatable")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    ap.add_argument("--steps", type=int, default=50_000, help="dream steps per learner")
+    ap.add_argument("--tau", nargs="+", type=float, default=[None])
+    ap.add_argument("--horizon", type=int)
+    ap.add_argument("--done-mode", choices=["threshold", "sample"])
+    ap.add_argument("--start", choices=["initial", "any"])
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    rows = load()
+    done = {key(r) for r in rows}
+    made: list[dict[str, Any]] = []
+    for run_dir in args.run:
+        for tau in args.tau:
+            how = {"tau": tau, "horizon": args.horizon, "done_mode": args.done_mode}
+            how = {k: v for k, v in (how | {"start": args.start}).items() if v is not None}
+            for seed in args.seeds:
+                want = (str(run_dir), json.dumps(how, sort_keys=True), seed, args.steps)
+                if want in done:
+                    made.append(next(r for r in rows if key(r) == want))
+                    continue
+                row = transfer(run_dir, how, seed, args.steps)
+                print(
+                    f"  {run_dir.name} {how} seed {seed}: real {row['real']:.1f}, "
+                    f"dream {row['dream']:.1f}",
+                    flush=True,
+                )
+                rows.append(row)
+                made.append(row)
+                records.write(RESULTS, {"rows": rows})
+    print(table(made))
+
+
+if __name__ == "__main__":
+    main()
