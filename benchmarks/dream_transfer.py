@@ -32,6 +32,8 @@ import numpy as np
 import records
 import torch
 
+from worldmodels.dream import agent_action_space, unnormalize
+from worldmodels.envs import action_to_env, make_env
 from worldmodels.evaluation.compare import bootstrap_ci, iqm, seeded_bootstrap
 from worldmodels.seeding import Stream, reset_seeds
 
@@ -39,19 +41,41 @@ RESULTS = records.RESULTS / "dream_transfer.json.gz"
 EPISODES = 100
 
 
-def play(env: Any, model: Any, seeds: list[int] | None, episodes: int) -> list[float]:
-    """Returns of ``episodes`` deterministic episodes of ``model`` in ``env`` (reset with
-    ``seeds`` where given)."""
-    returns = []
-    for k in range(episodes):
-        obs, _ = env.reset(seed=None if seeds is None else seeds[k])
-        total, done = 0.0, False
-        while not done:
-            action, _ = model.predict(obs, deterministic=True)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            total, done = total + float(reward), bool(terminated or truncated)
-        returns.append(total)
-    return returns
+def real_returns(run: Any, model: Any, seeds: list[int]) -> list[float]:
+    """Returns of ``model``'s deterministic policy in the real env seen through the run's
+    world model -- ``worldmodels/Real-v0``'s features, one episode per reset seed -- with all
+    episodes stepped together (one forward pass of the model per step)."""
+    world, spec = run.world, run.spec
+    _, scale = agent_action_space(spec)
+    envs = [make_env(run.config.env) for _ in seeds]
+    obs = np.stack([env.reset(seed=s)[0] for env, s in zip(envs, seeds, strict=True)])
+    z, state = world.encode(obs), world.initial(len(envs))
+    returns, alive = np.zeros(len(envs)), np.ones(len(envs), dtype=bool)
+    while alive.any():
+        feats = world.features(z, state).float().cpu().numpy()
+        actions = unnormalize(np.asarray(model.predict(feats, deterministic=True)[0]), scale)
+        for i in np.flatnonzero(alive):
+            o, r, term, trunc, _ = envs[i].step(action_to_env(actions[i], spec))
+            obs[i], returns[i], alive[i] = o, returns[i] + float(r), not (term or trunc)
+        _, state = world.step(z, torch.as_tensor(actions, device=world.device), state)
+        z = world.observe(obs, state)
+    for env in envs:
+        env.close()
+    return returns.tolist()
+
+
+def dream_returns(run: Any, model: Any, how: dict[str, Any], episodes: int, seed: int) -> list:
+    """Returns of the first episode of each of ``episodes`` dreams stepped together."""
+    _, scale = agent_action_space(run.spec)
+    dream = run.dream_vec_env(episodes, **how)
+    feats, _ = dream.reset(seed=seed)
+    returns, alive = np.zeros(episodes), np.ones(episodes, dtype=bool)
+    while alive.any():
+        actions = unnormalize(np.asarray(model.predict(feats, deterministic=True)[0]), scale)
+        feats, rewards, term, trunc, _ = dream.step(actions)
+        returns += np.where(alive, rewards, 0.0)
+        alive &= ~(term | trunc)
+    return returns.tolist()
 
 
 def transfer(run_dir: Path, how: dict[str, Any], seed: int, steps: int) -> dict[str, Any]:
@@ -63,25 +87,23 @@ def transfer(run_dir: Path, how: dict[str, Any], seed: int, steps: int) -> dict[
 
     run = worldmodels.open_run(run_dir)
     dream = gym.make("worldmodels/Dream-v0", run_dir=str(run_dir), **how)
-    real = gym.make("worldmodels/Real-v0", run_dir=str(run_dir))
     torch.manual_seed(seed)
     start = time.perf_counter()
     model = PPO("MlpPolicy", dream, seed=seed, verbose=0, device="cpu")
     model.learn(steps)
     trained = time.perf_counter() - start
     seeds = reset_seeds(run.config.seed, Stream.EVALUATE, 0, EPISODES)
-    real_returns = play(real, model, seeds, EPISODES)
-    dream.reset(seed=10_000 + seed)
-    dream_returns = play(dream, model, None, EPISODES)
+    real = real_returns(run, model, seeds)
+    dream_scores = dream_returns(run, model, how, EPISODES, 10_000 + seed)
     return {
         "run": str(run_dir),
         "env": run.config.env.id,
         "how": how,
         "seed": seed,
         "dream_steps": steps,
-        "real": float(np.mean(real_returns)),
-        "real_returns": real_returns,
-        "dream": float(np.mean(dream_returns)),
+        "real": float(np.mean(real)),
+        "real_returns": real,
+        "dream": float(np.mean(dream_scores)),
         "train_seconds": round(trained, 1),
         "threads": torch.get_num_threads(),
         "machine": f"{platform.machine()}, {platform.system()}",
