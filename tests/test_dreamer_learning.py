@@ -72,8 +72,8 @@ def test_evaluation_samples_the_actor_when_asked_and_repeats_itself(
 
 
 def test_the_rssm_is_diagnosed_and_dreamed_in_like_every_m(small_run, capsys):
-    """``diagnose`` filters fresh held-out episodes through the RSSM and predicts open loop
-    from there: it reconstructs, predicts rewards, and beats constant velocity five steps
+    """``diagnose`` filters fresh held-out episodes (10 of the agent, 10 of the random policy,
+    whose episodes end) through the RSSM and predicts open loop from there: it reconstructs, predicts rewards, and beats constant velocity five steps
     ahead (measured on two CPU hosts, whose float paths differ: reconstruction MSE 0.029 and
     0.126, reward MAE 0.048 and 0.045, k = 5 MSE ratio to constant velocity 0.12 and 0.22; not
     repeat-last, 0.03, nor the 10 episode ends, recall 0 -- the CartPole finding in the
@@ -86,7 +86,8 @@ def test_the_rssm_is_diagnosed_and_dreamed_in_like_every_m(small_run, capsys):
 
     assert main(["diagnose", "--run-dir", str(small_run), "--horizon", "5"]) == 0
     result = json.loads((small_run / "diagnostics.json").read_text())
-    assert result["held_out_episodes"] == 10 and result["starts"] > 100
+    assert result["held_out_episodes"] == 20 and result["starts"] > 100
+    assert np.isfinite(result["done_recall"][0])  # the random policy's episodes end
     assert result["reconstruction_mse"] < 0.2
     assert result["reward_mae"][0] < 0.2  # every reward is 1
     assert result["obs_mse_ratio"]["constant_velocity"][4] < 0.5

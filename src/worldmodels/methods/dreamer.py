@@ -108,7 +108,8 @@ class DreamerMethod(MethodBase):
 
     def held_out(self, ctx: Context, scratch: Path) -> tuple[EpisodeStore, list[int], bool]:
         """Every stored episode went into the replay: ``HELD_OUT_EPISODES`` fresh episodes
-        of the agent are recorded into ``scratch`` instead (not kept in the run)."""
+        of the agent and as many of the random policy (whose episodes end) are recorded into
+        ``scratch`` instead (not kept in the run)."""
         agent = load_dreamer(ctx.run, ctx.cfg, ctx.spec, ctx.device, _which(ctx))
         store = EpisodeStore(scratch)
         return store, record_held_out(agent, ctx.cfg, store, HELD_OUT_EPISODES), False

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from worldmodels.config import Config
-from worldmodels.data.rollout import run_episode
+from worldmodels.data.rollout import Policy, RandomPolicy, run_episode
 from worldmodels.data.store import EpisodeStore
 from worldmodels.envs import EnvSpec, make_env
 from worldmodels.models.rssm_views import ActionScale, RssmMemory, RssmVision
@@ -26,7 +26,6 @@ from worldmodels.world_model import WorldModel
 
 NS = "dreamer"
 """The agent's checkpoints: ``dreamer/best`` and ``dreamer/last``."""
-"""Offset of the held-out episodes' seeds (training episodes use seed x 1,000,003 + index)."""
 
 
 @dataclass
@@ -88,13 +87,17 @@ def dreamer_world(agent: Dreamer) -> WorldModel:
 def record_held_out(
     agent: Dreamer, cfg: Config, store: EpisodeStore, episodes: int
 ) -> list[int]:  # fmt: skip
-    """``episodes`` fresh real episodes of the agent's deterministic policy, written to
-    ``store`` (seeds no training episode used): the RSSM never trained on them."""
+    """``episodes`` fresh real episodes of the agent's deterministic policy, then as many of
+    the uniformly random policy, written to ``store`` (seeds no training episode used): the
+    RSSM never trained on them. The random policy's episodes end where the env can end, so
+    the continue head's precision and recall are measured where the agent never fails."""
+    random = RandomPolicy(agent.spec, np.random.default_rng(cfg.seed))
+    policies: list[Policy] = [DreamerPolicy(agent)] * episodes + [random] * episodes
     env = make_env(cfg.env)
     try:
-        for k in range(episodes):
+        for k, policy in enumerate(policies):
             seed = reset_seed(cfg.seed, Stream.HELD_OUT, k)
-            store.write(k, run_episode(env, agent.spec, DreamerPolicy(agent), seed))
+            store.write(k, run_episode(env, agent.spec, policy, seed))
     finally:
         env.close()
-    return list(range(episodes))
+    return list(range(len(policies)))
