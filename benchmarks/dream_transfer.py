@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,32 @@ def transfer(run_dir: Path, how: dict[str, Any], seed: int, steps: int) -> dict[
     }
 
 
+def resolved(run_dir: Path, how: dict[str, Any]) -> dict[str, Any]:
+    """The dream setting ``how`` gives on this run, every keyword argument named: what a
+    result is kept under (a default that changes later does not change what it meant)."""
+    import worldmodels
+
+    dreaming = worldmodels.open_run(run_dir).dreaming(**how)
+    start = "initial" if dreaming.initial_only else "any"
+    return {
+        "tau": dreaming.temperature,
+        "horizon": dreaming.horizon,
+        "done_mode": dreaming.done_mode,
+        "start": start,
+    }
+
+
+def setting(how: dict[str, Any]) -> str:
+    """A resolved dream setting in a table cell."""
+    return f"τ {how['tau']:g}, {how['done_mode']}, {how['start']}, horizon {how['horizon']}"
+
+
+def tuning(run_dir: str) -> bool:
+    """Whether a run's seed is a tuning seed (100 and up): dream settings are chosen there."""
+    seed = re.search(r"_s(\d+)$", run_dir)
+    return seed is not None and int(seed.group(1)) >= 100
+
+
 def key(row: dict[str, Any]) -> tuple[str, str, int, int]:
     return row["run"], json.dumps(row["how"], sort_keys=True), row["seed"], row["dream_steps"]
 
@@ -130,14 +157,22 @@ def table(rows: list[dict[str, Any]]) -> str:
         "| run | dream setting | dream steps | seeds | real IQM [95% CI] | dream IQM | train s |",
         "|---|---|---|---|---|---|---|",
     ]
-    for (run, how, steps), group in groups.items():
+
+    def order(item: tuple[tuple[str, str, int], list[dict[str, Any]]]) -> tuple:
+        (run, how, steps), _ = item
+        setting_of = json.loads(how)
+        return tuning(run), run, setting_of["start"], setting_of["done_mode"], how, steps
+
+    for (run, how, steps), group in sorted(groups.items(), key=order):
         real = [r["real"] for r in group]
         with seeded_bootstrap():
             low, high = bootstrap_ci(real) if len(real) > 1 else (real[0], real[0])
         dream = iqm([r["dream"] for r in group])
         secs = np.mean([r["train_seconds"] for r in group])
         lines.append(
-            f"| {Path(run).name} ({group[0]['env']}) | {how} | {steps:,} | {len(group)} | "
+            f"| {Path(run).name} ({group[0]['env']}{', tuning' if tuning(run) else ''}) | "
+            f"{setting(json.loads(how))} | {steps:,} | "
+            f"{len(group)} | "
             f"{iqm(real):.1f} [{low:.1f}, {high:.1f}] | {dream:.1f} | {secs:.0f} |"
         )
     return "\n".join(lines)
@@ -149,9 +184,10 @@ SECTION = """\
 SB3's PPO with its default hyperparameters learns only inside a finished run's dream
 (`worldmodels/Dream-v0`, no real step), then plays 100 real episodes through the same features
 (`worldmodels/Real-v0`) on the run's own evaluation seeds, and 100 dream episodes; both
-deterministically. A dream setting is the Dream-v0 keyword arguments given (`{}`: the run's
-own, `memory.temperature`, `dream.done_mode`, `dream.start`, `dream.horizon` capped by the env's
-limit); per setting the IQM over learner seeds with the real score's 95% bootstrap interval.
+deterministically. A dream setting is Dream-v0's keyword arguments: the temperature τ, how the
+continue head ends an episode (`sample`: a Bernoulli draw; `threshold`: p > 0.5), where
+episodes start (`initial`: stored episode starts; `any`: any stored state) and the longest
+episode; per setting the IQM over learner seeds with the real score's 95% bootstrap interval.
 Dream settings are chosen on runs of tuning seeds (100 and up) with learner seed 100 and
 reported on other runs. Made by `python benchmarks/dream_transfer.py --run RUN_DIR [--tau ...]
 [--done-mode ...] [--start ...] [--horizon ...] --seeds ...`, one math thread, on the machine
@@ -182,6 +218,7 @@ def main() -> None:
         for tau in args.tau:
             how = {"tau": tau, "horizon": args.horizon, "done_mode": args.done_mode}
             how = {k: v for k, v in (how | {"start": args.start}).items() if v is not None}
+            how = resolved(run_dir, how)
             for seed in args.seeds:
                 want = (str(run_dir), json.dumps(how, sort_keys=True), seed, args.steps)
                 if want in done:

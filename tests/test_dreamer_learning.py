@@ -158,6 +158,19 @@ def test_a_real_step_has_the_feature_the_dream_predicts(small_run):
     assert np.mean(filtered) < 0.5 * np.mean(first_step)
 
 
+def test_the_rssm_dream_starts_from_any_replayed_state_unless_told(small_run):
+    """Dream-v0 of a dreamer run starts its episodes from any replayed state (what SB3's PPO
+    learnt most from, ``DreamerMethod.dream_start``), from episode starts when asked."""
+    import worldmodels
+
+    run = worldmodels.open_run(small_run)
+    assert run.config.dream.start == "initial"  # the config's default, for the classic dream
+    assert not run.dreaming().initial_only
+    assert run.dreaming(start="initial").initial_only
+    with pytest.raises(ValueError, match="start must be"):
+        run.dreaming(start="middle")
+
+
 SMALL = [
     "dreamer.total_steps=4000",  # 3,000 scored 84.7 once, 40.5 with this install's libraries
     "dreamer.prefill=500",

@@ -108,9 +108,10 @@ class Run:
         start: str | None = None,
     ) -> Dreaming:
         """The dream's settings: the run's own (``memory.temperature``, ``dream.horizon``,
-        ``dream.done_mode``, ``dream.start``: ``initial`` or ``any``) unless given."""
+        ``dream.done_mode``, ``dream.start``: ``initial`` or ``any``, where the run's method
+        names no start of its own) unless given."""
         cfg = self.config
-        start = start or cfg.dream.start
+        start = start or get(cfg.method).dream_start or cfg.dream.start
         if start not in ("initial", "any"):
             raise ValueError(f"start must be 'initial' or 'any', got {start!r}")
         return Dreaming(

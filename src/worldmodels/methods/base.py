@@ -52,6 +52,9 @@ class Method(Protocol):
     world_stages: ClassVar[tuple[str, ...]]
     """The stages (``collect``, ``vision``, ``memory``) whose outputs it trains on: skipping
     one (``--skip-vision``) needs that output on disk already."""
+    dream_start: ClassVar[str | None]
+    """Where the run's dream (``worldmodels/Dream-v0``) starts its episodes when the caller
+    names none: ``initial`` or ``any`` stored state (None: the run's ``dream.start``)."""
 
     def train(self, ctx: Context, skip: set[str]) -> None:
         """Run the method's stages in order (a stage named in ``skip`` is skipped)."""
@@ -82,6 +85,7 @@ class MethodBase:
     agent: ClassVar[str | None] = None
     own_sections: ClassVar[Mapping[str, type]] = {}
     world_stages: ClassVar[tuple[str, ...]] = ()
+    dream_start: ClassVar[str | None] = None
 
     def world(self, ctx: Context) -> tuple[WorldModel, str]:
         """The run's world model as V + M (``diagnose``, the dream env, the Python API) and
