@@ -171,6 +171,33 @@ def test_the_rssm_dream_starts_from_any_replayed_state_unless_told(small_run):
         run.dreaming(start="middle")
 
 
+def test_the_dream_can_show_the_env_s_own_observations(small_run):
+    """``observation="decoded"``: the dream and Real-v0 show V's decoding of the model state in
+    the env's own observation space (CartPole's 4 numbers, not the 128 + 64 features), equal
+    at the first step of the same start, near the real observation (the reconstruction), and
+    both pass Gymnasium's env checker."""
+    from gymnasium.utils.env_checker import check_env
+
+    import worldmodels
+    from worldmodels.dream import Dreaming, DreamSingleEnv, StartStates
+
+    run = worldmodels.open_run(small_run)
+    world = run.world
+    real = run.real_env(observation="decoded")
+    dream = run.dream_env(observation="decoded")
+    assert real.observation_space.shape == dream.observation_space.shape == (4,)
+    check_env(real, skip_render_check=True)
+    check_env(dream, skip_render_check=True)
+    shown, _ = real.reset(seed=5_000_000)
+    raw, _ = run.real_env().env.reset(seed=5_000_000)
+    assert np.abs(shown - raw).max() < 0.5  # measured 0.04 (its reconstruction error)
+    starts = StartStates(real.z, world.initial(1), torch.ones(1, dtype=torch.bool))
+    same = DreamSingleEnv(world, starts, Dreaming(temperature=0.0, observation="decoded"))
+    np.testing.assert_array_equal(same.reset(seed=0)[0], shown)
+    with pytest.raises(ValueError, match="observation must be"):
+        run.real_env(observation="pixels")
+
+
 SMALL = [
     "dreamer.total_steps=4000",  # 3,000 scored 84.7 once, 40.5 with this install's libraries
     "dreamer.prefill=500",

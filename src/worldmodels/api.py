@@ -106,10 +106,12 @@ class Run:
         horizon: int | None = None,
         done_mode: str | None = None,
         start: str | None = None,
+        observation: str = "features",
     ) -> Dreaming:
         """The dream's settings: the run's own (``memory.temperature``, ``dream.horizon``,
         ``dream.done_mode``, ``dream.start``: ``initial`` or ``any``, where the run's method
-        names no start of its own) unless given."""
+        names no start of its own) unless given; the policy sees the controller features
+        (``observation="features"``) or V's decoding of them (``"decoded"``)."""
         cfg = self.config
         start = start or get(cfg.method).dream_start or cfg.dream.start
         if start not in ("initial", "any"):
@@ -119,20 +121,21 @@ class Run:
             tau if tau is not None else cfg.memory.temperature,
             start == "initial",
             done_mode or cfg.dream.done_mode,
+            observation,
         )
 
     def dream_env(self, **how: Any) -> DreamSingleEnv:
         """The dream as a ``gymnasium.Env`` (``tau=``, ``horizon=``, ``done_mode=``,
-        ``start=``)."""
+        ``start=``, ``observation=``)."""
         return DreamSingleEnv(self.world, self.starts, self.dreaming(**how))
 
     def dream_vec_env(self, num_envs: int, **how: Any) -> DreamEnv:
         """``num_envs`` dreams stepped together (one forward pass of M per step)."""
         return DreamEnv(self.world, self.starts, num_envs, self.dreaming(**how))
 
-    def real_env(self) -> LatentEnv:
+    def real_env(self, observation: str = "features") -> LatentEnv:
         """The real env seen through V and M: the dream's observation and action spaces."""
-        return LatentEnv(self.config.env, self.world)
+        return LatentEnv(self.config.env, self.world, observation=observation)
 
 
 def open_run(run_dir: str | Path, device: str = "cpu") -> Run:
@@ -142,7 +145,7 @@ def open_run(run_dir: str | Path, device: str = "cpu") -> Run:
 
 def make_dream(run_dir: str | Path, device: str = "cpu", **how: Any) -> DreamSingleEnv:
     """Entry point of ``gym.make("worldmodels/Dream-v0", run_dir=..., tau=, horizon=,
-    done_mode=, start=)``."""
+    done_mode=, start=, observation=)``."""
     return open_run(run_dir, device).dream_env(**how)
 
 
@@ -153,6 +156,6 @@ def make_dream_vec(
     return open_run(run_dir, device).dream_vec_env(num_envs, **how)
 
 
-def make_real(run_dir: str | Path, device: str = "cpu") -> LatentEnv:
-    """Entry point of ``gym.make("worldmodels/Real-v0", run_dir=...)``."""
-    return open_run(run_dir, device).real_env()
+def make_real(run_dir: str | Path, device: str = "cpu", observation: str = "features") -> LatentEnv:
+    """Entry point of ``gym.make("worldmodels/Real-v0", run_dir=..., observation=)``."""
+    return open_run(run_dir, device).real_env(observation)

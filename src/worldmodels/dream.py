@@ -30,6 +30,9 @@ from worldmodels.envs import EnvSpec
 from worldmodels.world_model import WorldModel
 
 DONE_MODES = ("threshold", "sample")
+OBSERVATIONS = ("features", "decoded")
+"""What a dream (and ``Real-v0``) shows a policy: the controller features [z, h], or V's
+decoding of z into the env's own observation space (its vector, or its frame)."""
 
 
 @dataclass
@@ -117,6 +120,30 @@ def feature_space(world: WorldModel) -> gym.spaces.Box:
     return gym.spaces.Box(-FEATURE_BOUND, FEATURE_BOUND, (world.feature_dim,), np.float32)
 
 
+def observation_space(world: WorldModel, observation: str = "features") -> gym.spaces.Box:
+    """The space of ``observation`` (one of ``OBSERVATIONS``)."""
+    if observation not in OBSERVATIONS:
+        raise ValueError(f"observation must be one of {OBSERVATIONS}, got {observation!r}")
+    if observation == "features":
+        return feature_space(world)
+    shape = world.spec.obs_shape
+    if world.spec.obs_kind == "pixels":
+        return gym.spaces.Box(0, 255, shape, np.uint8)
+    return gym.spaces.Box(-FEATURE_BOUND, FEATURE_BOUND, shape, np.float32)
+
+
+@torch.no_grad()
+def observation_of(world: WorldModel, z: Tensor, state: Any, observation: str) -> np.ndarray:
+    """What a policy sees of the model state (z, state): see ``OBSERVATIONS``."""
+    if observation == "decoded":
+        decoded = world.decoded(z)
+        if world.spec.obs_kind == "pixels":
+            return decoded.cpu().numpy()
+        return decoded.float().clamp(-FEATURE_BOUND, FEATURE_BOUND).cpu().numpy()
+    feats = world.features(z, state).float()
+    return feats.clamp(-FEATURE_BOUND, FEATURE_BOUND).cpu().numpy()
+
+
 def action_space(spec: EnvSpec) -> gym.spaces.Space:
     if spec.action_kind == "discrete":
         return gym.spaces.Discrete(spec.action_dim)
@@ -159,12 +186,16 @@ class Dreaming:
     """Start from real first steps only (else from any stored real step)."""
     done_mode: str = "threshold"
     """How the done head ends an episode: one of ``DONE_MODES``."""
+    observation: str = "features"
+    """What the policy sees: one of ``OBSERVATIONS``."""
 
     def __post_init__(self) -> None:
         if self.horizon < 1:
             raise ValueError(f"dream horizon must be >= 1, got {self.horizon}")
         if self.done_mode not in DONE_MODES:
             raise ValueError(f"done_mode must be one of {DONE_MODES}, got {self.done_mode!r}")
+        if self.observation not in OBSERVATIONS:
+            raise ValueError(f"observation must be one of {OBSERVATIONS}, got {self.observation!r}")
 
 
 class _DreamCore:
@@ -174,6 +205,7 @@ class _DreamCore:
         self.world, self.starts, self.n = world, starts, num_envs
         self.horizon, self.temperature = how.horizon, how.temperature
         self.initial_only, self.done_mode = how.initial_only, how.done_mode
+        self.observation = how.observation
         self.generator = torch.Generator().manual_seed(0)
         self.z, self.state = starts.sample(num_envs, self.generator, self.initial_only)
         self.t = np.zeros(num_envs, dtype=np.int64)
@@ -195,8 +227,7 @@ class _DreamCore:
         self.t[rows] = 0
 
     def observe(self) -> np.ndarray:
-        feats = self.world.features(self.z, self.state).float()
-        return feats.clamp(-FEATURE_BOUND, FEATURE_BOUND).cpu().numpy()
+        return observation_of(self.world, self.z, self.state, self.observation)
 
     @torch.no_grad()
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -235,7 +266,7 @@ class DreamEnv(VectorEnv):
     ):
         self.core = _DreamCore(world, starts, num_envs, how)
         self.num_envs = num_envs
-        self.single_observation_space = feature_space(world)
+        self.single_observation_space = observation_space(world, how.observation)
         self.single_action_space = action_space(world.spec)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
@@ -255,10 +286,14 @@ class DreamEnv(VectorEnv):
         done = terminated | truncated
         info: dict[str, Any] = {}
         if done.any():
-            info["final_obs"] = np.where(done[:, None], obs, np.nan).astype(np.float32)
+            rows = done.reshape(-1, *[1] * (obs.ndim - 1))
+            # the ended envs' last observations (NaN elsewhere; frames: the frame itself)
+            frames = obs.dtype == np.uint8
+            info["final_obs"] = obs.copy() if frames else np.where(rows, obs, np.nan)
+            info["final_obs"] = info["final_obs"].astype(obs.dtype)
             info["_final_obs"] = done
             self.core.reset(done)
-            obs = np.where(done[:, None], self.core.observe(), obs)
+            obs = np.where(rows, self.core.observe(), obs)
         return obs, rewards, terminated, truncated, info
 
 
@@ -277,7 +312,7 @@ class DreamSingleEnv(gym.Env):
         normalized_actions: bool = True,
     ):
         self.core = _DreamCore(world, starts, 1, how)
-        self.observation_space = feature_space(world)
+        self.observation_space = observation_space(world, how.observation)
         self.action_space, self._scale = agent_action_space(world.spec, normalized_actions)
 
     def reset(

@@ -69,6 +69,11 @@ class WorldModel:
         obs = np.require(obs, requirements=["W"])
         return self.vision.observe(torch.as_tensor(obs, device=self.device), state)
 
+    @torch.no_grad()
+    def decoded(self, z: Tensor) -> Tensor:
+        """z [B, Z] -> the raw observations V decodes it to (vectors, or uint8 frames)."""
+        return self.vision.postprocess(self.vision.decode(z))
+
     def action_features(self, actions: Tensor) -> Tensor:
         """int64 [B] -> one-hot [B, A]; continuous [B, A] unchanged."""
         if self.spec.action_kind == "discrete":

@@ -21,7 +21,14 @@ from gymnasium.vector.utils import batch_space
 
 from worldmodels.config import EnvConfig
 from worldmodels.data.store import Episode, EpisodeStore
-from worldmodels.dream import action_space, agent_action_space, feature_space, unnormalize
+from worldmodels.dream import (
+    action_space,
+    agent_action_space,
+    feature_space,
+    observation_of,
+    observation_space,
+    unnormalize,
+)
 from worldmodels.envs import action_to_env, make_env
 from worldmodels.seeding import Stream, reset_seed
 from worldmodels.world_model import WorldModel
@@ -210,20 +217,26 @@ class LatentVecEnv(VectorEnv):
 
 class LatentEnv(gym.Env):
     """One real env seen through V and M as a plain ``gymnasium.Env``: its observations are
-    the controller features [z, h] -- the dream's observation space -- so a policy trained in
-    the dream (``DreamSingleEnv``) acts for real unchanged. Continuous actions are taken in
-    [-1, 1] and scaled to the env's bounds, as the dream does (``normalized_actions``)."""
+    the dream's -- the controller features [z, h], or V's decoding of z (``observation``, one
+    of ``dream.OBSERVATIONS``) -- so a policy trained in the dream (``DreamSingleEnv``) acts
+    for real unchanged. Continuous actions are taken in [-1, 1] and scaled to the env's
+    bounds, as the dream does (``normalized_actions``)."""
 
     metadata = {"render_modes": []}  # noqa: RUF012  (gymnasium's convention)
 
-    def __init__(self, env_cfg: EnvConfig, world: WorldModel, normalized_actions: bool = True):
-        self.world, self.env = world, make_env(env_cfg)
-        self.observation_space = feature_space(world)
+    def __init__(
+        self,
+        env_cfg: EnvConfig,
+        world: WorldModel,
+        normalized_actions: bool = True,
+        observation: str = "features",
+    ):
+        self.world, self.env, self.observation = world, make_env(env_cfg), observation
+        self.observation_space = observation_space(world, observation)
         self.action_space, self._scale = agent_action_space(world.spec, normalized_actions)
 
-    @torch.no_grad()
     def _features(self) -> np.ndarray:
-        return self.world.features(self.z, self.state).float().cpu().numpy()[0]
+        return observation_of(self.world, self.z, self.state, self.observation)[0]
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
