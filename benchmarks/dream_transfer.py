@@ -9,8 +9,9 @@ exploits the model.
     .venv/bin/python benchmarks/dream_transfer.py --run RUN --start any --horizon 64
 
 Per run, dream setting (the Dream-v0 keyword arguments ``tau``, ``horizon``, ``done_mode``,
-``start``; the run's own where not given) and learner seed: PPO("MlpPolicy", dream, seed)
-learns for ``--steps`` dream steps (no real step), then plays 100 real episodes -- the reset
+``start``, ``observation``; the run's own where not given, kept resolved) and learner seed:
+PPO("MlpPolicy", dream, seed) learns for ``--steps`` dream steps (no real step), then plays
+100 real episodes through Real-v0's view of the same kind -- the reset
 seeds of the run's own evaluation (``worldmodels.seeding``, Stream.EVALUATE), which no
 training episode of the run used -- and 100 dream episodes, deterministically. Each result is
 kept as data in benchmarks/results/dream_transfer.json.gz (a result already there for the
@@ -33,7 +34,7 @@ import numpy as np
 import records
 import torch
 
-from worldmodels.dream import agent_action_space, unnormalize
+from worldmodels.dream import OBSERVATIONS, agent_action_space, observation_of, unnormalize
 from worldmodels.envs import action_to_env, make_env
 from worldmodels.evaluation.compare import bootstrap_ci, iqm, seeded_bootstrap
 from worldmodels.seeding import Stream, reset_seeds
@@ -42,7 +43,7 @@ RESULTS = records.RESULTS / "dream_transfer.json.gz"
 EPISODES = 100
 
 
-def real_returns(run: Any, model: Any, seeds: list[int]) -> list[float]:
+def real_returns(run: Any, model: Any, seeds: list[int], observation: str) -> list[float]:
     """Returns of ``model``'s deterministic policy in the real env seen through the run's
     world model -- ``worldmodels/Real-v0``'s features, one episode per reset seed -- with all
     episodes stepped together (one forward pass of the model per step)."""
@@ -53,8 +54,8 @@ def real_returns(run: Any, model: Any, seeds: list[int]) -> list[float]:
     z, state = world.encode(obs), world.initial(len(envs))
     returns, alive = np.zeros(len(envs)), np.ones(len(envs), dtype=bool)
     while alive.any():
-        feats = world.features(z, state).float().cpu().numpy()
-        actions = unnormalize(np.asarray(model.predict(feats, deterministic=True)[0]), scale)
+        shown = observation_of(world, z, state, observation)
+        actions = unnormalize(np.asarray(model.predict(shown, deterministic=True)[0]), scale)
         for i in np.flatnonzero(alive):
             o, r, term, trunc, _ = envs[i].step(action_to_env(actions[i], spec))
             obs[i], returns[i], alive[i] = o, returns[i] + float(r), not (term or trunc)
@@ -94,7 +95,7 @@ def transfer(run_dir: Path, how: dict[str, Any], seed: int, steps: int) -> dict[
     model.learn(steps)
     trained = time.perf_counter() - start
     seeds = reset_seeds(run.config.seed, Stream.EVALUATE, 0, EPISODES)
-    real = real_returns(run, model, seeds)
+    real = real_returns(run, model, seeds, how["observation"])
     dream_scores = dream_returns(run, model, how, EPISODES, 10_000 + seed)
     return {
         "run": str(run_dir),
@@ -123,12 +124,14 @@ def resolved(run_dir: Path, how: dict[str, Any]) -> dict[str, Any]:
         "horizon": dreaming.horizon,
         "done_mode": dreaming.done_mode,
         "start": start,
+        "observation": dreaming.observation,
     }
 
 
 def setting(how: dict[str, Any]) -> str:
     """A resolved dream setting in a table cell."""
-    return f"τ {how['tau']:g}, {how['done_mode']}, {how['start']}, horizon {how['horizon']}"
+    shown = f"τ {how['tau']:g}, {how['done_mode']}, {how['start']}, horizon {how['horizon']}"
+    return shown + (", decoded" if how["observation"] == "decoded" else "")
 
 
 def tuning(run_dir: str) -> bool:
@@ -186,12 +189,14 @@ SB3's PPO with its default hyperparameters learns only inside a finished run's d
 (`worldmodels/Real-v0`) on the run's own evaluation seeds, and 100 dream episodes; both
 deterministically. A dream setting is Dream-v0's keyword arguments: the temperature τ, how the
 continue head ends an episode (`sample`: a Bernoulli draw; `threshold`: p > 0.5), where
-episodes start (`initial`: stored episode starts; `any`: any stored state) and the longest
-episode; per setting the IQM over learner seeds with the real score's 95% bootstrap interval.
+episodes start (`initial`: stored episode starts; `any`: any stored state), the longest
+episode, and what the learner sees (the controller features; "decoded": V's decoding of them
+into the env's own observation space); per setting the IQM over learner seeds with the real
+score's 95% bootstrap interval.
 Dream settings are chosen on runs of tuning seeds (100 and up) with learner seed 100 and
 reported on other runs. Made by `python benchmarks/dream_transfer.py --run RUN_DIR [--tau ...]
-[--done-mode ...] [--start ...] [--horizon ...] --seeds ...`, one math thread, on the machine
-the tables above name; the runs are the dreamer runs of those tables.
+[--done-mode ...] [--start ...] [--horizon ...] [--observation ...] --seeds ...`, one math
+thread, on the machine the tables above name; the runs are the dreamer runs of those tables.
 """
 
 
@@ -209,6 +214,7 @@ def main() -> None:
     ap.add_argument("--horizon", type=int)
     ap.add_argument("--done-mode", choices=["threshold", "sample"])
     ap.add_argument("--start", choices=["initial", "any"])
+    ap.add_argument("--observation", choices=list(OBSERVATIONS))
     args = ap.parse_args()
     torch.set_num_threads(1)
     rows = load()
@@ -217,7 +223,8 @@ def main() -> None:
     for run_dir in args.run:
         for tau in args.tau:
             how = {"tau": tau, "horizon": args.horizon, "done_mode": args.done_mode}
-            how = {k: v for k, v in (how | {"start": args.start}).items() if v is not None}
+            how |= {"start": args.start, "observation": args.observation}
+            how = {k: v for k, v in how.items() if v is not None}
             how = resolved(run_dir, how)
             for seed in args.seeds:
                 want = (str(run_dir), json.dumps(how, sort_keys=True), seed, args.steps)
