@@ -34,8 +34,8 @@ import numpy as np
 import records
 import torch
 
+from worldmodels.data.rollout import EnvPool, run_batch
 from worldmodels.dream import OBSERVATIONS, agent_action_space, observation_of, unnormalize
-from worldmodels.envs import action_to_env, make_env
 from worldmodels.evaluation.compare import bootstrap_ci, iqm, seeded_bootstrap
 from worldmodels.seeding import Stream, reset_seeds
 
@@ -43,27 +43,37 @@ RESULTS = records.RESULTS / "dream_transfer.json.gz"
 EPISODES = 100
 
 
+class LearnerPolicy:
+    """A learner acting in real envs on what Real-v0 would show it (``rollout.Policy``): the
+    model state filtered by the run's world model, as the features or their decoding."""
+
+    def __init__(self, world: Any, model: Any, observation: str):
+        self.world, self.model, self.observation = world, model, observation
+        self.scale = agent_action_space(world.spec)[1]
+
+    def reset(self, n: int) -> Any:
+        return self.world.initial(n)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        z = self.world.observe(obs, state)
+        shown = observation_of(self.world, z, state, self.observation)
+        actions = unnormalize(
+            np.asarray(self.model.predict(shown, deterministic=True)[0]), self.scale
+        )
+        _, state = self.world.step(z, torch.as_tensor(actions, device=self.world.device), state)
+        return actions, state
+
+
 def real_returns(run: Any, model: Any, seeds: list[int], observation: str) -> list[float]:
     """Returns of ``model``'s deterministic policy in the real env seen through the run's
-    world model -- ``worldmodels/Real-v0``'s features, one episode per reset seed -- with all
-    episodes stepped together (one forward pass of the model per step)."""
-    world, spec = run.world, run.spec
-    _, scale = agent_action_space(spec)
-    envs = [make_env(run.config.env) for _ in seeds]
-    obs = np.stack([env.reset(seed=s)[0] for env, s in zip(envs, seeds, strict=True)])
-    z, state = world.encode(obs), world.initial(len(envs))
-    returns, alive = np.zeros(len(envs)), np.ones(len(envs), dtype=bool)
-    while alive.any():
-        shown = observation_of(world, z, state, observation)
-        actions = unnormalize(np.asarray(model.predict(shown, deterministic=True)[0]), scale)
-        for i in np.flatnonzero(alive):
-            o, r, term, trunc, _ = envs[i].step(action_to_env(actions[i], spec))
-            obs[i], returns[i], alive[i] = o, returns[i] + float(r), not (term or trunc)
-        _, state = world.step(z, torch.as_tensor(actions, device=world.device), state)
-        z = world.observe(obs, state)
-    for env in envs:
-        env.close()
-    return returns.tolist()
+    world model, one episode per reset seed, all stepped together (``rollout.run_batch``)."""
+    pool = EnvPool(run.config.env)
+    try:
+        policy = LearnerPolicy(run.world, model, observation)
+        return run_batch(pool, run.spec, policy, seeds).returns.tolist()
+    finally:
+        pool.close()
 
 
 def dream_returns(run: Any, model: Any, how: dict[str, Any], episodes: int, seed: int) -> list:

@@ -102,7 +102,10 @@ class RssmVision(VisionModel):
         embed = self.wm.codec.encode(obs)
         rssm = self.wm.rssm
         z = rssm.sample(rssm.post_net(torch.cat([h.to(embed.dtype), embed], -1)), mode=True)
-        return torch.where(stepped, torch.cat([h, z], -1), self._first(embed))
+        filtered = torch.cat([h, z], -1)
+        if bool(stepped.all()):  # every step but an episode's first: no first-step encoding
+            return filtered
+        return torch.where(stepped, filtered, self._first(embed))
 
     def action_features(self, actions: Tensor) -> Tensor:
         """Stored env actions -> the RSSM's action inputs."""
