@@ -7,11 +7,12 @@ exploits the model.
     .venv/bin/python benchmarks/dream_transfer.py --run benchmarks/runs/suite/CartPole-v1/dreamer_s5
     .venv/bin/python benchmarks/dream_transfer.py --run RUN --tau 0 0.5 1.0 1.5 --seeds 0 1 2
     .venv/bin/python benchmarks/dream_transfer.py --run RUN --start any --horizon 64
+    .venv/bin/python benchmarks/dream_transfer.py --run ENSEMBLE_RUN --unknown 0.99
 
 Per run, dream setting (the Dream-v0 keyword arguments ``tau``, ``horizon``, ``done_mode``,
-``start``, ``observation``; the run's own where not given, kept resolved) and learner seed:
-PPO("MlpPolicy", dream, seed) learns for ``--steps`` dream steps (no real step), then plays
-100 real episodes through Real-v0's view of the same kind -- the reset
+``start``, ``observation``, ``unknown``; the run's own where not given, kept resolved) and
+learner seed: PPO("MlpPolicy", dream, seed) learns for ``--steps`` dream steps (no real
+step), then plays 100 real episodes through Real-v0's view of the same kind -- the reset
 seeds of the run's own evaluation (``worldmodels.seeding``, Stream.EVALUATE), which no
 training episode of the run used -- and 100 dream episodes, deterministically. Each result is
 kept as data in benchmarks/results/dream_transfer.json.gz (a result already there for the
@@ -129,18 +130,23 @@ def resolved(run_dir: Path, how: dict[str, Any]) -> dict[str, Any]:
 
     dreaming = worldmodels.open_run(run_dir).dreaming(**how)
     start = "initial" if dreaming.initial_only else "any"
-    return {
+    named = {
         "tau": dreaming.temperature,
         "horizon": dreaming.horizon,
         "done_mode": dreaming.done_mode,
         "start": start,
         "observation": dreaming.observation,
     }
+    if dreaming.unknown is not None:  # named only where set: earlier rows have no such key
+        named["unknown"] = dreaming.unknown
+    return named
 
 
 def setting(how: dict[str, Any]) -> str:
     """A resolved dream setting in a table cell."""
     shown = f"τ {how['tau']:g}, {how['done_mode']}, {how['start']}, horizon {how['horizon']}"
+    if how.get("unknown") is not None:
+        shown += f", ends past the {how['unknown']:g} quantile of disagreement"
     return shown + (", decoded" if how["observation"] == "decoded" else "")
 
 
@@ -206,7 +212,9 @@ score's 95% bootstrap interval.
 Dream settings are chosen on runs of tuning seeds (100 and up) with learner seed 100 and
 reported on other runs. Made by `python benchmarks/dream_transfer.py --run RUN_DIR [--tau ...]
 [--done-mode ...] [--start ...] [--horizon ...] [--observation ...] --seeds ...`, one math
-thread, on the machine the tables above name; the runs are the dreamer runs of those tables.
+thread, on the machine the tables above name; the runs are the dreamer runs of those tables
+and classic CartPole runs made for this (`worldmodels train --env CartPole-v1 --seed S`, and
+with `--set memory.ensemble=5` where the run is named classic-ens).
 """
 
 
@@ -225,6 +233,9 @@ def main() -> None:
     ap.add_argument("--done-mode", choices=["threshold", "sample"])
     ap.add_argument("--start", choices=["initial", "any"])
     ap.add_argument("--observation", choices=list(OBSERVATIONS))
+    ap.add_argument(
+        "--unknown", type=float, help="end dream steps past this quantile of M's disagreement"
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     rows = load()
@@ -234,6 +245,7 @@ def main() -> None:
         for tau in args.tau:
             how = {"tau": tau, "horizon": args.horizon, "done_mode": args.done_mode}
             how |= {"start": args.start, "observation": args.observation}
+            how |= {"unknown": args.unknown}
             how = {k: v for k, v in how.items() if v is not None}
             how = resolved(run_dir, how)
             for seed in args.seeds:

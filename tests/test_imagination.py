@@ -71,6 +71,35 @@ def test_dream_vector_env_same_step_autoreset_and_horizon(world_run):
             assert not np.array_equal(info["final_obs"][done], obs[done])  # reset in place
 
 
+def test_the_dream_ends_where_an_ensemble_disagrees_more_than_on_real_data(world_run, tmp_path):
+    """MOReL's unknown-state halt: the yardstick is M's disagreement on every real transition
+    the starts were built from; a single M knows every state."""
+    run_dir = tmp_path / "ens"
+    argv = ["train", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--preset", "debug"]
+    argv += ["--quiet", "--skip-controller", "--no-eval", "--set", "memory.ensemble=2"]
+    assert main(argv) == 0
+    _, world, starts = _parts(run_dir)
+    store = EpisodeStore(run_dir / "data" / "episodes")
+    transitions = sum(store.read(i).length - 1 for i in store.indices())
+    assert 0 < len(starts.spread) <= transitions  # the training split's
+    assert (starts.spread > 0).all()
+    assert starts.known(0.0) <= starts.known(0.5) <= starts.known(1.0)
+    n = 256
+    ends = {}
+    for unknown in (None, 0.0, 1.0):  # the same seed: the same starts and done-head draws
+        how = Dreaming(horizon=50, done_mode="sample", unknown=unknown)
+        env = DreamEnv(world, starts, n, how)
+        env.reset(seed=0)
+        ends[unknown] = env.step(np.zeros(n, dtype=np.int64))[2]
+    # the halt only adds ends: many past the least disagreement seen on real data, few past
+    # the most
+    assert (ends[0.0] >= ends[None]).all() and (ends[1.0] >= ends[None]).all()
+    assert ends[0.0].mean() > ends[None].mean() + 0.2
+    assert ends[1.0].mean() < ends[None].mean() + 0.1
+    _, _, single = _parts(world_run)
+    assert len(single.spread) == 0 and single.known(0.0) == math.inf
+
+
 def test_imagine_is_one_batched_step_per_dream_step_and_masks_after_the_end(world_run):
     _, world, starts = _parts(world_run)
     z, state = starts.sample(32, torch.Generator().manual_seed(0))

@@ -107,11 +107,14 @@ class Run:
         done_mode: str | None = None,
         start: str | None = None,
         observation: str = "features",
+        unknown: float | None = None,
     ) -> Dreaming:
         """The dream's settings: the run's own (``memory.temperature``, ``dream.horizon``,
         ``dream.done_mode``, ``dream.start``: ``initial`` or ``any``, where the run's method
         names no start of its own) unless given; the policy sees the controller features
-        (``observation="features"``) or V's decoding of them (``"decoded"``)."""
+        (``observation="features"``) or V's decoding of them (``"decoded"``); ``unknown=q``
+        ends an episode where an ensemble M disagrees more than on the q-quantile of the real
+        transitions (``Dreaming.unknown``)."""
         cfg = self.config
         start = start or get(cfg.method).dream_start or cfg.dream.start
         if start not in ("initial", "any"):
@@ -122,11 +125,12 @@ class Run:
             start == "initial",
             done_mode or cfg.dream.done_mode,
             observation,
+            unknown,
         )
 
     def dream_env(self, **how: Any) -> DreamSingleEnv:
         """The dream as a ``gymnasium.Env`` (``tau=``, ``horizon=``, ``done_mode=``,
-        ``start=``, ``observation=``)."""
+        ``start=``, ``observation=``, ``unknown=``)."""
         return DreamSingleEnv(self.world, self.starts, self.dreaming(**how))
 
     def dream_vec_env(self, num_envs: int, **how: Any) -> DreamEnv:
@@ -145,7 +149,7 @@ def open_run(run_dir: str | Path, device: str = "cpu") -> Run:
 
 def make_dream(run_dir: str | Path, device: str = "cpu", **how: Any) -> DreamSingleEnv:
     """Entry point of ``gym.make("worldmodels/Dream-v0", run_dir=..., tau=, horizon=,
-    done_mode=, start=, observation=)``."""
+    done_mode=, start=, observation=, unknown=)``."""
     return open_run(run_dir, device).dream_env(**how)
 
 

@@ -4,7 +4,8 @@ A dream episode starts from a *real* state: the latent z_t of a stored episode a
 state M had reached there, teacher-forced along that episode's real latents and actions
 (``StartStates``). From there it steps in latent space: one batched forward pass of M per
 step for all envs, z_{t+1} sampled at temperature tau, reward from the reward head, the
-episode ends where the done head says so (p > 0.5, or a Bernoulli draw) or at the horizon.
+episode ends where the done head says so (p > 0.5, or a Bernoulli draw), at the horizon, or,
+when asked, where an ensemble M disagrees more than it does on the real data (MOReL's halt).
 The observation is the controller's feature vector [z, h].
 
 ``DreamEnv`` is a ``gymnasium.vector.VectorEnv`` (same-step autoreset: the final observation
@@ -14,7 +15,7 @@ of an ended env is in ``info["final_obs"]``); ``DreamSingleEnv`` is the one-env 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -38,11 +39,21 @@ decoding of z into the env's own observation space (its vector, or its frame).""
 @dataclass
 class StartStates:
     """A bank of real states to start dreams from: z [N, Z], the memory state (a tuple of
-    [N, ...] tensors) and whether each is an episode's first step."""
+    [N, ...] tensors) and whether each is an episode's first step; and M's ensemble
+    disagreement on every real transition it was built from (empty for a single model), the
+    yardstick of what the model has seen."""
 
     z: Tensor
     state: tuple[Tensor, ...]
     initial: Tensor  # bool [N]
+    spread: Tensor = field(default_factory=lambda: torch.zeros(0))  # [T] on real transitions
+
+    def known(self, quantile: float) -> float:
+        """The disagreement below which ``quantile`` of the real transitions lie (inf for a
+        single model: every state is known)."""
+        if not len(self.spread) or not bool(self.spread.gt(0).any()):
+            return float("inf")
+        return float(torch.quantile(self.spread.float(), quantile))
 
     def __len__(self) -> int:
         return int(self.z.shape[0])
@@ -76,6 +87,7 @@ def start_states(
     zs: list[Tensor] = []
     states: list[list[Tensor]] = []
     initial: list[Tensor] = []
+    spread: list[Tensor] = []
     lengths = {i: len(cache.read(i)["rewards"]) for i in indices}
     total = sum(lengths.values())
     keep_p = min(1.0, max_states / max(total, 1))
@@ -105,11 +117,15 @@ def start_states(
                 zs.append(z[rows, t])
                 states.append([s[rows] for s in state])
                 initial.append(torch.full((len(rows),), t == 0, dtype=torch.bool))
-            _, state = world.memory.step(z[:, t], world.action_features(a[:, t]), state)
+            out, state = world.memory.step(z[:, t], world.action_features(a[:, t]), state)
+            u = world.memory.uncertainty(out)
+            if u is not None and t + 1 < t_max:
+                spread.append(u[valid[:, t + 1].to(u.device)].cpu())
     return StartStates(
         torch.cat(zs),
         tuple(torch.cat([s[j] for s in states]) for j in range(len(states[0]))),
         torch.cat(initial),
+        torch.cat(spread) if spread else torch.zeros(0),
     )
 
 
@@ -188,6 +204,9 @@ class Dreaming:
     """How the done head ends an episode: one of ``DONE_MODES``."""
     observation: str = "features"
     """What the policy sees: one of ``OBSERVATIONS``."""
+    unknown: float | None = None
+    """End an episode (terminated, MOReL's HALT) at a step where M's ensemble disagrees more
+    than on this quantile of the real transitions (None: never; a single M: never)."""
 
     def __post_init__(self) -> None:
         if self.horizon < 1:
@@ -206,6 +225,7 @@ class _DreamCore:
         self.horizon, self.temperature = how.horizon, how.temperature
         self.initial_only, self.done_mode = how.initial_only, how.done_mode
         self.observation = how.observation
+        self.known = float("inf") if how.unknown is None else starts.known(how.unknown)
         self.generator = torch.Generator().manual_seed(0)
         self.z, self.state = starts.sample(num_envs, self.generator, self.initial_only)
         self.t = np.zeros(num_envs, dtype=np.int64)
@@ -252,6 +272,7 @@ class _DreamCore:
             terminated = (torch.rand(p.shape, generator=self.generator) < p).numpy()
         else:
             terminated = (p > 0.5).numpy()
+        terminated |= (out.uncertainty.float().cpu() > self.known).numpy()
         truncated = (self.t >= self.horizon) & ~terminated
         return out.reward.double().cpu().numpy(), terminated, truncated
 
