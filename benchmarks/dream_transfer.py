@@ -8,17 +8,26 @@ exploits the model.
     .venv/bin/python benchmarks/dream_transfer.py --run RUN --tau 0 0.5 1.0 1.5 --seeds 0 1 2
     .venv/bin/python benchmarks/dream_transfer.py --run RUN --start any --horizon 64
     .venv/bin/python benchmarks/dream_transfer.py --run ENSEMBLE_RUN --unknown 0.99
+    .venv/bin/python benchmarks/dream_transfer.py --run RUN --learn-in real
+    .venv/bin/python benchmarks/dream_transfer.py --run RUN --done-tau 0.5
 
 Per run, dream setting (the Dream-v0 keyword arguments ``tau``, ``horizon``, ``done_mode``,
-``start``, ``observation``, ``unknown``; the run's own where not given, kept resolved) and
-learner seed: PPO("MlpPolicy", dream, seed) learns for ``--steps`` dream steps (no real
-step), then plays 100 real episodes through Real-v0's view of the same kind -- the reset
-seeds of the run's own evaluation (``worldmodels.seeding``, Stream.EVALUATE), which no
-training episode of the run used -- and 100 dream episodes, deterministically. Each result is
-kept as data in benchmarks/results/dream_transfer.json.gz (a result already there for the
-same run, setting, seed and steps is read back, not made again); the table over learner seeds
-(IQM with its 95% stratified-bootstrap interval) is printed with the command beside it.
+``start``, ``observation``, ``unknown``, ``done_tau``; the run's own where not given, kept
+resolved) and learner seed: PPO("MlpPolicy", dream, seed) learns for ``--steps`` dream steps
+(no real step), then plays 100 real episodes through Real-v0's view of the same kind -- the
+reset seeds of the run's own evaluation (``worldmodels.seeding``, Stream.EVALUATE), which no
+training episode of the run used -- and 100 dream episodes, deterministically. Each result
+is kept as data in benchmarks/results/dream_transfer.json.gz (a result already there for the
+same run, setting, seed and steps is read back, not made again); the table over learner
+seeds (IQM with its 95% stratified-bootstrap interval) is printed with the command beside
+it.
 One math thread.
+
+``--learn-in real`` is the control: the same learner, for the same number of steps, in
+``Real-v0`` (the real env seen through the same features; its episodes follow the env's own
+random stream from the learner seed, never the evaluation stream) -- what this learner reaches
+at this budget when the model is not in the way. Its row keeps the dream setting the dream
+score was measured under, with ``learn_in: real``.
 """
 
 from __future__ import annotations
@@ -91,23 +100,35 @@ def dream_returns(run: Any, model: Any, how: dict[str, Any], episodes: int, seed
     return returns.tolist()
 
 
-def transfer(run_dir: Path, how: dict[str, Any], seed: int, steps: int) -> dict[str, Any]:
-    """One learner: trained in the dream, scored for real and in the dream."""
+def learning_env(run_dir: Path, how: dict[str, Any]) -> Any:
+    """Where the learner learns: the dream of setting ``how``, or (``learn_in: real``) the
+    real env through the same view."""
     import gymnasium as gym
+
+    if how.get("learn_in") == "real":
+        return gym.make("worldmodels/Real-v0", run_dir=str(run_dir), observation=how["observation"])
+    dreamt = {k: v for k, v in how.items() if k != "learn_in"}
+    return gym.make("worldmodels/Dream-v0", run_dir=str(run_dir), **dreamt)
+
+
+def transfer(run_dir: Path, how: dict[str, Any], seed: int, steps: int) -> dict[str, Any]:
+    """One learner: trained in the dream (or, as the control, the real env), scored for real
+    and in the dream."""
     from stable_baselines3 import PPO
 
     import worldmodels
 
     run = worldmodels.open_run(run_dir)
-    dream = gym.make("worldmodels/Dream-v0", run_dir=str(run_dir), **how)
+    env = learning_env(run_dir, how)
     torch.manual_seed(seed)
     start = time.perf_counter()
-    model = PPO("MlpPolicy", dream, seed=seed, verbose=0, device="cpu")
+    model = PPO("MlpPolicy", env, seed=seed, verbose=0, device="cpu")
     model.learn(steps)
     trained = time.perf_counter() - start
     seeds = reset_seeds(run.config.seed, Stream.EVALUATE, 0, EPISODES)
     real = real_returns(run, model, seeds, how["observation"])
-    dream_scores = dream_returns(run, model, how, EPISODES, 10_000 + seed)
+    dreamt = {k: v for k, v in how.items() if k != "learn_in"}
+    dream_scores = dream_returns(run, model, dreamt, EPISODES, 10_000 + seed)
     return {
         "run": str(run_dir),
         "env": run.config.env.id,
@@ -139,12 +160,20 @@ def resolved(run_dir: Path, how: dict[str, Any]) -> dict[str, Any]:
     }
     if dreaming.unknown is not None:  # named only where set: earlier rows have no such key
         named["unknown"] = dreaming.unknown
+    if dreaming.done_tau != 1.0:  # likewise
+        named["done_tau"] = dreaming.done_tau
     return named
 
 
 def setting(how: dict[str, Any]) -> str:
     """A resolved dream setting in a table cell."""
+    if how.get("learn_in") == "real":
+        return "learnt in the real env (Real-v0; the control)" + (
+            ", decoded" if how["observation"] == "decoded" else ""
+        )
     shown = f"τ {how['tau']:g}, {how['done_mode']}, {how['start']}, horizon {how['horizon']}"
+    if how.get("done_tau") is not None:
+        shown += f" at done τ {how['done_tau']:g}"
     if how.get("unknown") is not None:
         shown += f", ends past the {how['unknown']:g} quantile of disagreement"
     return shown + (", decoded" if how["observation"] == "decoded" else "")
@@ -180,7 +209,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     def order(item: tuple[tuple[str, str, int], list[dict[str, Any]]]) -> tuple:
         (run, how, steps), _ = item
         setting_of = json.loads(how)
-        return tuning(run), run, setting_of["start"], setting_of["done_mode"], how, steps
+        control = setting_of.get("learn_in") == "real"
+        return tuning(run), run, control, setting_of["start"], setting_of["done_mode"], how, steps
 
     for (run, how, steps), group in sorted(groups.items(), key=order):
         real = [r["real"] for r in group]
@@ -204,17 +234,20 @@ SB3's PPO with its default hyperparameters learns only inside a finished run's d
 (`worldmodels/Dream-v0`, no real step), then plays 100 real episodes through the same features
 (`worldmodels/Real-v0`) on the run's own evaluation seeds, and 100 dream episodes; both
 deterministically. A dream setting is Dream-v0's keyword arguments: the temperature τ, how the
-continue head ends an episode (`sample`: a Bernoulli draw; `threshold`: p > 0.5), where
+continue head ends an episode (`sample`: a Bernoulli draw, at done τ where it is sharpened;
+`threshold`: p > 0.5), where
 episodes start (`initial`: stored episode starts; `any`: any stored state), the longest
 episode, and what the learner sees (the controller features; "decoded": V's decoding of them
 into the env's own observation space); per setting the IQM over learner seeds with the real
-score's 95% bootstrap interval.
+score's 95% bootstrap interval. A row "learnt in the real env" is the control: the same
+learner, for the same number of steps, in `Real-v0` -- what it reaches at this budget when no
+model is in the way.
 Dream settings are chosen on runs of tuning seeds (100 and up) with learner seed 100 and
 reported on other runs. Made by `python benchmarks/dream_transfer.py --run RUN_DIR [--tau ...]
-[--done-mode ...] [--start ...] [--horizon ...] [--observation ...] --seeds ...`, one math
-thread, on the machine the tables above name; the runs are the dreamer runs of those tables
-and classic CartPole runs made for this (`worldmodels train --env CartPole-v1 --seed S`, and
-with `--set memory.ensemble=5` where the run is named classic-ens).
+[--done-mode ...] [--start ...] [--horizon ...] [--observation ...] [--learn-in real]
+--seeds ...`, one math thread, on the machine the tables above name; the runs are the dreamer
+runs of those tables and classic CartPole runs made for this (`worldmodels train --env
+CartPole-v1 --seed S`, and with `--set memory.ensemble=5` where the run is named classic-ens).
 """
 
 
@@ -236,6 +269,13 @@ def main() -> None:
     ap.add_argument(
         "--unknown", type=float, help="end dream steps past this quantile of M's disagreement"
     )
+    ap.add_argument("--done-tau", type=float, help="temperature of the sampled ends")
+    ap.add_argument(
+        "--learn-in",
+        choices=["dream", "real"],
+        default="dream",
+        help="real: the control -- the learner learns in Real-v0 for the same steps",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     rows = load()
@@ -245,9 +285,11 @@ def main() -> None:
         for tau in args.tau:
             how = {"tau": tau, "horizon": args.horizon, "done_mode": args.done_mode}
             how |= {"start": args.start, "observation": args.observation}
-            how |= {"unknown": args.unknown}
+            how |= {"unknown": args.unknown, "done_tau": args.done_tau}
             how = {k: v for k, v in how.items() if v is not None}
             how = resolved(run_dir, how)
+            if args.learn_in == "real":
+                how["learn_in"] = "real"
             for seed in args.seeds:
                 want = (str(run_dir), json.dumps(how, sort_keys=True), seed, args.steps)
                 if want in done:

@@ -100,6 +100,35 @@ def test_the_dream_ends_where_an_ensemble_disagrees_more_than_on_real_data(world
     assert len(single.spread) == 0 and single.known(0.0) == math.inf
 
 
+def test_done_tau_sharpens_the_sampled_ends_and_at_zero_is_the_threshold(world_run, monkeypatch):
+    """The done head's p, fixed at 0.02 for half the dreams and 0.9 for the rest: at done_tau
+    1 about 2% and 90% of them end per step; at 0.25 the end is drawn with p' =
+    sigmoid(logit(p) / 0.25), about 2e-7 and 0.9998; at 0 it is the threshold p > 0.5."""
+    _, world, starts = _parts(world_run)
+    n = 4000
+    p = torch.cat([torch.full((n // 2,), 0.02), torch.full((n // 2,), 0.9)])
+    real_step = world.dream_step
+
+    def fixed_done(*args, **kwargs):
+        return real_step(*args, **kwargs)._replace(done_prob=p)
+
+    monkeypatch.setattr(world, "dream_step", fixed_done)
+
+    def ends(**how) -> np.ndarray:
+        env = DreamEnv(world, starts, n, Dreaming(horizon=50, **how))
+        env.reset(seed=0)
+        return env.step(np.zeros(n, dtype=np.int64))[2]
+
+    low, high = slice(0, n // 2), slice(n // 2, n)
+    own = ends(done_mode="sample")
+    assert abs(own[low].mean() - 0.02) < 0.01 and abs(own[high].mean() - 0.9) < 0.03
+    sharp = ends(done_mode="sample", done_tau=0.25)
+    assert sharp[low].sum() == 0 and sharp[high].mean() > 0.995
+    assert np.array_equal(ends(done_mode="sample", done_tau=0.0), ends(done_mode="threshold"))
+    with pytest.raises(ValueError, match="done_tau"):
+        Dreaming(done_tau=-1.0)
+
+
 def test_imagine_is_one_batched_step_per_dream_step_and_masks_after_the_end(world_run):
     _, world, starts = _parts(world_run)
     z, state = starts.sample(32, torch.Generator().manual_seed(0))

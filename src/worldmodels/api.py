@@ -108,13 +108,15 @@ class Run:
         start: str | None = None,
         observation: str = "features",
         unknown: float | None = None,
+        done_tau: float = 1.0,
     ) -> Dreaming:
         """The dream's settings: the run's own (``memory.temperature``, ``dream.horizon``,
         ``dream.done_mode``, ``dream.start``: ``initial`` or ``any``, where the run's method
         names no start of its own) unless given; the policy sees the controller features
         (``observation="features"``) or V's decoding of them (``"decoded"``); ``unknown=q``
         ends an episode where an ensemble M disagrees more than on the q-quantile of the real
-        transitions (``Dreaming.unknown``)."""
+        transitions (``Dreaming.unknown``); ``done_tau`` is the temperature of the sampled
+        ends (``Dreaming.done_tau``)."""
         cfg = self.config
         start = start or get(cfg.method).dream_start or cfg.dream.start
         if start not in ("initial", "any"):
@@ -126,11 +128,12 @@ class Run:
             done_mode or cfg.dream.done_mode,
             observation,
             unknown,
+            done_tau,
         )
 
     def dream_env(self, **how: Any) -> DreamSingleEnv:
         """The dream as a ``gymnasium.Env`` (``tau=``, ``horizon=``, ``done_mode=``,
-        ``start=``, ``observation=``, ``unknown=``)."""
+        ``start=``, ``observation=``, ``unknown=``, ``done_tau=``)."""
         return DreamSingleEnv(self.world, self.starts, self.dreaming(**how))
 
     def dream_vec_env(self, num_envs: int, **how: Any) -> DreamEnv:
@@ -149,7 +152,7 @@ def open_run(run_dir: str | Path, device: str = "cpu") -> Run:
 
 def make_dream(run_dir: str | Path, device: str = "cpu", **how: Any) -> DreamSingleEnv:
     """Entry point of ``gym.make("worldmodels/Dream-v0", run_dir=..., tau=, horizon=,
-    done_mode=, start=, observation=, unknown=)``."""
+    done_mode=, start=, observation=, unknown=, done_tau=)``."""
     return open_run(run_dir, device).dream_env(**how)
 
 

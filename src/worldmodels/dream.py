@@ -207,6 +207,11 @@ class Dreaming:
     unknown: float | None = None
     """End an episode (terminated, MOReL's HALT) at a step where M's ensemble disagrees more
     than on this quantile of the real transitions (None: never; a single M: never)."""
+    done_tau: float = 1.0
+    """With ``done_mode="sample"``, the temperature of the done head's Bernoulli: the end is
+    drawn with probability sigmoid(logit / done_tau). 1 is the head's own probability; below
+    1 sharpens it (0 is the threshold p > 0.5), so the small probabilities a head gives every
+    state stop adding up to ends where the real env has none."""
 
     def __post_init__(self) -> None:
         if self.horizon < 1:
@@ -215,6 +220,8 @@ class Dreaming:
             raise ValueError(f"done_mode must be one of {DONE_MODES}, got {self.done_mode!r}")
         if self.observation not in OBSERVATIONS:
             raise ValueError(f"observation must be one of {OBSERVATIONS}, got {self.observation!r}")
+        if self.done_tau < 0:
+            raise ValueError(f"done_tau must be >= 0, got {self.done_tau}")
 
 
 class _DreamCore:
@@ -224,7 +231,7 @@ class _DreamCore:
         self.world, self.starts, self.n = world, starts, num_envs
         self.horizon, self.temperature = how.horizon, how.temperature
         self.initial_only, self.done_mode = how.initial_only, how.done_mode
-        self.observation = how.observation
+        self.observation, self.done_tau = how.observation, how.done_tau
         self.known = float("inf") if how.unknown is None else starts.known(how.unknown)
         self.generator = torch.Generator().manual_seed(0)
         self.z, self.state = starts.sample(num_envs, self.generator, self.initial_only)
@@ -268,7 +275,9 @@ class _DreamCore:
         self.z, self.state = out.z, out.state
         self.t += 1
         p = out.done_prob.float().cpu()
-        if self.done_mode == "sample":
+        if self.done_mode == "sample" and self.done_tau > 0:
+            if self.done_tau != 1.0:
+                p = torch.sigmoid(torch.logit(p, eps=1e-6) / self.done_tau)
             terminated = (torch.rand(p.shape, generator=self.generator) < p).numpy()
         else:
             terminated = (p > 0.5).numpy()
