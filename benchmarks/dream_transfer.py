@@ -18,10 +18,9 @@ resolved) and learner seed: PPO("MlpPolicy", dream, seed) learns for ``--steps``
 reset seeds of the run's own evaluation (``worldmodels.seeding``, Stream.EVALUATE), which no
 training episode of the run used -- and 100 dream episodes, deterministically. Each result
 is kept as data in benchmarks/results/dream_transfer.json.gz (a result already there for the
-same run, setting, seed and steps is read back, not made again); the table over learner
-seeds (IQM with its 95% stratified-bootstrap interval) is printed with the command beside
-it.
-One math thread.
+same run, setting, seed and steps is read back, not made again, unless the run's weights
+changed or ``--fresh``); the table over learner seeds (IQM with its 95% stratified-bootstrap
+interval) is printed with the command beside it. One math thread.
 
 ``--learn-in real`` is the control: the same learner, for the same number of steps, in
 ``Real-v0`` (the real env seen through the same features; its episodes follow the env's own
@@ -33,6 +32,7 @@ score was measured under, with ``learn_in: real``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import re
@@ -141,7 +141,18 @@ def transfer(run_dir: Path, how: dict[str, Any], seed: int, steps: int) -> dict[
         "train_seconds": round(trained, 1),
         "threads": torch.get_num_threads(),
         "machine": f"{platform.machine()}, {platform.system()}",
+        "run_fingerprint": fingerprint(run_dir),
     }
+
+
+def fingerprint(run_dir: Path) -> str:
+    """What the run's trained weights are (its checkpoint files' names and bytes): a result
+    kept for a run directory is read back only for the same weights."""
+    digest = hashlib.sha256()
+    for path in sorted((run_dir / "checkpoints").rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(run_dir)).encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def resolved(run_dir: Path, how: dict[str, Any]) -> dict[str, Any]:
@@ -276,12 +287,17 @@ def main() -> None:
         default="dream",
         help="real: the control -- the learner learns in Real-v0 for the same steps",
     )
+    ap.add_argument(
+        "--fresh",
+        action="store_true",
+        help="make results again that are kept for the run (e.g. a run trained again)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     rows = load()
-    done = {key(r) for r in rows}
     made: list[dict[str, Any]] = []
     for run_dir in args.run:
+        weights = fingerprint(run_dir)
         for tau in args.tau:
             how = {"tau": tau, "horizon": args.horizon, "done_mode": args.done_mode}
             how |= {"start": args.start, "observation": args.observation}
@@ -292,9 +308,11 @@ def main() -> None:
                 how["learn_in"] = "real"
             for seed in args.seeds:
                 want = (str(run_dir), json.dumps(how, sort_keys=True), seed, args.steps)
-                if want in done:
-                    made.append(next(r for r in rows if key(r) == want))
+                kept = [r for r in rows if key(r) == want]
+                if kept and not args.fresh and kept[0].get("run_fingerprint") in (None, weights):
+                    made.append(kept[0])
                     continue
+                rows = [r for r in rows if key(r) != want]
                 row = transfer(run_dir, how, seed, args.steps)
                 print(
                     f"  {run_dir.name} {how} seed {seed}: real {row['real']:.1f}, "
