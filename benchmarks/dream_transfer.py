@@ -205,6 +205,17 @@ def load(path: Path = RESULTS) -> list[dict[str, Any]]:
     return records.read(path)["rows"] if path.exists() else []
 
 
+def keep(row: dict[str, Any], path: Path = RESULTS) -> list[dict[str, Any]]:
+    """Add ``row`` to the kept results, replacing one of the same key, and return them all:
+    read and written under a lock, so that runs side by side lose none of each other's."""
+    from filelock import FileLock
+
+    with FileLock(f"{path}.lock"):
+        rows = [r for r in load(path) if key(r) != key(row)] + [row]
+        records.write(path, {"rows": rows})
+    return rows
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """One line per (run, setting, steps): the real and dream scores' IQM over learner seeds
     with the real score's 95% CI."""
@@ -312,16 +323,14 @@ def main() -> None:
                 if kept and not args.fresh and kept[0].get("run_fingerprint") in (None, weights):
                     made.append(kept[0])
                     continue
-                rows = [r for r in rows if key(r) != want]
                 row = transfer(run_dir, how, seed, args.steps)
                 print(
                     f"  {run_dir.name} {how} seed {seed}: real {row['real']:.1f}, "
                     f"dream {row['dream']:.1f}",
                     flush=True,
                 )
-                rows.append(row)
                 made.append(row)
-                records.write(RESULTS, {"rows": rows})
+                rows = keep(row)
     print(table(made))
 
 

@@ -65,3 +65,27 @@ def test_every_record_is_one_run_with_a_score_and_its_steps_to_the_threshold(mad
             for run in row.runs:
                 assert run.command.startswith("python benchmarks/") and run.episodes > 0
                 assert run.curve is not None or run.summary_only
+
+
+def test_dream_transfer_keeps_one_result_per_key_and_knows_a_run_trained_again(made, tmp_path):
+    """Results are merged into what is kept (another process's rows survive, the same key is
+    replaced), and a run's fingerprint moves with its weights."""
+    transfer = made[0].dream_transfer
+    path = tmp_path / "transfer.json.gz"
+
+    def row(seed: int, real: float) -> dict:
+        how = {"tau": 1.0, "horizon": 64}
+        return {"run": "runs/r_s100", "how": how, "seed": seed, "dream_steps": 10, "real": real}
+
+    transfer.keep(row(0, 1.0), path)
+    transfer.keep(row(1, 2.0), path)  # as from a second process: the first row stays
+    kept = transfer.keep(row(0, 3.0), path)  # the same key: replaced
+    assert sorted((r["seed"], r["real"]) for r in kept) == [(0, 3.0), (1, 2.0)]
+    assert transfer.load(path) == kept
+    run = tmp_path / "run"
+    (run / "checkpoints" / "m").mkdir(parents=True)
+    (run / "checkpoints" / "m" / "best.pt").write_bytes(b"weights")
+    before = transfer.fingerprint(run)
+    assert transfer.fingerprint(run) == before
+    (run / "checkpoints" / "m" / "best.pt").write_bytes(b"trained again")
+    assert transfer.fingerprint(run) != before
