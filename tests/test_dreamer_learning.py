@@ -98,7 +98,8 @@ def test_the_rssm_is_diagnosed_and_dreamed_in_like_every_m(small_run, capsys):
 
     run = worldmodels.open_run(small_run)
     check_env(run.dream_env(), skip_render_check=True)
-    dream = gym.make("worldmodels/Dream-v0", run_dir=str(small_run), tau=1.0)
+    # whole episodes (the default is the agent's 64-step imagination): the returns compared
+    dream = gym.make("worldmodels/Dream-v0", run_dir=str(small_run), tau=1.0, horizon=500)
     from worldmodels.training.dreamer import load_dreamer
 
     ctx = run._ctx
@@ -159,14 +160,18 @@ def test_a_real_step_has_the_feature_the_dream_predicts(small_run):
 
 
 def test_the_rssm_dream_starts_from_any_replayed_state_unless_told(small_run):
-    """Dream-v0 of a dreamer run starts its episodes from any replayed state (what SB3's PPO
-    learnt most from, ``DreamerMethod.dream_start``), from episode starts when asked."""
+    """Dream-v0 of a dreamer run starts its episodes from any replayed state and lasts the
+    agent's imagination horizon (what SB3's PPO learnt most from, ``DreamerMethod``), from
+    episode starts and for longer when asked."""
     import worldmodels
 
     run = worldmodels.open_run(small_run)
     assert run.config.dream.start == "initial"  # the config's default, for the classic dream
     assert not run.dreaming().initial_only
     assert run.dreaming(start="initial").initial_only
+    assert run.dreaming().horizon == run.config.dreamer.horizon != run.config.dream.horizon
+    assert run.dreaming(horizon=500).horizon == 500
+    assert run.dream_vec_env(8).core.horizon == run.config.dreamer.horizon
     with pytest.raises(ValueError, match="start must be"):
         run.dreaming(start="middle")
 

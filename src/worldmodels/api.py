@@ -111,8 +111,9 @@ class Run:
         done_tau: float = 1.0,
     ) -> Dreaming:
         """The dream's settings: the run's own (``memory.temperature``, ``dream.horizon``,
-        ``dream.done_mode``, ``dream.start``: ``initial`` or ``any``, where the run's method
-        names no start of its own) unless given; the policy sees the controller features
+        ``dream.done_mode``, ``dream.start``: ``initial`` or ``any``; the horizon and start
+        its method names, where it names them: a dreamer run's imagination horizon, from any
+        replayed state) unless given; the policy sees the controller features
         (``observation="features"``) or V's decoding of them (``"decoded"``); ``unknown=q``
         ends an episode where an ensemble M disagrees more than on the q-quantile of the real
         transitions (``Dreaming.unknown``); ``done_tau`` is the temperature of the sampled
@@ -122,7 +123,9 @@ class Run:
         if start not in ("initial", "any"):
             raise ValueError(f"start must be 'initial' or 'any', got {start!r}")
         return Dreaming(
-            horizon if horizon is not None else dream_horizon(cfg, self.spec),
+            horizon
+            if horizon is not None
+            else dream_horizon(cfg, self.spec, get(cfg.method).dream_length(cfg)),
             tau if tau is not None else cfg.memory.temperature,
             start == "initial",
             done_mode or cfg.dream.done_mode,

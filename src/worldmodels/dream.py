@@ -365,8 +365,8 @@ class DreamSingleEnv(gym.Env):
         )
 
 
-def dream_horizon(cfg: Config, spec: EnvSpec) -> int:
-    """The dream's episode cap: ``dream.horizon``, never longer than the real env's limit (in
-    agent steps)."""
-    limits = [cfg.dream.horizon, cfg.env.max_episode_steps, spec.max_episode_steps]
+def dream_horizon(cfg: Config, spec: EnvSpec, length: int | None = None) -> int:
+    """The dream's episode cap: ``length`` (a method's own) or ``dream.horizon``, never longer
+    than the real env's limit (in agent steps)."""
+    limits = [length or cfg.dream.horizon, cfg.env.max_episode_steps, spec.max_episode_steps]
     return min(x for x in limits if x)

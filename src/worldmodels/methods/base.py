@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from worldmodels.config import declare_section
+from worldmodels.config import Config, declare_section
 from worldmodels.data.rollout import Policy
 from worldmodels.data.store import EpisodeStore
 from worldmodels.errors import UserError
@@ -71,6 +71,10 @@ class Method(Protocol):
     def held_out(self, ctx: Context, scratch: Path) -> tuple[EpisodeStore, list[int], bool]:
         """Episodes to diagnose the world model on (store, indices, cacheable)."""
 
+    def dream_length(self, cfg: Config) -> int | None:
+        """How long the run's dream episodes last when the caller names no horizon (None:
+        the run's ``dream.horizon``)."""
+
     # Optional: ``check(self, cfg: Config, spec: EnvSpec) -> None`` -- the method's checks of
     # the config against the env (e.g. pixel settings on a vector env), raising ``UserError``
     # before any work starts.
@@ -108,6 +112,9 @@ class MethodBase:
                 f"episodes or raise collect.val_fraction"
             )
         return EpisodeStore(ctx.run.episodes), val, True
+
+    def dream_length(self, cfg: Config) -> int | None:
+        return None
 
 
 def checkpoints(ns: str) -> tuple[str, str]:

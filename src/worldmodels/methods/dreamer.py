@@ -50,6 +50,15 @@ class DreamerMethod(MethodBase):
     # CartPole-v1 runs of tuning seeds 100-102 (benchmarks/dream_transfer.py)
     dream_start = "any"
 
+    def dream_length(self, cfg: Config) -> int | None:
+        """The agent's own imagination horizon (``dreamer.horizon``): short branches from
+        replayed states, truncated (not ended) so a learner bootstraps there. SB3's PPO
+        learnt as much or more from them than from 500-step dreams on every CartPole-v1 run
+        of tuning seeds 100-102: real 500.0 / 436.0 / 500.0 against 500.0 / 243.3 / 500.0,
+        and on run 101 over learner seeds 100-102 a mean of 392 against 308
+        (benchmarks/dream_transfer.py)."""
+        return cfg.section(DreamerConfig).horizon
+
     def check(self, cfg: Config, spec: EnvSpec) -> None:
         dc = cfg.section(DreamerConfig)
         pixels = spec.obs_kind == "pixels"
