@@ -11,6 +11,7 @@ import torch
 from cli_runs import assert_evaluation_replays_no_stored_episode, episode_return
 
 from worldmodels.cli import main
+from worldmodels.training.dreamer.config import DreamerConfig
 
 RANDOM_CARTPOLE = 22.3  # tests/test_learning.py: the random policy's mean on CartPole-v1
 
@@ -169,9 +170,10 @@ def test_the_rssm_dream_starts_from_any_replayed_state_unless_told(small_run):
     assert run.config.dream.start == "initial"  # the config's default, for the classic dream
     assert not run.dreaming().initial_only
     assert run.dreaming(start="initial").initial_only
-    assert run.dreaming().horizon == run.config.dreamer.horizon != run.config.dream.horizon
+    imagined = run.config.section(DreamerConfig).horizon
+    assert run.dreaming().horizon == imagined != run.config.dream.horizon
     assert run.dreaming(horizon=500).horizon == 500
-    assert run.dream_vec_env(8).core.horizon == run.config.dreamer.horizon
+    assert run.dream_vec_env(8).core.horizon == imagined
     with pytest.raises(ValueError, match="start must be"):
         run.dreaming(start="middle")
 
