@@ -100,6 +100,11 @@ def dream_returns(run: Any, model: Any, how: dict[str, Any], episodes: int, seed
     return returns.tolist()
 
 
+def dreamt(how: dict[str, Any]) -> dict[str, Any]:
+    """The Dream-v0 keyword arguments of a kept setting (without where the learner learnt)."""
+    return {k: v for k, v in how.items() if k != "learn_in"}
+
+
 def learning_env(run_dir: Path, how: dict[str, Any]) -> Any:
     """Where the learner learns: the dream of setting ``how``, or (``learn_in: real``) the
     real env through the same view."""
@@ -107,13 +112,14 @@ def learning_env(run_dir: Path, how: dict[str, Any]) -> Any:
 
     if how.get("learn_in") == "real":
         return gym.make("worldmodels/Real-v0", run_dir=str(run_dir), observation=how["observation"])
-    dreamt = {k: v for k, v in how.items() if k != "learn_in"}
-    return gym.make("worldmodels/Dream-v0", run_dir=str(run_dir), **dreamt)
+    return gym.make("worldmodels/Dream-v0", run_dir=str(run_dir), **dreamt(how))
 
 
-def transfer(run_dir: Path, how: dict[str, Any], seed: int, steps: int) -> dict[str, Any]:
+def transfer(
+    run_dir: Path, how: dict[str, Any], seed: int, steps: int, weights: str
+) -> dict[str, Any]:
     """One learner: trained in the dream (or, as the control, the real env), scored for real
-    and in the dream."""
+    and in the dream; ``weights`` is the run's ``fingerprint``."""
     from stable_baselines3 import PPO
 
     import worldmodels
@@ -127,8 +133,7 @@ def transfer(run_dir: Path, how: dict[str, Any], seed: int, steps: int) -> dict[
     trained = time.perf_counter() - start
     seeds = reset_seeds(run.config.seed, Stream.EVALUATE, 0, EPISODES)
     real = real_returns(run, model, seeds, how["observation"])
-    dreamt = {k: v for k, v in how.items() if k != "learn_in"}
-    dream_scores = dream_returns(run, model, dreamt, EPISODES, 10_000 + seed)
+    dream_scores = dream_returns(run, model, dreamt(how), EPISODES, 10_000 + seed)
     return {
         "run": str(run_dir),
         "env": run.config.env.id,
@@ -141,7 +146,7 @@ def transfer(run_dir: Path, how: dict[str, Any], seed: int, steps: int) -> dict[
         "train_seconds": round(trained, 1),
         "threads": torch.get_num_threads(),
         "machine": f"{platform.machine()}, {platform.system()}",
-        "run_fingerprint": fingerprint(run_dir),
+        "run_fingerprint": weights,
     }
 
 
@@ -257,8 +262,8 @@ SB3's PPO with its default hyperparameters learns only inside a finished run's d
 (`worldmodels/Real-v0`) on the run's own evaluation seeds, and 100 dream episodes; both
 deterministically. A dream setting is Dream-v0's keyword arguments: the temperature τ, how the
 continue head ends an episode (`sample`: a Bernoulli draw, at done τ where it is sharpened;
-`threshold`: p > 0.5), where
-episodes start (`initial`: stored episode starts; `any`: any stored state), the longest
+`threshold`: p > 0.5), where episodes start (`initial`: stored episode starts; `any`: any
+stored state), the longest
 episode, and what the learner sees (the controller features; "decoded": V's decoding of them
 into the env's own observation space); per setting the IQM over learner seeds with the real
 score's 95% bootstrap interval. A row "learnt in the real env" is the control: the same
@@ -326,7 +331,7 @@ def main() -> None:
                 if kept and not args.fresh and kept[0].get("run_fingerprint") in (None, weights):
                     made.append(kept[0])
                     continue
-                row = transfer(run_dir, how, seed, args.steps)
+                row = transfer(run_dir, how, seed, args.steps, weights)
                 print(
                     f"  {run_dir.name} {how} seed {seed}: real {row['real']:.1f}, "
                     f"dream {row['dream']:.1f}",
