@@ -70,6 +70,13 @@ THRESHOLDS: dict[str, tuple[float, str]] = {
     "CarRacing-v3": (900.0, "gymnasium's reward threshold"),
     "Pendulum-v1": (-200.0, "the dreamer's target here; gymnasium gives Pendulum-v1 none"),
 }
+# Atari env -> (random, human) scores, those the Atari-100k papers normalise by (SimPLe,
+# Kaiser et al. 2020, table 9; DreamerV3, IRIS): human-normalised = (score - random) /
+# (human - random)
+ATARI_REFERENCE: dict[str, tuple[float, float]] = {
+    "ALE/Pong-v5": (-20.7, 14.6),
+    "ALE/Breakout-v5": (1.7, 30.5),
+}
 ENV_ORDER = ["CartPole-v1", "LunarLander-v3", "CarRacing-v3", "Pendulum-v1"]
 METHOD_ORDER = ["ppo", "dreamer", "classic", "wm-ppo", "a2c", "dream", "mpc"]
 # env -> (x axis scale, legend place)
@@ -350,6 +357,31 @@ def env_table(env_rows: list[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def human_normalised(env_rows: list[Row]) -> str:
+    """Atari: each method's IQM, interval and best seed as human-normalised scores (an affine
+    map, so the IQM of the normalised scores is the normalised IQM); "" elsewhere."""
+    env = env_rows[0].env
+    if env not in ATARI_REFERENCE:
+        return ""
+    random, human = ATARI_REFERENCE[env]
+
+    def hns(score: float) -> str:
+        return f"{(score - random) / (human - random):.2f}"
+
+    lines = [
+        f"Human-normalised (random {random:g}, human {human:g}; 1 = human):\n",
+        "| method | IQM [95% CI] | best seed |",
+        "|---|---|---|",
+    ]
+    for row in env_rows:
+        best = max(r.mean_return for r in row.runs)
+        lines.append(
+            f"| {row.method}{row.marks} | {hns(row.iqm)} [{hns(row.ci[0])}, {hns(row.ci[1])}] "
+            f"| {hns(best)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def host_text(run: Run) -> str:
     return " / ".join(f"{e['sgemm_gflops']:.0f} GFLOPS, {e['python_loop_ms']:.0f} ms"
                       for e in run.host_speed) or "—"  # fmt: skip
@@ -456,6 +488,7 @@ def env_sections(rows: dict[str, list[Row]]) -> list[str]:
             source = "gymnasium's reward threshold"
         solved = f"{threshold:g} ({source})" if threshold is not None else "none"
         out += [f"## {env}\n", f"Threshold: {solved}.\n", env_table(env_rows)]
+        out += [text for text in (human_normalised(env_rows),) if text]
         ppo = next((r for r in env_rows if r.method == "ppo"), None)
         for row in env_rows:
             out.append(method_section(row, ppo.median_steps if ppo else None))

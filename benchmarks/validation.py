@@ -8,25 +8,29 @@ performance profile.
     .venv/bin/python benchmarks/validation.py                       # the vector envs, seeds 0-4
     .venv/bin/python benchmarks/validation.py --env Hopper-v5 --env Reacher-v5 --seeds 0 1
     .venv/bin/python benchmarks/validation.py --env ALE/Pong-v5 --lanes 1    # hours per seed
+    .venv/bin/python benchmarks/validation.py --env ALE/Breakout-v5 --seeds 0 1 2 --lanes 1
 
 Each env's budget is stated in ENVS below. None of them has an entry in dreamer.yaml's envs:,
 so the dreamer runs as `worldmodels train --env E --method dreamer --seed S` with no `--set`
 item: its one learning configuration (defaults:) at the sizes and budget of the env's
 observation kind (sized:; the script stops if that budget is not the one stated here): vector
-envs 10,000 real env steps at the CPU size, pixels (Pong) 100,000 at 32x32 frames (an ALE
-step, 4 frames by ALE's own frame skip, counts as one, as in SB3 and rl-zoo). PPO gets
+envs 10,000 real env steps at the CPU size, pixels (Pong, Breakout) 100,000 at 32x32 frames:
+the Atari-100k protocol (an agent step of 4 frames counts as one, as in SB3, rl-zoo and the
+Atari-100k papers, so 400,000 frames; sticky actions 0.25, full games of up to 108,000 frames,
+the max of each step's last two frames: worldmodels.envs), Atari scores also
+human-normalised (tables.ATARI_REFERENCE). PPO gets
 the same real env steps (`--set ppo.total_steps=<budget>`) and otherwise the ppo method's
 settings: ppo.yaml's entry for the env where it has one -- rl-zoo's tuned PPO
 (hyperparams/ppo.yml; the MuJoCo tasks' under older version ids), which for every env here but
-Pong normalises observations and rewards (rl-zoo's `normalize: true`), and for Pong rl-zoo's
-atari settings -- else SB3's defaults. Where the env count so resolved fills no rollout
-within the budget (the ppo section's default of 8 envs x 2,048 steps; rl-zoo's 32 x 2,048 on
+the Atari games normalises observations and rewards (rl-zoo's `normalize: true`), and for
+those rl-zoo's atari settings -- else SB3's defaults. Where the env count so resolved fills no
+rollout within the budget (the ppo section's default of 8 envs x 2,048 steps; rl-zoo's 32 x 2,048 on
 BipedalWalker-v3), PPO runs with one env (`ppo.n_envs=1`, SB3's and rl-zoo's default count),
 else it would never update and be scored untrained. Every env in ENVS has an entry today.
 Updates within the budget (`ppo_updates`; a rollout is n_envs x n_steps): Acrobot-v1 16 x 256
 = 4,096: 2; MountainCarContinuous-v0 1 x 8: 1,249; BipedalWalker-v3 1 x 2,048: 4;
 InvertedPendulum-v5 1 x 32: 312; InvertedDoublePendulum-v5 1 x 128: 78; Reacher-v5 and
-Hopper-v5 1 x 512: 19; ALE/Pong-v5 8 x 128 = 1,024 in 100,000 steps: 97.
+Hopper-v5 1 x 512: 19; ALE/Pong-v5 and ALE/Breakout-v5 8 x 128 = 1,024 in 100,000 steps: 97.
 
 Runs go to benchmarks/runs/validation/<env>/<method>_s<seed> (an env id's "/" becomes "_"), one
 math thread each, `--lanes` of them side by side; a finished run is read back, an interrupted
@@ -106,6 +110,9 @@ ENVS: dict[str, ValidationEnv] = {
     "Reacher-v5": ValidationEnv("MuJoCo", "vector", 10_000),
     "Hopper-v5": ValidationEnv("MuJoCo", "vector", 10_000),
     "ALE/Pong-v5": ValidationEnv(
+        "Atari", "pixels", 100_000, "slow: hours per seed on 2 CPU cores; run only when named"
+    ),
+    "ALE/Breakout-v5": ValidationEnv(
         "Atari", "pixels", 100_000, "slow: hours per seed on 2 CPU cores; run only when named"
     ),
 }
@@ -256,7 +263,8 @@ def env_report(env: str, recs: list[dict[str, Any]], random: dict, head: str) ->
     rows = tables.rows_of(runs_of(recs))[env]
     ppo = next((r.median_steps for r in rows if r.method == "ppo"), None)
     seeds = [f"{row.method}, per seed:\n\n{tables.seed_table(row, ppo)}" for row in rows]
-    return "\n".join([line, tables.env_table(rows), *seeds])
+    human = tables.human_normalised(rows)
+    return "\n".join([line, tables.env_table(rows), *([human] if human else []), *seeds])
 
 
 def aggregate_report(recs: list[dict[str, Any]], randoms: dict, figure: Path, head: str) -> str:

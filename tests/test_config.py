@@ -381,3 +381,15 @@ def test_a_stored_config_reads_retired_settings_at_off_and_refuses_them_on(tmp_p
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "was made with dreamer.prio_fraction=0.5, a setting this version no longer has" in err
+
+
+def test_a_new_run_s_spec_is_the_env_its_sized_entry_made():
+    """A pixel env with no dreamer entry gets 32x32 frames from its observation kind's entry:
+    the run's spec (which sizes the replay and the models) says 32x32, not the 64x64 the env
+    was first probed at to learn its kind."""
+    from worldmodels.pipeline import resolve_new
+
+    cfg, spec = resolve_new("ALE/Breakout-v5", [], {}, {"method": "dreamer"})
+    assert cfg.env.image_size == 32 and spec.obs_shape == (32, 32, 3)
+    cfg, spec = resolve_new("ALE/Breakout-v5", [], {}, {"method": "ppo"})
+    assert cfg.env.image_size == 64 and spec.obs_shape == (64, 64, 3)

@@ -172,3 +172,29 @@ def test_dream_horizon_matches_the_real_episode_under_frame_skip():
     cfg = Config()
     cfg.env.id, cfg.env.frame_skip = "CarRacing-v3", 2
     assert dream_horizon(cfg, probe(cfg.env)) == 500  # was 1,000
+
+
+def test_atari_repeats_each_action_4_frames_and_max_pools_the_last_two():
+    """An ALE agent step: the action held for 4 frames under sticky actions 0.25, the frame the
+    pixel-wise max of the last two, counted as one env step (SB3's and rl-zoo's convention)."""
+    import gymnasium as gym
+
+    from worldmodels.envs import ResizeFrame
+
+    env = make_env(EnvConfig(id="ALE/Breakout-v5", image_size=32))
+    raw = gym.make("ALE/Breakout-v5", frameskip=1)
+    assert raw.unwrapped._frameskip == 1 and raw.spec.kwargs["repeat_action_probability"] == 0.25
+    resize = ResizeFrame(raw, 32)
+    obs, _ = env.reset(seed=3)
+    first, _ = raw.reset(seed=3)
+    assert np.array_equal(obs, resize.observation(first))
+    for action in (1, 3, 3, 2, 2, 2):  # fire, then move: the ball and paddle change frames
+        obs, reward, _, _, info = env.step(action)
+        frames, raw_reward = [], 0.0
+        for _ in range(4):
+            frame, r, *_ = raw.step(action)
+            frames.append(frame)
+            raw_reward += float(r)
+        assert info["env_steps"] == 1 and reward == raw_reward
+        assert np.array_equal(obs, resize.observation(np.maximum(frames[-2], frames[-1])))
+    assert not np.array_equal(frames[-2], frames[-1])  # the max is not just the last frame

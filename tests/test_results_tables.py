@@ -2,6 +2,7 @@
 of benchmarks/results/: a record added without regenerating them, or a hand edit, fails here
 (fix: `.venv/bin/python benchmarks/tables.py`)."""
 
+import dataclasses
 import importlib
 import sys
 from pathlib import Path
@@ -89,3 +90,25 @@ def test_dream_transfer_keeps_one_result_per_key_and_knows_a_run_trained_again(m
     assert transfer.fingerprint(run) == before
     (run / "checkpoints" / "m" / "best.pt").write_bytes(b"trained again")
     assert transfer.fingerprint(run) != before
+
+
+def test_atari_scores_are_also_human_normalised(made):
+    """Pong's random -20.7 and human 14.6: a seed at -3.05 is half way, 14.6 is 1.00; the IQM
+    of 4 seeds is the mean of the middle two, so normalising it is normalising their mean."""
+    tables, _ = made
+
+    def run(seed: int, score: float):
+        return tables.Run(
+            env="ALE/Pong-v5", method="dreamer", seed=seed, command="python benchmarks/x.py",
+            date="2026-12-07", machine="m", threads=1, settings=[], mean_return=score,
+            std_return=0.0, episodes=100, real_env_steps=100_000, wall_seconds=1.0,
+            steps_to_threshold=None, curve=None,
+        )  # fmt: skip
+
+    rows = tables.rows_of([run(0, -20.7), run(1, -3.05), run(2, 14.6), run(3, 21.0)])
+    text = tables.human_normalised(rows["ALE/Pong-v5"])
+    assert "random -20.7, human 14.6" in text
+    iqm_line = next(line for line in text.splitlines() if line.startswith("| dreamer"))
+    assert iqm_line.startswith("| dreamer | 0.75 [") and iqm_line.endswith("| 1.18 |")
+    cart = tables.rows_of([dataclasses.replace(run(0, 1.0), env="CartPole-v1")])
+    assert tables.human_normalised(cart["CartPole-v1"]) == ""

@@ -2,8 +2,14 @@
 toolkit's wrappers, and describe it with the :class:`EnvSpec` every model is built from.
 
 Step accounting: ``info["env_steps"]`` on every step says how many ``step()`` calls of the env
-as Gymnasium made it this agent step took (our frame skip repeats them). ALE's own internal
-frameskip counts as one step, the convention SB3 and the RL zoo use.
+as Gymnasium made it this agent step took (our frame skip repeats them). An Atari agent step
+(4 frames) counts as one, the convention SB3, the RL zoo and the Atari-100k papers use.
+
+Atari (``ALE/*-v5``) as the field runs it (Machado et al. 2018): sticky actions 0.25 and
+episodes of up to 108,000 frames (ALE v5's own defaults), every action repeated for
+``env.frame_skip`` frames (0 = 4) and the observation the pixel-wise max of the last two of
+them (Mnih et al. 2015: sprites drawn on alternate frames stay visible), by Gymnasium's
+``MaxAndSkipObservation``; then the frame is resized to ``env.image_size`` RGB like any other.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from worldmodels.config import EnvConfig
 from worldmodels.errors import UserError
 
 _ALE_REGISTERED = False
+ATARI_REPEAT = 4  # frames per Atari agent step where env.frame_skip is 0
 
 
 def _register_ale() -> None:
@@ -209,8 +216,7 @@ def _make_raw(cfg: EnvConfig, render_mode: str | None) -> gym.Env:
         )
     if env_id.startswith("ALE/"):
         _register_ale()
-        if cfg.frame_skip > 0:
-            kwargs["frameskip"] = cfg.frame_skip
+        kwargs["frameskip"] = 1  # make_env repeats the action and max-pools the frames
     if cfg.discrete_actions:
         if not env_id.startswith("CarRacing"):
             raise UserError(f"env.discrete_actions is only available for CarRacing, not {env_id}")
@@ -231,7 +237,9 @@ def make_env(cfg: EnvConfig, render_mode: str | None = None) -> gym.Env:
     env = _make_raw(cfg, render_mode)
     if cfg.time_feature:  # inside the frame skip: it counts the env's own steps
         env = _with_time(env, cfg)
-    if cfg.frame_skip > 1 and not cfg.id.startswith("ALE/"):
+    if is_atari(cfg.id):
+        env = gym.wrappers.MaxAndSkipObservation(env, skip=cfg.frame_skip or ATARI_REPEAT)
+    elif cfg.frame_skip > 1:
         env = FrameSkip(env, cfg.frame_skip)
     space = env.observation_space
     if _is_pixels(space):
@@ -250,6 +258,15 @@ def make_env(cfg: EnvConfig, render_mode: str | None = None) -> gym.Env:
     if cfg.max_episode_steps > 0:
         env = gym.wrappers.TimeLimit(env, cfg.max_episode_steps)
     return CountSteps(env)
+
+
+def is_atari(env_id: str) -> bool:
+    return env_id.startswith("ALE/")
+
+
+def env_steps_per_action(cfg: EnvConfig) -> int:
+    """Real env steps one agent step counts as: the frame skip's repeats, 1 on Atari."""
+    return 1 if is_atari(cfg.id) else max(1, cfg.frame_skip)
 
 
 def _is_pixels(space: gym.Space) -> bool:
@@ -340,8 +357,10 @@ PRESET_NOTES: dict[str, str] = {
     "CartPole-v1": "vector obs, 2 actions; MLP VAE; the `make demo` env",
     "LunarLander-v3": "vector obs, 4 actions; MLP VAE",
     "CarRacing-v3": "pixels 96->64, 3 continuous (env.discrete_actions=true: 5 discrete); ConvVAE",
-    "ALE/Pong-v5": "pixels 210x160->64, 6 actions; ConvVAE",
-    "ALE/Breakout-v5": "pixels 210x160->64, 4 actions; ConvVAE",
+    "ALE/Pong-v5": "pixels 210x160->64, 6 actions, 4 frames a step (max of the last 2), "
+    "sticky 0.25; ConvVAE",
+    "ALE/Breakout-v5": "pixels 210x160->64, 4 actions, 4 frames a step (max of the last 2), "
+    "sticky 0.25; ConvVAE",
     "worldmodels/PongObjects-v0": "Pong's object state from RAM, 4 frames x 10 features; "
     "identity V + residual M",
 }

@@ -176,11 +176,13 @@ def resolve_new(
 ) -> tuple[Config, EnvSpec]:
     """The config a new run gets, and its env's spec: resolved once to find the env, whose
     spaces then size the defaults of an env without a preset."""
-    cfg = resolve(env_id, presets, file_overrides, set_overrides)
-    spec = probe(cfg.env)
+    first = resolve(env_id, presets, file_overrides, set_overrides)
+    spec = probe(first.env)
     sized = sized_defaults(spec.obs_kind, int(np.prod(spec.obs_shape)), spec.action_dim)
     kind = spec.obs_kind
     cfg = resolve(env_id, presets, file_overrides, set_overrides, sized=sized, obs_kind=kind)
+    if cfg.env != first.env:  # the observation kind's entry set the env's (its image size)
+        spec = probe(cfg.env)
     return cfg, spec
 
 

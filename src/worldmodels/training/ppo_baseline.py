@@ -47,7 +47,7 @@ from torch import nn
 from worldmodels.config import Config, to_dict
 from worldmodels.config.fields import knob
 from worldmodels.data.rollout import EnvPool, run_batch
-from worldmodels.envs import EnvSpec, make_env
+from worldmodels.envs import EnvSpec, env_steps_per_action, make_env
 from worldmodels.errors import UserError
 from worldmodels.runs import Context, RunDir
 from worldmodels.seeding import Stream, reset_seed
@@ -382,7 +382,7 @@ def train_ppo_baseline(ctx: Context) -> dict[str, Any]:
             if venv.norm_obs and "obs_rms" in last:
                 assert isinstance(venv.obs_rms, RunningMeanStd)
                 _load_rms(venv.obs_rms, last["obs_rms"])
-    per_action = max(1, cfg.env.frame_skip)
+    per_action = env_steps_per_action(cfg.env)
     budget = math.ceil(pc.total_steps / per_action)  # agent steps; the callback stops
     callback = _Checkpoints(run, cfg, spec, prog)
     try:
