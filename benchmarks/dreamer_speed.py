@@ -29,10 +29,11 @@ import numpy as np
 import torch
 
 import worldmodels.registry  # noqa: F401  (registers the dreamer config section)
-from worldmodels.config import parse_set, resolve
+from worldmodels.config import parse_set
 from worldmodels.data.replay import SequenceReplay
-from worldmodels.envs import action_to_env, make_env, probe
+from worldmodels.envs import action_to_env, make_env
 from worldmodels.models.rssm import RssmState
+from worldmodels.pipeline import resolve_new
 from worldmodels.training.dreamer import Dreamer, fill_random, obs_dtype
 
 
@@ -82,8 +83,9 @@ def measure(
     fill: int = 4000,
 ) -> dict[str, float]:
     torch.set_num_threads(threads)
-    cfg = resolve(env_id, list(presets), {}, parse_set(["method=dreamer", *sets]))
-    spec, dc = probe(cfg.env), cfg.section("dreamer")
+    # as a run gets it: an env with no entry of its own sized by its observation kind
+    cfg, spec = resolve_new(env_id, list(presets), {}, parse_set(["method=dreamer", *sets]))
+    dc = cfg.section("dreamer")
     torch.manual_seed(0)
     agent = Dreamer(dc, spec, device)
     if compiled:
