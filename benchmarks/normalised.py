@@ -46,6 +46,21 @@ def normalisable(scores: Scores, random: dict[str, float]) -> tuple[list[str], l
     return ok, left
 
 
+def run_seeds(scores: Scores, env: str) -> set[int]:
+    """The seeds every method has a run of on ``env``."""
+    return set.intersection(*(set(by_seed) for by_seed in scores[env].values()))
+
+
+def complete(scores: Scores, envs: list[str]) -> tuple[list[str], list[str]]:
+    """Of ``envs``, those with runs on the largest seed set any of them has (the aggregate
+    takes every run of those), and those with fewer seeds so far (left out of it, so that a
+    new env's first seed does not shrink the aggregate to one run per env)."""
+    full = max((run_seeds(scores, env) for env in envs), key=len, default=set())
+    return [e for e in envs if run_seeds(scores, e) >= full], [
+        e for e in envs if not run_seeds(scores, e) >= full
+    ]
+
+
 def normalised_scores(
     scores: Scores, random: dict[str, float], envs: list[str]
 ) -> dict[str, np.ndarray]:

@@ -533,22 +533,25 @@ def random_scores(path: Path = RANDOM_SCORES) -> dict[str, float]:
 
 def suite_matrix(
     rows: dict[str, list[Row]], randoms: dict[str, float]
-) -> tuple[normalised.Scores, list[str], list[str], dict[str, np.ndarray]]:
-    """The suite's scores, the envs that can be PPO-normalised and those that cannot, and the
-    normalised scores per method (runs x envs)."""
+) -> tuple[normalised.Scores, list[str], list[str], list[str], dict[str, np.ndarray]]:
+    """The suite's scores, the envs in the aggregate, those that cannot be PPO-normalised, those
+    with fewer seeds than the aggregate's so far, and the normalised scores per method (runs x
+    envs)."""
     scores = normalised.scores_of(
         (r.env, r.method, r.seed, r.mean_return)
         for env_rows in rows.values() for row in env_rows for r in row.runs
     )  # fmt: skip
     ok, left = normalised.normalisable(scores, randoms)
-    return scores, ok, left, normalised.normalised_scores(scores, randoms, ok) if ok else {}
+    ok, partial = normalised.complete(scores, ok)
+    matrix = normalised.normalised_scores(scores, randoms, ok) if ok else {}
+    return scores, ok, left, partial, matrix
 
 
 def validation_table(rows: dict[str, list[Row]], randoms: dict[str, float], profile: str) -> str:
     """The suite's aggregate: per env the random policy, PPO's and the dreamer's IQM, whether
     the dreamer's is at or above PPO's; then the IQM of PPO-normalised scores over all envs
     and the performance profile (drawn by ``draw_profile`` at ``profile``)."""
-    scores, ok, left, matrix = suite_matrix(rows, randoms)
+    scores, ok, left, partial, matrix = suite_matrix(rows, randoms)
     above = normalised.at_or_above(scores)
     lines = [
         f"### Aggregate over {len(scores)} envs\n",
@@ -571,6 +574,12 @@ def validation_table(rows: dict[str, list[Row]], randoms: dict[str, float], prof
     if left:
         lines.append(f"Not normalisable (no PPO runs, or PPO's IQM not above the random "
                      f"policy's): {', '.join(left)}.")  # fmt: skip
+    if partial:
+        seeds = ", ".join(
+            f"{env} (seeds {', '.join(map(str, sorted(normalised.run_seeds(scores, env))))})"
+            for env in partial
+        )
+        lines.append(f"Not in the aggregate until they have its seeds: {seeds}.")
     if matrix:
         lines.append(
             f"\nPPO-normalised score over {len(ok)} envs, the IQM over every run on every env "
@@ -585,7 +594,7 @@ def validation_table(rows: dict[str, list[Row]], randoms: dict[str, float], prof
 
 def draw_profile(rows: dict[str, list[Row]], randoms: dict[str, float], path: Path) -> bool:
     """The suite's performance profile at ``path`` (False: no env can be normalised)."""
-    matrix = suite_matrix(split_suite(rows, randoms)[1], randoms)[3]
+    matrix = suite_matrix(split_suite(rows, randoms)[1], randoms)[4]
     if matrix:
         normalised.draw_profile(matrix, path)
     return bool(matrix)
@@ -616,7 +625,7 @@ def _wrap(text: str) -> str:
 def suite_sentence(suite: dict[str, list[Row]], randoms: dict[str, float]) -> str:
     """The validation suite in one sentence: on how many envs the dreamer's IQM is at or above
     PPO's, and both methods' PPO-normalised IQM."""
-    scores, ok, _, matrix = suite_matrix(suite, randoms)
+    scores, ok, _, _, matrix = suite_matrix(suite, randoms)
     both, above = normalised.compared(scores), normalised.at_or_above(scores)
     out = (
         f"On the validation suite ({len(suite)} Gymnasium envs nobody tuned for, one dreamer "

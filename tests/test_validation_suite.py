@@ -76,6 +76,16 @@ def test_a_method_keeps_the_seeds_it_has_on_every_env(normalised, scores):
     assert matrix["ppo"].shape == (4, 2)
 
 
+def test_an_env_with_fewer_seeds_waits_outside_the_aggregate(normalised, scores):
+    """E has PPO and the dreamer on seed 0 only: the aggregate stays A and B's 4 seeds x 2
+    envs rather than becoming 1 seed x 3 envs."""
+    scores["E"] = {"ppo": {0: 10.0}, "dreamer": {0: 5.0}}
+    assert normalised.complete(scores, ["A", "B", "E"]) == (["A", "B"], ["E"])
+    assert normalised.run_seeds(scores, "E") == {0}
+    del scores["A"]["ppo"][3]  # A's seed 3 lacks PPO: B's four seeds are the largest set
+    assert normalised.complete(scores, ["A", "B"]) == (["B"], ["A"])
+
+
 def test_the_aggregate_is_the_iqm_over_every_run_on_every_env(normalised, scores):
     aggregate = normalised.aggregate_iqm(normalised.normalised_scores(scores, RANDOM, ["A", "B"]))
     # dreamer: 0, .2, .4, .5, .6, 1, 1.5, 2 -> the middle four .4, .5, .6, 1 -> 0.625
