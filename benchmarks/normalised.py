@@ -55,10 +55,9 @@ def complete(scores: Scores, envs: list[str]) -> tuple[list[str], list[str]]:
     """Of ``envs``, those with runs on the largest seed set any of them has (the aggregate
     takes every run of those), and those with fewer seeds so far (left out of it, so that a
     new env's first seed does not shrink the aggregate to one run per env)."""
-    full = max((run_seeds(scores, env) for env in envs), key=len, default=set())
-    return [e for e in envs if run_seeds(scores, e) >= full], [
-        e for e in envs if not run_seeds(scores, e) >= full
-    ]
+    seeds = {env: run_seeds(scores, env) for env in envs}
+    full = max(seeds.values(), key=len, default=set())
+    return [e for e in envs if seeds[e] >= full], [e for e in envs if not seeds[e] >= full]
 
 
 def normalised_scores(

@@ -488,7 +488,8 @@ def env_sections(rows: dict[str, list[Row]]) -> list[str]:
             source = "gymnasium's reward threshold"
         solved = f"{threshold:g} ({source})" if threshold is not None else "none"
         out += [f"## {env}\n", f"Threshold: {solved}.\n", env_table(env_rows)]
-        out += [text for text in (human_normalised(env_rows),) if text]
+        if env in ATARI_REFERENCE:
+            out.append(human_normalised(env_rows))
         ppo = next((r for r in env_rows if r.method == "ppo"), None)
         for row in env_rows:
             out.append(method_section(row, ppo.median_steps if ppo else None))

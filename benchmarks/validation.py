@@ -263,8 +263,8 @@ def env_report(env: str, recs: list[dict[str, Any]], random: dict, head: str) ->
     rows = tables.rows_of(runs_of(recs))[env]
     ppo = next((r.median_steps for r in rows if r.method == "ppo"), None)
     seeds = [f"{row.method}, per seed:\n\n{tables.seed_table(row, ppo)}" for row in rows]
-    human = tables.human_normalised(rows)
-    return "\n".join([line, tables.env_table(rows), *([human] if human else []), *seeds])
+    human = [tables.human_normalised(rows)] if env in tables.ATARI_REFERENCE else []
+    return "\n".join([line, tables.env_table(rows), *human, *seeds])
 
 
 def aggregate_report(recs: list[dict[str, Any]], randoms: dict, figure: Path, head: str) -> str:

@@ -214,7 +214,7 @@ def _make_raw(cfg: EnvConfig, render_mode: str | None) -> gym.Env:
         gym.register(
             "worldmodels/PongObjects-v0", entry_point="worldmodels.pong_objects:PongObjects"
         )
-    if env_id.startswith("ALE/"):
+    if is_atari(env_id):
         _register_ale()
         kwargs["frameskip"] = 1  # make_env repeats the action and max-pools the frames
     if cfg.discrete_actions:
