@@ -178,6 +178,8 @@ def resolved(run_dir: Path, how: dict[str, Any]) -> dict[str, Any]:
         named["unknown"] = dreaming.unknown
     if dreaming.done_tau != 1.0:  # likewise
         named["done_tau"] = dreaming.done_tau
+    if dreaming.filtered:  # likewise
+        named["filtered"] = True
     return named
 
 
@@ -192,6 +194,8 @@ def setting(how: dict[str, Any]) -> str:
         shown += f" at done τ {how['done_tau']:g}"
     if how.get("unknown") is not None:
         shown += f", ends past the {how['unknown']:g} quantile of disagreement"
+    if how.get("filtered"):
+        shown += ", filtered"
     return shown + (", decoded" if how["observation"] == "decoded" else "")
 
 
@@ -301,6 +305,12 @@ def main() -> None:
     )
     ap.add_argument("--done-tau", type=float, help="temperature of the sampled ends")
     ap.add_argument(
+        "--filtered",
+        action="store_const",
+        const=True,
+        help="each dream step seen through V's posterior of its decoding (Dreaming.filtered)",
+    )
+    ap.add_argument(
         "--learn-in",
         choices=["dream", "real"],
         default="dream",
@@ -321,6 +331,7 @@ def main() -> None:
             how = {"tau": tau, "horizon": args.horizon, "done_mode": args.done_mode}
             how |= {"start": args.start, "observation": args.observation}
             how |= {"unknown": args.unknown, "done_tau": args.done_tau}
+            how |= {"filtered": args.filtered}
             how = {k: v for k, v in how.items() if v is not None}
             how = resolved(run_dir, how)
             if args.learn_in == "real":

@@ -160,6 +160,36 @@ def test_a_real_step_has_the_feature_the_dream_predicts(small_run):
     assert np.mean(filtered) < 0.5 * np.mean(first_step)
 
 
+def test_a_filtered_dream_goes_on_from_the_posterior_of_its_predicted_observation(small_run):
+    """``filtered=True``: a dream step decodes M's sample into an observation and goes on from
+    V's posterior of it, as Real-v0 does with a real observation: the deterministic part is
+    the plain dream's, the stochastic part the posterior's mode (not the prior's sample), and
+    the next step is taken from that filtered state."""
+    import worldmodels
+    from worldmodels.dream import DreamEnv, Dreaming
+
+    run = worldmodels.open_run(small_run)
+    world, rssm = run.world, run.world.vision.wm.rssm
+    plain = DreamEnv(world, run.starts, 4, Dreaming(horizon=50, done_mode="threshold"))
+    filtered = DreamEnv(world, run.starts, 4, Dreaming(50, 1.0, True, "threshold", filtered=True))
+    start, _ = plain.reset(seed=3)
+    assert np.array_equal(filtered.reset(seed=3)[0], start)
+    actions = np.array([0, 1, 0, 1])
+    sampled, *_ = plain.step(actions)
+    seen, *_ = filtered.step(actions)
+    deter = rssm.deter
+    np.testing.assert_array_equal(seen[:, :deter], sampled[:, :deter])
+    with torch.no_grad():
+        embed = world.vision.wm.codec.encode(world.decoded(torch.as_tensor(sampled)))
+        h = torch.as_tensor(sampled[:, :deter])
+        mode = rssm.sample(rssm.post_net(torch.cat([h, embed], -1)), mode=True)
+    np.testing.assert_allclose(seen[:, deter:], mode.numpy())
+    assert not np.array_equal(seen[:, deter:], sampled[:, deter:])  # 4 x 32 categoricals
+    seen_next, *_ = filtered.step(actions)
+    step, _ = world.step(torch.as_tensor(seen), torch.as_tensor(actions), world.initial(4))
+    np.testing.assert_allclose(seen_next[:, :deter], step.h.numpy(), atol=1e-6)
+
+
 def test_the_rssm_dream_starts_from_any_replayed_state_unless_told(small_run):
     """Dream-v0 of a dreamer run starts its episodes from any replayed state and lasts the
     agent's imagination horizon (what SB3's PPO learnt most from, ``DreamerMethod``), from

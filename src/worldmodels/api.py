@@ -109,6 +109,7 @@ class Run:
         observation: str = "features",
         unknown: float | None = None,
         done_tau: float = 1.0,
+        filtered: bool = False,
     ) -> Dreaming:
         """The dream's settings: the run's own (``memory.temperature``, ``dream.horizon``,
         ``dream.done_mode``, ``dream.start``: ``initial`` or ``any``; the horizon and start
@@ -117,7 +118,8 @@ class Run:
         (``observation="features"``) or V's decoding of them (``"decoded"``); ``unknown=q``
         ends an episode where an ensemble M disagrees more than on the q-quantile of the real
         transitions (``Dreaming.unknown``); ``done_tau`` is the temperature of the sampled
-        ends (``Dreaming.done_tau``)."""
+        ends (``Dreaming.done_tau``); ``filtered`` goes on from V's posterior of each step's
+        predicted observation (``Dreaming.filtered``)."""
         cfg = self.config
         start = start or get(cfg.method).dream_start or cfg.dream.start
         if start not in ("initial", "any"):
@@ -132,11 +134,12 @@ class Run:
             observation,
             unknown,
             done_tau,
+            filtered,
         )
 
     def dream_env(self, **how: Any) -> DreamSingleEnv:
         """The dream as a ``gymnasium.Env`` (``tau=``, ``horizon=``, ``done_mode=``,
-        ``start=``, ``observation=``, ``unknown=``, ``done_tau=``)."""
+        ``start=``, ``observation=``, ``unknown=``, ``done_tau=``, ``filtered=``)."""
         return DreamSingleEnv(self.world, self.starts, self.dreaming(**how))
 
     def dream_vec_env(self, num_envs: int, **how: Any) -> DreamEnv:
@@ -155,7 +158,7 @@ def open_run(run_dir: str | Path, device: str = "cpu") -> Run:
 
 def make_dream(run_dir: str | Path, device: str = "cpu", **how: Any) -> DreamSingleEnv:
     """Entry point of ``gym.make("worldmodels/Dream-v0", run_dir=..., tau=, horizon=,
-    done_mode=, start=, observation=, unknown=, done_tau=)``."""
+    done_mode=, start=, observation=, unknown=, done_tau=, filtered=)``."""
     return open_run(run_dir, device).dream_env(**how)
 
 

@@ -212,6 +212,11 @@ class Dreaming:
     drawn with probability sigmoid(logit / done_tau). 1 is the head's own probability; below
     1 sharpens it (0 is the threshold p > 0.5), so the small probabilities a head gives every
     state stop adding up to ends where the real env has none."""
+    filtered: bool = False
+    """Each step's predicted state seen as a real step sees it: M's sample is decoded into an
+    observation, and V's posterior of that observation is the state the episode goes on from
+    (``WorldModel.refilter``). A policy then sees in the dream the kind of features
+    ``Real-v0`` shows it (for the RSSM, the posterior's mode), not the prior's samples."""
 
     def __post_init__(self) -> None:
         if self.horizon < 1:
@@ -232,6 +237,7 @@ class _DreamCore:
         self.horizon, self.temperature = how.horizon, how.temperature
         self.initial_only, self.done_mode = how.initial_only, how.done_mode
         self.observation, self.done_tau = how.observation, how.done_tau
+        self.filtered = how.filtered
         self.known = float("inf") if how.unknown is None else starts.known(how.unknown)
         self.generator = torch.Generator().manual_seed(0)
         self.z, self.state = starts.sample(num_envs, self.generator, self.initial_only)
@@ -273,6 +279,8 @@ class _DreamCore:
             self.z, act.to(self.world.device), self.state, self.temperature, self.generator
         )
         self.z, self.state = out.z, out.state
+        if self.filtered:
+            self.z = self.world.refilter(out.z, out.state)
         self.t += 1
         p = out.done_prob.float().cpu()
         if self.done_mode == "sample" and self.done_tau > 0:

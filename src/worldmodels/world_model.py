@@ -70,6 +70,12 @@ class WorldModel:
         return self.vision.observe(torch.as_tensor(obs, device=self.device), state)
 
     @torch.no_grad()
+    def refilter(self, z: Tensor, state: State) -> Tensor:
+        """M's predicted z [B, Z] as a real step would see it: V's posterior (``observe``) of
+        V's decoding of z, the observation the model predicts."""
+        return self.vision.observe(self.decoded(z), state)
+
+    @torch.no_grad()
     def decoded(self, z: Tensor) -> Tensor:
         """z [B, Z] -> the raw observations V decodes it to (vectors, or uint8 frames)."""
         return self.vision.postprocess(self.vision.decode(z))
