@@ -115,21 +115,26 @@ def learning_env(run_dir: Path, how: dict[str, Any]) -> Any:
     return gym.make("worldmodels/Dream-v0", run_dir=str(run_dir), **dreamt(how))
 
 
+def learn(run_dir: Path, how: dict[str, Any], seed: int, steps: int) -> Any:
+    """SB3's PPO with its default hyperparameters, ``steps`` steps in setting ``how``."""
+    from stable_baselines3 import PPO
+
+    torch.manual_seed(seed)
+    model = PPO("MlpPolicy", learning_env(run_dir, how), seed=seed, verbose=0, device="cpu")
+    model.learn(steps)
+    return model
+
+
 def transfer(
     run_dir: Path, how: dict[str, Any], seed: int, steps: int, weights: str
 ) -> dict[str, Any]:
     """One learner: trained in the dream (or, as the control, the real env), scored for real
     and in the dream; ``weights`` is the run's ``fingerprint``."""
-    from stable_baselines3 import PPO
-
     import worldmodels
 
     run = worldmodels.open_run(run_dir)
-    env = learning_env(run_dir, how)
-    torch.manual_seed(seed)
     start = time.perf_counter()
-    model = PPO("MlpPolicy", env, seed=seed, verbose=0, device="cpu")
-    model.learn(steps)
+    model = learn(run_dir, how, seed, steps)
     trained = time.perf_counter() - start
     seeds = reset_seeds(run.config.seed, Stream.EVALUATE, 0, EPISODES)
     real = real_returns(run, model, seeds, how["observation"])

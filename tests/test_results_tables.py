@@ -112,3 +112,24 @@ def test_atari_scores_are_also_human_normalised(made):
     assert iqm_line.startswith("| dreamer | 0.75 [") and iqm_line.endswith("| 1.18 |")
     cart = tables.rows_of([dataclasses.replace(run(0, 1.0), env="CartPole-v1")])
     assert tables.human_normalised(cart["CartPole-v1"]) == ""
+
+
+def test_dream_drift_compares_the_running_real_episodes_with_every_dream_at_each_step():
+    """Step 2's real mean is over the two episodes still running (1 and 3: 2.0), the dream's
+    over all three dreams (0.5); the last row is each real episode's final observation."""
+    if str(ROOT / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+    drift = importlib.import_module("dream_drift")
+    import numpy as np
+
+    real = [
+        np.array([[0.0], [1.0]]),
+        np.array([[0.0], [1.0], [1.0]]),
+        np.array([[0.0], [2.0], [3.0]]),
+    ]
+    dream = np.array([[[0.0], [0.0], [0.0]], [[0.5], [0.5], [0.5]], [[0.5], [0.0], [1.0]]])
+    ends = np.array([[0.1, 0.2, 0.3], [0.0, 0.5, 1.0]])
+    lines = drift.table(real, dream, ends, [0, 2]).splitlines()
+    assert lines[2] == "| 0 | 3 | +0.00 / +0.00 | nan |"
+    assert lines[3] == "| 2 | 2 | +2.00 / +0.50 | 0.5000 |"
+    assert lines[4] == "| real last step (mean length 1.7) | 3 | +1.67 (|·| 1.67) | |"
