@@ -66,7 +66,10 @@ def dream_paths(
     for _ in range(steps):
         shown = observation_of(world, z, state, how["observation"])
         actions = unnormalize(np.asarray(model.predict(shown, deterministic=True)[0]), scale)
-        act = torch.as_tensor(actions).reshape(episodes, *np.shape(actions)[1:])
+        if run.spec.action_kind == "discrete":
+            act = torch.as_tensor(np.asarray(actions, np.int64).reshape(episodes))
+        else:
+            act = torch.as_tensor(np.asarray(actions, np.float32).reshape(episodes, -1))
         out = world.dream_step(z, act, state, how["tau"], generator)
         z, state = out.z, out.state
         decoded.append(world.decoded(z).float().numpy())
