@@ -26,7 +26,7 @@ import torch
 from dream_transfer import LearnerPolicy, learn, resolved
 
 from worldmodels.data.rollout import action_to_env
-from worldmodels.dream import agent_action_space, observation_of, unnormalize
+from worldmodels.dream import agent_action_space, dream_actions, observation_of, unnormalize
 from worldmodels.seeding import Stream, reset_seeds
 
 
@@ -66,10 +66,7 @@ def dream_paths(
     for _ in range(steps):
         shown = observation_of(world, z, state, how["observation"])
         actions = unnormalize(np.asarray(model.predict(shown, deterministic=True)[0]), scale)
-        if run.spec.action_kind == "discrete":
-            act = torch.as_tensor(np.asarray(actions, np.int64).reshape(episodes))
-        else:
-            act = torch.as_tensor(np.asarray(actions, np.float32).reshape(episodes, -1))
+        act = dream_actions(run.spec, actions, episodes)
         out = world.dream_step(z, act, state, how["tau"], generator)
         z, state = out.z, out.state
         decoded.append(world.decoded(z).float().numpy())

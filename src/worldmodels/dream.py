@@ -229,6 +229,19 @@ class Dreaming:
             raise ValueError(f"done_tau must be >= 0, got {self.done_tau}")
 
 
+def dream_actions(spec: EnvSpec, actions: Any, n: int) -> Tensor:
+    """``n`` actions as M steps on them: class indices, or vectors clipped to the env's box."""
+    if spec.action_kind == "discrete":
+        return torch.as_tensor(np.asarray(actions, dtype=np.int64).reshape(n))
+    return torch.as_tensor(
+        np.clip(
+            np.asarray(actions, np.float32).reshape(n, spec.action_dim),
+            spec.action_low,
+            spec.action_high,
+        )
+    )
+
+
 class _DreamCore:
     """Batched dream state and one step of it; resets only when told to."""
 
@@ -264,20 +277,8 @@ class _DreamCore:
 
     @torch.no_grad()
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        spec = self.world.spec
-        if spec.action_kind == "discrete":
-            act = torch.as_tensor(np.asarray(actions, dtype=np.int64).reshape(self.n))
-        else:
-            act = torch.as_tensor(
-                np.clip(
-                    np.asarray(actions, np.float32).reshape(self.n, spec.action_dim),
-                    spec.action_low,
-                    spec.action_high,
-                )
-            )
-        out = self.world.dream_step(
-            self.z, act.to(self.world.device), self.state, self.temperature, self.generator
-        )
+        act = dream_actions(self.world.spec, actions, self.n).to(self.world.device)
+        out = self.world.dream_step(self.z, act, self.state, self.temperature, self.generator)
         self.z, self.state = out.z, out.state
         if self.filtered:
             self.z = self.world.refilter(out.z, out.state)
