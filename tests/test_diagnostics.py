@@ -50,6 +50,7 @@ def test_diagnose_writes_errors_per_k_and_matches_an_independent_baseline(run_di
     assert all(a < 1.0 for a in result["done_accuracy_constant"])
     assert all(0.0 <= b <= 1.0 for b in result["done_balanced_accuracy"])
     assert result["uncertainty"] == [0.0] * 4  # one MDN-RNN: no ensemble
+    assert result["samples"] == 0  # the MDN-RNN's tau = 0 step is its mean: one path, no draws
     # repeat-last latent MSE recomputed from the latent cache by hand
     ctx = pipeline.open_run(run_dir, progress=False)
     _, val = split(ctx)

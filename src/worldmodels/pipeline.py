@@ -337,16 +337,20 @@ def diagnose(
     min_start: int = 1,
     write: bool = True,
     report: Callable[[dict[str, Any]], None] | None = None,
+    samples: int = 16,
 ) -> dict[str, Any]:
     """Open-loop k-step prediction errors on held-out episodes from start points t >=
     ``min_start``, with naive baselines; writes diagnostics.json, plots/diagnostics_*.png
     and, for pixels, videos/diagnose.gif (``write=False``: nothing, the latents go to a
-    temporary folder). ``report(result)`` is called before anything is written."""
+    temporary folder). ``report(result)`` is called before anything is written. An M whose
+    tau = 0 step is not its mean predicts by the mean of ``samples`` sampled rollouts."""
     from worldmodels.evaluation.diagnostics import gather_starts, open_loop
     from worldmodels.evaluation.plots import error_vs_k, scatter
 
     if horizon < 1:
         raise UserError(f"--horizon must be >= 1, got {horizon}")
+    if samples < 0:
+        raise UserError(f"--samples must be >= 0 (0: the tau = 0 path), got {samples}")
     if min_start < 1:
         raise UserError(
             f"--min-start must be >= 1 (a start needs the step before it), got {min_start}"
@@ -375,7 +379,7 @@ def diagnose(
         starts = gather_starts(
             world, store, cache, val, horizon, max_starts, ctx.cfg.seed, min_start
         )
-    result = open_loop(world, starts)
+    result = open_loop(world, starts, samples, ctx.cfg.seed)
     points = result.pop("_scatter")
     result |= {"env": ctx.spec.env_id, "held_out_episodes": len(val), "min_start": min_start}
     if report is not None:
@@ -399,7 +403,7 @@ def format_diagnostics(result: dict[str, Any]) -> str:
         f"{result['env']}: open-loop prediction from {result['starts']} start points "
         f"(t >= {result.get('min_start', 1)}) of {result['held_out_episodes']} held-out "
         f"episodes (reconstruction MSE "
-        f"{result['reconstruction_mse']:.4g})",
+        f"{result['reconstruction_mse']:.4g}; {_prediction(result.get('samples', 0))})",
         "  k   obs MSE    / repeat-last  / const-velocity   latent MSE   reward MAE  "
         "done acc (never-done)  recall  bal. acc",
     ]
@@ -413,7 +417,21 @@ def format_diagnostics(result: dict[str, Any]) -> str:
             f"({result['done_accuracy_constant'][k]:.3f})        "
             f"{result['done_recall'][k]:<7.3f} {result['done_balanced_accuracy'][k]:.3f}"
         )
+    per_feature = result.get("obs_mse_per_feature")
+    if per_feature is not None:
+        h = result["horizon"]
+        ratios = [
+            f"{i}: {m[0] / max(r[0], 1e-12):.3g} / {m[-1] / max(r[-1], 1e-12):.3g}"
+            for i, (m, r) in enumerate(
+                zip(per_feature["model"], per_feature["repeat_last"], strict=True)
+            )
+        ]
+        lines.append(f"  per feature, obs MSE / repeat-last at k = 1 / {h}: " + ", ".join(ratios))
     return "\n".join(lines)
+
+
+def _prediction(samples: int) -> str:
+    return f"mean of {samples} sampled rollouts" if samples else "tau = 0 path"
 
 
 def format_eval(result: dict[str, Any]) -> str:

@@ -215,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
                 args.horizon,
                 args.max_starts,
                 args.min_start,
+                samples=args.samples,
                 write=not no_write,
                 report=lambda r: print(pipeline.format_diagnostics(r), flush=True),
             )

@@ -303,6 +303,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--horizon", type=int, default=15, help="Steps ahead H (default 15).")
     p.add_argument("--max-starts", type=int, default=2000, help="Start points used (default 2000).")
     p.add_argument(
+        "--samples",
+        type=int,
+        default=16,
+        metavar="N",
+        help="Where M's tau = 0 step is not its mean (the RSSM takes each categorical latent's "
+        "mode), predict by the mean of N open-loop rollouts sampled at tau = 1 (default 16; 0: "
+        "the tau = 0 path). Ms whose tau = 0 step is their mean ignore it.",
+    )
+    p.add_argument(
         "--min-start",
         type=int,
         default=1,

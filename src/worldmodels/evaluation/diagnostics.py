@@ -2,9 +2,10 @@
 
 From many start points t of episodes never used for training -- anywhere in an episode, so
 episode ends appear at every k -- M is teacher-forced along the real latents up to t, then
-rolled forward k = 1..H steps *open loop* (its own mean predictions, tau = 0) under the logged
-real actions, through ``WorldModel.imagine``. Steps past the episode's end are masked out of
-every mean. Per k:
+rolled forward k = 1..H steps *open loop* under the logged real actions, through
+``WorldModel.imagine``: its mean prediction (``predict``: the tau = 0 path of a Gaussian M, the
+mean of sampled rollouts of the RSSM's categorical latents). Steps past the episode's end are
+masked out of every mean. Per k:
 
 - MSE in latent space against V's encoding of the real observation at t + k;
 - where V has a decoder, MSE in observation space (per feature for vector observations; pixels
@@ -162,13 +163,51 @@ def _done_scores(pred: Tensor, truth: Tensor, mask: Tensor) -> dict[str, list[fl
     }
 
 
+@dataclass
+class Prediction:
+    """M's open-loop prediction of H steps from B starts (a mean over rollouts where
+    sampled)."""
+
+    z: Tensor  # [B, H, Z]
+    obs: Tensor  # [B, H, *obs] decoded
+    rewards: Tensor  # [B, H]
+    done_prob: Tensor  # [B, H]
+    uncertainty: Tensor  # [B, H]
+    samples: int  # rollouts averaged; 0: the one tau = 0 path
+
+
 @torch.no_grad()
-def open_loop(world: WorldModel, s: Starts) -> dict[str, Any]:
+def predict(world: WorldModel, s: Starts, samples: int = 16, seed: int = 0) -> Prediction:
+    """The mean open-loop prediction under the logged actions: M's tau = 0 path where that is
+    its mean (``MemoryModel.point_is_mean``) or ``samples`` is 0; otherwise the mean of
+    ``samples`` rollouts sampled at tau = 1 (the RSSM, whose tau = 0 step takes each
+    categorical's mode: the path of most likely steps, which drifts from the mean)."""
     h = s.actions.shape[1]
+    n = 0 if world.memory.point_is_mean else samples
+    rep = (lambda x: x.repeat_interleave(n, 0)) if n else (lambda x: x)
+    actions = rep(s.actions)
     out = world.imagine(
-        s.z0, s.state, lambda f, t: s.actions[:, t], h, temperature=0.0, done_mode="threshold"
+        rep(s.z0),
+        tuple(rep(x) for x in s.state),
+        lambda f, t: actions[:, t],
+        h,
+        temperature=1.0 if n else 0.0,
+        generator=torch.Generator().manual_seed(seed),
+        done_mode="threshold",
     )
-    z_pred = out.features[:, 1:, : world.vision.latent_dim]
+    z = out.features[:, 1:, : world.vision.latent_dim]
+    parts = (z, _decode(world, z), out.rewards, out.done_prob, out.uncertainty)
+    if n:
+        parts = tuple(x.reshape(-1, n, *x.shape[1:]).mean(1) for x in parts)
+    return Prediction(*parts, samples=n)
+
+
+@torch.no_grad()
+def open_loop(world: WorldModel, s: Starts, samples: int = 16, seed: int = 0) -> dict[str, Any]:
+    """Every per-k error of M's mean prediction (``predict``) and of the naive baselines."""
+    h = s.actions.shape[1]
+    out = predict(world, s, samples, seed)
+    z_pred = out.z
     k = torch.arange(1, h + 1, device=z_pred.device, dtype=z_pred.dtype).view(1, h, 1)
     vel = s.z0 - s.z_prev
     mask = s.mask
@@ -177,11 +216,16 @@ def open_loop(world: WorldModel, s: Starts) -> dict[str, Any]:
         "repeat_last": _per_k((s.z0[:, None] - s.z_true).pow(2), mask),
         "constant_velocity": _per_k((s.z0[:, None] + k * vel[:, None] - s.z_true).pow(2), mask),
     }
-    result: dict[str, Any] = {"horizon": h, "starts": int(s.z0.shape[0]), "latent_mse": latent}
+    result: dict[str, Any] = {
+        "horizon": h,
+        "starts": int(s.z0.shape[0]),
+        "samples": out.samples,
+        "latent_mse": latent,
+    }
     x_true = _obs_space(world, s.obs_true)
     x0 = _obs_space(world, s.obs0)
     x_prev = _obs_space(world, s.obs_prev)
-    x_pred = _decode(world, z_pred)
+    x_pred = out.obs
     kk = k.view(1, h, *([1] * (x_true.dim() - 2)))
     obs_err = {
         "model": (x_pred - x_true).pow(2),

@@ -155,6 +155,7 @@ class RssmMemory(MemoryModel):
     (``RssmVision.observe``)."""
 
     recurrent = False
+    point_is_mean = False
 
     def __init__(self, wm: DreamerWorldModel, action_dim: int, scale: ActionScale):
         super().__init__()

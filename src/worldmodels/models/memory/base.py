@@ -27,6 +27,10 @@ class MemoryModel(nn.Module):
     action_dim: int
     recurrent: bool = True
     """False where the state is empty (Markov models): nothing to carry between windows."""
+    point_is_mean: bool = True
+    """True where ``sample_next`` at tau = 0 is M's mean prediction (Gaussians and their
+    mixtures); False where it is a mode (the RSSM's categorical latents), whose mean only
+    samples estimate."""
 
     @property
     @abstractmethod
