@@ -196,10 +196,18 @@ def predict(world: WorldModel, s: Starts, samples: int = 16, seed: int = 0) -> P
         done_mode="threshold",
     )
     z = out.features[:, 1:, : world.vision.latent_dim]
-    parts = (z, _decode(world, z), out.rewards, out.done_prob, out.uncertainty)
-    if n:
-        parts = tuple(x.reshape(-1, n, *x.shape[1:]).mean(1) for x in parts)
-    return Prediction(*parts, samples=n)
+
+    def mean(x: Tensor) -> Tensor:  # each start's n rollouts are consecutive rows
+        return x.reshape(-1, n, *x.shape[1:]).mean(1) if n else x
+
+    return Prediction(
+        mean(z),
+        mean(_decode(world, z)),
+        mean(out.rewards),
+        mean(out.done_prob),
+        mean(out.uncertainty),
+        samples=n,
+    )
 
 
 @torch.no_grad()
