@@ -216,18 +216,12 @@ def key(row: dict[str, Any]) -> tuple[str, str, int, int]:
 
 def load(path: Path = RESULTS) -> list[dict[str, Any]]:
     """Every learner's result kept so far."""
-    return records.read(path)["rows"] if path.exists() else []
+    return records.kept_rows(path)
 
 
 def keep(row: dict[str, Any], path: Path = RESULTS) -> list[dict[str, Any]]:
-    """Add ``row`` to the kept results, replacing one of the same key, and return them all:
-    read and written under a lock, so that runs side by side lose none of each other's."""
-    from filelock import FileLock
-
-    with FileLock(f"{path}.lock"):
-        rows = [r for r in load(path) if key(r) != key(row)] + [row]
-        records.write(path, {"rows": rows})
-    return rows
+    """Add ``row`` to the kept results, replacing one of the same key; all of them."""
+    return records.keep_row(path, row, key)
 
 
 def table(rows: list[dict[str, Any]]) -> str:

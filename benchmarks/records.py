@@ -25,6 +25,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,23 @@ def write(path: Path, data: dict[str, Any]) -> Path:
     tmp.write_bytes(raw)
     tmp.replace(path)
     return path
+
+
+def kept_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows a results file of single measurements keeps (none before the first)."""
+    return read(path)["rows"] if path.exists() else []
+
+
+def keep_row(path: Path, row: dict[str, Any], key: Callable[[dict[str, Any]], Any]) -> list:
+    """Add ``row`` to the rows ``path`` keeps, replacing one of the same ``key``, and return
+    them all: read and written under a lock, so that scripts side by side lose none of each
+    other's."""
+    from filelock import FileLock
+
+    with FileLock(f"{path}.lock"):
+        rows = [r for r in kept_rows(path) if key(r) != key(row)] + [row]
+        write(path, {"rows": rows})
+    return rows
 
 
 def result_path(env: str, method: str, seed: int, root: Path | None = None) -> Path:

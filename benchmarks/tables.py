@@ -44,6 +44,7 @@ import dream_transfer
 import matplotlib
 import normalised
 import numpy as np
+import prediction
 import records
 
 from worldmodels.evaluation.compare import BOOTSTRAP_REPS, bootstrap_ci, iqm, steps_to_threshold
@@ -59,6 +60,7 @@ FIGURE = ROOT / "docs" / "img" / "learning-curves.png"
 PROFILE = ROOT / "docs" / "img" / "validation-profile.png"
 RANDOM_SCORES = RESULTS / "random_policy.json.gz"  # validation.py measures and keeps them
 TRANSFER = dream_transfer.RESULTS
+PREDICTION = prediction.RESULTS
 README = ROOT / "README.md"
 BEGIN = "<!-- BEGIN GENERATED: results-table -->"
 END = "<!-- END GENERATED: results-table -->"
@@ -451,10 +453,11 @@ def results_page(
     rows: dict[str, list[Row]],
     randoms: dict[str, float],
     transfer: list[dict[str, Any]] | None = None,
+    predictions: list[dict[str, Any]] | None = None,
 ) -> str:
     """docs/results.md, from ``rows_of(load())``, the random policy's score on the validation
-    suite's envs (``random_scores()``) and the dream-transfer results
-    (``dream_transfer.load()``)."""
+    suite's envs (``random_scores()``), the dream-transfer results (``dream_transfer.load()``)
+    and the open-loop prediction results (``prediction.load()``)."""
     figure = FIGURE.relative_to(DOC.parent).as_posix()
     named, suite = split_suite(rows, randoms)
     out = [
@@ -475,6 +478,7 @@ def results_page(
         out += [VALIDATION_INTRO, validation_table(suite, randoms, profile)]
         out += env_sections(suite)
     out += dream_transfer.section(transfer or [])
+    out += prediction.section(predictions or [])
     return "\n".join(out)
 
 
@@ -733,7 +737,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no run records under {args.results}", file=sys.stderr)
         return 1
     rows, randoms = rows_of(runs), random_scores(args.results / RANDOM_SCORES.name)
-    page = results_page(rows, randoms, dream_transfer.load(args.results / TRANSFER.name))
+    page = results_page(
+        rows,
+        randoms,
+        dream_transfer.load(args.results / TRANSFER.name),
+        prediction.load(args.results / PREDICTION.name),
+    )
     try:
         readme = with_block(args.readme.read_text(), readme_block(rows, randoms))
     except NoMarkers as exc:

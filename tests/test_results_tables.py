@@ -31,7 +31,9 @@ def first_difference(committed: str, generated: str) -> str:
 
 def test_docs_results_page_is_the_generated_one(made):
     tables, rows = made
-    generated = tables.results_page(rows, tables.random_scores(), tables.dream_transfer.load())
+    generated = tables.results_page(
+        rows, tables.random_scores(), tables.dream_transfer.load(), tables.prediction.load()
+    )
     committed = (ROOT / "docs" / "results.md").read_text()
     assert committed == generated, (
         f"docs/results.md differs ({first_difference(committed, generated)}): {FIX}"
@@ -90,6 +92,26 @@ def test_dream_transfer_keeps_one_result_per_key_and_knows_a_run_trained_again(m
     assert transfer.fingerprint(run) == before
     (run / "checkpoints" / "m" / "best.pt").write_bytes(b"trained again")
     assert transfer.fingerprint(run) != before
+
+
+def test_the_prediction_table_sets_each_k_and_feature_beside_repeat_last(made):
+    """Hand-made errors over 2 steps ahead: overall 0.1 then 0.4 against repeat-last's 0.2 and
+    0.2 (÷ 0.5 and 2: it beats repeat-last at 1 of 2 ks, worst at k = 2); a feature at 0.3 and
+    0.3 against 0.1 and 0.6 (÷ 3 and 0.5)."""
+    prediction = importlib.import_module("prediction")
+    row = {
+        "run": "runs/r_s5", "env": "CartPole-v1", "samples": 16, "prediction_samples": 16,
+        "horizon": 2, "run_return": 491.2,
+        "obs_mse": {"model": [0.1, 0.4], "repeat_last": [0.2, 0.2]},
+        "obs_mse_per_feature": {"model": [[0.3, 0.3]], "repeat_last": [[0.1, 0.6]]},
+    }  # fmt: skip
+    line = prediction.table([row]).splitlines()[-1]
+    assert line == (
+        "| r_s5 (CartPole-v1; 491.2) | mean of 16 sampled rollouts | 0.1 / 0.4 | 0.5 / 2 | "
+        "2 (2) | 1 of 2 | 0: 3 / 0.5 |"
+    )
+    tau0 = prediction.table([row | {"prediction_samples": 0, "run": "runs/r_s100"}])
+    assert "(CartPole-v1, tuning; 491.2) | τ = 0 path |" in tau0
 
 
 def test_atari_scores_are_also_human_normalised(made):
