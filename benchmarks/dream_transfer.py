@@ -283,7 +283,9 @@ categorical latents of 16 classes, `--set dreamer.groups=16 --set dreamer.classe
 the vector size has 8 of 8).
 dreamer-avx2_s5 is the CartPole table's seed-5 command made again on a host whose CPU has
 AVX2 and no bf16 (the table's run had AVX-512 and AMX): other kernels round otherwise, and it
-is another run (500.0 at 10,000 real steps against 498.1 at 9,551).
+is another run (500.0 at 10,000 real steps against 498.1 at 9,551); dreamer-avx512_s5 the same
+command on a host with AVX-512 and no AMX (491.2 at 10,000), and dreamer-z16_s5 with 16 × 16
+latents on that host (500.0 at 5,407).
 """
 
 
