@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import dream_transfer
-import numpy as np
 import records
 import torch
+
+from worldmodels.evaluation.diagnostics import feature_ratios, ratio
 
 RESULTS = records.RESULTS / "prediction.json.gz"
 
@@ -76,11 +77,6 @@ def load(path: Path = RESULTS) -> list[dict[str, Any]]:
     return records.kept_rows(path)
 
 
-def ratios(model: list[float], base: list[float]) -> np.ndarray:
-    """The model's error over the baseline's, per k."""
-    return np.asarray(model) / np.maximum(np.asarray(base), 1e-12)
-
-
 def prediction(row: dict[str, Any]) -> str:
     n = row["prediction_samples"]
     return f"mean of {n} sampled rollouts" if n else "τ = 0 path"
@@ -97,17 +93,14 @@ def table(rows: list[dict[str, Any]]) -> str:
     ]
     for row in sorted(rows, key=lambda r: (dream_transfer.tuning(r["run"]), *key(r))):
         obs = row["obs_mse"]
-        r = ratios(obs["model"], obs["repeat_last"])
+        r = ratio(obs["model"], obs["repeat_last"])
         h = row["horizon"]
         beat = int((r < 1).sum())
         features = row.get("obs_mse_per_feature")
         shown = "—"
         if features is not None:
             shown = ", ".join(
-                f"{i}: {ratios(m, b)[0]:.3g} / {ratios(m, b)[-1]:.3g}"
-                for i, (m, b) in enumerate(
-                    zip(features["model"], features["repeat_last"], strict=True)
-                )
+                f"{i}: {f[0]:.3g} / {f[-1]:.3g}" for i, f in enumerate(feature_ratios(features))
             )
         tuned = ", tuning" if dream_transfer.tuning(row["run"]) else ""
         lines.append(

@@ -419,14 +419,15 @@ def format_diagnostics(result: dict[str, Any]) -> str:
         )
     per_feature = result.get("obs_mse_per_feature")
     if per_feature is not None:
-        h = result["horizon"]
-        ratios = [
-            f"{i}: {m[0] / max(r[0], 1e-12):.3g} / {m[-1] / max(r[-1], 1e-12):.3g}"
-            for i, (m, r) in enumerate(
-                zip(per_feature["model"], per_feature["repeat_last"], strict=True)
-            )
+        from worldmodels.evaluation.diagnostics import feature_ratios
+
+        shown = [
+            f"{i}: {r[0]:.3g} / {r[-1]:.3g}" for i, r in enumerate(feature_ratios(per_feature))
         ]
-        lines.append(f"  per feature, obs MSE / repeat-last at k = 1 / {h}: " + ", ".join(ratios))
+        lines.append(
+            f"  per feature, obs MSE / repeat-last at k = 1 / {result['horizon']}: "
+            + ", ".join(shown)
+        )
     return "\n".join(lines)
 
 

@@ -134,6 +134,18 @@ def _decode(world: WorldModel, z: Tensor) -> Tensor:
     return x.reshape(*z.shape[:-1], *x.shape[1:])
 
 
+def ratio(model: Any, base: Any) -> np.ndarray:
+    """A model's errors over a baseline's, elementwise (a baseline error of 0 counts as 1e-12)."""
+    return np.asarray(model) / np.maximum(np.asarray(base), 1e-12)
+
+
+def feature_ratios(per_feature: dict[str, Any]) -> list[np.ndarray]:
+    """Per observation feature of ``obs_mse_per_feature``, the model's MSE over repeat-last's
+    at each k."""
+    pairs = zip(per_feature["model"], per_feature["repeat_last"], strict=True)
+    return [ratio(m, b) for m, b in pairs]
+
+
 def _per_k(err: Tensor, mask: Tensor) -> list[float]:
     """[B, H, ...] squared/absolute errors -> the mean per k over the steps that exist."""
     per = err.reshape(err.shape[0], err.shape[1], -1).mean(2)
@@ -250,7 +262,7 @@ def open_loop(world: WorldModel, s: Starts, samples: int = 16, seed: int = 0) ->
     for space in ("latent_mse", "obs_mse"):
         m = np.asarray(result[space]["model"])
         result[f"{space}_ratio"] = {
-            base: (m / np.maximum(np.asarray(result[space][base]), 1e-12)).tolist()
+            base: ratio(m, result[space][base]).tolist()
             for base in ("repeat_last", "constant_velocity")
         }
     rewards = s.rewards.float()
