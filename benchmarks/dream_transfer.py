@@ -277,7 +277,9 @@ reported on other runs. Made by `python benchmarks/dream_transfer.py --run RUN_D
 [--done-mode ...] [--start ...] [--horizon ...] [--observation ...] [--learn-in real]
 --seeds ...`, one math thread, on the machine the tables above name; the runs are the dreamer
 runs of those tables and classic CartPole runs made for this (`worldmodels train --env
-CartPole-v1 --seed S`, and with `--set memory.ensemble=5` where the run is named classic-ens;
+CartPole-v1 --seed S`, and with `--set memory.ensemble=5` where the run is named classic-ens,
+with `--set vision.kind=identity --set memory.heads=next` where it is classic-next-identity;
+dream-next-identity is `--method dream` with its CartPole preset, which sets those two);
 dreamer-fn0.1 is a dreamer run with `--set dreamer.free_nats=0.1`, dreamer-z16 one with 16
 categorical latents of 16 classes, `--set dreamer.groups=16 --set dreamer.classes=16`, where
 the vector size has 8 of 8).

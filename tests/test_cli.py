@@ -159,6 +159,7 @@ def test_unusable_env_is_refused_before_a_run_dir_exists(tmp_path, capsys, comma
     [
         ("vision.latnt_dim=3", "unknown config key 'vision.latnt_dim'"),
         ("memory.hidden_dim=big", "expects an integer"),
+        ("memory.heads=after", "memory.heads must be hidden or next"),
     ],
 )
 def test_bad_set(tmp_path, capsys, item, needle):

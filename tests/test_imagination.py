@@ -158,6 +158,7 @@ def test_imagine_is_one_batched_step_per_dream_step_and_masks_after_the_end(worl
 def test_dream_needs_a_trained_memory(tmp_path, capsys):
     run_dir = tmp_path / "nom"
     argv = ["train", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--preset", "debug"]
+    argv += ["--method", "dream"]
     assert main([*argv, "--quiet", "--skip-memory", "--skip-controller", "--no-eval"]) == 0
     capsys.readouterr()
     assert main(["train", "--run-dir", str(run_dir), "--method", "dream", "--skip-memory"]) == 2
@@ -167,11 +168,12 @@ def test_dream_needs_a_trained_memory(tmp_path, capsys):
         _parts(run_dir)
 
 
-def test_dream_method_trains_without_real_steps(world_run, tmp_path, capsys):
+def test_dream_method_trains_without_real_steps(tmp_path, capsys):
     import shutil
 
     run_dir = tmp_path / "dream"
-    shutil.copytree(world_run, run_dir)
+    argv = ["train", "--env", "CartPole-v1", "--run-dir", str(run_dir), "--preset", "debug"]
+    assert main([*argv, "--method", "dream", "--quiet", "--skip-controller", "--no-eval"]) == 0
     collected = get("dream").real_env_steps(pipeline.open_run(run_dir, progress=False))
     argv = ["train", "--run-dir", str(run_dir), "--method", "dream", "--quiet", "--tau", "1.2"]
     assert main(argv) == 0

@@ -108,7 +108,7 @@ class WorldModel:
         z_{t+1} (sampled at temperature tau; its mean at tau = 0), r_t and done_t."""
         out, state = self.memory.step(z, self.action_features(actions), state)
         z_next = self.memory.sample_next(out, temperature, generator)
-        reward, done_logit = self.memory.reward_done(out)
+        reward, done_logit = self.memory.reward_done(out, z_next)
         spread = self.memory.uncertainty(out)
         if spread is None:
             spread = torch.zeros_like(reward)

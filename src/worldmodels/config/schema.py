@@ -141,6 +141,13 @@ class MemoryConfig:
     """LSTM hidden size; the transformer's model width; the MLP models' hidden width."""
     num_mixtures: int = 5
     """Gaussians in the mixture density output (per latent dimension)."""
+    heads: str = "hidden"
+    """mdn_rnn / transformer: what the reward and done heads read. ``hidden``: M's feature
+    h_t, linearly, before z_{t+1} is drawn (the paper's MDN-RNN); ``next``: z_{t+1}, each
+    through an MLP, so an episode's end is read off the state it reaches (in a dream, M's own
+    sample of it). On CartPole the ``hidden`` done head gives every state about the data's
+    end rate (recall 0 at p > 0.5), so dream episodes end by chance, not by falling.
+    ``next`` cannot see a reward that depends on the action itself (a fuel cost)."""
     temperature: float = knob(1.0, mutable=True)
     """Sampling temperature tau when dreaming (logits / tau, sigma * sqrt(tau)); 0 = the
     mixture mean (a deterministic dream). ``--tau`` sets it."""

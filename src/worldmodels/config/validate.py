@@ -77,6 +77,7 @@ def validate(cfg: Config) -> None:
             f"memory.hidden_dim ({cfg.memory.hidden_dim}) must be a multiple of "
             f"memory.attn_heads ({cfg.memory.attn_heads})",
         ),
+        (cfg.memory.heads in ("hidden", "next"), "memory.heads must be hidden or next"),
         (
             cfg.memory.train_mode in ("single", "multistep", "teacher_forcing", "curriculum"),
             "memory.train_mode must be single, multistep, teacher_forcing or curriculum",

@@ -192,7 +192,7 @@ class RssmMemory(MemoryModel):
         output.next = torch.cat([output.h, z], -1)
         return output.next
 
-    def reward_done(self, output: RssmStep) -> tuple[Tensor, Tensor]:
+    def reward_done(self, output: RssmStep, z_next: Tensor) -> tuple[Tensor, Tensor]:
         if output.next is None:
             self.sample_next(output, 0.0)
         feat = output.next

@@ -34,15 +34,21 @@ def memory_kwargs(cfg: Config, spec: EnvSpec) -> dict[str, Any]:
         "hidden_dim": mc.hidden_dim,
         "ensemble": mc.ensemble,
     }
+    # only where not the default: the kwargs of runs made before it stay as they were
+    heads = {} if mc.heads == "hidden" else {"heads_read": mc.heads}
     if mc.kind == "mdn_rnn":
-        return base | {"num_mixtures": mc.num_mixtures}
+        return base | {"num_mixtures": mc.num_mixtures} | heads
     if mc.kind == "transformer":
-        return base | {
-            "num_mixtures": mc.num_mixtures,
-            "layers": mc.attn_layers,
-            "heads": mc.attn_heads,
-            "max_len": mc.max_len,
-        }
+        return (
+            base
+            | {
+                "num_mixtures": mc.num_mixtures,
+                "layers": mc.attn_layers,
+                "heads": mc.attn_heads,
+                "max_len": mc.max_len,
+            }
+            | heads
+        )
     modes = {
         "mode": mc.train_mode,
         "rollout_steps": mc.rollout_steps,

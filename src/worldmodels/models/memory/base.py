@@ -63,8 +63,9 @@ class MemoryModel(nn.Module):
         prediction (mean) when tau == 0."""
 
     @abstractmethod
-    def reward_done(self, output: Any) -> tuple[Tensor, Tensor]:
-        """(predicted reward r_t [B], done logit [B]) of a one-step output."""
+    def reward_done(self, output: Any, z_next: Tensor) -> tuple[Tensor, Tensor]:
+        """(predicted reward r_t [B], done logit [B]) of a one-step output whose next latent
+        is z_next [B, Z] (M's sample in a dream; the heads of some Ms read it)."""
 
     def set_epoch(self, epoch: int | None) -> None:
         """Training schedules that depend on the epoch (teacher forcing, curriculum) read it."""

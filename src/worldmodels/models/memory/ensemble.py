@@ -96,8 +96,10 @@ class Ensemble(MemoryModel):
         pick = torch.randint(k, (b,), generator=generator).to(draws.device)
         return draws[pick, torch.arange(b, device=draws.device)]
 
-    def reward_done(self, output: EnsembleOutput) -> tuple[Tensor, Tensor]:
-        pairs = [m.reward_done(o) for m, o in zip(self._each(), output.members, strict=True)]
+    def reward_done(self, output: EnsembleOutput, z_next: Tensor) -> tuple[Tensor, Tensor]:
+        pairs = [
+            m.reward_done(o, z_next) for m, o in zip(self._each(), output.members, strict=True)
+        ]
         return (
             torch.stack([r for r, _ in pairs]).mean(0),
             torch.stack([d for _, d in pairs]).mean(0),

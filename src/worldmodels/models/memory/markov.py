@@ -105,13 +105,13 @@ class MarkovDynamics(MemoryModel):
     ) -> Tensor:
         return output.z_next[:, -1]  # deterministic at any temperature
 
-    def reward_done(self, output: MarkovOutput) -> tuple[Tensor, Tensor]:
+    def reward_done(self, output: MarkovOutput, z_next: Tensor) -> tuple[Tensor, Tensor]:
         return output.reward[:, -1], output.done_logit[:, -1]
 
     def step_loss(
         self, output: MarkovOutput, z_next: Tensor, reward: Tensor, done: Tensor
     ) -> Tensor:
-        r_pred, d_logit = self.reward_done(output)
+        r_pred, d_logit = self.reward_done(output, z_next)
         return (
             (output.z_next[:, -1] - z_next).pow(2).mean()
             + (r_pred - reward).pow(2).mean()

@@ -89,6 +89,7 @@ class TemporalTransformer(MixtureMemory):
         layers: int = 2,
         heads: int = 4,
         max_len: int = 32,
+        heads_read: str = "hidden",
     ):
         super().__init__()
         self.latent_dim, self.action_dim = latent_dim, action_dim
@@ -96,7 +97,7 @@ class TemporalTransformer(MixtureMemory):
         self.input_proj = nn.Linear(latent_dim + action_dim, hidden_dim)
         self.blocks = nn.ModuleList(CausalBlock(hidden_dim, heads, max_len) for _ in range(layers))
         self.ln_f = nn.LayerNorm(hidden_dim)
-        self._mixture_heads(hidden_dim, latent_dim, num_mixtures)
+        self._mixture_heads(hidden_dim, latent_dim, num_mixtures, heads_read)
 
     def initial(self, batch: int, device: torch.device | str = "cpu") -> State:
         p = self.max_len - 1
