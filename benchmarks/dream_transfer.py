@@ -279,7 +279,8 @@ reported on other runs. Made by `python benchmarks/dream_transfer.py --run RUN_D
 runs of those tables and classic CartPole runs made for this (`worldmodels train --env
 CartPole-v1 --seed S`, and with `--set memory.ensemble=5` where the run is named classic-ens,
 with `--set vision.kind=identity --set memory.heads=next` where it is classic-next-identity;
-dream-next-identity is `--method dream` with its CartPole preset, which sets those two);
+dream-next-identity is `--method dream` with its CartPole preset, which sets those two, and
+dream-it3-next that with `--set dream.iterations=3`);
 dreamer-fn0.1 is a dreamer run with `--set dreamer.free_nats=0.1`, dreamer-z16 one with 16
 categorical latents of 16 classes, `--set dreamer.groups=16 --set dreamer.classes=16`, where
 the vector size has 8 of 8).

@@ -7,6 +7,7 @@ from worldmodels.controllers.linear import PolicyShape, batched_forward, outputs
 from worldmodels.envs import EnvSpec
 from worldmodels.models.memory.base import MemoryBatch
 from worldmodels.models.memory.mdn_rnn import MDNRNN
+from worldmodels.models.memory.transformer import TemporalTransformer
 from worldmodels.models.vision.common import beta_vae_loss, gaussian_kl
 from worldmodels.models.vision.conv_vae import ConvVAE
 from worldmodels.models.vision.mlp_vae import MlpVAE
@@ -130,6 +131,9 @@ def test_heads_that_read_the_next_latent_learn_an_end_the_hidden_heads_blur():
     step_out, _ = model.step(z[:, 0], actions[:, 0], model.initial(b))
     r0, d0 = model.reward_done(step_out, z[:, 1])
     assert torch.allclose(r0, reward[:, 0], atol=1e-6) and torch.allclose(d0, done_logit[:, 0])
+    attention = TemporalTransformer(1, 2, hidden_dim=16, num_mixtures=2, heads_read="next")
+    out, _ = attention(z[:, :-1], actions)
+    assert out.reward is None and attention.loss(batch)[0].isfinite()
 
     def ends_seen(heads_read: str) -> tuple[float, float]:
         torch.manual_seed(0)
