@@ -102,8 +102,9 @@ def test_ensemble_of_any_memory_reports_disagreement_and_averages_members(kind):
     drawn = three.sample_next(out, 1.0, torch.Generator().manual_seed(0))
     if kind != "mdn_rnn":
         assert all(any(torch.equal(drawn[i], p[i]) for p in points) for i in range(4))
-    rewards = [m.reward_done(m.step(z, a, m.initial(4))[0])[0] for m in three.members]
-    torch.testing.assert_close(three.reward_done(out)[0], torch.stack(rewards).mean(0))
+    nxt = three.sample_next(out, 0.0)
+    rewards = [m.reward_done(m.step(z, a, m.initial(4))[0], nxt)[0] for m in three.members]
+    torch.testing.assert_close(three.reward_done(out, nxt)[0], torch.stack(rewards).mean(0))
     # the ensemble's loss is the members' mean loss
     batch = _batch()
     losses = [float(m.loss(batch)[0].detach()) for m in three.members]
