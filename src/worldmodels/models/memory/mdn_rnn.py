@@ -75,11 +75,14 @@ class MixtureMemory(MemoryModel):
             self.done_head = nn.Linear(hidden_dim, 1)
 
     def _heads(self, out: Tensor) -> MemoryOutput:
-        if self.next_heads is not None:
-            b, t, _ = out.shape
-            params = self.mdn(out).view(b, t, self.latent_dim, -1, 3)
-            return MemoryOutput(params[..., 0], params[..., 1], params[..., 2], None, None, out)
-        return mixture_output(self.mdn, self.reward_head, self.done_head, out, self.latent_dim)
+        """Features [B, T, H] -> the mixture over z_{t+1} of each step, and its reward and
+        done logit where the heads read h (None where they wait for z_{t+1})."""
+        b, t, _ = out.shape
+        params = self.mdn(out).view(b, t, self.latent_dim, -1, 3)
+        reward = done_logit = None
+        if self.next_heads is None:
+            reward, done_logit = self.reward_head(out).squeeze(-1), self.done_head(out).squeeze(-1)
+        return MemoryOutput(params[..., 0], params[..., 1], params[..., 2], reward, done_logit, out)
 
     def _with_ends(self, output: MemoryOutput, z_next: Tensor) -> MemoryOutput:
         """``output`` with the reward and done logit of each step filled in from z_{t+1}
@@ -175,22 +178,6 @@ class MDNRNN(MixtureMemory):
 def check_sequences(z: Tensor, actions: Tensor) -> None:
     assert z.dim() == 3 and actions.dim() == 3 and z.shape[:2] == actions.shape[:2], (
         f"expected z [B, T, Z] and actions [B, T, A], got {tuple(z.shape)}, {tuple(actions.shape)}"
-    )
-
-
-def mixture_output(
-    mdn: nn.Module, reward_head: nn.Module, done_head: nn.Module, out: Tensor, latent_dim: int
-) -> MemoryOutput:
-    """Features [B, T, H] -> the mixture over z_{t+1}, reward and done logit of each step."""
-    b, t, _ = out.shape
-    params = mdn(out).view(b, t, latent_dim, -1, 3)
-    return MemoryOutput(
-        params[..., 0],
-        params[..., 1],
-        params[..., 2],
-        reward_head(out).squeeze(-1),
-        done_head(out).squeeze(-1),
-        out,
     )
 
 
